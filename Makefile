@@ -1,0 +1,67 @@
+# imageport: the two commands a new machine needs are `make demo` and `make test`.
+# Every target is idempotent: re-running skips what is already installed or built.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := .cache/stamps
+
+# No analytics, ever; Prefect keeps its state inside the checkout.
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY := false
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
+export PREFECT_HOME ?= $(CURDIR)/.cache/prefect-home
+# /dev/kvm hangs stock kernels on these hosts: libguestfs runs its appliance under TCG.
+export LIBGUESTFS_BACKEND := direct
+export LIBGUESTFS_BACKEND_SETTINGS := force_tcg
+export LIBGUESTFS_CACHEDIR := $(CURDIR)/.cache/guestfs
+
+.PHONY: help demo test deps test-deps venv test-services lint format bench ui clean
+
+help:
+	@echo "make demo   install what the demo needs, then run it on the embedded default"
+	@echo "make test   install the test services, then run lint and the whole suite"
+	@echo "make bench  run the benchmarks (ratios against the reference tools)"
+	@echo "make ui     start a local Prefect server + UI on http://127.0.0.1:4200 over the demo's state"
+
+deps:
+	@scripts/install-system-packages.sh runtime
+
+test-deps:
+	@scripts/install-system-packages.sh test
+
+$(STAMP)/venv: pyproject.toml scripts/make-venv.sh
+	@mkdir -p $(STAMP)
+	scripts/make-venv.sh $(VENV) test
+	@touch $@
+
+venv: $(STAMP)/venv
+
+test-services: test-deps
+	@scripts/build-test-services.sh
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+format: venv
+	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
+
+test: test-deps venv test-services lint
+	@mkdir -p $(LIBGUESTFS_CACHEDIR)
+	$(VENV)/bin/pytest -q -rfE --durations=15
+
+demo: deps venv
+	@mkdir -p $(PREFECT_HOME)
+	$(PY) -m deployments.demo
+
+bench: test-deps venv test-services
+	$(PY) bench/run_all.py
+
+ui: venv
+	@mkdir -p $(PREFECT_HOME)
+	$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200
+
+clean:
+	rm -rf .cache/test-run demo-output

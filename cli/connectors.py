@@ -1,0 +1,119 @@
+"""``imageport connector ...``: create, list, show, test and delete saved connectors."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from blocks.connectors import CONNECTOR_KINDS
+from blocks.registry import (
+    connector_class,
+    delete_connector,
+    find_connector,
+    list_connectors,
+    public_fields,
+    save_connector,
+)
+from cli.output import console, emit_json, emit_mapping, emit_table, reports_errors
+from imageport.errors import InputError
+
+app = typer.Typer(help="Manage connectors: saved platform and share settings (Prefect blocks).", no_args_is_help=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+
+
+def _parse_fields(kind: str, assignments: list[str]) -> dict[str, Any]:
+    """KEY=VALUE pairs; secret fields not given (or given as '-') are read without echo."""
+    cls = connector_class(kind)
+    known = set(cls.model_fields)
+    secret_fields = cls._to_block_schema().fields.get("secret_fields", [])
+    fields: dict[str, Any] = {}
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise InputError(f"{item!r}: settings are given as KEY=VALUE")
+        if key not in known:
+            raise InputError(f"{key!r} is not a {kind} connector setting; settings: {', '.join(sorted(known))}")
+        fields[key] = value
+    for secret in secret_fields:
+        required = cls.model_fields[secret].is_required()
+        if fields.get(secret) == "-" or (secret not in fields and required):
+            fields[secret] = _read_secret(secret)
+    return fields
+
+
+def _read_secret(field: str) -> str:
+    # Secrets on the command line end up in shell history and `ps`; read them instead.
+    if sys.stdin.isatty():
+        return typer.prompt(field, hide_input=True)
+    line = sys.stdin.readline().rstrip("\n")
+    if not line:
+        raise InputError(f"{field}: no value on standard input")
+    return line
+
+
+@app.command("create")
+@reports_errors
+def create(
+    kind: Annotated[str, typer.Argument(help=f"Connector kind: {', '.join(CONNECTOR_KINDS)}")],
+    name: Annotated[str, typer.Argument(help="Connector name (lowercase letters, digits, '-')")],
+    settings: Annotated[
+        list[str] | None,
+        typer.Argument(help="KEY=VALUE settings; secrets are prompted for, or read from stdin when piped"),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing connector of the same kind")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Save a connector. Example: imageport connector create fileshare store server=pvs01 share=Store username=svc"""
+    block = save_connector(kind, name, _parse_fields(kind, settings or []), overwrite=overwrite)
+    if as_json:
+        emit_json({"kind": kind, "name": name, "settings": public_fields(block)})
+    else:
+        console.print(f"saved {kind} connector [bold]{name}[/bold]")
+
+
+@app.command("list")
+@reports_errors
+def list_(as_json: JsonFlag = False) -> None:
+    """List saved connectors."""
+    rows = list_connectors()
+    if as_json:
+        emit_json([{"kind": k, "name": n} for k, n in rows])
+    else:
+        emit_table("connectors", ["name", "kind"], [(n, k) for k, n in rows])
+
+
+@app.command("show")
+@reports_errors
+def show(name: str, as_json: JsonFlag = False) -> None:
+    """Show a connector's settings (secrets masked)."""
+    kind, block = find_connector(name)
+    fields = public_fields(block)
+    if as_json:
+        emit_json({"kind": kind, "name": name, "settings": fields})
+    else:
+        emit_mapping(f"{kind} connector {name}", fields)
+
+
+@app.command("test")
+@reports_errors
+def test(name: str, as_json: JsonFlag = False) -> None:
+    """Check that a connector really works: log in, read, write where it should."""
+    kind, block = find_connector(name)
+    facts = block.build().check()
+    if as_json:
+        emit_json({"kind": kind, "name": name, "ok": True, "checks": facts})
+    else:
+        for fact in facts:
+            console.print(f"[green]ok[/green] {fact}", highlight=False)
+
+
+@app.command("delete")
+@reports_errors
+def delete(name: str) -> None:
+    """Delete a saved connector."""
+    kind = delete_connector(name)
+    console.print(f"deleted {kind} connector {name}")

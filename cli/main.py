@@ -1,0 +1,32 @@
+"""The ``imageport`` command line. Sub-command groups live in their own modules."""
+
+from __future__ import annotations
+
+import os
+
+# Set before Prefect is imported anywhere: no analytics from the CLI, ever.
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+import typer
+
+from cli import connectors
+
+app = typer.Typer(
+    help="imageport: move VDI master images between vSphere, Azure, PVS stores and local disks.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(connectors.app, name="connector")
+
+
+@app.command()
+def version() -> None:
+    """Print the imageport version."""
+    from importlib.metadata import version as dist_version
+
+    typer.echo(dist_version("imageport"))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,154 @@
+"""The one error tree of imageport.
+
+Every failure the core raises is an ``ImageportError``. The branches follow
+the layers, so a caller can tell *where* it failed; the category mixins say
+*what kind* of failure it is, so a retry policy can tell transient from
+final without knowing any SDK::
+
+    ImageportError
+    ├── InputError            bad spec, argument or file given by the user
+    ├── FormatError           a disk image's structure is wrong (disks/)
+    ├── StorageError          byte stores: local, SMB, page blob (storage/)
+    │   ├── StorageUnreachable      (+ Unreachable: transient)
+    │   ├── StorageAccessDenied     (+ AccessDenied)
+    │   └── StorageNotFound         (+ NotFound)
+    ├── PlatformError         control planes: vSphere, Azure, local (platforms/)
+    │   ├── PlatformUnreachable     (+ Unreachable: transient)
+    │   ├── PlatformAccessDenied    (+ AccessDenied)
+    │   └── PlatformNotFound        (+ NotFound)
+    ├── TransferError         copying extents between stores (transfer/)
+    ├── EngineError           compositing engine lifecycle (engine/)
+    └── GuestError            offline changes inside an image (guest/)
+
+    Category mixins (never raised alone): Unreachable, AccessDenied, NotFound.
+
+Each SDK's exceptions are translated in exactly one module per adapter
+(for example ``storage/smb_errors.py``); nothing above that module ever sees
+an SDK exception. Messages name what failed and where, and must never carry
+a secret (passwords, SAS query strings): ``redact`` exists for that.
+"""
+
+from __future__ import annotations
+
+import re
+
+
+class ImageportError(Exception):
+    """Root of every error imageport raises.
+
+    ``transient`` tells retry policies whether trying again may succeed.
+    """
+
+    transient: bool = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+# --- categories -----------------------------------------------------------
+
+
+class Unreachable(ImageportError):
+    """The peer could not be reached or dropped the connection: worth a retry."""
+
+    transient = True
+
+
+class AccessDenied(ImageportError):
+    """Credentials were refused or lack a permission: retrying will not help."""
+
+
+class NotFound(ImageportError):
+    """The named object does not exist."""
+
+
+class AlreadyExists(ImageportError):
+    """The object to create exists already and overwriting was not asked for."""
+
+
+# --- layer branches -------------------------------------------------------
+
+
+class InputError(ImageportError):
+    """The user's input (spec, argument, file) is invalid. Raised before anything is created."""
+
+
+class FormatError(ImageportError):
+    """A disk image's structure is invalid or unsupported.
+
+    The message always names the file, the structure and the byte offset, so an
+    admin can tell a truncated copy from a bug.
+    """
+
+    def __init__(self, path: str, structure: str, offset: int | None, problem: str) -> None:
+        where = f" at offset {offset}" if offset is not None else ""
+        super().__init__(f"{path}: {structure}{where}: {problem}")
+        self.path = path
+        self.structure = structure
+        self.offset = offset
+
+
+class StorageError(ImageportError):
+    """A byte store (local file, SMB share, page blob, datastore file) failed."""
+
+
+class StorageUnreachable(StorageError, Unreachable):
+    pass
+
+
+class StorageAccessDenied(StorageError, AccessDenied):
+    pass
+
+
+class StorageNotFound(StorageError, NotFound):
+    pass
+
+
+class PlatformError(ImageportError):
+    """A platform control plane (vSphere, Azure, local) failed."""
+
+
+class PlatformUnreachable(PlatformError, Unreachable):
+    pass
+
+
+class PlatformAccessDenied(PlatformError, AccessDenied):
+    pass
+
+
+class PlatformNotFound(PlatformError, NotFound):
+    pass
+
+
+class TransferError(ImageportError):
+    """Copying extents between stores failed (after retries) or did not verify."""
+
+
+class EngineError(ImageportError):
+    """The compositing engine could not be created, run or torn down."""
+
+
+class GuestError(ImageportError):
+    """An offline change inside a guest image was refused or failed."""
+
+
+# --- secrets never leave in messages --------------------------------------
+
+# SAS tokens carry their signature in ``sig=``; storage connection strings
+# carry ``AccountKey=``; URLs may carry ``user:password@``.
+_SECRET_PATTERNS = [
+    (re.compile(r"([?&]sig=)[^&\s'\"]+", re.IGNORECASE), r"\1REDACTED"),
+    (re.compile(r"(AccountKey=)[^;\s'\"]+", re.IGNORECASE), r"\1REDACTED"),
+    (re.compile(r"(://[^/\s:@]+:)[^@/\s]+@"), r"\1REDACTED@"),
+]
+
+
+def redact(text: str) -> str:
+    """Remove SAS signatures, account keys and URL passwords from ``text``."""
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text

@@ -1,0 +1,570 @@
+"""Typed models: where disks are, what each stage is asked to do, what it did.
+
+Everything that crosses a layer or a process boundary (flow parameters, agent
+job files, CLI specs, results) is one of these pydantic v2 models, so the
+Prefect UI renders them as forms and bad input fails before anything is
+created. Option names follow Citrix Image Portability (see
+docs/architecture.md and the Citrix reference) in snake_case.
+
+``parse_model`` is the one entry point for untrusted input: it turns a pydantic
+``ValidationError`` into an ``InputError`` whose lines each start with the
+dotted path of the offending field.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from pathlib import PurePosixPath
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from imageport.errors import InputError
+
+# --- shared vocabulary ------------------------------------------------------
+
+
+class DiskFormat(StrEnum):
+    """Container formats a stage can be asked to write."""
+
+    VHD = "vhd"  # fixed VHD: what Azure accepts
+    VHD_DYNAMIC = "vhd-dynamic"
+    VHDX = "vhdx"
+    RAW = "raw"
+    VMDK_STREAM = "vmdk-stream"
+    VMDK_SPARSE = "vmdk-sparse"
+
+
+class ShareDiskFormat(StrEnum):
+    """Formats Citrix writes to a share (Windows File Share connector 'Disk Format')."""
+
+    VHD = "vhd"
+    VHDX = "vhdx"
+
+
+class ProvisioningType(StrEnum):
+    MCS = "mcs"
+    PVS = "pvs"
+
+
+class InstallType(StrEnum):
+    """Citrix ``IpsInstallType``: install if missing, force a reinstall, or leave alone."""
+
+    INSTALL = "install"
+    FORCE = "force"
+    SKIP = "skip"
+
+
+class TargetPlatform(StrEnum):
+    AZURE = "azure"
+    VSPHERE = "vsphere"
+    LOCAL = "local"
+
+
+class AzureSku(StrEnum):
+    """Managed-disk SKUs accepted by direct upload (Citrix's -StorageType list)."""
+
+    STANDARD_LRS = "Standard_LRS"
+    PREMIUM_LRS = "Premium_LRS"
+    STANDARD_SSD_LRS = "StandardSSD_LRS"
+    PREMIUM_ZRS = "Premium_ZRS"
+    STANDARD_SSD_ZRS = "StandardSSD_ZRS"
+
+
+class HyperVGeneration(StrEnum):
+    V1 = "V1"
+    V2 = "V2"
+
+
+class OsType(StrEnum):
+    WINDOWS = "Windows"
+    LINUX = "Linux"
+
+
+class Workflow(StrEnum):
+    MCS_TO_MCS = "mcs-to-mcs"
+    PVS_TO_MCS = "pvs-to-mcs"
+    PVS_TO_PVS = "pvs-to-pvs"
+    MCS_TO_PVS = "mcs-to-pvs"
+
+
+class Stage(StrEnum):
+    EXPORT = "export"
+    UPLOAD = "upload"
+    PREPARE = "prepare"
+    PUBLISH = "publish"
+    DIAGNOSTICS = "diagnostics"
+
+
+# Which stages each workflow runs (DESIGN.md, "The four workflows").
+WORKFLOW_STAGES: dict[Workflow, tuple[Stage, ...]] = {
+    Workflow.MCS_TO_MCS: (Stage.EXPORT, Stage.UPLOAD, Stage.PREPARE),
+    Workflow.PVS_TO_MCS: (Stage.UPLOAD, Stage.PREPARE),
+    Workflow.PVS_TO_PVS: (Stage.UPLOAD, Stage.PREPARE, Stage.PUBLISH),
+    Workflow.MCS_TO_PVS: (Stage.EXPORT, Stage.UPLOAD, Stage.PREPARE, Stage.PUBLISH),
+}
+
+
+class _Model(BaseModel):
+    """Strict about unknown fields: a typo in a spec must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+
+# --- names the platforms accept ----------------------------------------------
+
+# Azure managed disk / snapshot names: 1-80 chars, letters, digits, '_', '.', '-';
+# must start with a letter or digit and end with a letter, digit or '_'.
+_AZURE_DISK_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$")
+# Azure resource group names: 1-90 chars of letters, digits, '_', '-', '.', '(' ,')'; not ending in '.'.
+_AZURE_RG_NAME = re.compile(r"^[\w().-]{0,89}[\w()-]$")
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)}
+_WINDOWS_BAD_CHARS = re.compile(r'[<>:"/\\|?*\x00-\x1f]')
+_CONNECTOR_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def azure_disk_name(value: str) -> str:
+    if not _AZURE_DISK_NAME.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid Azure disk/snapshot name: use 1-80 letters, digits, "
+            "'_', '.' or '-', starting with a letter or digit and ending with a letter, digit or '_'"
+        )
+    return value
+
+
+def azure_resource_group(value: str) -> str:
+    if not _AZURE_RG_NAME.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid Azure resource group name: use 1-90 letters, digits, "
+            "'_', '-', '.', '(' or ')', not ending with '.'"
+        )
+    return value
+
+
+def windows_file_name(value: str) -> str:
+    """A name that is valid as a file on a Windows share (vDisk names)."""
+    if not value or len(value) > 200:
+        raise ValueError("a vDisk name needs 1 to 200 characters")
+    if _WINDOWS_BAD_CHARS.search(value):
+        raise ValueError(f'{value!r} contains a character Windows forbids in file names (<>:"/\\|?*)')
+    if value.endswith((" ", ".")):
+        raise ValueError(f"{value!r} ends with a space or a period, which Windows strips")
+    if value.split(".")[0].upper() in _WINDOWS_RESERVED:
+        raise ValueError(f"{value!r} is a reserved Windows device name")
+    return value
+
+
+def connector_name(value: str) -> str:
+    """Connector names are Prefect block document names: lowercase slugs."""
+    if not _CONNECTOR_NAME.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid connector name: use lowercase letters, digits and '-', "
+            "1-63 characters, not starting or ending with '-'"
+        )
+    return value
+
+
+def share_relative_path(value: str) -> str:
+    """A path inside a share or connector root: relative, no '..', '/' separators."""
+    normalized = value.replace("\\", "/").strip("/")
+    parts = PurePosixPath(normalized).parts
+    if not normalized or ".." in parts or re.match(r"^[A-Za-z]:", normalized):
+        raise ValueError(f"{value!r} must be a relative path inside the share or connector root, without '..'")
+    return "/".join(parts)
+
+
+AzureName = Annotated[str, AfterValidator(azure_disk_name), Field(description="Azure disk or snapshot name.")]
+AzureResourceGroup = Annotated[str, AfterValidator(azure_resource_group), Field(description="Azure resource group.")]
+ConnectorName = Annotated[
+    str,
+    AfterValidator(connector_name),
+    Field(description="Name of a saved connector (Prefect block document name)."),
+]
+RelativePath = Annotated[str, AfterValidator(share_relative_path)]
+VDiskName = Annotated[str, AfterValidator(windows_file_name), Field(description="vDisk name without extension.")]
+
+
+def _check_tags(tags: dict[str, str]) -> dict[str, str]:
+    # Azure's limits are the tightest of the platforms: 50 tags, 512-char names, 256-char values.
+    if len(tags) > 50:
+        raise ValueError("at most 50 tags are allowed (Azure's limit)")
+    for key, val in tags.items():
+        if not key or len(key) > 512 or any(c in key for c in "<>%&\\?/"):
+            raise ValueError(f"tag name {key!r} is empty, too long or contains one of <>%&\\?/")
+        if len(val) > 256:
+            raise ValueError(f"tag {key!r}: values may be at most 256 characters")
+    return tags
+
+
+Tags = Annotated[
+    dict[str, str],
+    AfterValidator(_check_tags),
+    Field(default_factory=dict, description="Tags/labels put on every resource created."),
+]
+
+
+# --- disk references ---------------------------------------------------------
+
+
+class VsphereDiskRef(_Model):
+    """A virtual disk of a vSphere VM."""
+
+    kind: Literal["vsphere"] = "vsphere"
+    connector: ConnectorName
+    vm: str = Field(min_length=1, description="VM name, inventory path (DC/vm/folder/name) or MoRef (vm-123).")
+    disk: str | None = Field(
+        default=None,
+        description="Disk label ('Hard disk 1') or datastore path ('[DS] dir/disk.vmdk'); default: the first disk.",
+    )
+    snapshot: str | None = Field(
+        default=None, description="Read this existing snapshot instead of taking one for the run."
+    )
+
+
+class AzureDiskRef(_Model):
+    """An Azure managed disk."""
+
+    kind: Literal["azure-disk"] = "azure-disk"
+    connector: ConnectorName
+    resource_group: AzureResourceGroup
+    name: AzureName
+
+
+class AzureSnapshotRef(AzureDiskRef):
+    """An Azure managed-disk snapshot."""
+
+    kind: Literal["azure-snapshot"] = "azure-snapshot"  # type: ignore[assignment]
+
+
+class ShareRef(_Model):
+    """A file on an SMB share connector (also a PVS store)."""
+
+    kind: Literal["share"] = "share"
+    connector: ConnectorName
+    path: RelativePath = Field(description="Path inside the connector's base path, e.g. 'images/gold.vhdx'.")
+
+
+class LocalRef(_Model):
+    """A file under a local-directory connector (the embedded default platform)."""
+
+    kind: Literal["local"] = "local"
+    connector: ConnectorName = "local"
+    path: RelativePath = Field(description="Path inside the local connector's directory.")
+
+
+DiskRef = Annotated[
+    VsphereDiskRef | AzureDiskRef | AzureSnapshotRef | ShareRef | LocalRef,
+    Field(discriminator="kind"),
+]
+# Where an image file can sit between stages (export output, upload input).
+FileRef = Annotated[ShareRef | LocalRef, Field(discriminator="kind")]
+# Disks that live on a platform (export sources, upload targets, prepare inputs).
+PlatformDiskRef = Annotated[VsphereDiskRef | AzureDiskRef | AzureSnapshotRef | LocalRef, Field(discriminator="kind")]
+
+
+# --- stage options (shared by the stage specs and the workflow specs) ---------
+
+
+class ExportOptions(_Model):
+    disk_format: ShareDiskFormat = Field(
+        default=ShareDiskFormat.VHDX, description="Container written to the share (Citrix default VHDX)."
+    )
+    hash_disk: bool = Field(
+        default=True, description="Compute the virtual-disk SHA-256 and MD5 while exporting (Citrix -HashDisk)."
+    )
+    timeout_s: int = Field(default=7200, gt=0, le=7 * 86400, description="Export timeout in seconds.")
+    tags: Tags
+
+
+class UploadOptions(_Model):
+    sku: AzureSku = Field(default=AzureSku.PREMIUM_LRS, description="Managed-disk SKU (Citrix default Premium_LRS).")
+    threads: int = Field(default=5, ge=1, le=64, description="Parallel writes in flight (Citrix default 5).")
+    timeout_s: int = Field(default=36000, gt=0, le=7 * 86400, description="Upload timeout in seconds.")
+    overwrite: bool = Field(default=False, description="Replace an existing target disk (Citrix -Force).")
+    hyper_v_generation: HyperVGeneration = Field(
+        default=HyperVGeneration.V2, description="Azure Hyper-V generation; fixed at disk creation."
+    )
+    os_type: OsType = Field(default=OsType.WINDOWS, description="OS type recorded on the Azure disk.")
+    tags: Tags
+
+
+class ReconfigureSwitch(StrEnum):
+    """The only switches Citrix allows for ``XenDesktopVdaSetup.exe /reconfigure``."""
+
+    CONTROLLERS = "/controllers"
+    PORTNUMBER = "/portnumber"
+    ENABLE_HDX_PORTS = "/enable_hdx_ports"
+
+
+_FQDN = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9-]{1,63})*$")
+
+
+class InstallerParameter(_Model):
+    """One ``XenDesktopVdaSetup.exe /reconfigure`` switch (Citrix ``InstallerParameter``)."""
+
+    name: ReconfigureSwitch = Field(
+        description="One of /controllers, /portnumber, /enable_hdx_ports (the only switches Citrix allows)."
+    )
+    value: str | None = Field(default=None, description="Switch value, if the switch takes one.")
+
+    @model_validator(mode="after")
+    def _value_fits_switch(self) -> InstallerParameter:
+        if self.name is ReconfigureSwitch.ENABLE_HDX_PORTS:
+            if self.value not in (None, ""):
+                raise ValueError("/enable_hdx_ports takes no value")
+        elif self.name is ReconfigureSwitch.PORTNUMBER:
+            if not (self.value and self.value.isdigit() and 1 <= int(self.value) <= 65535):
+                raise ValueError("/portnumber needs a TCP port from 1 to 65535")
+        else:
+            hosts = (self.value or "").replace(",", " ").split()
+            if not hosts or not all(_FQDN.match(h) for h in hosts):
+                raise ValueError("/controllers needs one or more controller FQDNs separated by spaces")
+        return self
+
+    def render(self) -> str:
+        """The switch as it goes on the command line."""
+        if self.name is ReconfigureSwitch.ENABLE_HDX_PORTS:
+            return self.name.value
+        if self.name is ReconfigureSwitch.CONTROLLERS:
+            hosts = " ".join((self.value or "").replace(",", " ").split())
+            return f'{self.name.value} "{hosts}"'
+        return f"{self.name.value} {self.value}"
+
+
+class PrepareOptions(_Model):
+    """Citrix ``Start-AlIpsPrepare`` switches, one field each."""
+
+    provisioning_type: ProvisioningType = Field(
+        default=ProvisioningType.MCS, description="Provisioning stack to prepare for (Citrix -ProvisioningType)."
+    )
+    domain_unjoin: bool = Field(default=False, description="Remove the image from its AD domain at first boot.")
+    chkdsk: bool = Field(default=False, description="Run chkdsk at first boot.")
+    defrag: bool = Field(default=False, description="Run defrag at first boot.")
+    enable_rdp: bool = Field(default=False, description="Enable Remote Desktop in the image.")
+    misa: InstallType = Field(default=InstallType.SKIP, description="MCS security agent: install, force or skip.")
+    mcsio: InstallType = Field(default=InstallType.SKIP, description="MCS I/O driver: install, force or skip.")
+    pvs_install_version: str | None = Field(
+        default=None,
+        pattern=r"^\d{4}(\.\d+){0,3}$",
+        description="PVS target-device software version to stage, e.g. '2402.0.0' (PVS provisioning only).",
+    )
+    install_upl: bool = Field(default=False, description="Install the User Personalization Layer.")
+    update_layer_repo: str | None = Field(
+        default=None, description="New App Layering repository URL (\\\\server\\share or https://...)."
+    )
+    installers: FileRef | None = Field(
+        default=None, description="Folder holding the installers to stage (PVS, MCS I/O, MISA)."
+    )
+    xd_reconfigure: list[InstallerParameter] = Field(
+        default_factory=list, description="Run XenDesktopVdaSetup.exe /reconfigure with these switches."
+    )
+    expected_md5: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-fA-F]{32}$",
+        description="MD5 the input disk must have before prepare starts (Citrix -Md5Hash).",
+    )
+    output_disk_name: AzureName | None = Field(default=None, description="Name of the prepared output disk.")
+    output_snapshot_name: AzureName | None = Field(
+        default=None, description="Write the prepared output as a snapshot with this name instead."
+    )
+    overwrite: bool = Field(default=False, description="Replace an existing output disk (Citrix -Force).")
+    timeout_s: int = Field(default=3600, gt=0, le=7 * 86400, description="Prepare timeout in seconds.")
+    boot_diagnostics: bool = Field(default=False, description="Enable boot diagnostics on the CE (debug).")
+    keep_on_failure: bool = Field(
+        default=False, description="Keep the compositing engine after a failure, for debugging (costs money)."
+    )
+    tags: Tags
+
+    @field_validator("xd_reconfigure")
+    @classmethod
+    def _each_switch_once(cls, value: list[InstallerParameter]) -> list[InstallerParameter]:
+        names = [p.name for p in value]
+        if len(names) != len(set(names)):
+            raise ValueError("each /reconfigure switch may be given only once")
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> PrepareOptions:
+        if self.output_disk_name and self.output_snapshot_name:
+            raise ValueError("give output_disk_name or output_snapshot_name, not both")
+        if self.pvs_install_version and self.provisioning_type is not ProvisioningType.PVS:
+            raise ValueError("pvs_install_version needs provisioning_type 'pvs'")
+        staged = bool(self.pvs_install_version) or any(
+            choice is not InstallType.SKIP for choice in (self.misa, self.mcsio)
+        )
+        if staged and self.installers is None:
+            raise ValueError("installers (a folder with the PVS/MCS installers) is needed to stage software")
+        return self
+
+
+class PublishOptions(_Model):
+    disk_format: ShareDiskFormat = Field(default=ShareDiskFormat.VHDX, description="vDisk container in the store.")
+    overwrite: bool = Field(default=False, description="Replace an existing vDisk of that name (never one in use).")
+    new_version: bool = Field(
+        default=False, description="Add the image as the next version of an existing vDisk instead of failing."
+    )
+    pvs_site: str | None = Field(default=None, description="PVS site name, for the registration instructions.")
+    pvs_store: str | None = Field(default=None, description="PVS store name, for the registration instructions.")
+
+
+# --- stage specs ---------------------------------------------------------------
+
+
+class ExportSpec(ExportOptions):
+    """Copy a disk off its platform onto shared storage, read-only for the source."""
+
+    source: PlatformDiskRef
+    destination: FileRef
+
+
+class UploadSpec(UploadOptions):
+    """Put an image from shared storage onto the target platform."""
+
+    source: FileRef
+    target: PlatformDiskRef
+
+
+class PrepareSpec(PrepareOptions):
+    """Make an image boot and work on its target, on a copy (the compositing engine's job)."""
+
+    disk: DiskRef
+    target_platform: TargetPlatform
+
+
+class PublishSpec(PublishOptions):
+    """Write a prepared image into a PVS store share as a ready-to-register vDisk."""
+
+    source: DiskRef
+    store: ShareRef | LocalRef = Field(description="Store folder (a share connector path).")
+    name: VDiskName
+
+
+class DiagnosticsSpec(_Model):
+    """Read-only report on an image: OS, Citrix components, drivers, previous prepare logs."""
+
+    disk: DiskRef
+    output: FileRef | None = Field(default=None, description="Where to write the report (JSON + Markdown).")
+    ce_logs: bool = Field(default=False, description="Also collect the compositing engine's own logs.")
+
+
+# --- workflows --------------------------------------------------------------------
+
+
+class PortTarget(_Model):
+    """One destination of a port. A workflow may fan one export out to several targets."""
+
+    disk: PlatformDiskRef | None = Field(
+        default=None, description="Target disk (MCS targets, and the upload step of PVS targets)."
+    )
+    store: ShareRef | LocalRef | None = Field(default=None, description="PVS store folder (PVS targets).")
+    vdisk_name: VDiskName | None = Field(default=None, description="vDisk name in the store (PVS targets).")
+
+
+class PortSpec(_Model):
+    """A whole port: which workflow, from where, through which share, to which targets."""
+
+    workflow: Workflow
+    source: DiskRef = Field(description="MCS: the master image's disk on its platform; PVS: the vDisk file.")
+    staging: FileRef = Field(description="Share path (file) where the exported image is written.")
+    targets: list[PortTarget] = Field(min_length=1, max_length=16)
+    export: ExportOptions = Field(default_factory=ExportOptions)
+    upload: UploadOptions = Field(default_factory=UploadOptions)
+    prepare: PrepareOptions = Field(default_factory=PrepareOptions)
+    publish: PublishOptions = Field(default_factory=PublishOptions)
+
+    @property
+    def stages(self) -> tuple[Stage, ...]:
+        return WORKFLOW_STAGES[self.workflow]
+
+    @model_validator(mode="after")
+    def _fits_workflow(self) -> PortSpec:
+        from_pvs = self.workflow in (Workflow.PVS_TO_MCS, Workflow.PVS_TO_PVS)
+        to_pvs = self.workflow in (Workflow.PVS_TO_PVS, Workflow.MCS_TO_PVS)
+        file_source = isinstance(self.source, ShareRef | LocalRef)
+        if from_pvs and not file_source:
+            raise ValueError(f"{self.workflow.value}: the source must be a vDisk file (kind 'share' or 'local')")
+        if not from_pvs and isinstance(self.source, ShareRef):
+            raise ValueError(f"{self.workflow.value}: the source must be a disk on a platform, not a share file")
+        for i, target in enumerate(self.targets):
+            if target.disk is None:
+                raise ValueError(f"targets[{i}].disk is required: every workflow uploads to a platform disk")
+            if to_pvs and (target.store is None or target.vdisk_name is None):
+                raise ValueError(f"targets[{i}]: {self.workflow.value} needs store and vdisk_name")
+            if not to_pvs and (target.store or target.vdisk_name):
+                raise ValueError(f"targets[{i}]: store/vdisk_name only apply to PVS targets")
+        if self.prepare.provisioning_type is not (ProvisioningType.PVS if to_pvs else ProvisioningType.MCS):
+            expected = "pvs" if to_pvs else "mcs"
+            raise ValueError(f"prepare.provisioning_type must be '{expected}' for {self.workflow.value}")
+        return self
+
+
+# --- results ---------------------------------------------------------------------------
+
+
+class CreatedResource(_Model):
+    """Something a stage created and left in place as its output (not temporaries)."""
+
+    kind: str = Field(description="e.g. 'azure-disk', 'share-file', 'vsphere-snapshot'.")
+    id: str = Field(description="Platform id or path; never carries a secret.")
+
+
+class DiskFacts(_Model):
+    format: DiskFormat
+    virtual_size: int = Field(ge=0)
+    allocated_bytes: int = Field(ge=0)
+    sha256: str | None = Field(default=None, description="SHA-256 of the virtual disk's logical bytes.")
+    md5: str | None = Field(default=None, description="MD5 of the virtual disk's logical bytes.")
+
+
+class StageResult(_Model):
+    stage: Stage
+    source: str
+    target: str
+    started: datetime
+    finished: datetime
+    input: DiskFacts | None = None
+    output: DiskFacts | None = None
+    bytes_moved: int = Field(default=0, ge=0, description="Bytes actually written to the target.")
+    reused: bool = Field(default=False, description="True when a verified earlier result was reused.")
+    created: list[CreatedResource] = Field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float:
+        return (self.finished - self.started).total_seconds()
+
+
+class PortResult(_Model):
+    workflow: Workflow
+    stages: list[StageResult]
+
+
+# --- parsing untrusted input -------------------------------------------------------------
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def describe_validation_error(exc: ValidationError, what: str) -> str:
+    lines = [f"invalid {what}:"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"  {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_model(model: type[M], data: Any, what: str | None = None) -> M:
+    """Validate ``data`` as ``model``; raise ``InputError`` naming each bad field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(describe_validation_error(exc, what or model.__name__)) from None

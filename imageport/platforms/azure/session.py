@@ -1,0 +1,112 @@
+"""Azure identity and Resource Manager access for one subscription.
+
+Three exclusive ways to authenticate, as Citrix's Azure connector offers:
+a registered app (service principal), a managed identity (when imageport runs
+in Azure), or azure-identity's DefaultAzureCredential chain (environment,
+workload identity, Azure CLI login...). ``arm_endpoint`` and
+``authority_host`` exist for sovereign clouds and the test stand-in.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+
+from imageport.models import AzureResourceGroup
+from imageport.platforms.azure.errors import translate_azure_errors
+
+
+class AzureAuth(StrEnum):
+    SERVICE_PRINCIPAL = "service-principal"
+    MANAGED_IDENTITY = "managed-identity"
+    DEFAULT = "default"
+
+
+class AzureConfig(BaseModel):
+    auth: AzureAuth = Field(
+        default=AzureAuth.SERVICE_PRINCIPAL,
+        description="service-principal (tenant/client id + secret), managed-identity, or default (credential chain).",
+    )
+    tenant_id: str | None = Field(default=None, description="Entra ID tenant (service principal).")
+    client_id: str | None = Field(
+        default=None, description="App (client) id; for managed-identity, selects a user-assigned identity."
+    )
+    client_secret: SecretStr | None = Field(default=None, description="Client secret (service principal).")
+    subscription_id: str = Field(description="Subscription that holds the disks and compositing engines.")
+    resource_group: AzureResourceGroup = Field(description="Resource group for disks and temporary CE resources.")
+    location: str = Field(default="eastus", description="Azure region, e.g. westeurope (Citrix default eastus).")
+    ce_vm_size: str = Field(default="Standard_D2s_v5", description="VM size of the compositing engine.")
+    ce_image: str = Field(
+        default="Canonical:0001-com-ubuntu-server-jammy:22_04-lts-gen2:latest",
+        description="Marketplace image URN (publisher:offer:sku:version) the compositing engine boots.",
+    )
+    vnet_resource_group: str | None = Field(default=None, description="Resource group of the CE's virtual network.")
+    vnet: str | None = Field(default=None, description="Virtual network the CE joins.")
+    subnet: str | None = Field(default=None, description="Subnet the CE joins.")
+    use_public_ip: bool = Field(default=False, description="Give the CE a public IP (off, as Citrix does).")
+    arm_endpoint: str = Field(
+        default="https://management.azure.com", description="Resource Manager endpoint (sovereign clouds)."
+    )
+    authority_host: str | None = Field(default=None, description="Entra ID authority host (sovereign clouds).")
+
+    @model_validator(mode="after")
+    def _auth_fields(self) -> AzureConfig:
+        if self.auth is AzureAuth.SERVICE_PRINCIPAL:
+            missing = [n for n in ("tenant_id", "client_id", "client_secret") if not getattr(self, n)]
+            if missing:
+                raise ValueError(f"auth 'service-principal' needs {', '.join(missing)}")
+        elif self.client_secret is not None:
+            raise ValueError(f"auth '{self.auth.value}' takes no client_secret")
+        if (self.vnet is None) != (self.subnet is None):
+            raise ValueError("give both vnet and subnet, or neither")
+        return self
+
+    def build(self) -> AzureSession:
+        return AzureSession(self)
+
+
+class AzureSession:
+    def __init__(self, config: AzureConfig) -> None:
+        self.config = config
+
+    @property
+    def display(self) -> str:
+        return f"azure://{self.config.subscription_id}/{self.config.resource_group}"
+
+    def credential(self) -> Any:
+        from azure.identity import ClientSecretCredential, DefaultAzureCredential, ManagedIdentityCredential
+
+        cfg = self.config
+        extra: dict[str, Any] = {"authority": cfg.authority_host} if cfg.authority_host else {}
+        if cfg.auth is AzureAuth.SERVICE_PRINCIPAL:
+            assert cfg.tenant_id and cfg.client_id and cfg.client_secret  # guaranteed by the validator
+            return ClientSecretCredential(cfg.tenant_id, cfg.client_id, cfg.client_secret.get_secret_value(), **extra)
+        if cfg.auth is AzureAuth.MANAGED_IDENTITY:
+            return ManagedIdentityCredential(client_id=cfg.client_id)
+        return DefaultAzureCredential(**extra)
+
+    def compute(self) -> Any:
+        from azure.mgmt.compute import ComputeManagementClient
+
+        scope = self.config.arm_endpoint.rstrip("/") + "/.default"
+        return ComputeManagementClient(
+            self.credential(),
+            self.config.subscription_id,
+            base_url=self.config.arm_endpoint,
+            credential_scopes=[scope],
+        )
+
+    def check(self) -> list[str]:
+        """Get a token, then read the resource group: proves identity and RBAC scope."""
+        from azure.core.rest import HttpRequest
+
+        cfg = self.config
+        with translate_azure_errors(f"check {self.display}"):
+            client = self.compute()
+            url = f"/subscriptions/{cfg.subscription_id}/resourcegroups/{cfg.resource_group}?api-version=2021-04-01"
+            response = client._client.send_request(HttpRequest("GET", url))
+            response.raise_for_status()
+            location = response.json().get("location", "?")
+        return [f"token issued for {cfg.auth.value}", f"resource group {cfg.resource_group} readable ({location})"]

@@ -1,0 +1,126 @@
+"""A logged-in vCenter (or ESXi) session through pyVmomi.
+
+TLS verification is on by default. Two explicit opt-outs exist: pin the
+server certificate's SHA-1 ``thumbprint`` (what vSphere shows admins), or set
+``verify_tls=False`` (labs and the simulator).
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pyVim.connect import Disconnect, SmartConnect
+from pyVmomi import vim
+
+from imageport.errors import PlatformNotFound
+from imageport.platforms.vsphere.errors import translate_vsphere_errors
+
+
+class VsphereConfig(BaseModel):
+    """How to reach vCenter, and where compositing engines may be placed."""
+
+    host: str = Field(description="vCenter (or ESXi) host name or IP address.")
+    port: int = Field(default=443, ge=1, le=65535, description="HTTPS port of the vSphere API.")
+    username: str = Field(description="vSphere user, e.g. administrator@vsphere.local.")
+    password: SecretStr = Field(description="Password of that user.")
+    verify_tls: bool = Field(default=True, description="Verify the server certificate against the system CAs.")
+    ca_pem: str | None = Field(
+        default=None, description="PEM certificate(s) of the CA that signed vCenter's certificate (e.g. the VMCA root)."
+    )
+    thumbprint: str | None = Field(
+        default=None,
+        pattern=r"^([0-9A-Fa-f]{2}:){19}[0-9A-Fa-f]{2}$",
+        description="Pin the server certificate by its SHA-1 thumbprint (AA:BB:...) instead of CA trust.",
+    )
+    datacenter: str | None = Field(default=None, description="Datacenter to work in (default: the only one).")
+    datastore: str | None = Field(default=None, description="Datastore for exports, imports and CE disks.")
+    ce_template: str | None = Field(default=None, description="VM or template the compositing engine is cloned from.")
+    ce_resource_pool: str | None = Field(default=None, description="Resource pool for compositing-engine VMs.")
+    ce_network: str | None = Field(default=None, description="Port group for compositing-engine VMs.")
+
+    @model_validator(mode="after")
+    def _one_trust_choice(self) -> VsphereConfig:
+        if sum(bool(x) for x in (self.thumbprint, self.ca_pem, not self.verify_tls)) > 1:
+            raise ValueError("choose one of ca_pem, thumbprint or verify_tls=false, not both")
+        return self
+
+    def build(self) -> VsphereSession:
+        return VsphereSession(self)
+
+
+class VsphereSession:
+    def __init__(self, config: VsphereConfig) -> None:
+        self.config = config
+        self.si: Any = None
+
+    @property
+    def display(self) -> str:
+        return f"vsphere://{self.config.host}:{self.config.port}"
+
+    def connect(self) -> Any:
+        cfg = self.config
+        # pyVmomi does not verify unless handed a verifying context, so always pass one.
+        context = ssl.create_default_context(cadata=cfg.ca_pem) if cfg.ca_pem else ssl.create_default_context()
+        kwargs: dict[str, Any] = {"sslContext": context}
+        if cfg.thumbprint or not cfg.verify_tls:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            # The simulator's test certificate is RSA-1024, which OpenSSL 3 refuses at level 2.
+            context.set_ciphers("DEFAULT:@SECLEVEL=0")
+            if cfg.thumbprint:
+                kwargs["thumbprint"] = cfg.thumbprint.replace(":", "").lower()
+        with translate_vsphere_errors(f"login to {self.display} as {cfg.username}"):
+            self.si = SmartConnect(
+                host=cfg.host,
+                port=cfg.port,
+                user=cfg.username,
+                pwd=cfg.password.get_secret_value(),
+                httpConnectionTimeout=30,
+                **kwargs,
+            )
+        return self.si
+
+    def close(self) -> None:
+        if self.si is not None:
+            Disconnect(self.si)
+            self.si = None
+
+    def __enter__(self) -> VsphereSession:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def datacenter(self) -> Any:
+        content = self.si.RetrieveContent()
+        dcs = [e for e in content.rootFolder.childEntity if isinstance(e, vim.Datacenter)]
+        if self.config.datacenter:
+            dcs = [dc for dc in dcs if dc.name == self.config.datacenter]
+            if not dcs:
+                raise PlatformNotFound(f"{self.display}: no datacenter named {self.config.datacenter!r}")
+        if len(dcs) != 1:
+            names = ", ".join(dc.name for dc in dcs) or "none"
+            raise PlatformNotFound(f"{self.display}: name one datacenter (found: {names})")
+        return dcs[0]
+
+    def check(self) -> list[str]:
+        """Log in, read the API version and find the datacenter and datastore."""
+        self.connect()
+        try:
+            with translate_vsphere_errors(f"inspect {self.display}"):
+                about = self.si.content.about
+                facts = [f"logged in to {about.fullName} at {self.display} as {self.config.username}"]
+                dc = self.datacenter()
+                facts.append(f"datacenter {dc.name} found")
+                if self.config.datastore:
+                    if not any(ds.name == self.config.datastore for ds in dc.datastore):
+                        raise PlatformNotFound(
+                            f"{self.display}: datacenter {dc.name} has no datastore {self.config.datastore!r}"
+                        )
+                    facts.append(f"datastore {self.config.datastore} found")
+            return facts
+        finally:
+            self.close()

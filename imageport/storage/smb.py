@@ -1,0 +1,134 @@
+"""SMB file shares (Windows File Share connectors, PVS stores) through smbprotocol.
+
+``SmbShareConfig`` holds what an admin types into a Windows File Share
+connector; ``SmbShare`` is the adapter built from it. Every call passes the
+configured port explicitly: smbclient's connection cache is keyed by server
+*and* port, and a call without it silently goes to 445. Each adapter keeps a
+private connection cache, so two connectors to the same server with different
+users never share a session.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import smbclient
+from pydantic import BaseModel, Field, SecretStr
+
+from imageport.models import RelativePath, ShareDiskFormat
+from imageport.storage.smb_errors import translate_smb_errors
+
+
+class SmbShareConfig(BaseModel):
+    """Where a share is and how to log in. Also used for PVS stores."""
+
+    server: str = Field(description="SMB server host name or IP address.")
+    port: int = Field(default=445, ge=1, le=65535, description="SMB port (445 unless the server uses another).")
+    share: str = Field(min_length=1, description="Share name, e.g. 'images' or 'Store'.")
+    base_path: RelativePath | None = Field(
+        default=None, description="Folder inside the share that this connector works under."
+    )
+    username: str = Field(description="User with read/write access (DOMAIN\\user or user@domain allowed).")
+    password: SecretStr = Field(description="Password of that user.")
+    encrypt: bool = Field(default=False, description="Require SMB3 encryption for this connection.")
+    disk_format: ShareDiskFormat = Field(
+        default=ShareDiskFormat.VHDX, description="Default disk format written to this share."
+    )
+
+    def build(self) -> SmbShare:
+        return SmbShare(self)
+
+
+class SmbShare:
+    """Files on one SMB share, addressed by paths relative to the connector's base path."""
+
+    def __init__(self, config: SmbShareConfig) -> None:
+        self.config = config
+        self._cache: dict[str, Any] = {}
+
+    # --- addressing -----------------------------------------------------------
+
+    @property
+    def display(self) -> str:
+        base = f"/{self.config.base_path}" if self.config.base_path else ""
+        return f"smb://{self.config.server}:{self.config.port}/{self.config.share}{base}"
+
+    def unc(self, path: str = "") -> str:
+        parts = [p for p in (self.config.base_path, path.replace("\\", "/").strip("/")) if p]
+        tail = "\\".join(parts).replace("/", "\\")
+        root = f"\\\\{self.config.server}\\{self.config.share}"
+        return f"{root}\\{tail}" if tail else root
+
+    def _kw(self) -> dict[str, Any]:
+        return {"port": self.config.port, "connection_cache": self._cache}
+
+    # --- session --------------------------------------------------------------
+
+    def connect(self) -> None:
+        with translate_smb_errors(f"login to {self.display} as {self.config.username}"):
+            smbclient.register_session(
+                self.config.server,
+                username=self.config.username,
+                password=self.config.password.get_secret_value(),
+                encrypt=self.config.encrypt or None,
+                connection_timeout=10,
+                **self._kw(),
+            )
+
+    def close(self) -> None:
+        smbclient.reset_connection_cache(connection_cache=self._cache)
+
+    def __enter__(self) -> SmbShare:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- operations -----------------------------------------------------------
+
+    def listdir(self, path: str = "") -> list[str]:
+        with translate_smb_errors(f"list {self.display}/{path}"):
+            return sorted(smbclient.listdir(self.unc(path), **self._kw()))
+
+    def exists(self, path: str) -> bool:
+        with translate_smb_errors(f"stat {self.display}/{path}"):
+            return bool(smbclient.path.exists(self.unc(path), **self._kw()))
+
+    def makedirs(self, path: str) -> None:
+        with translate_smb_errors(f"mkdir {self.display}/{path}"):
+            smbclient.makedirs(self.unc(path), exist_ok=True, **self._kw())
+
+    def remove(self, path: str) -> None:
+        with translate_smb_errors(f"delete {self.display}/{path}"):
+            smbclient.remove(self.unc(path), **self._kw())
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        with (
+            translate_smb_errors(f"write {self.display}/{path}"),
+            smbclient.open_file(self.unc(path), mode="wb", **self._kw()) as f,
+        ):
+            f.write(data)
+
+    def read_bytes(self, path: str) -> bytes:
+        with (
+            translate_smb_errors(f"read {self.display}/{path}"),
+            smbclient.open_file(self.unc(path), mode="rb", **self._kw()) as f,
+        ):
+            return f.read()
+
+    def check(self) -> list[str]:
+        """Log in, make sure the base folder exists and is writable; say what was proven."""
+        self.connect()
+        try:
+            facts = [f"logged in to {self.display} as {self.config.username}"]
+            if self.config.base_path:
+                self.makedirs("")
+            probe = f".imageport-probe-{uuid.uuid4().hex}"
+            self.write_bytes(probe, b"imageport connectivity probe\n")
+            self.remove(probe)
+            facts.append("base folder is writable")
+            return facts
+        finally:
+            self.close()

@@ -1,0 +1,95 @@
+"""Session fixtures: the real services the suite runs against, all on 127.0.0.1.
+
+A service that cannot start fails the tests that need it (ServiceUnavailable),
+never skips them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+# Before anything imports Prefect or libguestfs.
+os.environ.update(
+    DO_NOT_TRACK="1",
+    PREFECT_SERVER_ANALYTICS_ENABLED="false",
+    PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY="false",
+    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="90",
+    LIBGUESTFS_BACKEND="direct",
+    LIBGUESTFS_BACKEND_SETTINGS="force_tcg",
+)
+
+import pytest
+
+from tests.infra import services
+from tests.infra.services import CACHE, REPO, Service
+
+os.environ.setdefault("LIBGUESTFS_CACHEDIR", str(CACHE / "guestfs"))
+Path(os.environ["LIBGUESTFS_CACHEDIR"]).mkdir(parents=True, exist_ok=True)
+
+
+def _running(start) -> Iterator[Service]:  # type: ignore[no-untyped-def]
+    service = start()
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def samba() -> Iterator[Service]:
+    yield from _running(services.start_samba)
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Service]:
+    yield from _running(services.start_azurite)
+
+
+@pytest.fixture(scope="session")
+def vcsim() -> Iterator[Service]:
+    yield from _running(services.start_vcsim)
+
+
+@pytest.fixture(scope="session")
+def qemu_img() -> str:
+    return services.require_tool("qemu-img", "deps")
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh Prefect server (test harness) for the session; yields its API URL."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield str(PREFECT_API_URL.value())
+
+
+@pytest.fixture()
+def cli_env(prefect_api: str, tmp_path: Path) -> dict[str, str]:
+    """Environment for running the real ``imageport`` console script against the test server."""
+    env = dict(os.environ, PREFECT_API_URL=prefect_api, PREFECT_HOME=str(tmp_path / "prefect-home"))
+    env.pop("PREFECT_API_KEY", None)
+    return env
+
+
+@pytest.fixture(scope="session")
+def imageport_bin() -> str:
+    found = shutil.which("imageport") or str(REPO / ".venv/bin/imageport")
+    return services.require_tool(found, "venv")
+
+
+@pytest.fixture()
+def run_cli(imageport_bin: str, cli_env: dict[str, str]):  # type: ignore[no-untyped-def]
+    """Run ``imageport ARGS``; returns the CompletedProcess (text mode)."""
+
+    def run(*args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [imageport_bin, *args], input=stdin, capture_output=True, text=True, env=cli_env, timeout=timeout
+        )
+
+    return run
