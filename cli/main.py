@@ -10,7 +10,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 import typer
 
-from cli import connectors
+from cli import connectors, disk
 
 app = typer.Typer(
     help="imageport: move VDI master images between vSphere, Azure, PVS stores and local disks.",
@@ -18,6 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(connectors.app, name="connector")
+app.add_typer(disk.app, name="disk")
 
 
 @app.command()

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import re
 import sys
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 from imageport.errors import ImageportError, InputError, redact
@@ -55,3 +66,49 @@ def emit_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 
 def emit_mapping(title: str, mapping: dict[str, Any]) -> None:
     emit_table(title, ["field", "value"], [(k, "" if v is None else v) for k, v in mapping.items()])
+
+
+@contextlib.contextmanager
+def progress_reporter(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A ``progress(done, total)`` callback: a live bar on a terminal, a plain line every 5 s otherwise."""
+    if err_console.is_terminal:
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(binary_units=True),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=err_console, transient=True) as bar:
+            task = bar.add_task(description, total=None)
+
+            def update(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total or None)
+
+            yield update
+        return
+    last = [0.0, -1.0]  # time of the last line, bytes it showed
+    started = time.monotonic()
+
+    def line(done: int, total: int) -> None:
+        now = time.monotonic()
+        finished = bool(total) and done >= total
+        if done != last[1] and (now - last[0] >= 5 or finished):
+            last[0], last[1] = now, done
+            rate = done / max(now - started, 1e-6) / 2**20
+            pct = f"{100 * done / total:5.1f}%" if total else "     "
+            err_console.print(f"{description}: {pct} {done / 2**20:,.0f} MiB, {rate:,.0f} MiB/s", highlight=False)
+
+    yield line
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B?)?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """'127G', '127GiB', '20480M', '1073741824' -> bytes (binary units)."""
+    m = _SIZE.match(text)
+    if not m:
+        raise InputError(f"--size {text!r}: use a number of bytes or a size like 127G, 20480M, 1T")
+    number, unit = float(m.group(1)), m.group(2).upper()
+    return int(number * 1024 ** " KMGT".index(unit or " "))

@@ -1,0 +1,117 @@
+"""``imageport disk ...``: inspect, convert, hash and check image files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.output import console, emit_json, emit_mapping, parse_size, progress_reporter, reports_errors
+from imageport.disks.convert import ConvertResult, convert, hash_disk
+from imageport.disks.detect import open_disk
+from imageport.models import DiskFormat
+
+app = typer.Typer(help="Disk images: info, convert, hash, check (raw, VHD, VHDX, VMDK).", no_args_is_help=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+Image = Annotated[Path, typer.Argument(help="Image file (format detected from its content)")]
+
+
+def _gib(n: int) -> str:
+    return f"{n:,} bytes ({n / 2**30:.2f} GiB)"
+
+
+@app.command("info")
+@reports_errors
+def info(image: Image, as_json: JsonFlag = False) -> None:
+    """Format, virtual size, allocated bytes, extents, parent chain."""
+    with open_disk(image) as reader:
+        extents = list(reader.extents())
+        data = {
+            "path": str(image),
+            "format": reader.format.value,
+            "subformat": reader.subformat,
+            "virtual_size": reader.virtual_size,
+            "allocated_bytes": sum(e.length for e in extents),
+            "extents": len(extents),
+            "chain": [r.path for r in reader.chain()],
+            **reader.details(),
+        }
+    if as_json:
+        emit_json(data)
+        return
+    shown = dict(data)
+    shown["virtual_size"] = _gib(data["virtual_size"])
+    shown["allocated_bytes"] = _gib(data["allocated_bytes"])
+    shown["chain"] = " <- ".join(data["chain"])
+    emit_mapping(str(image), shown)
+
+
+def _show_result(result: ConvertResult, as_json: bool) -> None:
+    if as_json:
+        emit_json(result.as_dict())
+        return
+    if result.output:
+        console.print(
+            f"wrote {result.output} ({result.format.value if result.format else '?'}, "
+            f"{_gib(result.virtual_size)}), {result.data_written:,} data bytes in {result.seconds:.1f} s"
+        )
+    console.print(f"sha256 {result.sha256}", highlight=False)
+    if result.md5:
+        console.print(f"md5    {result.md5}", highlight=False)
+
+
+@app.command("convert")
+@reports_errors
+def convert_cmd(
+    source: Image,
+    output: Annotated[Path, typer.Argument(help="Output file; written under a temporary name, then renamed")],
+    to: Annotated[DiskFormat, typer.Option("--to", help="Output format", case_sensitive=False)],
+    size: Annotated[str | None, typer.Option(help="Grow the virtual disk to this size (e.g. 128G)")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing output file")] = False,
+    md5: Annotated[bool, typer.Option(help="Also compute the MD5 (Citrix -Md5Hash)")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Convert SOURCE to OUTPUT, streaming, copying allocated data only."""
+    with progress_reporter(f"convert {source.name}") as progress:
+        result = convert(
+            source, output, to, size=parse_size(size) if size else None, overwrite=force, md5=md5, progress=progress
+        )
+    _show_result(result, as_json)
+
+
+@app.command("hash")
+@reports_errors
+def hash_cmd(
+    image: Image,
+    md5: Annotated[bool, typer.Option(help="Also compute the MD5")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """SHA-256 of the virtual disk's logical bytes: the same for every container of one disk."""
+    with progress_reporter(f"hash {image.name}") as progress:
+        result = hash_disk(image, md5=md5, progress=progress)
+    _show_result(result, as_json)
+
+
+@app.command("check")
+@reports_errors
+def check(image: Image, as_json: JsonFlag = False) -> None:
+    """Validate the structure and read every allocated byte (catches corrupt grains and blocks)."""
+    with progress_reporter(f"check {image.name}") as progress:
+        result = hash_disk(image, progress=progress)
+    if as_json:
+        emit_json(
+            {
+                "path": str(image),
+                "ok": True,
+                "format": result.source_format.value,
+                "allocated_bytes": result.source_allocated,
+            }
+        )
+    else:
+        console.print(
+            f"[green]ok[/green] {image}: {result.source_format.value}, structure valid, "
+            f"{result.source_allocated:,} allocated bytes readable",
+            highlight=False,
+        )

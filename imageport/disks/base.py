@@ -1,0 +1,325 @@
+"""What every disk format module provides: readers, writers, sinks and extents.
+
+A *reader* presents a virtual disk: ``virtual_size`` bytes, readable at any
+offset (unallocated ranges read as zeros, or as the parent's data for a
+differencing disk), plus ``extents()``, the allocated ranges taken from the
+format's own allocation map, ascending and coalesced. Copies move only those.
+
+A *writer* builds a container from extents: ``write(offset, data)`` with
+ascending, non-overlapping, sector-aligned offsets; what is never written
+stays a hole (or an unallocated block). ``finish()`` writes the metadata and
+makes the file appear under its final name; until then it lives under a
+temporary name, so nothing half-written ever looks complete.
+
+Untrusted input: readers validate every structure before use and raise
+``FormatError`` naming file, structure and offset; sizes read from a file are
+bounded (``MAX_VIRTUAL_SIZE``) before anything is allocated from them.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+from imageport.errors import FormatError, InputError
+from imageport.models import DiskFormat
+
+SECTOR = 512
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+TiB = 1024 * GiB
+# VHDX's limit; every format we read stays at or under it.
+MAX_VIRTUAL_SIZE = 64 * TiB
+# Longest parent chain we follow (Hyper-V and PVS stop far earlier).
+MAX_CHAIN_DEPTH = 32
+ZERO_4MiB = bytes(4 * MiB)
+
+
+@dataclass(frozen=True, slots=True)
+class Extent:
+    """A half-open byte range [offset, offset + length) of the virtual disk."""
+
+    offset: int
+    length: int
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.length
+
+
+def coalesce(extents: Iterable[Extent]) -> Iterator[Extent]:
+    """Merge touching or overlapping ascending extents."""
+    current: Extent | None = None
+    for ext in extents:
+        if ext.length <= 0:
+            continue
+        if current is not None and ext.offset <= current.end:
+            current = Extent(current.offset, max(current.end, ext.end) - current.offset)
+            continue
+        if current is not None:
+            yield current
+        current = ext
+    if current is not None:
+        yield current
+
+
+def is_zero(data: bytes | bytearray | memoryview) -> bool:
+    """Fast all-zero test: a memcmp against preallocated zeros (bytes vs bytes, never memoryview)."""
+    n = len(data)
+    if n <= len(ZERO_4MiB):
+        chunk = data if isinstance(data, bytes) else bytes(data)
+        return chunk == ZERO_4MiB[:n]
+    return all(is_zero(data[i : i + len(ZERO_4MiB)]) for i in range(0, n, len(ZERO_4MiB)))
+
+
+def check_virtual_size(path: str, structure: str, offset: int, size: int, multiple: int = SECTOR) -> int:
+    if size <= 0 or size > MAX_VIRTUAL_SIZE:
+        raise FormatError(path, structure, offset, f"virtual size {size} is outside 1 byte .. 64 TiB")
+    if size % multiple:
+        raise FormatError(path, structure, offset, f"virtual size {size} is not a multiple of {multiple}")
+    return size
+
+
+class RandomAccessFile:
+    """A read-only file read with ``pread``: thread-safe, no shared seek position."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = str(path)
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise InputError(f"{self.path}: no such file") from None
+        except IsADirectoryError:
+            raise InputError(f"{self.path}: is a directory, not a disk image") from None
+        except PermissionError:
+            raise InputError(f"{self.path}: permission denied") from None
+        st = os.fstat(self.fd)
+        if stat.S_ISDIR(st.st_mode):
+            os.close(self.fd)
+            raise InputError(f"{self.path}: is a directory, not a disk image")
+        self.size = st.st_size
+
+    def pread(self, offset: int, length: int) -> bytes:
+        return os.pread(self.fd, length, offset)
+
+    def read_exact(self, offset: int, length: int, structure: str) -> bytes:
+        """Read a structure that must be entirely inside the file."""
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise FormatError(self.path, structure, offset, f"needs {length} bytes but the file has {self.size}")
+        data = os.pread(self.fd, length, offset)
+        if len(data) != length:
+            raise FormatError(self.path, structure, offset, "short read (file truncated while reading?)")
+        return data
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class DiskReader(ABC):
+    """A virtual disk readable at any offset, with its allocation map."""
+
+    format: DiskFormat
+    subformat: str = ""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.virtual_size = 0
+        self.parent: DiskReader | None = None
+
+    @abstractmethod
+    def extents(self) -> Iterator[Extent]:
+        """Allocated ranges, ascending and coalesced (for differencing disks: union with the parent's)."""
+
+    @abstractmethod
+    def _read_into(self, offset: int, view: memoryview) -> None:
+        """Fill ``view`` with the virtual bytes at ``offset`` (bounds already checked)."""
+
+    def readinto(self, offset: int, buffer: bytearray | memoryview) -> memoryview:
+        view = memoryview(buffer)
+        if offset < 0 or offset + len(view) > self.virtual_size:
+            raise InputError(
+                f"{self.path}: read of {len(view)} bytes at {offset} is outside the disk ({self.virtual_size} bytes)"
+            )
+        if len(view):
+            self._read_into(offset, view)
+        return view
+
+    def read(self, offset: int, length: int) -> bytes:
+        buf = bytearray(length)
+        self.readinto(offset, buf)
+        return bytes(buf)
+
+    def allocated_bytes(self) -> int:
+        return sum(e.length for e in self.extents())
+
+    def details(self) -> dict[str, Any]:
+        """Format-specific facts for ``disk info`` (block size, creator, ...)."""
+        return {}
+
+    def chain(self) -> list[DiskReader]:
+        links: list[DiskReader] = []
+        node: DiskReader | None = self
+        while node is not None:
+            links.append(node)
+            node = node.parent
+        return links
+
+    def close(self) -> None:
+        if self.parent is not None:
+            self.parent.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FileReader(DiskReader):
+    """A reader backed by one local file."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.file = RandomAccessFile(path)
+
+    def close(self) -> None:
+        self.file.close()
+        super().close()
+
+
+# --- sinks: where writers put bytes -------------------------------------------
+
+
+class Sink(ABC):
+    """A random-access byte destination that becomes visible only on ``commit``."""
+
+    name: str
+
+    @abstractmethod
+    def pwrite(self, offset: int, data: bytes | bytearray | memoryview) -> None: ...
+
+    @abstractmethod
+    def truncate(self, size: int) -> None: ...
+
+    @abstractmethod
+    def commit(self) -> None:
+        """Flush and make the result appear under its final name."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Remove everything written; the final name is never touched."""
+
+
+class LocalFileSink(Sink):
+    """Writes ``PATH`` as ``PATH.partial-<id>``, fsyncs, then renames into place."""
+
+    def __init__(self, path: str | os.PathLike[str], overwrite: bool = False) -> None:
+        self.final = Path(path)
+        self.name = str(self.final)
+        if self.final.exists() and not overwrite:
+            raise InputError(f"{self.final}: exists already (use --force to replace it)")
+        if not self.final.parent.is_dir():
+            raise InputError(f"{self.final.parent}: no such directory")
+        self.temp = self.final.with_name(f"{self.final.name}.partial-{uuid.uuid4().hex[:8]}")
+        self.fd = os.open(self.temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+
+    def pwrite(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        while len(view):
+            written = os.pwrite(self.fd, view, offset)
+            view = view[written:]
+            offset += written
+
+    def truncate(self, size: int) -> None:
+        os.ftruncate(self.fd, size)
+
+    def commit(self) -> None:
+        os.fsync(self.fd)
+        os.close(self.fd)
+        self.fd = -1
+        os.replace(self.temp, self.final)
+
+    def abort(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        self.temp.unlink(missing_ok=True)
+
+
+@dataclass
+class WriteStats:
+    bytes_written: int = 0
+    extents_written: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class DiskWriter(ABC):
+    """Builds one container from ascending extents; see the module docstring."""
+
+    format: DiskFormat
+    # Writers whose blocks are allocated in sector units need sector-aligned writes.
+    alignment: int = SECTOR
+
+    def __init__(self, sink: Sink, virtual_size: int) -> None:
+        if virtual_size <= 0 or virtual_size > MAX_VIRTUAL_SIZE:
+            raise InputError(f"{sink.name}: virtual size {virtual_size} is outside 1 byte .. 64 TiB")
+        self.sink = sink
+        self.virtual_size = virtual_size
+        self.stats = WriteStats()
+        self._last_end = 0
+        self._done = False
+
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        n = len(data)
+        if offset < self._last_end or offset + n > self.virtual_size:
+            raise InputError(
+                f"{self.sink.name}: write at {offset}+{n} is out of order or past the end ({self.virtual_size})"
+            )
+        if offset % self.alignment or (n % self.alignment and offset + n != self.virtual_size):
+            raise InputError(f"{self.sink.name}: write at {offset}+{n} is not {self.alignment}-byte aligned")
+        if n:
+            self._write(offset, memoryview(data))
+            self._last_end = offset + n
+            self.stats.bytes_written += n
+            self.stats.extents_written += 1
+
+    @abstractmethod
+    def _write(self, offset: int, data: memoryview) -> None: ...
+
+    @abstractmethod
+    def _finish(self) -> None:
+        """Write the container's metadata (BAT, footer, grain directory...)."""
+
+    def finish(self) -> None:
+        if self._done:
+            return
+        try:
+            self._finish()
+            self.sink.commit()
+        except BaseException:
+            self.sink.abort()
+            raise
+        self._done = True
+
+    def abort(self) -> None:
+        if not self._done:
+            self._done = True
+            self.sink.abort()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.finish()
+        else:
+            self.abort()

@@ -1,0 +1,63 @@
+"""Recognise an image's format from its content, never from its name.
+
+Order matters: VHDX and sparse VMDK have magic numbers at offset 0; a dynamic
+VHD carries a footer copy at 0; a *fixed* VHD is raw data plus a footer, so it
+is recognised by a valid footer in its last 512 bytes (qemu would call it raw);
+a small text file describing extents is a VMDK descriptor. Anything else is raw.
+"""
+
+from __future__ import annotations
+
+import os
+
+from imageport.disks import vhd
+from imageport.disks.base import DiskReader
+from imageport.disks.raw import RawReader
+from imageport.disks.vhdx import VhdxReader
+from imageport.disks.vmdk import FLAG_COMPRESSED, MAX_DESCRIPTOR, VmdkReader
+from imageport.disks.vmdk import MAGIC as VMDK_MAGIC
+from imageport.errors import FormatError, InputError
+from imageport.models import DiskFormat
+
+QCOW2_MAGIC = b"QFI\xfb"
+
+
+def detect_format(path: str) -> DiskFormat:
+    try:
+        size = os.path.getsize(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    with open(path, "rb") as f:
+        head = f.read(512)
+        tail = b""
+        if size >= 512:
+            f.seek(size - 512)
+            tail = f.read(512)
+    if head[:8] == b"vhdxfile":
+        return DiskFormat.VHDX
+    if head[:4] == VMDK_MAGIC:
+        flags = int.from_bytes(head[8:12], "little")
+        return DiskFormat.VMDK_STREAM if flags & FLAG_COMPRESSED else DiskFormat.VMDK_SPARSE
+    if head[:4] == QCOW2_MAGIC:
+        raise FormatError(path, "header", 0, "qcow2 is not a supported input; convert it with qemu-img first")
+    if head[:8] == vhd.COOKIE:
+        return DiskFormat.VHD_DYNAMIC
+    if vhd.is_vhd_footer(tail):
+        footer = vhd.parse_footer(path, tail, size - 512)
+        return DiskFormat.VHD if footer["disk_type"] == vhd.FIXED else DiskFormat.VHD_DYNAMIC
+    if size <= MAX_DESCRIPTOR and head.lstrip().startswith(b"# Disk DescriptorFile"):
+        return DiskFormat.VMDK_SPARSE
+    return DiskFormat.RAW
+
+
+def open_disk(path: str | os.PathLike[str], format: DiskFormat | None = None) -> DiskReader:
+    """Open an image for reading; ``format`` forces a format instead of detecting it."""
+    path = os.fspath(path)
+    fmt = format or detect_format(path)
+    if fmt is DiskFormat.RAW:
+        return RawReader(path)
+    if fmt in (DiskFormat.VHD, DiskFormat.VHD_DYNAMIC):
+        return vhd.open_vhd(path)
+    if fmt is DiskFormat.VHDX:
+        return VhdxReader(path)
+    return VmdkReader(path)

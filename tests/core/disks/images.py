@@ -1,0 +1,108 @@
+"""Test images built at test time: random data at random offsets, then qemu-img
+writes every format and subformat it can. qemu-img is the independent judge."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import subprocess
+from pathlib import Path
+
+MiB = 1024 * 1024
+
+# qemu-img output formats: our name -> (qemu -O, -o options, qemu -f when reading it back)
+QEMU_WRITES = {
+    "vhd-fixed": ("vpc", "subformat=fixed,force_size=on", "vpc"),
+    "vhd-dynamic": ("vpc", "subformat=dynamic,force_size=on", "vpc"),
+    "vhdx-dynamic": ("vhdx", "subformat=dynamic", "vhdx"),
+    "vhdx-fixed": ("vhdx", "subformat=fixed", "vhdx"),
+    "vhdx-1mib-blocks": ("vhdx", "block_size=1048576", "vhdx"),
+    "vmdk-stream": ("vmdk", "subformat=streamOptimized", "vmdk"),
+    "vmdk-sparse": ("vmdk", "subformat=monolithicSparse", "vmdk"),
+    "vmdk-flat": ("vmdk", "subformat=monolithicFlat", "vmdk"),
+    "vmdk-split-sparse": ("vmdk", "subformat=twoGbMaxExtentSparse", "vmdk"),
+    "vmdk-split-flat": ("vmdk", "subformat=twoGbMaxExtentFlat", "vmdk"),
+}
+# imageport output formats -> qemu -f to read them
+QEMU_READS = {
+    "raw": "raw",
+    "vhd": "vpc",
+    "vhd-dynamic": "vpc",
+    "vhdx": "vhdx",
+    "vmdk-stream": "vmdk",
+    "vmdk-sparse": "vmdk",
+}
+
+
+def make_raw(path: Path, size: int, runs: int, seed: int, max_run: int = 3 * MiB) -> Path:
+    """A sparse raw file with ``runs`` random-length runs of random data at random offsets."""
+    rng = random.Random(seed)
+    with open(path, "wb") as f:
+        f.truncate(size)
+        for _ in range(runs):
+            length = rng.randrange(1, max_run)
+            offset = rng.randrange(0, max(1, size - length))
+            f.seek(offset)
+            f.write(rng.randbytes(length))
+    return path
+
+
+def qemu_convert(src: Path, dst: Path, kind: str) -> Path:
+    out_fmt, options, _ = QEMU_WRITES[kind]
+    subprocess.run(
+        ["qemu-img", "convert", "-f", "raw", "-O", out_fmt, "-o", options, str(src), str(dst)],
+        check=True,
+        capture_output=True,
+    )
+    return dst
+
+
+def qemu_compare(a: Path, fa: str, b: Path, fb: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["qemu-img", "compare", "-f", fa, "-F", fb, str(a), str(b)], capture_output=True, text=True)
+
+
+def qemu_map_data(path: Path, fmt: str) -> int:
+    """Bytes qemu-img's own allocation map reports as data."""
+    out = subprocess.run(
+        ["qemu-img", "map", "-f", fmt, "--output=json", str(path)], check=True, capture_output=True, text=True
+    ).stdout
+    return sum(e["length"] for e in json.loads(out) if e["data"])
+
+
+def sha256_file(path: Path, pad_to: int | None = None) -> str:
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(4 * MiB):
+            h.update(chunk)
+            size += len(chunk)
+    if pad_to is not None and pad_to > size:
+        h.update(bytes(pad_to - size))
+    return h.hexdigest()
+
+
+def libvhdi_sha256(path: Path, parent: Path | None = None) -> tuple[int, str]:
+    """(size, SHA-256) of a VHD/VHDX as libyal's libvhdi reads it: an independent reader that,
+    unlike qemu, handles 4096-byte logical sectors and differencing disks."""
+    import pyvhdi  # Debian's python3-libvhdi
+
+    f = pyvhdi.file()
+    f.open(str(path))
+    parent_file = None
+    if parent is not None:
+        parent_file = pyvhdi.file()
+        parent_file.open(str(parent))
+        f.set_parent(parent_file)
+    h = hashlib.sha256()
+    size = f.get_media_size()
+    pos = 0
+    while pos < size:
+        data = f.read_buffer_at_offset(min(4 * MiB, size - pos), pos)
+        assert data, f"libvhdi returned no data at {pos}"
+        h.update(data)
+        pos += len(data)
+    f.close()
+    if parent_file is not None:
+        parent_file.close()
+    return size, h.hexdigest()
