@@ -57,7 +57,9 @@ def _show_result(result: ConvertResult, as_json: bool) -> None:
             f"wrote {result.output} ({result.format.value if result.format else '?'}, "
             f"{_gib(result.virtual_size)}), {result.data_written:,} data bytes in {result.seconds:.1f} s"
         )
-    console.print(f"sha256 {result.sha256}", highlight=False)
+    console.print(f"content {result.content_hash}", highlight=False)
+    if result.sha256:
+        console.print(f"sha256 {result.sha256}", highlight=False)
     if result.md5:
         console.print(f"md5    {result.md5}", highlight=False)
 
@@ -70,6 +72,7 @@ def convert_cmd(
     to: Annotated[DiskFormat, typer.Option("--to", help="Output format", case_sensitive=False)],
     size: Annotated[str | None, typer.Option(help="Grow the virtual disk to this size (e.g. 128G)")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing output file")] = False,
+    sha256: Annotated[bool, typer.Option(help="Also compute the plain SHA-256 of the virtual disk")] = False,
     md5: Annotated[bool, typer.Option(help="Also compute the MD5 (Citrix -Md5Hash)")] = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -85,12 +88,15 @@ def convert_cmd(
 @reports_errors
 def hash_cmd(
     image: Image,
-    md5: Annotated[bool, typer.Option(help="Also compute the MD5")] = False,
+    sha256: Annotated[
+        bool, typer.Option(help="Also the plain SHA-256 (comparable with sha256sum of a raw dump)")
+    ] = False,
+    md5: Annotated[bool, typer.Option(help="Also the MD5 (Citrix -Md5Hash)")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """SHA-256 of the virtual disk's logical bytes: the same for every container of one disk."""
+    """The disk's content hash (SHA-256 tree over 4 MiB windows): the same for every container of one disk."""
     with progress_reporter(f"hash {image.name}") as progress:
-        result = hash_disk(image, md5=md5, progress=progress)
+        result = hash_disk(image, sha256=sha256, md5=md5, progress=progress)
     _show_result(result, as_json)
 
 

@@ -1,10 +1,9 @@
 """Convert between formats, and hash a virtual disk, in one streaming pass.
 
 The pass walks the source's allocated extents in 4 MiB pieces through one
-reused buffer; each piece is hashed (SHA-256, optionally MD5, over the
-*logical* bytes, with the gaps hashed as zeros, so the digest is the same
-whatever the container) and written only where it holds non-zero data, at
-64 KiB granularity. Memory is bounded by the buffer and the writer's
+reused buffer; each piece is hashed into the disk's content hash (see
+``DiskHasher``: the same whatever the container, cost proportional to the
+data) and written only where it holds non-zero data, at 64 KiB granularity. Memory is bounded by the buffer and the writer's
 allocation table, never by the disk size.
 
 The same pass consumes a one-pass streamOptimized VMDK (``convert_stream``),
@@ -74,27 +73,89 @@ def make_writer(fmt: DiskFormat, sink: Sink, size: int, **options: Any) -> DiskW
     return WRITERS[fmt](sink, size, **options)
 
 
-class DiskHasher:
-    """SHA-256 (and optionally MD5) of a virtual disk's logical bytes, fed in order."""
+WINDOW = 4 * MiB
+_ZERO_WINDOW_DIGEST = hashlib.sha256(bytes(WINDOW)).digest()
+CONTENT_HASH_PREFIX = "sha256-4m:"
 
-    def __init__(self, md5: bool = False) -> None:
-        self.sha256 = hashlib.sha256()
+
+class DiskHasher:
+    """Digests of a virtual disk's logical bytes, fed in ascending order.
+
+    ``content_hash`` is imageport's disk identity: SHA-256 over the virtual size
+    (8 bytes, big-endian) followed by the SHA-256 of every 4 MiB window of the
+    virtual disk in order (the last window may be short). All-zero windows use a
+    precomputed digest, so the cost follows the allocated data, not the virtual
+    size, and a target can be verified from its allocation map plus per-window
+    digests. It is the same for every container of one disk.
+
+    ``plain_sha256`` and ``md5`` (Citrix's -Md5Hash) are the classic whole-stream
+    digests, on request: they must hash every zero byte too.
+    """
+
+    def __init__(self, virtual_size: int, plain_sha256: bool = False, md5: bool = False) -> None:
+        if isinstance(virtual_size, bool) or virtual_size <= 0:
+            raise ValueError(f"DiskHasher needs the virtual size in bytes, got {virtual_size!r}")
+        self.virtual_size = virtual_size
+        self.tree = hashlib.sha256(virtual_size.to_bytes(8, "big"))
+        self.window = hashlib.sha256()
+        self.window_index = 0
+        self.plain = hashlib.sha256() if plain_sha256 else None
         self.md5 = hashlib.md5() if md5 else None
         self.position = 0
 
+    @property
+    def full_stream(self) -> bool:
+        return self.plain is not None or self.md5 is not None
+
+    def _window_end(self, index: int) -> int:
+        return min((index + 1) * WINDOW, self.virtual_size)
+
+    def _close_window(self, skipped: bool = False) -> None:
+        if skipped:  # never fed: a window of zeros, digest known in advance
+            length = self._window_end(self.window_index) - self.window_index * WINDOW
+            self.tree.update(_ZERO_WINDOW_DIGEST if length == WINDOW else hashlib.sha256(bytes(length)).digest())
+        else:
+            self.tree.update(self.window.digest())
+        self.window = hashlib.sha256()
+        self.window_index += 1
+
+    def _feed(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        if self.position + len(view) > self.virtual_size:
+            raise ValueError(f"fed {self.position + len(view)} bytes to a hasher of a {self.virtual_size}-byte disk")
+        while len(view):
+            end = self._window_end(self.window_index)
+            part = view[: end - self.position]
+            for digest in (self.window, self.plain, self.md5):
+                if digest is not None:
+                    digest.update(part)
+            self.position += len(part)
+            view = view[len(part) :]
+            if self.position == end:
+                self._close_window()
+
     def update(self, data: bytes | memoryview) -> None:
-        self.sha256.update(data)
-        if self.md5 is not None:
-            self.md5.update(data)
-        self.position += len(data)
+        self._feed(data)
 
     def zeros_until(self, offset: int) -> None:
+        """Account for zeros up to ``offset``: whole zero windows cost nothing unless a full-stream digest is on."""
+        offset = min(offset, self.virtual_size)
         zero = memoryview(ZERO_4MiB)
         while self.position < offset:
-            self.update(zero[: min(len(zero), offset - self.position)])
+            window_start = self.window_index * WINDOW
+            end = self._window_end(self.window_index)
+            if not self.full_stream and self.position == window_start and offset >= end:
+                self.position = end
+                self._close_window(skipped=True)
+                continue
+            self._feed(zero[: min(len(zero), offset - self.position, end - self.position)])
 
-    def result(self) -> tuple[str, str | None]:
-        return self.sha256.hexdigest(), self.md5.hexdigest() if self.md5 else None
+    def result(self) -> tuple[str, str | None, str | None]:
+        """(content hash, plain SHA-256, MD5) once the whole disk was fed."""
+        self.zeros_until(self.virtual_size)
+        plain = self.plain.hexdigest() if self.plain else None
+        md5 = self.md5.hexdigest() if self.md5 else None
+        return CONTENT_HASH_PREFIX + self.tree.hexdigest(), plain, md5
 
 
 @dataclass
@@ -106,7 +167,8 @@ class ConvertResult:
     virtual_size: int
     source_allocated: int
     data_written: int
-    sha256: str
+    content_hash: str
+    sha256: str | None
     md5: str | None
     seconds: float
 
@@ -184,6 +246,7 @@ def convert(
     *,
     size: int | None = None,
     overwrite: bool = False,
+    sha256: bool = False,
     md5: bool = False,
     progress: Progress | None = None,
     source_format: DiskFormat | None = None,
@@ -198,13 +261,12 @@ def convert(
         out_size = output_size(fmt, reader.virtual_size, size)
         total = reader.allocated_bytes()
         writer = make_writer(fmt, LocalFileSink(dst, overwrite=overwrite), out_size, **writer_options)
-        hasher = DiskHasher(md5)
+        hasher = DiskHasher(out_size, sha256, md5)
         with writer:
             _seen, written = pump(read_pieces(reader, bytearray(PIECE)), writer, hasher, total, progress)
-            hasher.zeros_until(out_size)
-        sha, md = hasher.result()
+        digests = hasher.result()
         return ConvertResult(
-            src, reader.format, dst, fmt, out_size, total, written, sha, md, time.monotonic() - started
+            src, reader.format, dst, fmt, out_size, total, written, *digests, time.monotonic() - started
         )
 
 
@@ -215,6 +277,7 @@ def convert_stream(
     *,
     name: str = "<stream>",
     overwrite: bool = False,
+    sha256: bool = False,
     md5: bool = False,
     progress: Progress | None = None,
     expected_size: int | None = None,
@@ -223,14 +286,12 @@ def convert_stream(
     """Convert a streamOptimized VMDK read front to back (e.g. an NFC download) without seeking."""
     started = time.monotonic()
     grains = StreamGrains(stream, name)
-    capacity = grains.capacity
-    out_size = output_size(fmt, capacity, expected_size)
+    out_size = output_size(fmt, grains.capacity, expected_size)
     writer = make_writer(fmt, LocalFileSink(output, overwrite=overwrite), out_size, **writer_options)
-    hasher = DiskHasher(md5)
+    hasher = DiskHasher(out_size, sha256, md5)
     with writer:
-        seen, written = pump(grains, writer, hasher, expected_size or capacity, progress)
-        hasher.zeros_until(out_size)
-    sha, md = hasher.result()
+        seen, written = pump(grains, writer, hasher, expected_size or grains.capacity, progress)
+    digests = hasher.result()
     return ConvertResult(
         name,
         DiskFormat.VMDK_STREAM,
@@ -239,26 +300,25 @@ def convert_stream(
         out_size,
         seen,
         written,
-        sha,
-        md,
+        *digests,
         time.monotonic() - started,
     )
 
 
 def hash_disk(
     source: str | os.PathLike[str],
+    sha256: bool = False,
     md5: bool = False,
     progress: Progress | None = None,
     source_format: DiskFormat | None = None,
 ) -> ConvertResult:
-    """The virtual-disk digest of an image, reading only its allocated extents."""
+    """The virtual-disk digests of an image, reading only its allocated extents."""
     started = time.monotonic()
     with open_disk(source, source_format) as reader:
         total = reader.allocated_bytes()
-        hasher = DiskHasher(md5)
+        hasher = DiskHasher(reader.virtual_size, sha256, md5)
         pump(read_pieces(reader, bytearray(PIECE)), None, hasher, total, progress)
-        hasher.zeros_until(reader.virtual_size)
-        sha, md = hasher.result()
+        digests = hasher.result()
         return ConvertResult(
             os.fspath(source),
             reader.format,
@@ -267,7 +327,6 @@ def hash_disk(
             reader.virtual_size,
             total,
             0,
-            sha,
-            md,
+            *digests,
             time.monotonic() - started,
         )

@@ -70,6 +70,19 @@ def qemu_map_data(path: Path, fmt: str) -> int:
     return sum(e["length"] for e in json.loads(out) if e["data"])
 
 
+def content_hash_file(path: Path, pad_to: int | None = None) -> str:
+    """imageport's content hash computed independently from a raw file: SHA-256 over the
+    size (8 bytes big-endian) and the SHA-256 of each 4 MiB window, zero-padded to ``pad_to``."""
+    size = max(path.stat().st_size, pad_to or 0)
+    tree = hashlib.sha256(size.to_bytes(8, "big"))
+    with open(path, "rb") as f:
+        for start in range(0, size, 4 * MiB):
+            window = f.read(min(4 * MiB, size - start))
+            window += bytes(min(4 * MiB, size - start) - len(window))
+            tree.update(hashlib.sha256(window).digest())
+    return "sha256-4m:" + tree.hexdigest()
+
+
 def sha256_file(path: Path, pad_to: int | None = None) -> str:
     h = hashlib.sha256()
     size = 0

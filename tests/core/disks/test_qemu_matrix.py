@@ -16,6 +16,7 @@ from tests.core.disks.images import (
     QEMU_READS,
     QEMU_WRITES,
     MiB,
+    content_hash_file,
     libvhdi_sha256,
     make_raw,
     qemu_compare,
@@ -43,7 +44,7 @@ def qemu_images(source: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
 def test_imageport_reads_what_qemu_writes(kind: str, source: Path, qemu_images: dict[str, Path]) -> None:
     result = hash_disk(qemu_images[kind])
     assert result.virtual_size == ODD_SIZE or kind.startswith("vhd-")  # VHD rounds to CHS/sector rules
-    assert result.sha256 == sha256_file(source, pad_to=result.virtual_size)
+    assert result.content_hash == content_hash_file(source, pad_to=result.virtual_size)
     # Our map covers every non-zero byte (else the hash above would differ) and never claims more
     # than qemu's; where qemu tracks allocation itself (sparse formats) the two agree exactly.
     qemu_data = qemu_map_data(qemu_images[kind], QEMU_WRITES[kind][2])
@@ -62,7 +63,7 @@ def test_every_direction_is_identical_by_qemu_img(
     verdict = qemu_compare(qemu_images[kind], QEMU_WRITES[kind][2], dst, QEMU_READS[out_fmt])
     assert verdict.returncode == 0, verdict.stdout + verdict.stderr
     assert "identical" in verdict.stdout
-    assert result.sha256 == sha256_file(source, pad_to=result.virtual_size)
+    assert result.content_hash == content_hash_file(source, pad_to=result.virtual_size)
     assert [p.name for p in tmp_path.iterdir()] == [dst.name]  # no temporary left behind
     assert detect_format(str(dst)) is DiskFormat(out_fmt)
 
@@ -115,7 +116,7 @@ def test_a_raw_source_not_a_multiple_of_512(tmp_path: Path) -> None:
     dst = tmp_path / "odd.vhdx"
     result = convert(src, dst, DiskFormat.VHDX)
     assert result.virtual_size == 3 * MiB + 512
-    assert result.sha256 == sha256_file(src, pad_to=3 * MiB + 512)
+    assert result.content_hash == content_hash_file(src, pad_to=3 * MiB + 512)
     with open_disk(dst) as reader:
         assert reader.read(3 * MiB + 90, 10) == b"0123456789"
 
