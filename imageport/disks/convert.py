@@ -3,8 +3,9 @@
 The pass walks the source's allocated extents in 4 MiB pieces through one
 reused buffer; each piece is hashed into the disk's content hash (see
 ``DiskHasher``: the same whatever the container, cost proportional to the
-data) and written only where it holds non-zero data, at 64 KiB granularity. Memory is bounded by the buffer and the writer's
-allocation table, never by the disk size.
+data) and written only where it holds non-zero data, at 64 KiB granularity.
+Memory is bounded by the buffer and the writer's allocation table, never by
+the disk size.
 
 The same pass consumes a one-pass streamOptimized VMDK (``convert_stream``),
 so an NFC download converts without spooling.
