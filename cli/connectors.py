@@ -1,4 +1,8 @@
-"""``imageport connector ...``: create, list, show, test and delete saved connectors."""
+"""``imageport connector ...``: create, list, show, test and delete saved connectors.
+
+Connectors are Prefect blocks; ``blocks`` (and so Prefect, ~2 s to import) is
+imported inside the commands, so the other command groups start fast.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,6 @@ from typing import Annotated, Any
 
 import typer
 
-from blocks.connectors import CONNECTOR_KINDS
-from blocks.registry import (
-    connector_class,
-    delete_connector,
-    find_connector,
-    list_connectors,
-    public_fields,
-    save_connector,
-)
 from cli.output import console, emit_json, emit_mapping, emit_table, reports_errors
 from imageport.errors import InputError
 
@@ -24,8 +19,13 @@ app = typer.Typer(help="Manage connectors: saved platform and share settings (Pr
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 
 
+KINDS = ("fileshare", "vsphere", "azure", "local")
+
+
 def _parse_fields(kind: str, assignments: list[str]) -> dict[str, Any]:
     """KEY=VALUE pairs; secret fields not given (or given as '-') are read without echo."""
+    from blocks.registry import connector_class
+
     cls = connector_class(kind)
     known = set(cls.model_fields)
     secret_fields = cls._to_block_schema().fields.get("secret_fields", [])
@@ -58,7 +58,7 @@ def _read_secret(field: str) -> str:
 @app.command("create")
 @reports_errors
 def create(
-    kind: Annotated[str, typer.Argument(help=f"Connector kind: {', '.join(CONNECTOR_KINDS)}")],
+    kind: Annotated[str, typer.Argument(help=f"Connector kind: {', '.join(KINDS)}")],
     name: Annotated[str, typer.Argument(help="Connector name (lowercase letters, digits, '-')")],
     settings: Annotated[
         list[str] | None,
@@ -68,6 +68,8 @@ def create(
     as_json: JsonFlag = False,
 ) -> None:
     """Save a connector. Example: imageport connector create fileshare store server=pvs01 share=Store username=svc"""
+    from blocks.registry import public_fields, save_connector
+
     block = save_connector(kind, name, _parse_fields(kind, settings or []), overwrite=overwrite)
     if as_json:
         emit_json({"kind": kind, "name": name, "settings": public_fields(block)})
@@ -79,6 +81,8 @@ def create(
 @reports_errors
 def list_(as_json: JsonFlag = False) -> None:
     """List saved connectors."""
+    from blocks.registry import list_connectors
+
     rows = list_connectors()
     if as_json:
         emit_json([{"kind": k, "name": n} for k, n in rows])
@@ -90,6 +94,8 @@ def list_(as_json: JsonFlag = False) -> None:
 @reports_errors
 def show(name: str, as_json: JsonFlag = False) -> None:
     """Show a connector's settings (secrets masked)."""
+    from blocks.registry import find_connector, public_fields
+
     kind, block = find_connector(name)
     fields = public_fields(block)
     if as_json:
@@ -102,6 +108,8 @@ def show(name: str, as_json: JsonFlag = False) -> None:
 @reports_errors
 def test(name: str, as_json: JsonFlag = False) -> None:
     """Check that a connector really works: log in, read, write where it should."""
+    from blocks.registry import find_connector
+
     kind, block = find_connector(name)
     facts = block.build().check()
     if as_json:
@@ -115,5 +123,7 @@ def test(name: str, as_json: JsonFlag = False) -> None:
 @reports_errors
 def delete(name: str) -> None:
     """Delete a saved connector."""
+    from blocks.registry import delete_connector
+
     kind = delete_connector(name)
     console.print(f"deleted {kind} connector {name}")

@@ -57,7 +57,8 @@ def _show_result(result: ConvertResult, as_json: bool) -> None:
             f"wrote {result.output} ({result.format.value if result.format else '?'}, "
             f"{_gib(result.virtual_size)}), {result.data_written:,} data bytes in {result.seconds:.1f} s"
         )
-    console.print(f"content {result.content_hash}", highlight=False)
+    if result.content_hash:
+        console.print(f"content {result.content_hash}", highlight=False)
     if result.sha256:
         console.print(f"sha256 {result.sha256}", highlight=False)
     if result.md5:
@@ -74,6 +75,7 @@ def convert_cmd(
     force: Annotated[bool, typer.Option(help="Replace an existing output file")] = False,
     sha256: Annotated[bool, typer.Option(help="Also compute the plain SHA-256 of the virtual disk")] = False,
     md5: Annotated[bool, typer.Option(help="Also compute the MD5 (Citrix -Md5Hash)")] = False,
+    hashing: Annotated[bool, typer.Option("--hash/--no-hash", help="Compute the content hash (default on)")] = True,
     as_json: JsonFlag = False,
 ) -> None:
     """Convert SOURCE to OUTPUT, streaming, copying allocated data only."""

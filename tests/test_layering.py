@@ -64,3 +64,10 @@ def test_the_rule_detects_a_violation(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("def f():\n    from prefect import flow\n")
     assert "prefect" in _imports(bad)
+
+
+def test_cli_kinds_match_the_connector_blocks() -> None:
+    from blocks.connectors import CONNECTOR_KINDS
+    from cli.connectors import KINDS
+
+    assert set(KINDS) == set(CONNECTOR_KINDS)

@@ -13,8 +13,11 @@ so an NFC download converts without spooling.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -168,7 +171,7 @@ class ConvertResult:
     virtual_size: int
     source_allocated: int
     data_written: int
-    content_hash: str
+    content_hash: str | None
     sha256: str | None
     md5: str | None
     seconds: float
@@ -177,15 +180,28 @@ class ConvertResult:
         return {k: (v.value if isinstance(v, DiskFormat) else v) for k, v in self.__dict__.items()}
 
 
-def read_pieces(reader: DiskReader, buffer: bytearray) -> Iterator[tuple[int, memoryview]]:
-    """(offset, data) for the allocated extents, in pieces aligned to the piece size."""
-    size = len(buffer)
+Piece = tuple[int, "memoryview | bytes", "Callable[[], None] | None"]
+"""(virtual offset, data, release): ``release`` hands a pooled buffer back once hashed."""
+
+
+def read_pieces(reader: DiskReader, buffers: int = 4, size: int = PIECE) -> Iterator[Piece]:
+    """The allocated extents in pieces aligned to ``size``, read into a small pool of reused buffers."""
+    pool: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+    for _ in range(buffers):
+        pool.put(bytearray(size))
     for ext in reader.extents():
         start = ext.offset
         while start < ext.end:
             n = min(size - start % size, ext.end - start)
-            yield start, reader.readinto(start, memoryview(buffer)[:n])
+            buf = pool.get()  # blocks until the hasher is done with an older piece
+            yield start, reader.readinto(start, memoryview(buf)[:n]), functools.partial(pool.put, buf)
             start += n
+
+
+def stream_pieces(items: Iterable[tuple[int, bytes]]) -> Iterator[Piece]:
+    """Pieces from a producer that hands out fresh bytes (e.g. decoded stream grains)."""
+    for offset, data in items:
+        yield offset, data, None
 
 
 def _nonzero_runs(offset: int, data: memoryview) -> Iterator[tuple[int, memoryview]]:
@@ -206,35 +222,90 @@ def _nonzero_runs(offset: int, data: memoryview) -> Iterator[tuple[int, memoryvi
         yield offset + run_start, data[run_start:]
 
 
+class _HashWorker(threading.Thread):
+    """Hashes pieces in order on its own thread (hashlib releases the GIL), so hashing
+    overlaps reading and writing; releases each pooled buffer when done with it."""
+
+    def __init__(self, hasher: DiskHasher) -> None:
+        super().__init__(name="disk-hash", daemon=True)
+        self.hasher = hasher
+        self.queue: queue.Queue[tuple[int, memoryview | bytes, bool, Callable[[], None] | None] | None] = queue.Queue(
+            maxsize=8
+        )
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            offset, data, zero, release = item
+            try:
+                if self.error is None:
+                    if zero:
+                        self.hasher.zeros_until(offset + len(data))  # free for whole windows
+                    else:
+                        self.hasher.zeros_until(offset)
+                        self.hasher.update(data)
+            except BaseException as exc:  # surfaced by finish()
+                self.error = exc
+            finally:
+                if release is not None:
+                    release()
+
+    def put(self, offset: int, data: memoryview | bytes, zero: bool, release: Callable[[], None] | None) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put((offset, data, zero, release))
+
+    def finish(self) -> None:
+        self.stop()
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> None:
+        self.queue.put(None)
+        self.join()
+
+
 def pump(
-    pieces: Iterable[tuple[int, memoryview | bytes]],
+    pieces: Iterable[Piece],
     writer: DiskWriter | None,
     hasher: DiskHasher | None,
     total: int,
     progress: Progress | None = None,
 ) -> tuple[int, int]:
-    """Hash and write pieces; returns (source bytes seen, data bytes written)."""
+    """Hash (on a worker thread) and write (here) pieces in order; returns (bytes seen, data bytes written)."""
     seen = 0
     written = 0
     last_report = 0.0
-    for offset, data in pieces:
-        view = memoryview(data)
-        if hasher is not None:
-            hasher.zeros_until(offset)
-            hasher.update(view)
-        if writer is not None:
-            for run_off, run in _nonzero_runs(offset, view):
-                end = run_off + len(run)
-                if end % writer.alignment and end != writer.virtual_size:
-                    # a source whose size is not sector-aligned: pad its last run with zeros
-                    run = memoryview(bytes(run) + bytes(writer.alignment - end % writer.alignment))
-                writer.write(run_off, run)
-                written += len(run)
-        seen += len(view)
-        now = time.monotonic()
-        if progress is not None and now - last_report > 0.2:
-            progress(seen, total)
-            last_report = now
+    worker = _HashWorker(hasher) if hasher is not None else None
+    if worker is not None:
+        worker.start()
+    try:
+        for offset, data, release in pieces:
+            view = memoryview(data)
+            runs = list(_nonzero_runs(offset, view))
+            if worker is not None:
+                worker.put(offset, view, not runs, release)
+            elif release is not None:
+                release()
+            if writer is not None:
+                for run_off, run in runs:
+                    end = run_off + len(run)
+                    if end % writer.alignment and end != writer.virtual_size:
+                        # a source whose size is not sector-aligned: pad its last run with zeros
+                        run = memoryview(bytes(run) + bytes(writer.alignment - end % writer.alignment))
+                    writer.write(run_off, run)
+                    written += len(run)
+            seen += len(view)
+            now = time.monotonic()
+            if progress is not None and now - last_report > 0.2:
+                progress(seen, total)
+                last_report = now
+    except BaseException:
+        if worker is not None:
+            worker.stop()  # the error that stopped us is the one to report
+        raise
+    if worker is not None:
+        worker.finish()
     if progress is not None:
         progress(seen, total)
     return seen, written
@@ -247,13 +318,17 @@ def convert(
     *,
     size: int | None = None,
     overwrite: bool = False,
+    hashing: bool = True,
     sha256: bool = False,
     md5: bool = False,
     progress: Progress | None = None,
     source_format: DiskFormat | None = None,
     **writer_options: Any,
 ) -> ConvertResult:
-    """Convert ``source`` to ``output`` in ``fmt``; the output appears only when complete."""
+    """Convert ``source`` to ``output`` in ``fmt``; the output appears only when complete.
+
+    ``hashing=False`` skips every digest (a plain format change with nothing to prove).
+    """
     src, dst = os.fspath(source), os.fspath(output)
     if os.path.exists(dst) and os.path.samefile(src, dst):
         raise InputError(f"{dst}: the output would overwrite the source")
@@ -262,10 +337,10 @@ def convert(
         out_size = output_size(fmt, reader.virtual_size, size)
         total = reader.allocated_bytes()
         writer = make_writer(fmt, LocalFileSink(dst, overwrite=overwrite), out_size, **writer_options)
-        hasher = DiskHasher(out_size, sha256, md5)
+        hasher = DiskHasher(out_size, sha256, md5) if hashing else None
         with writer:
-            _seen, written = pump(read_pieces(reader, bytearray(PIECE)), writer, hasher, total, progress)
-        digests = hasher.result()
+            _seen, written = pump(read_pieces(reader), writer, hasher, total, progress)
+        digests = hasher.result() if hasher is not None else (None, None, None)
         return ConvertResult(
             src, reader.format, dst, fmt, out_size, total, written, *digests, time.monotonic() - started
         )
@@ -291,7 +366,7 @@ def convert_stream(
     writer = make_writer(fmt, LocalFileSink(output, overwrite=overwrite), out_size, **writer_options)
     hasher = DiskHasher(out_size, sha256, md5)
     with writer:
-        seen, written = pump(grains, writer, hasher, expected_size or grains.capacity, progress)
+        seen, written = pump(stream_pieces(grains), writer, hasher, expected_size or grains.capacity, progress)
     digests = hasher.result()
     return ConvertResult(
         name,
@@ -318,7 +393,7 @@ def hash_disk(
     with open_disk(source, source_format) as reader:
         total = reader.allocated_bytes()
         hasher = DiskHasher(reader.virtual_size, sha256, md5)
-        pump(read_pieces(reader, bytearray(PIECE)), None, hasher, total, progress)
+        pump(read_pieces(reader), None, hasher, total, progress)
         digests = hasher.result()
         return ConvertResult(
             os.fspath(source),

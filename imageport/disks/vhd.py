@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 import time
 import uuid
+from array import array
 from collections.abc import Iterator
 from heapq import merge
 from pathlib import Path, PureWindowsPath
@@ -70,6 +72,14 @@ MAX_FIXED_SIZE = 32 * TiB  # Azure's direct-upload maximum (footer-only format)
 CREATOR_APP = b"win "
 CREATOR_VERSION = 0x000A0000
 CREATOR_OS = b"Wi2k"
+
+
+def be_u32_array(raw: bytes) -> array[int]:
+    values = array("I")
+    values.frombytes(raw)
+    if sys.byteorder == "little":
+        values.byteswap()
+    return values
 
 
 def checksum(data: bytes, field_offset: int) -> int:
@@ -238,8 +248,8 @@ class VhdDynamicReader(FileReader):
         self.virtual_size = size
         self.block_size = block_size
         self.bitmap_size = -(-(block_size // SECTOR // 8) // SECTOR) * SECTOR
-        bat_raw = f.read_exact(bat_off, entries * 4, "VHD BAT")
-        self.bat = struct.unpack(f">{entries}I", bat_raw)
+        # array, not a tuple of ints: 4 bytes per entry whatever the disk size
+        self.bat = be_u32_array(f.read_exact(bat_off, entries * 4, "VHD BAT"))
         limit = f.size - 512  # the trailing footer
         for i, entry in enumerate(self.bat):
             if (
@@ -429,7 +439,7 @@ class VhdDynamicWriter(DiskWriter):
         super().__init__(sink, virtual_size)
         self.block_size = block_size
         self.entries = -(-virtual_size // block_size)
-        self.bat = [UNALLOCATED] * self.entries
+        self.bat = array("I", [UNALLOCATED]) * self.entries
         self.bat_offset = 1536
         self.bitmap = b"\xff" * (block_size // SECTOR // 8)
         self.bitmap_size = -(-len(self.bitmap) // SECTOR) * SECTOR
@@ -471,6 +481,9 @@ class VhdDynamicWriter(DiskWriter):
         fields[6] = checksum(header, 36)
         self.sink.pwrite(0, footer)
         self.sink.pwrite(512, DYN_HEADER.pack(*fields))
-        self.sink.pwrite(self.bat_offset, struct.pack(f">{self.entries}I", *self.bat))
+        bat = array("I", self.bat)
+        if sys.byteorder == "little":
+            bat.byteswap()
+        self.sink.pwrite(self.bat_offset, bat.tobytes())
         self.sink.pwrite(self.next_free, footer)
         self.sink.truncate(self.next_free + 512)

@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 import uuid
+from array import array
 from collections.abc import Iterator
 from heapq import merge
 from pathlib import Path, PureWindowsPath
@@ -115,6 +117,15 @@ def _crc_ok(block: bytes, field_offset: int = 4) -> bool:
     return crc32c(block[:field_offset] + bytes(4) + block[field_offset + 4 :]) == stored
 
 
+def le_u64_array(raw: bytes) -> array[int]:
+    """BAT entries as a compact array (8 bytes each), not a tuple of Python ints."""
+    values = array("Q")
+    values.frombytes(raw)
+    if sys.byteorder == "big":
+        values.byteswap()
+    return values
+
+
 def chunk_ratio(logical_sector: int, block_size: int) -> int:
     return (1 << 23) * logical_sector // block_size
 
@@ -187,8 +198,7 @@ class VhdxReader(FileReader):
             raise FormatError(
                 path, "VHDX BAT region", bat_off, f"holds {bat_len // 8} entries, the disk needs {needed}"
             )
-        raw = f.read_exact(bat_off, needed * 8, "VHDX BAT")
-        self.bat = struct.unpack(f"<{needed}Q", raw)
+        self.bat = le_u64_array(f.read_exact(bat_off, needed * 8, "VHDX BAT"))
         self._check_bat(bat_off)
         if self.has_parent:
             if PARENT_LOCATOR not in meta:
@@ -476,7 +486,7 @@ class VhdxWriter(DiskWriter):
         self.physical_sector = physical_sector
         self.ratio = chunk_ratio(logical_sector, block_size)
         self.payload_blocks = -(-virtual_size // block_size)
-        self.bat = [NOT_PRESENT] * bat_entry_count(self.payload_blocks, self.ratio, False)
+        self.bat = array("Q", [NOT_PRESENT]) * bat_entry_count(self.payload_blocks, self.ratio, False)
         self.log_offset, self.log_length = MiB, MiB
         self.meta_offset, self.meta_length = 2 * MiB, MiB
         self.bat_offset = 3 * MiB
@@ -499,7 +509,10 @@ class VhdxWriter(DiskWriter):
     def _finish(self) -> None:
         sink = self.sink
         sink.truncate(self.next_free)
-        sink.pwrite(self.bat_offset, struct.pack(f"<{len(self.bat)}Q", *self.bat))
+        bat = array("Q", self.bat)
+        if sys.byteorder == "big":
+            bat.byteswap()
+        sink.pwrite(self.bat_offset, bat.tobytes())
         sink.pwrite(self.meta_offset, self._metadata())
         regions = bytearray(64 * KiB)
         REGION_HEADER.pack_into(regions, 0, b"regi", 0, 2, 0)

@@ -27,9 +27,11 @@ from __future__ import annotations
 import os
 import re
 import struct
+import sys
 import threading
 import uuid
 import zlib
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -226,8 +228,10 @@ class _SparseExtent(_Extent):
         self.grain_bytes = h.grain_size * SECTOR
         self.gt_span = h.gtes_per_gt * self.grain_bytes
         entries = -(-h.capacity * SECTOR // self.gt_span)
-        raw = f.read_exact(h.gd_offset * SECTOR, entries * 4, "VMDK grain directory")
-        self.gd = struct.unpack(f"<{entries}I", raw)
+        self.gd = array("I")
+        self.gd.frombytes(f.read_exact(h.gd_offset * SECTOR, entries * 4, "VMDK grain directory"))
+        if sys.byteorder == "big":
+            self.gd.byteswap()
         for i, gt in enumerate(self.gd):
             if gt and gt * SECTOR + h.gtes_per_gt * 4 > f.size:
                 raise FormatError(
@@ -777,7 +781,13 @@ class StreamOptimizedVmdkWriter(DiskWriter):
 
 class MonolithicSparseVmdkWriter(DiskWriter):
     """monolithicSparse VMDK: header, embedded descriptor, redundant and primary GD/GTs
-    preallocated, then 64 KiB grains appended as data arrives."""
+    preallocated, then 64 KiB grains appended as data arrives.
+
+    Writes arrive in ascending order, so each grain table is complete once a write
+    moves past its 32 MiB span: it is written out then (to both GT copies) and only
+    the current one is kept in memory, whatever the disk size. Tables never touched
+    stay holes in the file, which read as empty tables.
+    """
 
     format = DiskFormat.VMDK_SPARSE
 
@@ -789,13 +799,13 @@ class MonolithicSparseVmdkWriter(DiskWriter):
         self.grain_bytes = GRAIN_SECTORS * SECTOR
         self.num_gts = -(-sectors // (GRAIN_SECTORS * GTES_PER_GT))
         gd_sectors = -(-self.num_gts * 4 // SECTOR)
-        gt_sectors = GTES_PER_GT * 4 // SECTOR
+        self.gt_sectors = GTES_PER_GT * 4 // SECTOR
         desc_offset, desc_sectors = 1, 20
         self.rgd = desc_offset + desc_sectors
         self.rgt = self.rgd + gd_sectors
-        self.gd_sector = self.rgt + self.num_gts * gt_sectors
+        self.gd_sector = self.rgt + self.num_gts * self.gt_sectors
         self.gt0 = self.gd_sector + gd_sectors
-        overhead = -(-(self.gt0 + self.num_gts * gt_sectors) // GRAIN_SECTORS) * GRAIN_SECTORS
+        overhead = -(-(self.gt0 + self.num_gts * self.gt_sectors) // GRAIN_SECTORS) * GRAIN_SECTORS
         self.h = SparseHeader(
             1,
             FLAG_NEWLINE | FLAG_RGD,
@@ -811,8 +821,16 @@ class MonolithicSparseVmdkWriter(DiskWriter):
         )
         name = extent_name or Path(sink.name).name
         self.desc = descriptor_text("monolithicSparse", sectors, f'RW {sectors} SPARSE "{name}"').encode()
-        self.gte = [0] * (self.num_gts * GTES_PER_GT)
+        self.gt_index = -1
+        self.gt = array("I", [0]) * GTES_PER_GT
         self.next_free = overhead * SECTOR
+
+    def _flush_gt(self) -> None:
+        if self.gt_index >= 0:
+            table = self.gt.tobytes() if sys.byteorder == "little" else _swapped(self.gt)
+            for base in (self.rgt, self.gt0):
+                self.sink.pwrite((base + self.gt_index * self.gt_sectors) * SECTOR, table)
+        self.gt = array("I", [0]) * GTES_PER_GT
 
     def _write(self, offset: int, data: memoryview) -> None:
         gb = self.grain_bytes
@@ -820,19 +838,39 @@ class MonolithicSparseVmdkWriter(DiskWriter):
         while pos < len(data):
             grain, inner = divmod(offset + pos, gb)
             n = min(gb - inner, len(data) - pos)
-            if not self.gte[grain]:
-                self.gte[grain] = self.next_free // SECTOR
+            gt_index, slot = divmod(grain, GTES_PER_GT)
+            if gt_index != self.gt_index:
+                self._flush_gt()
+                self.gt_index = gt_index
+            if not self.gt[slot]:
+                self.gt[slot] = self.next_free // SECTOR
                 self.next_free += gb
-            self.sink.pwrite(self.gte[grain] * SECTOR + inner, data[pos : pos + n])
+            self.sink.pwrite(self.gt[slot] * SECTOR + inner, data[pos : pos + n])
             pos += n
 
     def _finish(self) -> None:
         sink = self.sink
+        self._flush_gt()
         sink.truncate(self.next_free)
         sink.pwrite(0, build_header(self.h))
         sink.pwrite(SECTOR, self.desc.ljust(20 * SECTOR, b"\0"))
-        gt_sectors = GTES_PER_GT * 4 // SECTOR
         for gd_start, gt_start in ((self.rgd, self.rgt), (self.gd_sector, self.gt0)):
-            gd = [gt_start + i * gt_sectors for i in range(self.num_gts)]
-            sink.pwrite(gd_start * SECTOR, struct.pack(f"<{len(gd)}I", *gd))
-            sink.pwrite(gt_start * SECTOR, struct.pack(f"<{len(self.gte)}I", *self.gte))
+            # Grain directories are 4 bytes per 32 MiB: written in slices to stay small.
+            for first in range(0, self.num_gts, 65536):
+                count = min(65536, self.num_gts - first)
+                gd = array(
+                    "I",
+                    range(
+                        gt_start + first * self.gt_sectors,
+                        gt_start + (first + count) * self.gt_sectors,
+                        self.gt_sectors,
+                    ),
+                )
+                raw = gd.tobytes() if sys.byteorder == "little" else _swapped(gd)
+                sink.pwrite(gd_start * SECTOR + first * 4, raw)
+
+
+def _swapped(values: array[int]) -> bytes:
+    copy = array(values.typecode, values)
+    copy.byteswap()
+    return copy.tobytes()
