@@ -1,0 +1,37 @@
+"""``convert-disk``: convert an image between formats on a local connector, with its content hash.
+
+The single-stage building block under export/upload/publish; runnable alone
+from the UI, the API or a schedule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+
+from imageport.models import DiskFormat, LocalRef
+from tasks.disks import convert_image
+
+
+@flow(name="convert-disk", log_prints=True)
+def convert_disk(
+    source: LocalRef,
+    output: LocalRef,
+    format: DiskFormat = DiskFormat.VHDX,
+    size: int | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    result = convert_image(source, output, format, size=size, overwrite=overwrite)
+    create_markdown_artifact(
+        key="convert-disk",
+        markdown=(
+            "| source | output | format | virtual size | data written | content hash | seconds |\n"
+            "|---|---|---|---|---|---|---|\n"
+            f"| {result['source']} | {result['output']} | {result['format']} | {result['virtual_size']:,} | "
+            f"{result['data_written']:,} | `{result['content_hash']}` | {result['seconds']:.1f} |\n"
+        ),
+        description="Result of convert-disk",
+    )
+    return result
