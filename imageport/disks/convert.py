@@ -43,6 +43,7 @@ from imageport.models import DiskFormat
 
 PIECE = 4 * MiB
 ZERO_GRANULE = 64 * 1024
+_ZERO8 = memoryview(bytes(8))
 
 Progress = Callable[[int, int], None]
 """progress(bytes_done, bytes_total) over the source's allocated bytes."""
@@ -211,7 +212,8 @@ def _nonzero_runs(offset: int, data: memoryview) -> Iterator[tuple[int, memoryvi
     n = len(data)
     while pos < n:
         step = min(ZERO_GRANULE - (offset + pos) % ZERO_GRANULE, n - pos)
-        zero = is_zero(data[pos : pos + step])
+        # A granule that starts with a non-zero byte is data: decide without copying it.
+        zero = data[pos : pos + 8] == _ZERO8[: min(8, step)] and is_zero(data[pos : pos + step])
         if not zero and run_start < 0:
             run_start = pos
         elif zero and run_start >= 0:
