@@ -18,7 +18,9 @@ bounded (``MAX_VIRTUAL_SIZE``) before anything is allocated from them.
 
 from __future__ import annotations
 
+import errno
 import os
+import posixpath
 import stat
 import uuid
 from abc import ABC, abstractmethod
@@ -87,8 +89,42 @@ def check_virtual_size(path: str, structure: str, offset: int, size: int, multip
     return size
 
 
-class RandomAccessFile:
-    """A read-only file read with ``pread``: thread-safe, no shared seek position."""
+class ByteSource(ABC):
+    """Random-access bytes of one file, wherever it lives (local disk, SMB share...)."""
+
+    path: str
+    size: int
+
+    @abstractmethod
+    def preadv(self, view: memoryview, offset: int) -> int:
+        """Fill ``view`` from ``offset``; returns the bytes read (fewer only at end of file)."""
+
+    def pread(self, offset: int, length: int) -> bytes:
+        buf = bytearray(length)
+        got = self.preadv(memoryview(buf), offset)
+        return bytes(buf[:got])
+
+    def read_exact(self, offset: int, length: int, structure: str) -> bytes:
+        """Read a structure that must be entirely inside the file."""
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise FormatError(self.path, structure, offset, f"needs {length} bytes but the file has {self.size}")
+        data = self.pread(offset, length)
+        if len(data) != length:
+            raise FormatError(self.path, structure, offset, "short read (file truncated while reading?)")
+        return data
+
+    def data_extents(self, start: int, end: int) -> Iterator[Extent]:
+        """Ranges that may hold data; without an allocation map, all of it."""
+        if end > start:
+            yield Extent(start, end - start)
+
+    def close(self) -> None:  # noqa: B027 - most sources hold nothing to release
+        pass
+
+
+class RandomAccessFile(ByteSource):
+    """A local read-only file read with ``pread``: thread-safe, no shared seek position;
+    the file system's SEEK_DATA/SEEK_HOLE is its allocation map."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = str(path)
@@ -106,22 +142,77 @@ class RandomAccessFile:
             raise InputError(f"{self.path}: is a directory, not a disk image")
         self.size = st.st_size
 
+    def preadv(self, view: memoryview, offset: int) -> int:
+        return os.preadv(self.fd, [view], offset)
+
     def pread(self, offset: int, length: int) -> bytes:
         return os.pread(self.fd, length, offset)
 
-    def read_exact(self, offset: int, length: int, structure: str) -> bytes:
-        """Read a structure that must be entirely inside the file."""
-        if offset < 0 or length < 0 or offset + length > self.size:
-            raise FormatError(self.path, structure, offset, f"needs {length} bytes but the file has {self.size}")
-        data = os.pread(self.fd, length, offset)
-        if len(data) != length:
-            raise FormatError(self.path, structure, offset, "short read (file truncated while reading?)")
-        return data
+    def data_extents(self, start: int, end: int) -> Iterator[Extent]:
+        pos = start
+        while pos < end:
+            try:
+                data = os.lseek(self.fd, pos, os.SEEK_DATA)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:  # no data after pos
+                    return
+                if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP):  # no sparse support: all data
+                    yield Extent(pos, end - pos)
+                    return
+                raise
+            if data >= end:
+                return
+            hole = min(os.lseek(self.fd, data, os.SEEK_HOLE), end)
+            yield Extent(data, hole - data)
+            pos = hole
 
     def close(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+class FileSystem(ABC):
+    """Where images and their sibling files (VMDK extents, parents) are opened from.
+
+    Paths are ``/``-separated strings; each file system decides what they mean.
+    """
+
+    @abstractmethod
+    def open(self, path: str) -> ByteSource: ...
+
+    @abstractmethod
+    def isfile(self, path: str) -> bool: ...
+
+    def realpath(self, path: str) -> str:
+        """A canonical form, for loop detection in parent chains."""
+        return path
+
+    def dirname(self, path: str) -> str:
+        return posixpath.dirname(path)
+
+    def join(self, directory: str, relative: str) -> str:
+        return posixpath.normpath(posixpath.join(directory, relative)) if directory else relative
+
+
+class LocalFileSystem(FileSystem):
+    def open(self, path: str) -> ByteSource:
+        return RandomAccessFile(path)
+
+    def isfile(self, path: str) -> bool:
+        return os.path.isfile(path)
+
+    def realpath(self, path: str) -> str:
+        return os.path.realpath(path)
+
+    def dirname(self, path: str) -> str:
+        return os.path.dirname(path)
+
+    def join(self, directory: str, relative: str) -> str:
+        return os.path.join(directory, relative)
+
+
+LOCAL = LocalFileSystem()
 
 
 class DiskReader(ABC):
@@ -185,11 +276,12 @@ class DiskReader(ABC):
 
 
 class FileReader(DiskReader):
-    """A reader backed by one local file."""
+    """A reader backed by one file, opened through a file system (local by default)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, fs: FileSystem = LOCAL) -> None:
         super().__init__(path)
-        self.file = RandomAccessFile(path)
+        self.fs = fs
+        self.file = fs.open(path)
 
     def close(self) -> None:
         self.file.close()

@@ -11,28 +11,25 @@ from __future__ import annotations
 import os
 
 from imageport.disks import vhd
-from imageport.disks.base import DiskReader
+from imageport.disks.base import LOCAL, DiskReader, FileSystem
 from imageport.disks.raw import RawReader
 from imageport.disks.vhdx import VhdxReader
 from imageport.disks.vmdk import FLAG_COMPRESSED, MAX_DESCRIPTOR, VmdkReader
 from imageport.disks.vmdk import MAGIC as VMDK_MAGIC
-from imageport.errors import FormatError, InputError
+from imageport.errors import FormatError
 from imageport.models import DiskFormat
 
 QCOW2_MAGIC = b"QFI\xfb"
 
 
-def detect_format(path: str) -> DiskFormat:
+def detect_format(path: str, fs: FileSystem = LOCAL) -> DiskFormat:
+    source = fs.open(path)
     try:
-        size = os.path.getsize(path)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    with open(path, "rb") as f:
-        head = f.read(512)
-        tail = b""
-        if size >= 512:
-            f.seek(size - 512)
-            tail = f.read(512)
+        size = source.size
+        head = source.pread(0, 512)
+        tail = source.pread(size - 512, 512) if size >= 512 else b""
+    finally:
+        source.close()
     if head[:8] == b"vhdxfile":
         return DiskFormat.VHDX
     if head[:4] == VMDK_MAGIC:
@@ -50,14 +47,15 @@ def detect_format(path: str) -> DiskFormat:
     return DiskFormat.RAW
 
 
-def open_disk(path: str | os.PathLike[str], format: DiskFormat | None = None) -> DiskReader:
-    """Open an image for reading; ``format`` forces a format instead of detecting it."""
+def open_disk(path: str | os.PathLike[str], format: DiskFormat | None = None, fs: FileSystem = LOCAL) -> DiskReader:
+    """Open an image for reading; ``format`` forces a format instead of detecting it;
+    ``fs`` says where it lives (local by default, or e.g. an SMB share)."""
     path = os.fspath(path)
-    fmt = format or detect_format(path)
+    fmt = format or detect_format(path, fs)
     if fmt is DiskFormat.RAW:
-        return RawReader(path)
+        return RawReader(path, fs)
     if fmt in (DiskFormat.VHD, DiskFormat.VHD_DYNAMIC):
-        return vhd.open_vhd(path)
+        return vhd.open_vhd(path, fs)
     if fmt is DiskFormat.VHDX:
-        return VhdxReader(path)
-    return VmdkReader(path)
+        return VhdxReader(path, fs)
+    return VmdkReader(path, fs)

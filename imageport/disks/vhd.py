@@ -29,7 +29,7 @@ Azure accepts only fixed VHDs of N MiB + 512 bytes; ``azure_size`` rounds up.
 
 from __future__ import annotations
 
-import os
+import posixpath
 import struct
 import sys
 import time
@@ -37,23 +37,24 @@ import uuid
 from array import array
 from collections.abc import Iterator
 from heapq import merge
-from pathlib import Path, PureWindowsPath
+from pathlib import PureWindowsPath
 from typing import Any
 
 from imageport.disks.base import (
+    LOCAL,
     MAX_CHAIN_DEPTH,
     SECTOR,
     DiskReader,
     DiskWriter,
     Extent,
     FileReader,
+    FileSystem,
     MiB,
     Sink,
     TiB,
     check_virtual_size,
     coalesce,
 )
-from imageport.disks.raw import file_data_extents
 from imageport.errors import FormatError
 from imageport.models import DiskFormat
 
@@ -193,8 +194,8 @@ class VhdFixedReader(FileReader):
     format = DiskFormat.VHD
     subformat = "fixed"
 
-    def __init__(self, path: str, footer: dict[str, Any]) -> None:
-        super().__init__(path)
+    def __init__(self, path: str, footer: dict[str, Any], fs: FileSystem = LOCAL) -> None:
+        super().__init__(path, fs)
         self.footer = footer
         size = footer["current_size"]
         if size > self.file.size - 512:
@@ -207,10 +208,10 @@ class VhdFixedReader(FileReader):
         self.virtual_size = check_virtual_size(path, "VHD footer", self.file.size - 512, size)
 
     def extents(self) -> Iterator[Extent]:
-        return file_data_extents(self.file.fd, 0, self.virtual_size)
+        return self.file.data_extents(0, self.virtual_size)
 
     def _read_into(self, offset: int, view: memoryview) -> None:
-        os.preadv(self.file.fd, [view], offset)
+        self.file.preadv(view, offset)
 
     def details(self) -> dict[str, Any]:
         return {"creator": self.footer["creator"], "geometry": self.footer["geometry"]}
@@ -221,8 +222,8 @@ class VhdDynamicReader(FileReader):
 
     format = DiskFormat.VHD_DYNAMIC
 
-    def __init__(self, path: str, footer: dict[str, Any], _seen: tuple[str, ...] = ()) -> None:
-        super().__init__(path)
+    def __init__(self, path: str, footer: dict[str, Any], fs: FileSystem = LOCAL, _seen: tuple[str, ...] = ()) -> None:
+        super().__init__(path, fs)
         self.footer = footer
         self.subformat = "differencing" if footer["disk_type"] == DIFFERENCING else "dynamic"
         f = self.file
@@ -272,16 +273,16 @@ class VhdDynamicReader(FileReader):
     # --- differencing ---------------------------------------------------------
 
     def _open_parent(self, parent_uuid: bytes, name: bytes, locators: bytes, seen: tuple[str, ...]) -> DiskReader:
-        here = os.path.realpath(self.path)
-        seen = (*seen, here)
+        fs = self.fs
+        seen = (*seen, fs.realpath(self.path))
         if len(seen) > MAX_CHAIN_DEPTH:
             raise FormatError(self.path, "VHD parent chain", None, f"longer than {MAX_CHAIN_DEPTH} disks")
         candidates = self._parent_candidates(name, locators)
         for candidate in candidates:
-            if os.path.realpath(candidate) in seen:
+            if fs.realpath(candidate) in seen:
                 raise FormatError(self.path, "VHD parent chain", None, f"loops back to {candidate}")
-            if os.path.isfile(candidate):
-                parent = open_vhd(candidate, _seen=seen)
+            if fs.isfile(candidate):
+                parent = open_vhd(candidate, fs, _seen=seen)
                 footer = getattr(parent, "footer", {})
                 if footer.get("unique_id") != uuid.UUID(bytes=parent_uuid):
                     parent.close()
@@ -296,7 +297,7 @@ class VhdDynamicReader(FileReader):
         raise FormatError(self.path, "VHD parent locator", None, f"parent not found (tried {tried})")
 
     def _parent_candidates(self, name: bytes, locators: bytes) -> list[str]:
-        base = Path(self.path).parent
+        base = self.fs.dirname(self.path)
         found: list[str] = []
         for i in range(8):
             code, _space, length, _r, data_off = LOCATOR.unpack_from(locators, i * 24)
@@ -306,13 +307,14 @@ class VhdDynamicReader(FileReader):
             if code in (b"W2ru", b"W2ku"):
                 text = raw.decode("utf-16-le", errors="replace").rstrip("\0")
                 win = PureWindowsPath(text)
-                found.append(str(base / Path(*win.parts)) if code == b"W2ru" else str(base / win.name))
+                relative = "/".join(p for p in win.parts if p not in (".", "\\")) if code == b"W2ru" else win.name
+                found.append(self.fs.join(base, relative))
             elif code == b"MacX":
                 text = raw.decode("utf-8", errors="replace").rstrip("\0").removeprefix("file://")
-                found.append(text if os.path.isabs(text) else str(base / text))
+                found.append(self.fs.join(base, posixpath.basename(text)))
         unicode_name = name.decode("utf-16-be", errors="replace").rstrip("\0")
         if unicode_name:
-            found.append(str(base / PureWindowsPath(unicode_name).name))
+            found.append(self.fs.join(base, PureWindowsPath(unicode_name).name))
         return list(dict.fromkeys(found))
 
     # --- reading --------------------------------------------------------------------
@@ -342,7 +344,7 @@ class VhdDynamicReader(FileReader):
             if entry == UNALLOCATED:
                 self._read_below(voff, part)
             elif self.parent is None:
-                os.preadv(self.file.fd, [part], entry * SECTOR + self.bitmap_size + inner)
+                self.file.preadv(part, entry * SECTOR + self.bitmap_size + inner)
             else:
                 self._read_differencing(entry, voff, inner, part)
             pos += n
@@ -369,7 +371,7 @@ class VhdDynamicReader(FileReader):
                 run_end += SECTOR
             run = part[pos : min(run_end, len(part))]
             if present:
-                os.preadv(self.file.fd, [run], data_base + inner + pos)
+                self.file.preadv(run, data_base + inner + pos)
             else:
                 self._read_below(voff + pos, run)
             pos += len(run)
@@ -382,21 +384,22 @@ class VhdDynamicReader(FileReader):
         }
 
 
-def open_vhd(path: str, _seen: tuple[str, ...] = ()) -> DiskReader:
-    size = os.path.getsize(path)
-    if size < 512:
-        raise FormatError(path, "VHD footer", 0, f"file is {size} bytes, too small for a VHD")
-    with open(path, "rb") as f:
-        f.seek(size - 512)
-        tail = f.read(512)
+def open_vhd(path: str, fs: FileSystem = LOCAL, _seen: tuple[str, ...] = ()) -> DiskReader:
+    source = fs.open(path)
+    try:
+        size = source.size
+        if size < 512:
+            raise FormatError(path, "VHD footer", 0, f"file is {size} bytes, too small for a VHD")
+        tail = source.pread(size - 512, 512)
         if not is_vhd_footer(tail):
             # Some old writers put a 511-byte footer; the copy at offset 0 still identifies dynamic disks.
-            f.seek(0)
-            tail = f.read(512)
+            tail = source.pread(0, 512)
+    finally:
+        source.close()
     footer = parse_footer(path, tail, size - 512)
     if footer["disk_type"] == FIXED:
-        return VhdFixedReader(path, footer)
-    return VhdDynamicReader(path, footer, _seen)
+        return VhdFixedReader(path, footer, fs)
+    return VhdDynamicReader(path, footer, fs, _seen)
 
 
 # --- writers ---------------------------------------------------------------------------

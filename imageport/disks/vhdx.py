@@ -28,22 +28,23 @@ defaults (32 MiB blocks, 512-byte logical / 4096-byte physical sectors).
 
 from __future__ import annotations
 
-import os
 import struct
 import sys
 import uuid
 from array import array
 from collections.abc import Iterator
 from heapq import merge
-from pathlib import Path, PureWindowsPath
+from pathlib import PureWindowsPath
 from typing import Any
 
 from imageport.disks.base import (
+    LOCAL,
     MAX_CHAIN_DEPTH,
     DiskReader,
     DiskWriter,
     Extent,
     FileReader,
+    FileSystem,
     KiB,
     MiB,
     Sink,
@@ -139,8 +140,8 @@ def bat_entry_count(payload_blocks: int, ratio: int, differencing: bool) -> int:
 class VhdxReader(FileReader):
     format = DiskFormat.VHDX
 
-    def __init__(self, path: str, _seen: tuple[str, ...] = ()) -> None:
-        super().__init__(path)
+    def __init__(self, path: str, fs: FileSystem = LOCAL, _seen: tuple[str, ...] = ()) -> None:
+        super().__init__(path, fs)
         try:
             self._parse(_seen)
         except BaseException:
@@ -327,27 +328,28 @@ class VhdxReader(FileReader):
     # --- differencing ------------------------------------------------------------------
 
     def _open_parent(self, locator: bytes, seen: tuple[str, ...]) -> DiskReader:
-        here = os.path.realpath(self.path)
-        seen = (*seen, here)
+        fs = self.fs
+        seen = (*seen, fs.realpath(self.path))
         if len(seen) > MAX_CHAIN_DEPTH:
             raise FormatError(self.path, "VHDX parent chain", None, f"longer than {MAX_CHAIN_DEPTH} disks")
         entries = _parse_locator(self.path, locator)
-        base = Path(self.path).parent
+        base = fs.dirname(self.path)
         candidates = []
         if "relative_path" in entries:
-            candidates.append(str(base / Path(*PureWindowsPath(entries["relative_path"]).parts)))
+            parts = [p for p in PureWindowsPath(entries["relative_path"]).parts if p not in (".", "\\")]
+            candidates.append(fs.join(base, "/".join(parts)))
         for key in ("absolute_win32_path", "volume_path"):
             if key in entries:
-                candidates.append(str(base / PureWindowsPath(entries[key]).name))
+                candidates.append(fs.join(base, PureWindowsPath(entries[key]).name))
         linkage = {
             entries.get("parent_linkage", "").strip("{}").lower(),
             entries.get("parent_linkage2", "").strip("{}").lower(),
         } - {""}
         for candidate in dict.fromkeys(candidates):
-            if os.path.realpath(candidate) in seen:
+            if fs.realpath(candidate) in seen:
                 raise FormatError(self.path, "VHDX parent chain", None, f"loops back to {candidate}")
-            if os.path.isfile(candidate):
-                parent = VhdxReader(candidate, _seen=seen)
+            if fs.isfile(candidate):
+                parent = VhdxReader(candidate, fs, _seen=seen)
                 if str(uuid.UUID(bytes_le=parent.header["data_write_guid"])) not in linkage:
                     parent.close()
                     raise FormatError(
@@ -393,7 +395,7 @@ class VhdxReader(FileReader):
             part = view[pos : pos + n]
             state, file_off = self._block_state(block)
             if state == FULLY_PRESENT:
-                os.preadv(self.file.fd, [part], file_off + inner)
+                self.file.preadv(part, file_off + inner)
             elif state == PARTIALLY_PRESENT:
                 self._read_partial(block, file_off, voff, inner, part)
             elif self.parent is not None and state == NOT_PRESENT:
@@ -420,7 +422,7 @@ class VhdxReader(FileReader):
             s = first_sector + i - (first_sector // 8) * 8
             sector_view = part[i * ls : (i + 1) * ls]
             if bits[s >> 3] & (1 << (s & 7)):
-                os.preadv(self.file.fd, [sector_view], file_off + inner + i * ls)
+                self.file.preadv(sector_view, file_off + inner + i * ls)
             else:
                 self.parent.readinto(voff + i * ls, sector_view)
 

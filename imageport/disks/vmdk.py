@@ -25,6 +25,7 @@ disks (``-s001.vmdk``...) are several extents laid end to end.
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import struct
 import sys
@@ -40,19 +41,20 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from imageport.disks.base import (
+    LOCAL,
     MAX_CHAIN_DEPTH,
     SECTOR,
+    ByteSource,
     DiskReader,
     DiskWriter,
     Extent,
+    FileSystem,
     KiB,
-    RandomAccessFile,
     Sink,
     check_virtual_size,
     coalesce,
     is_zero,
 )
-from imageport.disks.raw import file_data_extents
 from imageport.errors import FormatError, InputError
 from imageport.models import DiskFormat
 
@@ -169,8 +171,9 @@ class _ZeroExtent(_Extent):
 
 
 class _FlatExtent(_Extent):
-    def __init__(self, path: str, base: int, length: int) -> None:
-        self.file = RandomAccessFile(path)
+    def __init__(self, source: ByteSource, base: int, length: int) -> None:
+        self.file = source
+        path = source.path
         self.base = base
         self.length = length
         if base + length > self.file.size:
@@ -179,11 +182,11 @@ class _FlatExtent(_Extent):
             )
 
     def allocated(self) -> Iterator[Extent]:
-        for ext in file_data_extents(self.file.fd, self.base, self.base + self.length):
+        for ext in self.file.data_extents(self.base, self.base + self.length):
             yield Extent(ext.offset - self.base, ext.length)
 
     def read_into(self, offset: int, view: memoryview, below: Callable[[int, memoryview], None]) -> None:
-        os.preadv(self.file.fd, [view], self.base + offset)
+        self.file.preadv(view, self.base + offset)
 
     def close(self) -> None:
         self.file.close()
@@ -192,9 +195,9 @@ class _FlatExtent(_Extent):
 class _SparseExtent(_Extent):
     """A hosted sparse extent: monolithicSparse, a split -s00N file, or streamOptimized."""
 
-    def __init__(self, path: str, header: SparseHeader | None = None) -> None:
-        self.file = f = RandomAccessFile(path)
-        self.path = path
+    def __init__(self, source: ByteSource, header: SparseHeader | None = None) -> None:
+        self.file = f = source
+        self.path = path = source.path
         try:
             self.h = header or parse_header(path, f.read_exact(0, 512, "VMDK sparse header"), 0)
             self._load_directory()
@@ -295,7 +298,7 @@ class _SparseExtent(_Extent):
                         None,
                         f"grain {grain} at sector {sector} lies past the end of the file",
                     )
-                os.preadv(self.file.fd, [part], sector * SECTOR + inner)
+                self.file.preadv(part, sector * SECTOR + inner)
             pos += n
 
     def _compressed_grain(self, grain: int, sector: int) -> bytes:
@@ -362,8 +365,9 @@ def parse_descriptor(path: str, text: str) -> dict[str, Any]:
 class VmdkReader(DiskReader):
     format = DiskFormat.VMDK_SPARSE
 
-    def __init__(self, path: str, _seen: tuple[str, ...] = ()) -> None:
+    def __init__(self, path: str, fs: FileSystem = LOCAL, _seen: tuple[str, ...] = ()) -> None:
         super().__init__(path)
+        self.fs = fs
         self._parts: list[_Extent] = []
         try:
             self._open(_seen)
@@ -372,10 +376,10 @@ class VmdkReader(DiskReader):
             raise
 
     def _open(self, seen: tuple[str, ...]) -> None:
-        with open(self.path, "rb") as f:
-            head = f.read(512)
+        source = self.fs.open(self.path)
+        head = source.pread(0, 512)
         if head[:4] == MAGIC:
-            first = _SparseExtent(self.path)
+            first = _SparseExtent(source)
             self._parts.append(first)
             h = first.h
             if h.descriptor_offset and h.descriptor_size:
@@ -393,7 +397,9 @@ class VmdkReader(DiskReader):
             self.descriptor = desc
             self._layout(desc, own=first)
         else:
-            size = os.path.getsize(self.path)
+            size = source.size
+            text_bytes = source.pread(0, min(size, MAX_DESCRIPTOR))
+            source.close()
             if size > MAX_DESCRIPTOR or not (head.lstrip().startswith(b"#") or b"createType" in head):
                 raise FormatError(
                     self.path,
@@ -401,9 +407,7 @@ class VmdkReader(DiskReader):
                     0,
                     f"magic is {head[:4]!r}, expected b'KDMV', and the file is not a text descriptor",
                 )
-            with open(self.path, "rb") as f:
-                text = f.read().decode("utf-8", errors="replace")
-            self.descriptor = parse_descriptor(self.path, text)
+            self.descriptor = parse_descriptor(self.path, text_bytes.decode("utf-8", errors="replace"))
             self._layout(self.descriptor, own=None)
         fields = self.descriptor["fields"]
         self.create_type = fields.get("createType", "")
@@ -415,21 +419,23 @@ class VmdkReader(DiskReader):
             self.parent = self._open_parent(fields.get("parentFileNameHint", ""), seen)
 
     def _layout(self, desc: dict[str, Any], own: _SparseExtent | None) -> None:
-        base = Path(self.path).parent
+        fs = self.fs
+        base = fs.dirname(self.path)
         start = 0
         for i, (_access, sectors, kind, name, off) in enumerate(desc["extents"]):
             length = sectors * SECTOR
-            if kind != "ZERO" and not (own is not None and i == 0) and not (base / (name or "")).is_file():
+            extent_path = fs.join(base, name or "")
+            if kind != "ZERO" and not (own is not None and i == 0) and not (name and fs.isfile(extent_path)):
                 raise FormatError(self.path, "VMDK descriptor", None, f"extent {i} file {name!r} not found")
             if kind == "ZERO":
                 part: _Extent = _ZeroExtent()
             elif kind in ("FLAT", "VMFS", "VMFSRAW", "VMFSRDM"):
-                part = _FlatExtent(str(base / (name or "")), off * SECTOR, length)
+                part = _FlatExtent(fs.open(extent_path), off * SECTOR, length)
                 self._parts.append(part)
             elif own is not None and i == 0:
                 part = own
             else:
-                part = _SparseExtent(str(base / (name or "")))
+                part = _SparseExtent(fs.open(extent_path))
                 self._parts.append(part)
             if isinstance(part, _SparseExtent) and part.length < length:
                 raise FormatError(
@@ -446,15 +452,17 @@ class VmdkReader(DiskReader):
         self.virtual_size = check_virtual_size(self.path, "VMDK descriptor", None, start)
 
     def _open_parent(self, hint: str, seen: tuple[str, ...]) -> DiskReader:
-        seen = (*seen, os.path.realpath(self.path))
+        fs = self.fs
+        seen = (*seen, fs.realpath(self.path))
         if len(seen) > MAX_CHAIN_DEPTH:
             raise FormatError(self.path, "VMDK parent chain", None, f"longer than {MAX_CHAIN_DEPTH} disks")
-        candidate = str(Path(self.path).parent / hint) if hint and not os.path.isabs(hint) else hint
-        if not candidate or not os.path.isfile(candidate):
+        # A hint is relative to the child's folder; an absolute one (a datastore path) by its name.
+        candidate = fs.join(fs.dirname(self.path), posixpath.basename(hint.replace("\\", "/"))) if hint else ""
+        if not candidate or not fs.isfile(candidate):
             raise FormatError(self.path, "VMDK parentFileNameHint", None, f"parent {hint!r} not found")
-        if os.path.realpath(candidate) in seen:
+        if fs.realpath(candidate) in seen:
             raise FormatError(self.path, "VMDK parent chain", None, f"loops back to {candidate}")
-        parent = VmdkReader(candidate, _seen=seen)
+        parent = VmdkReader(candidate, fs, _seen=seen)
         if parent.virtual_size != self.virtual_size:
             parent.close()
             raise FormatError(self.path, "VMDK parent", None, f"{candidate} has a different size")
