@@ -2,20 +2,40 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from cli.output import console, emit_json, emit_mapping, parse_size, progress_reporter, reports_errors
+from imageport.disks.base import LOCAL, FileSystem
 from imageport.disks.convert import ConvertResult, convert, hash_disk
 from imageport.disks.detect import open_disk
-from imageport.models import DiskFormat
+from imageport.errors import InputError
+from imageport.models import DiskFormat, share_relative_path
+from imageport.storage.smb_files import SmbFileSystem
 
 app = typer.Typer(help="Disk images: info, convert, hash, check (raw, VHD, VHDX, VMDK).", no_args_is_help=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
-Image = Annotated[Path, typer.Argument(help="Image file (format detected from its content)")]
+Image = Annotated[
+    str, typer.Argument(help="Image file: a local path or smb://CONNECTOR/path (format detected from content)")
+]
+
+
+def open_location(text: str) -> tuple[FileSystem, str]:
+    """A local path, or ``smb://CONNECTOR/path`` on a saved file-share connector."""
+    if not text.startswith("smb://"):
+        return LOCAL, text
+    name, _, path = text.removeprefix("smb://").partition("/")
+    from blocks.registry import find_connector  # Prefect only when a connector is named
+
+    kind, block = find_connector(name)
+    if kind != "fileshare":
+        raise InputError(f"{text}: connector {name!r} is a {kind} connector; smb:// needs a fileshare one")
+    try:
+        return SmbFileSystem(block.build()), share_relative_path(path)
+    except ValueError as exc:
+        raise InputError(f"{text}: {exc}") from None
 
 
 def _gib(n: int) -> str:
@@ -26,7 +46,8 @@ def _gib(n: int) -> str:
 @reports_errors
 def info(image: Image, as_json: JsonFlag = False) -> None:
     """Format, virtual size, allocated bytes, extents, parent chain."""
-    with open_disk(image) as reader:
+    fs, path = open_location(image)
+    with open_disk(path, fs=fs) as reader:
         extents = list(reader.extents())
         data = {
             "path": str(image),
@@ -45,7 +66,7 @@ def info(image: Image, as_json: JsonFlag = False) -> None:
     shown["virtual_size"] = _gib(data["virtual_size"])
     shown["allocated_bytes"] = _gib(data["allocated_bytes"])
     shown["chain"] = " <- ".join(data["chain"])
-    emit_mapping(str(image), shown)
+    emit_mapping(image, shown)
 
 
 def _show_result(result: ConvertResult, as_json: bool) -> None:
@@ -69,7 +90,9 @@ def _show_result(result: ConvertResult, as_json: bool) -> None:
 @reports_errors
 def convert_cmd(
     source: Image,
-    output: Annotated[Path, typer.Argument(help="Output file; written under a temporary name, then renamed")],
+    output: Annotated[
+        str, typer.Argument(help="Output file or smb://CONNECTOR/path; written under a temporary name, then renamed")
+    ],
     to: Annotated[DiskFormat, typer.Option("--to", help="Output format", case_sensitive=False)],
     size: Annotated[str | None, typer.Option(help="Grow the virtual disk to this size (e.g. 128G)")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing output file")] = False,
@@ -79,9 +102,21 @@ def convert_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Convert SOURCE to OUTPUT, streaming, copying allocated data only."""
-    with progress_reporter(f"convert {source.name}") as progress:
+    source_fs, source_path = open_location(source)
+    output_fs, output_path = open_location(output)
+    with progress_reporter(f"convert {source}") as progress:
         result = convert(
-            source, output, to, size=parse_size(size) if size else None, overwrite=force, md5=md5, progress=progress
+            source_path,
+            output_path,
+            to,
+            size=parse_size(size) if size else None,
+            overwrite=force,
+            hashing=hashing,
+            sha256=sha256,
+            md5=md5,
+            progress=progress,
+            source_fs=source_fs,
+            output_fs=output_fs,
         )
     _show_result(result, as_json)
 
@@ -97,8 +132,9 @@ def hash_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """The disk's content hash (SHA-256 tree over 4 MiB windows): the same for every container of one disk."""
-    with progress_reporter(f"hash {image.name}") as progress:
-        result = hash_disk(image, sha256=sha256, md5=md5, progress=progress)
+    fs, path = open_location(image)
+    with progress_reporter(f"hash {image}") as progress:
+        result = hash_disk(path, sha256=sha256, md5=md5, progress=progress, fs=fs)
     _show_result(result, as_json)
 
 
@@ -106,8 +142,9 @@ def hash_cmd(
 @reports_errors
 def check(image: Image, as_json: JsonFlag = False) -> None:
     """Validate the structure and read every allocated byte (catches corrupt grains and blocks)."""
-    with progress_reporter(f"check {image.name}") as progress:
-        result = hash_disk(image, progress=progress)
+    fs, path = open_location(image)
+    with progress_reporter(f"check {image}") as progress:
+        result = hash_disk(path, progress=progress, fs=fs)
     if as_json:
         emit_json(
             {

@@ -184,6 +184,10 @@ class FileSystem(ABC):
     @abstractmethod
     def isfile(self, path: str) -> bool: ...
 
+    @abstractmethod
+    def open_sink(self, path: str, overwrite: bool = False) -> Sink:
+        """Where a writer puts a new file; it appears under ``path`` only on commit."""
+
     def realpath(self, path: str) -> str:
         """A canonical form, for loop detection in parent chains."""
         return path
@@ -201,6 +205,9 @@ class LocalFileSystem(FileSystem):
 
     def isfile(self, path: str) -> bool:
         return os.path.isfile(path)
+
+    def open_sink(self, path: str, overwrite: bool = False) -> Sink:
+        return LocalFileSink(path, overwrite)
 
     def realpath(self, path: str) -> str:
         return os.path.realpath(path)

@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from imageport.disks.base import (
+    LOCAL,
     SECTOR,
     DiskReader,
     DiskWriter,
-    LocalFileSink,
+    FileSystem,
     MiB,
     Sink,
     ZERO_4MiB,
@@ -325,20 +326,23 @@ def convert(
     md5: bool = False,
     progress: Progress | None = None,
     source_format: DiskFormat | None = None,
+    source_fs: FileSystem = LOCAL,
+    output_fs: FileSystem = LOCAL,
     **writer_options: Any,
 ) -> ConvertResult:
     """Convert ``source`` to ``output`` in ``fmt``; the output appears only when complete.
 
+    ``source_fs``/``output_fs`` say where each lives (local by default, or e.g. an SMB share).
     ``hashing=False`` skips every digest (a plain format change with nothing to prove).
     """
     src, dst = os.fspath(source), os.fspath(output)
-    if os.path.exists(dst) and os.path.samefile(src, dst):
+    if source_fs is output_fs and source_fs.isfile(dst) and source_fs.realpath(src) == source_fs.realpath(dst):
         raise InputError(f"{dst}: the output would overwrite the source")
     started = time.monotonic()
-    with open_disk(src, source_format) as reader:
+    with open_disk(src, source_format, source_fs) as reader:
         out_size = output_size(fmt, reader.virtual_size, size)
         total = reader.allocated_bytes()
-        writer = make_writer(fmt, LocalFileSink(dst, overwrite=overwrite), out_size, **writer_options)
+        writer = make_writer(fmt, output_fs.open_sink(dst, overwrite=overwrite), out_size, **writer_options)
         hasher = DiskHasher(out_size, sha256, md5) if hashing else None
         with writer:
             _seen, written = pump(read_pieces(reader), writer, hasher, total, progress)
@@ -359,13 +363,14 @@ def convert_stream(
     md5: bool = False,
     progress: Progress | None = None,
     expected_size: int | None = None,
+    output_fs: FileSystem = LOCAL,
     **writer_options: Any,
 ) -> ConvertResult:
     """Convert a streamOptimized VMDK read front to back (e.g. an NFC download) without seeking."""
     started = time.monotonic()
     grains = StreamGrains(stream, name)
     out_size = output_size(fmt, grains.capacity, expected_size)
-    writer = make_writer(fmt, LocalFileSink(output, overwrite=overwrite), out_size, **writer_options)
+    writer = make_writer(fmt, output_fs.open_sink(os.fspath(output), overwrite=overwrite), out_size, **writer_options)
     hasher = DiskHasher(out_size, sha256, md5)
     with writer:
         seen, written = pump(stream_pieces(grains), writer, hasher, expected_size or grains.capacity, progress)
@@ -389,10 +394,11 @@ def hash_disk(
     md5: bool = False,
     progress: Progress | None = None,
     source_format: DiskFormat | None = None,
+    fs: FileSystem = LOCAL,
 ) -> ConvertResult:
     """The virtual-disk digests of an image, reading only its allocated extents."""
     started = time.monotonic()
-    with open_disk(source, source_format) as reader:
+    with open_disk(source, source_format, fs) as reader:
         total = reader.allocated_bytes()
         hasher = DiskHasher(reader.virtual_size, sha256, md5)
         pump(read_pieces(reader), None, hasher, total, progress)

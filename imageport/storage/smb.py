@@ -60,7 +60,8 @@ class SmbShare:
         root = f"\\\\{self.config.server}\\{self.config.share}"
         return f"{root}\\{tail}" if tail else root
 
-    def _kw(self) -> dict[str, Any]:
+    def io_options(self) -> dict[str, Any]:
+        """Keyword arguments every smbclient call on this share needs (port, private cache)."""
         return {"port": self.config.port, "connection_cache": self._cache}
 
     # --- session --------------------------------------------------------------
@@ -73,7 +74,7 @@ class SmbShare:
                 password=self.config.password.get_secret_value(),
                 encrypt=self.config.encrypt or None,
                 connection_timeout=10,
-                **self._kw(),
+                **self.io_options(),
             )
 
     def close(self) -> None:
@@ -90,31 +91,39 @@ class SmbShare:
 
     def listdir(self, path: str = "") -> list[str]:
         with translate_smb_errors(f"list {self.display}/{path}"):
-            return sorted(smbclient.listdir(self.unc(path), **self._kw()))
+            return sorted(smbclient.listdir(self.unc(path), **self.io_options()))
 
     def exists(self, path: str) -> bool:
         with translate_smb_errors(f"stat {self.display}/{path}"):
-            return bool(smbclient.path.exists(self.unc(path), **self._kw()))
+            return bool(smbclient.path.exists(self.unc(path), **self.io_options()))
+
+    def isfile(self, path: str) -> bool:
+        with translate_smb_errors(f"stat {self.display}/{path}"):
+            return bool(smbclient.path.isfile(self.unc(path), **self.io_options()))
 
     def makedirs(self, path: str) -> None:
         with translate_smb_errors(f"mkdir {self.display}/{path}"):
-            smbclient.makedirs(self.unc(path), exist_ok=True, **self._kw())
+            smbclient.makedirs(self.unc(path), exist_ok=True, **self.io_options())
 
     def remove(self, path: str) -> None:
         with translate_smb_errors(f"delete {self.display}/{path}"):
-            smbclient.remove(self.unc(path), **self._kw())
+            smbclient.remove(self.unc(path), **self.io_options())
+
+    def rename(self, source: str, target: str) -> None:
+        with translate_smb_errors(f"rename {self.display}/{source} to {target}"):
+            smbclient.rename(self.unc(source), self.unc(target), **self.io_options())
 
     def write_bytes(self, path: str, data: bytes) -> None:
         with (
             translate_smb_errors(f"write {self.display}/{path}"),
-            smbclient.open_file(self.unc(path), mode="wb", **self._kw()) as f,
+            smbclient.open_file(self.unc(path), mode="wb", **self.io_options()) as f,
         ):
             f.write(data)
 
     def read_bytes(self, path: str) -> bytes:
         with (
             translate_smb_errors(f"read {self.display}/{path}"),
-            smbclient.open_file(self.unc(path), mode="rb", **self._kw()) as f,
+            smbclient.open_file(self.unc(path), mode="rb", **self.io_options()) as f,
         ):
             return f.read()
 
