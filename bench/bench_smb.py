@@ -1,0 +1,82 @@
+"""SMB copy: imageport's pipelined writer vs Samba's own ``smbclient -c put``, same share, one run.
+
+A private smbd on 127.0.0.1 (the test suite's recipe). The file is 1 GiB of
+incompressible data (so neither side can skip zeros); imageport copies it as
+raw through ``convert`` with hashing off (``smbclient`` verifies nothing
+either). Best of ``ROUNDS``, turns interleaved.
+
+  smb-put-1GiB: ratio=X.XX (imageport A s, smbclient B s) peak_rss imageport=N MiB smbclient=M MiB
+ratio = imageport time / smbclient time (below 1.00: imageport is faster).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.infra.services import SMB_PASSWORD, SMB_USER, start_samba  # noqa: E402
+
+MiB = 1024 * 1024
+SIZE = 1024 * MiB
+ROUNDS = 3
+
+OURS = """
+import sys
+from imageport.disks.convert import convert
+from imageport.models import DiskFormat
+from imageport.storage.smb import SmbShareConfig
+from imageport.storage.smb_files import SmbFileSystem
+port, password, src = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+cfg = SmbShareConfig(server="127.0.0.1", port=port, share="share", username="imgtest", password=password)
+convert(src, "ours.raw", DiskFormat.RAW, hashing=False, overwrite=True, output_fs=SmbFileSystem(cfg.build()))
+"""
+
+
+def timed(cmd: list[str]) -> tuple[float, int]:
+    start = time.perf_counter()
+    done = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"failed: {cmd}\n{done.stderr.decode()[-2000:]}")
+    return elapsed, int(done.stderr.decode().strip().splitlines()[-1]) // 1024
+
+
+def main() -> None:
+    samba = start_samba()
+    work = Path(tempfile.mkdtemp(prefix="imageport-bench-smb-"))
+    try:
+        src = work / "src.bin"
+        with open(src, "wb") as f:
+            for _ in range(SIZE // (16 * MiB)):
+                f.write(os.urandom(16 * MiB))
+        share_dir = Path(samba.info["share_dir"])
+        ours_cmd = [sys.executable, "-c", OURS, str(samba.port), SMB_PASSWORD, str(src)]
+        ref_cmd = ["smbclient", "//127.0.0.1/share", "-p", str(samba.port), "-U", f"{SMB_USER}%{SMB_PASSWORD}",
+                   "-m", "SMB3", "-c", f"put {src} theirs.raw"]
+        results: dict[str, list[tuple[float, int]]] = {"ours": [], "ref": []}
+        for _ in range(ROUNDS):
+            for name, cmd, out in (("ours", ours_cmd, "ours.raw"), ("ref", ref_cmd, "theirs.raw")):
+                (share_dir / out).unlink(missing_ok=True)
+                subprocess.run(["sync"], check=True)
+                results[name].append(timed(cmd))
+                assert (share_dir / out).stat().st_size == SIZE, f"{name} wrote the wrong size"
+        ours_s = min(t for t, _ in results["ours"])
+        ref_s = min(t for t, _ in results["ref"])
+        print(f"smb-put-1GiB: ratio={ours_s / ref_s:.2f} (imageport {ours_s:.2f} s, smbclient {ref_s:.2f} s) "
+              f"peak_rss imageport={max(r for _, r in results['ours'])} MiB "
+              f"smbclient={max(r for _, r in results['ref'])} MiB", flush=True)
+    finally:
+        samba.stop()
+        for f in work.iterdir():
+            f.unlink()
+        work.rmdir()
+
+
+if __name__ == "__main__":
+    main()
