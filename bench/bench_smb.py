@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.infra.services import SMB_PASSWORD, SMB_USER, start_samba  # noqa: E402
+from tests.infra.services import SMB_PASSWORD, SMB_USER, start_samba
 
 MiB = 1024 * 1024
 SIZE = 1024 * MiB
@@ -57,8 +57,18 @@ def main() -> None:
                 f.write(os.urandom(16 * MiB))
         share_dir = Path(samba.info["share_dir"])
         ours_cmd = [sys.executable, "-c", OURS, str(samba.port), SMB_PASSWORD, str(src)]
-        ref_cmd = ["smbclient", "//127.0.0.1/share", "-p", str(samba.port), "-U", f"{SMB_USER}%{SMB_PASSWORD}",
-                   "-m", "SMB3", "-c", f"put {src} theirs.raw"]
+        ref_cmd = [
+            "smbclient",
+            "//127.0.0.1/share",
+            "-p",
+            str(samba.port),
+            "-U",
+            f"{SMB_USER}%{SMB_PASSWORD}",
+            "-m",
+            "SMB3",
+            "-c",
+            f"put {src} theirs.raw",
+        ]
         results: dict[str, list[tuple[float, int]]] = {"ours": [], "ref": []}
         for _ in range(ROUNDS):
             for name, cmd, out in (("ours", ours_cmd, "ours.raw"), ("ref", ref_cmd, "theirs.raw")):
@@ -68,9 +78,12 @@ def main() -> None:
                 assert (share_dir / out).stat().st_size == SIZE, f"{name} wrote the wrong size"
         ours_s = min(t for t, _ in results["ours"])
         ref_s = min(t for t, _ in results["ref"])
-        print(f"smb-put-1GiB: ratio={ours_s / ref_s:.2f} (imageport {ours_s:.2f} s, smbclient {ref_s:.2f} s) "
-              f"peak_rss imageport={max(r for _, r in results['ours'])} MiB "
-              f"smbclient={max(r for _, r in results['ref'])} MiB", flush=True)
+        print(
+            f"smb-put-1GiB: ratio={ours_s / ref_s:.2f} (imageport {ours_s:.2f} s, smbclient {ref_s:.2f} s) "
+            f"peak_rss imageport={max(r for _, r in results['ours'])} MiB "
+            f"smbclient={max(r for _, r in results['ref'])} MiB",
+            flush=True,
+        )
     finally:
         samba.stop()
         for f in work.iterdir():
