@@ -10,7 +10,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 import typer
 
-from cli import connectors, disk
+from cli import connectors, disk, upload
 
 app = typer.Typer(
     help="imageport: move VDI master images between vSphere, Azure, PVS stores and local disks.",
@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 app.add_typer(connectors.app, name="connector")
 app.add_typer(disk.app, name="disk")
+app.command("upload")(upload.upload)
 
 
 @app.command()

@@ -84,6 +84,23 @@ _ZERO_WINDOW_DIGEST = hashlib.sha256(bytes(WINDOW)).digest()
 CONTENT_HASH_PREFIX = "sha256-4m:"
 
 
+def zero_window_digest(length: int = WINDOW) -> bytes:
+    return _ZERO_WINDOW_DIGEST if length == WINDOW else hashlib.sha256(bytes(length)).digest()
+
+
+def content_hash_of_windows(virtual_size: int, digests: dict[int, bytes]) -> str:
+    """The content hash from per-window digests; windows without one are zeros.
+
+    Same value as ``DiskHasher`` over the whole disk: it lets a chunked transfer
+    prove what it moved without reading the disk a second time.
+    """
+    tree = hashlib.sha256(virtual_size.to_bytes(8, "big"))
+    for index in range(-(-virtual_size // WINDOW)):
+        length = min(WINDOW, virtual_size - index * WINDOW)
+        tree.update(digests.get(index) or zero_window_digest(length))
+    return CONTENT_HASH_PREFIX + tree.hexdigest()
+
+
 class DiskHasher:
     """Digests of a virtual disk's logical bytes, fed in ascending order.
 
@@ -118,8 +135,7 @@ class DiskHasher:
 
     def _close_window(self, skipped: bool = False) -> None:
         if skipped:  # never fed: a window of zeros, digest known in advance
-            length = self._window_end(self.window_index) - self.window_index * WINDOW
-            self.tree.update(_ZERO_WINDOW_DIGEST if length == WINDOW else hashlib.sha256(bytes(length)).digest())
+            self.tree.update(zero_window_digest(self._window_end(self.window_index) - self.window_index * WINDOW))
         else:
             self.tree.update(self.window.digest())
         self.window = hashlib.sha256()

@@ -1,0 +1,67 @@
+"""An Azure page blob addressed by a SAS URL: what a managed disk's write grant hands out.
+
+Rules (Put Page, Get Page Ranges): writes are at most 4 MiB, start and end on
+512-byte boundaries, and never past the blob's size; the blob already exists
+with its final size (``md-impexp`` accounts refuse Put Blob), so we never
+create it here. Page ranges are listed in segments so a fragmented blob
+cannot time the listing out.
+
+The SAS query string is a secret: ``display`` shows the URL without it, and
+every error message passes through the error tree's redaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+from imageport.disks.base import Extent, MiB, coalesce
+from imageport.errors import InputError
+from imageport.storage.azure_errors import translate_azure_errors
+
+MAX_PAGE_WRITE = 4 * MiB
+PAGE = 512
+RANGE_SEGMENT = 16 * 1024 * MiB  # list page ranges 16 GiB at a time
+
+
+class PageBlob:
+    def __init__(self, sas_url: str) -> None:
+        from azure.storage.blob import BlobClient
+
+        parts = urlsplit(sas_url)
+        if parts.scheme not in ("https", "http") or not parts.query:
+            raise InputError("a page blob needs an http(s) URL with its SAS query string")
+        self.display = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+        # Retries are the copier's job (it knows what is transient and honours Retry-After).
+        self.client = BlobClient.from_blob_url(sas_url, retry_total=0)
+        with translate_azure_errors(f"read properties of {self.display}"):
+            props = self.client.get_blob_properties()
+        if props.blob_type != "PageBlob":
+            raise InputError(f"{self.display} is a {props.blob_type}, not a page blob")
+        self.size: int = props.size
+
+    def present(self) -> Iterator[Extent]:
+        """Ranges holding written pages, in segments."""
+        for start in range(0, self.size, RANGE_SEGMENT):
+            length = min(RANGE_SEGMENT, self.size - start)
+            with translate_azure_errors(f"list page ranges of {self.display}"):
+                ranges = list(self.client.list_page_ranges(offset=start, length=length))
+            yield from coalesce(Extent(r.start, r.end + 1 - r.start) for r in ranges if not r.cleared)
+
+    def write(self, offset: int, data: bytes | memoryview) -> None:
+        n = len(data)
+        if n == 0 or n > MAX_PAGE_WRITE or offset % PAGE or n % PAGE or offset + n > self.size:
+            raise InputError(
+                f"{self.display}: page write {offset}+{n} breaks the rules (≤ 4 MiB, 512-aligned, inside the blob)"
+            )
+        with translate_azure_errors(f"write pages {offset}+{n} of {self.display}"):
+            self.client.upload_page(bytes(data), offset=offset, length=n)
+
+    def clear(self, offset: int, length: int) -> None:
+        """Turn pages back into holes (Put Page with clear may span the whole blob)."""
+        with translate_azure_errors(f"clear pages {offset}+{length} of {self.display}"):
+            self.client.clear_page(offset=offset, length=length)
+
+    def read(self, offset: int, length: int) -> bytes:
+        with translate_azure_errors(f"read {offset}+{length} of {self.display}"):
+            return self.client.download_blob(offset=offset, length=length).readall()

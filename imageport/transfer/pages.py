@@ -1,0 +1,250 @@
+"""Upload any image the disk engine reads into a page blob as a fixed VHD, converted on the fly.
+
+The blob (a managed disk's upload SAS) must already be exactly N MiB + 512
+bytes: the virtual disk rounded up to a MiB, then the footer. No intermediate
+file is written.
+
+- Sparse: only 4 MiB chunks touched by the source's allocated extents are
+  read; all-zero chunks are not sent.
+- Parallel: the main thread reads chunks in order into a small buffer pool
+  and digests them; ``threads`` workers upload, each write retried with
+  backoff (or the server's Retry-After) on transient errors only.
+- Resumable: a checkpoint file binds this target to this source. On a re-run
+  the target's own page ranges say which chunks arrived (a ≤4 MiB Put Page is
+  atomic), so at most the chunks that were in flight are sent again; chunks
+  skipped are read locally to get their digests for the content hash.
+- Nothing looks complete early: the VHD footer is written last.
+- Verified: afterwards the target's page ranges must cover every data chunk
+  and hold nothing where the source is zero; the content hash comes from the
+  per-chunk digests (no second read of the disk).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from imageport.disks.base import DiskReader, Extent, is_zero
+from imageport.disks.convert import Progress, content_hash_of_windows, output_size
+from imageport.disks.vhd import ALL_ONES, FIXED, build_footer
+from imageport.errors import AlreadyExists, ImageportError, InputError, TransferError
+from imageport.models import DiskFormat
+from imageport.storage.azure_errors import AzureThrottled
+from imageport.storage.page_blob import PageBlob
+from imageport.transfer.plan import CHUNK, Chunk, covered, plan_chunks, touched
+
+RETRY_DELAYS = (0.5, 1, 2, 4, 8, 16)
+
+
+class TargetNotEmpty(TransferError, AlreadyExists):
+    pass
+
+
+@dataclass
+class UploadResult:
+    target: str
+    virtual_size: int
+    chunks_planned: int
+    chunks_sent: int
+    chunks_resumed: int
+    zero_chunks: int
+    bytes_sent: int
+    content_hash: str
+    seconds: float
+
+
+def _retrying(action: Callable[[], None], sleep: Callable[[float], None] = time.sleep) -> None:
+    for attempt, delay in enumerate((*RETRY_DELAYS, None)):
+        try:
+            action()
+            return
+        except ImageportError as exc:
+            if not exc.transient or delay is None:
+                if exc.transient:
+                    raise TransferError(f"gave up after {attempt + 1} attempts: {exc}") from None
+                raise
+            advised = exc.retry_after if isinstance(exc, AzureThrottled) else None
+            sleep(advised if advised is not None else delay)
+
+
+class Checkpoint:
+    """Which source this target is receiving; digests of chunks already read."""
+
+    def __init__(self, directory: Path, target: str, source: dict[str, Any]) -> None:
+        self.path = directory / f"{hashlib.sha256(target.encode()).hexdigest()[:32]}.json"
+        self.identity = {"target": target, "source": source, "chunk": CHUNK}
+        self.digests: dict[int, bytes] = {}
+        self.valid = False
+        try:
+            saved = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return
+        if saved.get("identity") == self.identity:
+            self.valid = True
+            self.digests = {int(k): bytes.fromhex(v) for k, v in saved.get("digests", {}).items()}
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.path.with_name(f"{self.path.name}.{uuid.uuid4().hex[:6]}")
+        temp.write_text(
+            json.dumps({"identity": self.identity, "digests": {str(k): v.hex() for k, v in self.digests.items()}})
+        )
+        os.replace(temp, self.path)
+        self.valid = True
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def source_identity(reader: DiskReader) -> dict[str, Any]:
+    file = getattr(reader, "file", None)
+    return {
+        "path": reader.path,
+        "format": reader.format.value,
+        "virtual_size": reader.virtual_size,
+        "file_size": getattr(file, "size", None),
+    }
+
+
+def upload_to_page_blob(
+    reader: DiskReader,
+    blob: PageBlob,
+    *,
+    threads: int = 5,
+    checkpoint_dir: Path,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> UploadResult:
+    started = time.monotonic()
+    size = output_size(DiskFormat.VHD, reader.virtual_size)
+    if blob.size != size + 512:
+        raise InputError(
+            f"{blob.display} is {blob.size} bytes; this image needs exactly {size + 512} "
+            f"({size // 2**20} MiB + 512): create the disk with that upload size"
+        )
+    checkpoint = Checkpoint(checkpoint_dir, blob.display, source_identity(reader))
+    present_ranges = list(blob.present())
+    if present_ranges and not checkpoint.valid:
+        if not overwrite:
+            raise TargetNotEmpty(
+                f"{blob.display} already holds data not written by this upload of {reader.path}; "
+                "use --force to replace it"
+            )
+        _clear(blob, present_ranges, sleep)
+        present_ranges = []
+    checkpoint.save()  # from here on, the target belongs to this source
+
+    extents = list(reader.extents())
+    data_chunks = touched(extents)
+    arrived = covered(present_ranges, size) & data_chunks
+    chunks = plan_chunks(extents, size)
+    total = sum(c.length for c in chunks)
+    digests = dict(checkpoint.digests)
+    stats = {"sent": 0, "bytes": 0, "zero": 0, "resumed": 0, "done": 0}
+    pool: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+    for _ in range(threads + 2):
+        pool.put(bytearray(CHUNK))
+    last_save = time.monotonic()
+
+    def send(chunk: Chunk, view: memoryview) -> None:
+        _retrying(lambda: blob.write(chunk.offset, view), sleep)
+
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="page-upload") as executor:
+        in_flight: dict[Future[None], tuple[Chunk, bytearray]] = {}
+
+        def settle(block: bool) -> None:
+            nonlocal last_save
+            if not in_flight:
+                return
+            done, _ = wait(in_flight, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+            for future in done:
+                chunk, buf = in_flight.pop(future)
+                pool.put(buf)
+                future.result()  # raises the chunk's final error
+                stats["sent"] += 1
+                stats["bytes"] += chunk.length
+            if time.monotonic() - last_save > 2:
+                checkpoint.digests = dict(digests)
+                checkpoint.save()
+                last_save = time.monotonic()
+
+        try:
+            for chunk in chunks:
+                if chunk.index in arrived and chunk.index in digests:
+                    stats["resumed"] += 1
+                    stats["done"] += chunk.length
+                    continue
+                while pool.empty():
+                    settle(block=True)
+                buf = pool.get()
+                view = reader.readinto(
+                    chunk.offset, memoryview(buf)[: min(chunk.length, reader.virtual_size - chunk.offset)]
+                )
+                data = memoryview(buf)[: chunk.length]
+                if len(view) < chunk.length:  # the last chunk of a disk rounded up to a MiB
+                    data[len(view) :] = bytes(chunk.length - len(view))
+                digests[chunk.index] = hashlib.sha256(data).digest()
+                if chunk.index in arrived:
+                    stats["resumed"] += 1  # arrived before an interruption: digest only
+                    pool.put(buf)
+                elif is_zero(data):
+                    stats["zero"] += 1
+                    del digests[chunk.index]
+                    pool.put(buf)
+                else:
+                    in_flight[executor.submit(send, chunk, data)] = (chunk, buf)
+                settle(block=False)
+                stats["done"] += chunk.length
+                if progress is not None:
+                    progress(stats["done"], total)
+            while in_flight:
+                settle(block=True)
+        finally:
+            # Digests of chunks still in flight are kept too: a re-run trusts a digest only for
+            # a chunk the target's page ranges show as arrived.
+            checkpoint.digests = dict(digests)
+            checkpoint.save()
+
+    _retrying(lambda: blob.write(size, build_footer(size, FIXED, ALL_ONES, uuid.uuid4().bytes)), sleep)
+    _verify(blob, size, set(digests))
+    checkpoint.remove()
+    return UploadResult(
+        blob.display,
+        size,
+        len(chunks),
+        stats["sent"],
+        stats["resumed"],
+        stats["zero"],
+        stats["bytes"] + 512,
+        content_hash_of_windows(size, digests),
+        time.monotonic() - started,
+    )
+
+
+def _clear(blob: PageBlob, ranges: list[Any], sleep: Callable[[float], None]) -> None:
+    for ext in ranges:
+        _retrying(lambda ext=ext: blob.clear(ext.offset, ext.length), sleep)
+
+
+def _verify(blob: PageBlob, size: int, data_chunks: set[int]) -> None:
+    present = list(blob.present())
+    missing = data_chunks - covered(present, size)
+    if missing:
+        raise TransferError(
+            f"{blob.display}: after upload, {len(missing)} data chunk(s) are missing, "
+            f"first at offset {min(missing) * CHUNK}"
+        )
+    # the footer's page may coalesce with the last data range: look only below the virtual size
+    stale = touched(Extent(e.offset, min(e.end, size) - e.offset) for e in present if e.offset < size) - data_chunks
+    if stale:
+        raise TransferError(f"{blob.display}: holds data where the image is zero, first at {min(stale) * CHUNK}")

@@ -1,0 +1,193 @@
+"""Uploading images into page blobs on the suite's real Azurite, as a managed-disk grant gives them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from imageport.disks.convert import convert, hash_disk
+from imageport.disks.detect import open_disk
+from imageport.errors import InputError, StorageAccessDenied
+from imageport.models import DiskFormat
+from imageport.storage.page_blob import PageBlob
+from imageport.transfer.pages import TargetNotEmpty, upload_to_page_blob
+from tests.core.disks.images import MiB, make_raw, qemu_compare
+from tests.infra.services import AZURITE_ACCOUNT, AZURITE_KEY
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def container(azurite):  # type: ignore[no-untyped-def]
+    from azure.storage.blob import BlobServiceClient
+
+    service = BlobServiceClient.from_connection_string(azurite.info["connection_string"])
+    return service.create_container(f"disks-{uuid.uuid4().hex[:8]}")
+
+
+def page_blob_sas(container, size: int, expiry_minutes: int = 60) -> str:  # type: ignore[no-untyped-def]
+    """A page blob of ``size`` bytes and a read/write SAS for it: what a managed disk's grant hands out."""
+    from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
+    name = f"disk-{uuid.uuid4().hex[:8]}.vhd"
+    container.get_blob_client(name).create_page_blob(size=size)
+    sas = generate_blob_sas(
+        AZURITE_ACCOUNT,
+        container.container_name,
+        name,
+        account_key=AZURITE_KEY,
+        permission=BlobSasPermissions(read=True, write=True),
+        expiry=datetime.now(UTC) + timedelta(minutes=expiry_minutes),
+    )
+    return f"{container.url}/{name}?{sas}"
+
+
+def download(url: str, path: Path) -> Path:
+    from azure.storage.blob import BlobClient
+
+    with open(path, "wb") as f:
+        BlobClient.from_blob_url(url).download_blob(max_concurrency=4).readinto(f)
+    return path
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A 96 MiB (+ a sector) VHDX with scattered data, and the raw it was made from."""
+    d = tmp_path_factory.mktemp("upload")
+    raw = make_raw(d / "src.raw", 96 * MiB + 512, runs=7, seed=41, max_run=3 * MiB)
+    vhdx = d / "src.vhdx"
+    convert(raw, vhdx, DiskFormat.VHDX, size=96 * MiB + 512)
+    return raw, vhdx
+
+
+NEEDED = 97 * MiB + 512  # 96 MiB + 512 rounds up to 97 MiB, plus the footer
+
+
+def as_fixed_vhd_hash(image: Path, tmp_path: Path) -> str:
+    """The content hash of the disk Azure receives: the image grown to a whole MiB."""
+    return convert(image, tmp_path / f"ref-{uuid.uuid4().hex[:6]}.vhd", DiskFormat.VHD).content_hash
+
+
+def test_upload_converts_to_a_fixed_vhd_on_the_fly(container, image, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    raw, vhdx = image
+    url = page_blob_sas(container, NEEDED)
+    with open_disk(vhdx) as reader:
+        allocated = reader.allocated_bytes()
+        result = upload_to_page_blob(reader, PageBlob(url), threads=4, checkpoint_dir=tmp_path / "cp")
+    assert result.content_hash == as_fixed_vhd_hash(vhdx, tmp_path)
+    # bytes written ≤ allocated + footer + one chunk per extent edge
+    assert result.bytes_sent <= allocated + 512 + 2 * 4 * MiB * 8
+    got = download(url, tmp_path / "got.vhd")
+    assert got.read_bytes()[-512:][:8] == b"conectix"
+    verdict = qemu_compare(raw, "raw", got, "vpc")
+    assert verdict.returncode == 0, verdict.stdout + verdict.stderr
+    assert (
+        convert(got, tmp_path / "again.raw", DiskFormat.RAW, source_format=DiskFormat.VHD).content_hash
+        == result.content_hash
+    )
+    assert list((tmp_path / "cp").iterdir()) == []  # checkpoint removed on success
+
+
+def test_wrong_target_size_is_refused_before_writing(container, image, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, vhdx = image
+    url = page_blob_sas(container, 96 * MiB + 512)
+    with open_disk(vhdx) as reader, pytest.raises(InputError, match=f"needs exactly {NEEDED}"):
+        upload_to_page_blob(reader, PageBlob(url), checkpoint_dir=tmp_path)
+    assert list(PageBlob(url).present()) == []
+
+
+def test_a_target_with_foreign_data_needs_force(container, image, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    raw, vhdx = image
+    url = page_blob_sas(container, NEEDED)
+    PageBlob(url).write(90 * MiB, b"\x01" * 4096)  # stale data where the image is zero
+    with open_disk(vhdx) as reader, pytest.raises(TargetNotEmpty, match="--force"):
+        upload_to_page_blob(reader, PageBlob(url), checkpoint_dir=tmp_path)
+    with open_disk(vhdx) as reader:
+        upload_to_page_blob(reader, PageBlob(url), checkpoint_dir=tmp_path, overwrite=True)
+    assert qemu_compare(raw, "raw", download(url, tmp_path / "got.vhd"), "vpc").returncode == 0
+
+
+def test_an_expired_sas_stops_at_once_without_leaking_it(container, image, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, vhdx = image
+    url = page_blob_sas(container, NEEDED, expiry_minutes=-5)
+    with pytest.raises(StorageAccessDenied) as info:
+        upload_to_page_blob(open_disk(vhdx), PageBlob(url), checkpoint_dir=tmp_path)
+    assert "sig=" not in str(info.value) or "sig=REDACTED" in str(info.value)
+    assert url.split("sig=")[1][:10] not in str(info.value)
+
+
+UPLOADER = """
+import sys
+from pathlib import Path
+from imageport.disks.detect import open_disk
+from imageport.storage.page_blob import PageBlob
+from imageport.transfer.pages import upload_to_page_blob
+progress = lambda done, total: print(done, total, flush=True)
+with open_disk(sys.argv[1]) as reader:
+    r = upload_to_page_blob(reader, PageBlob(sys.argv[2]), threads=1, checkpoint_dir=Path(sys.argv[3]),
+                            progress=progress)
+print("RESULT", r.chunks_sent, r.chunks_resumed, r.content_hash, flush=True)
+"""
+
+
+def test_killed_half_way_resumes_resending_at_most_one_window(container, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    raw = make_raw(tmp_path / "big.raw", 256 * MiB, runs=1, seed=3, max_run=2)
+    with open(raw, "r+b") as f:  # data everywhere: 64 chunks to send
+        for i in range(64):
+            f.seek(i * 4 * MiB)
+            f.write(os.urandom(4 * MiB))
+    url = page_blob_sas(container, 256 * MiB + 512)
+    cp = tmp_path / "cp"
+    proc = subprocess.Popen([sys.executable, "-c", UPLOADER, str(raw), url, str(cp)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:  # wait until about a third has been sent, then kill -9
+        if int(line.split()[0]) >= 80 * MiB:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    arrived = sum(e.length for e in PageBlob(url).present()) // (4 * MiB)
+    assert 0 < arrived < 64
+    assert download(url, tmp_path / "partial.vhd").read_bytes()[-512:] == bytes(512)  # no footer: not complete
+
+    rerun = subprocess.run(
+        [sys.executable, "-c", UPLOADER, str(raw), url, str(cp)], capture_output=True, text=True, timeout=300
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    _, sent, resumed, content_hash = rerun.stdout.strip().splitlines()[-1].split()
+    window = 1 + 2  # threads + spare buffers: chunks that may have been in flight
+    assert int(sent) <= 64 - arrived + window and int(resumed) >= arrived - window
+    assert content_hash == hash_disk(raw).content_hash
+    assert qemu_compare(raw, "raw", download(url, tmp_path / "done.vhd"), "vpc").returncode == 0
+
+
+def test_cli_upload_reads_the_sas_from_stdin_and_never_prints_it(
+    imageport_bin: str,
+    container,
+    image,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    _, vhdx = image
+    url = page_blob_sas(container, NEEDED)
+    env = dict(os.environ, IMAGEPORT_CHECKPOINTS=str(tmp_path / "cp"))
+    done = subprocess.run(
+        [imageport_bin, "upload", str(vhdx), "-", "--json"],
+        input=f"sas+{url}\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    signature = url.split("sig=")[1].split("&")[0]
+    assert signature not in done.stdout + done.stderr
+    assert json.loads(done.stdout)["content_hash"] == as_fixed_vhd_hash(vhdx, tmp_path)
+    bad = subprocess.run([imageport_bin, "upload", str(vhdx), url], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "sas+https://" in bad.stderr and signature not in bad.stderr
