@@ -191,3 +191,49 @@ def test_cli_upload_reads_the_sas_from_stdin_and_never_prints_it(
     assert json.loads(done.stdout)["content_hash"] == as_fixed_vhd_hash(vhdx, tmp_path)
     bad = subprocess.run([imageport_bin, "upload", str(vhdx), url], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "sas+https://" in bad.stderr and signature not in bad.stderr
+
+
+def test_injected_faults_are_retried_and_the_result_is_identical(
+    azurite,
+    container,
+    image,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    from tests.infra.fault_proxy import FaultProxy
+
+    raw, vhdx = image
+    url = page_blob_sas(container, NEEDED)
+    proxy = FaultProxy(azurite.info["endpoint"], {2: 503, 3: "reset", 5: 500, 6: 429, 8: 503, 9: "reset"})
+    slept: list[float] = []
+    try:
+        with open_disk(vhdx) as reader:
+            upload_to_page_blob(
+                reader, PageBlob(proxy.url_for(url)), threads=2, checkpoint_dir=tmp_path, sleep=slept.append
+            )
+    finally:
+        proxy.close()
+    assert [f for _, f in proxy.fired] == [503, "reset", 500, 429, 503, "reset"]
+    assert 0 in slept  # Retry-After: 0 from the throttled answers was honoured
+    assert qemu_compare(raw, "raw", download(url, tmp_path / "got.vhd"), "vpc").returncode == 0
+
+
+def test_a_non_transient_error_stops_at_once_and_leaves_no_footer(
+    azurite,
+    container,
+    image,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    from tests.infra.fault_proxy import FaultProxy
+
+    _, vhdx = image
+    url = page_blob_sas(container, NEEDED)
+    proxy = FaultProxy(azurite.info["endpoint"], {3: 403})
+    try:
+        with open_disk(vhdx) as reader, pytest.raises(StorageAccessDenied, match="forbidden"):
+            upload_to_page_blob(
+                reader, PageBlob(proxy.url_for(url)), threads=1, checkpoint_dir=tmp_path, sleep=lambda s: None
+            )
+        assert proxy.page_writes <= 3 + 3  # stopped right away: no retry storm (at most the window in flight)
+    finally:
+        proxy.close()
+    assert download(url, tmp_path / "partial.vhd").read_bytes()[-512:] == bytes(512)
