@@ -153,30 +153,16 @@ def start_samba() -> Service:
 # --- Azurite ---------------------------------------------------------------------
 
 
-def start_azurite() -> Service:
-    """Azurite's blob service in memory (restarted per run: it never gives memory back)."""
+def start_azurite(in_memory: bool = True) -> Service:
+    """Azurite's blob service, in memory by default (restarted per run: it never gives memory back);
+    ``in_memory=False`` keeps the data under its run folder instead (benchmarks with GiBs of pages)."""
     binary = require_tool(str(CACHE / "azurite/node_modules/.bin/azurite-blob"), "test-services")
     root = _fresh_dir("azurite")
     port = free_port()
     log = root / "azurite.log"
-    proc = _spawn(
-        [
-            binary,
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(port),
-            "--loose",
-            "--skipApiVersionCheck",
-            "--disableTelemetry",
-            "--inMemoryPersistence",
-            "--extentMemoryLimit",
-            "1024",
-            "--silent",
-        ],
-        log,
-        cwd=root,
-    )
+    storage = ["--inMemoryPersistence", "--extentMemoryLimit", "1024"] if in_memory else ["--location", str(root)]
+    command = [binary, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--loose", "--skipApiVersionCheck"]
+    proc = _spawn([*command, "--disableTelemetry", *storage, "--silent"], log, cwd=root)
     wait_for_port(port, proc, log)
     endpoint = f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"
     conn = (
