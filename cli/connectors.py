@@ -39,20 +39,29 @@ def _parse_fields(kind: str, assignments: list[str]) -> dict[str, Any]:
             raise InputError(f"{key!r} is not a {kind} connector setting; settings: {', '.join(sorted(known))}")
         fields[key] = value
     for secret in secret_fields:
-        required = cls.model_fields[secret].is_required()
-        if fields.get(secret) == "-" or (secret not in fields and required):
-            fields[secret] = _read_secret(secret)
+        if fields.get(secret) == "-" or secret not in fields:
+            # Optional secrets (e.g. client_secret, needed only for some auth choices) may be skipped.
+            value = _read_secret(secret, required=cls.model_fields[secret].is_required())
+            if value is not None:
+                fields[secret] = value
     return fields
 
 
-def _read_secret(field: str) -> str:
-    # Secrets on the command line end up in shell history and `ps`; read them instead.
+def _read_secret(field: str, required: bool) -> str | None:
+    # Secrets on the command line end up in shell history and `ps`; read them instead,
+    # one per line on standard input when it is piped, else at a hidden prompt.
     if sys.stdin.isatty():
-        return typer.prompt(field, hide_input=True)
-    line = sys.stdin.readline().rstrip("\n")
-    if not line:
-        raise InputError(f"{field}: no value on standard input")
-    return line
+        value = typer.prompt(
+            field if required else f"{field} (Enter to skip)",
+            hide_input=True,
+            default="" if not required else None,
+            show_default=False,
+        )
+    else:
+        value = sys.stdin.readline().rstrip("\n")
+    if not value and required:
+        raise InputError(f"{field}: no value given (type it at the prompt, or pipe it on standard input)")
+    return value or None
 
 
 @app.command("create")

@@ -1,11 +1,11 @@
-"""``imageport upload SRC sas+https://...``: an image into a page blob (an existing upload SAS)."""
+"""``imageport upload SRC TARGET``: an image into an Azure managed disk or an existing page blob."""
 
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -13,52 +13,107 @@ from cli.disk import Image, JsonFlag, open_location
 from cli.output import console, emit_json, progress_reporter, reports_errors
 from imageport.disks.detect import open_disk
 from imageport.errors import InputError
+from imageport.models import AzureSku, HyperVGeneration, OsType
+from imageport.platforms.azure.disks import upload_to_managed_disk
 from imageport.storage.page_blob import PageBlob
-from imageport.transfer.pages import upload_to_page_blob
+from imageport.transfer.pages import UploadResult, upload_to_page_blob
 
 DEFAULT_CHECKPOINTS = Path(os.environ.get("IMAGEPORT_CHECKPOINTS", "~/.cache/imageport/checkpoints")).expanduser()
+TARGETS = (
+    "azure-disk://CONNECTOR/RESOURCE_GROUP/DISK, sas+https://ACCOUNT/CONTAINER/BLOB?SAS "
+    "(sas+http:// for an emulator), or - to read a SAS URL from standard input"
+)
 
 
-def _sas_url(target: str) -> str:
+def _sas_url(target: str) -> str | None:
     if target == "-":  # keeps the SAS out of shell history and the process list
         target = sys.stdin.readline().strip()
     for scheme in ("sas+https://", "sas+http://"):
         if target.startswith(scheme):
             return target.removeprefix("sas+")
-    raise InputError(
-        "the target must be sas+https://ACCOUNT/CONTAINER/BLOB?SAS (sas+http:// for an emulator), "
-        "or - to read it from standard input"
-    )
+    return None
+
+
+def _managed_disk(target: str) -> tuple[str, str, str] | None:
+    if not target.startswith("azure-disk://"):
+        return None
+    parts = target.removeprefix("azure-disk://").split("/")
+    if len(parts) != 3 or not all(parts):
+        raise InputError(f"{target}: use azure-disk://CONNECTOR/RESOURCE_GROUP/DISK")
+    return parts[0], parts[1], parts[2]
+
+
+def _tags(pairs: list[str]) -> dict[str, str]:
+    tags = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InputError(f"--tags {pair!r}: use key=value")
+        tags[key] = value
+    return tags
 
 
 @reports_errors
 def upload(
     source: Image,
-    target: Annotated[
-        str,
-        typer.Argument(
-            help="sas+https://...?SAS of an existing page blob (N MiB + 512 bytes), or - to read it from standard input"
-        ),
-    ],
+    target: Annotated[str, typer.Argument(help=TARGETS)],
     threads: Annotated[int, typer.Option(min=1, max=64, help="Writes in flight (Citrix default 5)")] = 5,
-    force: Annotated[bool, typer.Option(help="Replace data already in the blob from another upload")] = False,
+    force: Annotated[bool, typer.Option(help="Replace an existing disk, or data already in the blob")] = False,
+    sku: Annotated[AzureSku, typer.Option(help="Managed-disk SKU")] = AzureSku.PREMIUM_LRS,
+    tags: Annotated[list[str] | None, typer.Option("--tags", help="k=v tag on the disk (repeatable)")] = None,
+    hyper_v_generation: Annotated[HyperVGeneration, typer.Option(help="Fixed at creation")] = HyperVGeneration.V2,
+    os_type: Annotated[OsType, typer.Option(help="OS type recorded on the disk")] = OsType.WINDOWS,
     checkpoint_dir: Annotated[Path, typer.Option(help="Where resume checkpoints live")] = DEFAULT_CHECKPOINTS,
     as_json: JsonFlag = False,
 ) -> None:
     """Upload SOURCE as a fixed VHD, converted on the fly: sparse, parallel, resumable, verified."""
     fs, path = open_location(source)
-    blob = PageBlob(_sas_url(target))
+    disk = _managed_disk(target)
+    sas = None if disk else _sas_url(target)
+    if disk is None and sas is None:
+        raise InputError(f"the target must be {TARGETS}")
+    extra: dict[str, Any] = {}
     with open_disk(path, fs=fs) as reader, progress_reporter(f"upload {source}") as progress:
-        result = upload_to_page_blob(
-            reader, blob, threads=threads, checkpoint_dir=checkpoint_dir, overwrite=force, progress=progress
-        )
+        if disk is not None:
+            from blocks.registry import find_connector  # Prefect only when a connector is named
+
+            connector, resource_group, name = disk
+            kind, block = find_connector(connector)
+            if kind != "azure":
+                raise InputError(f"{target}: connector {connector!r} is a {kind} connector, not an azure one")
+            outcome = upload_to_managed_disk(
+                block.build(),
+                reader,
+                resource_group,
+                name,
+                sku=sku,
+                tags=_tags(tags or []),
+                hyper_v_generation=hyper_v_generation,
+                os_type=os_type,
+                overwrite=force,
+                threads=threads,
+                checkpoint_dir=checkpoint_dir,
+                progress=progress,
+            )
+            result: UploadResult = outcome.transfer
+            extra = {"disk_id": outcome.disk_id, "resumed_disk": outcome.resumed_disk}
+        else:
+            assert sas is not None
+            result = upload_to_page_blob(
+                reader,
+                PageBlob(sas),
+                threads=threads,
+                checkpoint_dir=checkpoint_dir,
+                overwrite=force,
+                progress=progress,
+            )
     if as_json:
-        emit_json(result.__dict__)
-    else:
-        console.print(
-            f"uploaded {source} to {result.target}: {result.chunks_sent} chunks sent "
-            f"({result.bytes_sent:,} bytes), {result.chunks_resumed} resumed, {result.zero_chunks} zero, "
-            f"in {result.seconds:.1f} s",
-            highlight=False,
-        )
-        console.print(f"content {result.content_hash}", highlight=False)
+        emit_json({**result.__dict__, **extra})
+        return
+    console.print(
+        f"uploaded {source} to {extra.get('disk_id', result.target)}: {result.chunks_sent} chunks sent "
+        f"({result.bytes_sent:,} bytes), {result.chunks_resumed} resumed, {result.zero_chunks} zero, "
+        f"in {result.seconds:.1f} s",
+        highlight=False,
+    )
+    console.print(f"content {result.content_hash}", highlight=False)

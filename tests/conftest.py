@@ -93,3 +93,53 @@ def run_cli(imageport_bin: str, cli_env: dict[str, str]):  # type: ignore[no-unt
         )
 
     return run
+
+
+ARM_TENANT = "00000000-0000-4000-8000-0000000000aa"
+ARM_CLIENT = "00000000-0000-4000-8000-0000000000bb"
+ARM_SECRET = "stand-in-client-secret"
+ARM_SUBSCRIPTION = "00000000-0000-4000-8000-0000000000cc"
+
+
+@pytest.fixture(scope="session")
+def arm(azurite, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The Azure Resource Manager stand-in over HTTPS, data in Azurite; clients trust its certificate."""
+    from azure.storage.blob import BlobServiceClient
+
+    from tests.infra.arm_standin import ArmStandIn
+
+    blobs = BlobServiceClient.from_connection_string(azurite.info["connection_string"])
+    standin = ArmStandIn(
+        tmp_path_factory.mktemp("arm"),
+        blobs,
+        ARM_TENANT,
+        ARM_CLIENT,
+        ARM_SECRET,
+        ARM_SUBSCRIPTION,
+        {"rg-vdi": "westeurope"},
+    )
+    previous = os.environ.get("REQUESTS_CA_BUNDLE")
+    os.environ["REQUESTS_CA_BUNDLE"] = str(standin.cert)  # azure-core and MSAL verify TLS through requests
+    try:
+        yield standin
+    finally:
+        standin.close()
+        if previous is None:
+            os.environ.pop("REQUESTS_CA_BUNDLE", None)
+        else:
+            os.environ["REQUESTS_CA_BUNDLE"] = previous
+
+
+@pytest.fixture()
+def azure_settings(arm) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Settings of an Azure connector pointed at the stand-in (service principal)."""
+    return {
+        "tenant_id": ARM_TENANT,
+        "client_id": ARM_CLIENT,
+        "client_secret": ARM_SECRET,
+        "subscription_id": ARM_SUBSCRIPTION,
+        "resource_group": "rg-vdi",
+        "location": "westeurope",
+        "arm_endpoint": arm.url,
+        "authority_host": arm.url,
+    }

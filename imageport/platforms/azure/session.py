@@ -17,6 +17,8 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from imageport.models import AzureResourceGroup
 from imageport.platforms.azure.errors import translate_azure_errors
 
+KNOWN_AUTHORITIES = ("login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn")
+
 
 class AzureAuth(StrEnum):
     SERVICE_PRINCIPAL = "service-principal"
@@ -82,7 +84,14 @@ class AzureSession:
         extra: dict[str, Any] = {"authority": cfg.authority_host} if cfg.authority_host else {}
         if cfg.auth is AzureAuth.SERVICE_PRINCIPAL:
             assert cfg.tenant_id and cfg.client_id and cfg.client_secret  # guaranteed by the validator
-            return ClientSecretCredential(cfg.tenant_id, cfg.client_id, cfg.client_secret.get_secret_value(), **extra)
+            # MSAL knows the public and sovereign clouds; any other authority (AD FS, a test
+            # stand-in) cannot be validated by Microsoft's instance discovery.
+            host = (cfg.authority_host or "").rstrip("/")
+            custom = bool(host) and not any(host.endswith(known) for known in KNOWN_AUTHORITIES)
+            secret = cfg.client_secret.get_secret_value()
+            return ClientSecretCredential(
+                cfg.tenant_id, cfg.client_id, secret, disable_instance_discovery=custom, **extra
+            )
         if cfg.auth is AzureAuth.MANAGED_IDENTITY:
             return ManagedIdentityCredential(client_id=cfg.client_id)
         return DefaultAzureCredential(**extra)
@@ -106,7 +115,7 @@ class AzureSession:
         with translate_azure_errors(f"check {self.display}"):
             client = self.compute()
             url = f"/subscriptions/{cfg.subscription_id}/resourcegroups/{cfg.resource_group}?api-version=2021-04-01"
-            response = client._client.send_request(HttpRequest("GET", url))
+            response = client.send_request(HttpRequest("GET", url))
             response.raise_for_status()
             location = response.json().get("location", "?")
         return [f"token issued for {cfg.auth.value}", f"resource group {cfg.resource_group} readable ({location})"]

@@ -1,0 +1,111 @@
+"""Managed disks by direct upload: create with ``Upload``, grant write, stream, revoke.
+
+The disk is created with ``uploadSizeBytes`` = the image as a fixed VHD (N MiB
++ 512), its Hyper-V generation and OS type fixed at creation; the image is
+converted on the fly into the grant's page blob by the transfer engine; revoke
+is where Azure checks the footer. An existing disk is refused unless
+``overwrite`` -- except a disk still in an upload state with the same size,
+which is this upload's own half-finished disk: it is resumed, not recreated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from imageport.disks.base import DiskReader
+from imageport.disks.convert import Progress, output_size
+from imageport.errors import AlreadyExists, PlatformError, PlatformNotFound
+from imageport.models import AzureSku, DiskFormat, HyperVGeneration, OsType
+from imageport.platforms.azure.errors import translate_azure_errors
+from imageport.platforms.azure.session import AzureSession
+from imageport.storage.page_blob import PageBlob
+from imageport.transfer.pages import UploadResult, upload_to_page_blob
+
+UPLOAD_STATES = ("ReadyToUpload", "ActiveUpload")
+GRANT_SECONDS = 86400
+
+
+class DiskExists(PlatformError, AlreadyExists):
+    pass
+
+
+@dataclass
+class ManagedDiskUpload:
+    disk_id: str
+    resumed_disk: bool
+    transfer: UploadResult
+
+
+def upload_to_managed_disk(
+    session: AzureSession,
+    reader: DiskReader,
+    resource_group: str,
+    name: str,
+    *,
+    sku: AzureSku = AzureSku.PREMIUM_LRS,
+    tags: dict[str, str] | None = None,
+    hyper_v_generation: HyperVGeneration = HyperVGeneration.V2,
+    os_type: OsType = OsType.WINDOWS,
+    overwrite: bool = False,
+    threads: int = 5,
+    checkpoint_dir: Path,
+    progress: Progress | None = None,
+) -> ManagedDiskUpload:
+    from azure.mgmt.compute.models import CreationData, Disk, DiskSku, GrantAccessData
+
+    compute = session.compute()
+    where = f"disk {resource_group}/{name}"
+    upload_size = output_size(DiskFormat.VHD, reader.virtual_size) + 512
+    existing = _get(compute, resource_group, name)
+    resumed = False
+    if existing is not None:
+        state = existing.properties.disk_state
+        same_upload = state in UPLOAD_STATES and existing.properties.creation_data.upload_size_bytes == upload_size
+        if same_upload and not overwrite:
+            resumed = True
+        elif not overwrite:
+            raise DiskExists(f"{where} exists ({state}); use --force to replace it")
+        else:
+            with translate_azure_errors(f"delete {where}"):
+                compute.disks.begin_delete(resource_group, name).result()
+            existing = None
+    if existing is None:
+        disk = Disk(
+            location=session.config.location,
+            sku=DiskSku(name=sku.value),
+            tags={**(tags or {}), "created-by": "imageport"},
+            properties={
+                "creationData": CreationData(create_option="Upload", upload_size_bytes=upload_size),
+                "hyperVGeneration": hyper_v_generation.value,
+                "osType": os_type.value,
+            },
+        )
+        with translate_azure_errors(f"create {where} for upload ({upload_size} bytes)"):
+            existing = compute.disks.begin_create_or_update(resource_group, name, disk).result()
+    with translate_azure_errors(f"grant write access to {where}"):
+        access = compute.disks.begin_grant_access(
+            resource_group, name, GrantAccessData(access="Write", duration_in_seconds=GRANT_SECONDS)
+        ).result()
+    try:
+        transfer = upload_to_page_blob(
+            reader,
+            PageBlob(access.access_sas),
+            threads=threads,
+            checkpoint_dir=checkpoint_dir,
+            overwrite=not resumed,
+            progress=progress,
+        )
+    finally:
+        # Always revoke: a write SAS must not outlive the upload, and the disk stays billed meanwhile.
+        with translate_azure_errors(f"revoke access to {where} (Azure validates the VHD footer here)"):
+            compute.disks.begin_revoke_access(resource_group, name).result()
+    return ManagedDiskUpload(existing.id, resumed, transfer)
+
+
+def _get(compute: object, resource_group: str, name: str):  # type: ignore[no-untyped-def]
+    try:
+        with translate_azure_errors(f"read disk {resource_group}/{name}"):
+            return compute.disks.get(resource_group, name)  # type: ignore[attr-defined]
+    except PlatformNotFound:
+        return None

@@ -1,0 +1,109 @@
+"""Azure: connector check and managed-disk direct upload against the ARM stand-in (data in Azurite)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from imageport.disks.convert import convert
+from imageport.disks.detect import open_disk
+from imageport.errors import PlatformAccessDenied, PlatformError, PlatformNotFound
+from imageport.models import DiskFormat
+from imageport.platforms.azure.disks import DiskExists, upload_to_managed_disk
+from imageport.platforms.azure.session import AzureConfig
+from tests.core.disks.images import MiB, make_raw, qemu_compare
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("azdisk")
+    raw = make_raw(d / "src.raw", 40 * MiB, runs=5, seed=51, max_run=3 * MiB)
+    vhdx = d / "src.vhdx"
+    convert(raw, vhdx, DiskFormat.VHDX)
+    return raw, vhdx
+
+
+def session(settings: dict[str, str], **overrides: str):  # type: ignore[no-untyped-def]
+    return AzureConfig(**{**settings, **overrides}).build()
+
+
+def test_connector_check_gets_a_token_and_reads_the_resource_group(azure_settings) -> None:  # type: ignore[no-untyped-def]
+    facts = session(azure_settings).check()
+    assert "resource group rg-vdi readable (westeurope)" in facts
+    with pytest.raises(PlatformAccessDenied, match="refused"):
+        session(azure_settings, client_secret="wrong").check()
+    with pytest.raises(PlatformNotFound, match="rg-missing"):
+        session(azure_settings, resource_group="rg-missing").check()
+
+
+def download_disk(arm, rg: str, name: str, path: Path) -> Path:  # type: ignore[no-untyped-def]
+    blob = arm.container.get_blob_client(arm._blob_name(rg, name))
+    with open(path, "wb") as f:
+        blob.download_blob().readinto(f)
+    return path
+
+
+def test_upload_creates_grants_uploads_and_revokes(arm, azure_settings, image, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    raw, vhdx = image
+    name = f"gold-{uuid.uuid4().hex[:6]}"
+    with open_disk(vhdx) as reader:
+        done = upload_to_managed_disk(
+            session(azure_settings), reader, "rg-vdi", name, tags={"image": "gold"}, checkpoint_dir=tmp_path
+        )
+    assert done.disk_id.endswith(f"/disks/{name}") and not done.resumed_disk
+    disk = arm.disks[f"rg-vdi/{name}"]
+    assert disk["state"] == "Unattached" and disk["upload_size"] == 40 * MiB + 512
+    assert disk["tags"] == {"image": "gold", "created-by": "imageport"} and disk["hyper_v_generation"] == "V2"
+    assert disk["sku"] == "Premium_LRS" and not arm.sas_is_live("rg-vdi", name)  # the write SAS was revoked
+    assert qemu_compare(raw, "raw", download_disk(arm, "rg-vdi", name, tmp_path / "d.vhd"), "vpc").returncode == 0
+
+    with open_disk(vhdx) as reader, pytest.raises(DiskExists, match="--force"):
+        upload_to_managed_disk(session(azure_settings), reader, "rg-vdi", name, checkpoint_dir=tmp_path)
+    with open_disk(vhdx) as reader:
+        upload_to_managed_disk(session(azure_settings), reader, "rg-vdi", name, overwrite=True, checkpoint_dir=tmp_path)
+    assert arm.disks[f"rg-vdi/{name}"]["state"] == "Unattached"
+
+
+def test_the_stand_in_refuses_what_azure_refuses(arm, azure_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from azure.core.exceptions import HttpResponseError
+    from azure.mgmt.compute.models import CreationData, Disk, GrantAccessData
+
+    compute = session(azure_settings).compute()
+    name = f"raw-{uuid.uuid4().hex[:6]}"
+    bad_size = Disk(
+        location="westeurope",
+        properties={"creationData": CreationData(create_option="Upload", upload_size_bytes=40 * MiB)},
+    )
+    with pytest.raises(HttpResponseError, match="N MiB \\+ 512"):
+        compute.disks.begin_create_or_update("rg-vdi", name, bad_size).result()
+    ok = Disk(
+        location="westeurope",
+        properties={"creationData": CreationData(create_option="Upload", upload_size_bytes=40 * MiB + 512)},
+    )
+    compute.disks.begin_create_or_update("rg-vdi", name, ok).result()
+    access = compute.disks.begin_grant_access(
+        "rg-vdi", name, GrantAccessData(access="Write", duration_in_seconds=600)
+    ).result()
+    from azure.storage.blob import BlobClient
+
+    BlobClient.from_blob_url(access.access_sas).upload_page(b"vhdxfile".ljust(512, b"\0"), offset=0, length=512)
+    with pytest.raises(HttpResponseError, match="InvalidVhd"):  # VHDX bytes uploaded as-is: no footer
+        compute.disks.begin_revoke_access("rg-vdi", name).result()
+    assert not arm.sas_is_live("rg-vdi", name)
+
+
+def test_upload_failure_still_revokes_the_write_access(arm, azure_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "bad.vmdk"
+    good = make_raw(tmp_path / "g.raw", 24 * MiB, runs=2, seed=3, max_run=MiB)
+    convert(good, bad, DiskFormat.VMDK_STREAM)
+    with open(bad, "r+b") as f:  # corrupt every grain after the header
+        f.seek(70 * 1024)
+        f.write(b"\xff" * 4096)
+    name = f"broken-{uuid.uuid4().hex[:6]}"
+    with open_disk(bad) as reader, pytest.raises((PlatformError, Exception)):
+        upload_to_managed_disk(session(azure_settings), reader, "rg-vdi", name, checkpoint_dir=tmp_path)
+    assert not arm.sas_is_live("rg-vdi", name)

@@ -1,0 +1,377 @@
+"""A local stand-in for Azure Resource Manager (which has no emulator) -- only what imageport calls.
+
+It speaks HTTPS with a certificate made at start-up (azure-core refuses bearer
+tokens over plain HTTP), issues tokens through a real OpenID Connect flow (so
+azure-identity's ClientSecretCredential runs unmodified), and answers with
+real long-running-operation semantics: 201/202, ``Azure-AsyncOperation`` to
+poll (``retry-after-ms``), ``Location`` for the final result -- so the
+azure-mgmt-compute pollers run unmodified.
+
+It enforces Azure's documented managed-disk upload rules:
+- create with ``createOption: Upload`` needs 20 MiB + 512 <= uploadSizeBytes
+  <= 32 TiB + 512 and (uploadSizeBytes - 512) a whole number of MiB;
+- the disk moves ReadyToUpload -> (grant Write) ActiveUpload -> (revoke) Unattached;
+- a write SAS exists only between grant and revoke (the SAS's blob is in Azurite:
+  the data path is real);
+- at revoke the last 512 bytes must be a valid fixed-VHD footer for exactly the
+  uploaded size, or the operation fails with ``InvalidVhd``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import re
+import ssl
+import struct
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+MiB = 1024 * 1024
+# azure-core treats "Retry-After: 0" as absent and waits its 30 s default; Azure's
+# millisecond header says "poll again soon" in a way the pollers honour.
+POLL_SOON = {"retry-after-ms": "20"}
+DISK = re.compile(
+    r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.Compute/disks/([^/]+)"
+    r"(/beginGetAccess|/endGetAccess)?$",
+    re.IGNORECASE,
+)
+RESOURCE_GROUP = re.compile(r"^/subscriptions/([^/]+)/resourcegroups/([^/]+)$", re.IGNORECASE)
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (its own CA), written as PEM files."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "imageport ARM stand-in")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "arm-cert.pem", directory / "arm-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+def valid_fixed_footer(footer: bytes, size: int) -> bool:
+    if len(footer) != 512 or footer[:8] != b"conectix":
+        return False
+    disk_type, stored = struct.unpack_from(">II", footer, 60)
+    current = struct.unpack_from(">Q", footer, 48)[0]
+    total = sum(footer) - sum(footer[64:68])
+    return disk_type == 2 and stored == (~total) & 0xFFFFFFFF and current == size
+
+
+class ArmStandIn:
+    def __init__(
+        self,
+        directory: Path,
+        blob_service: Any,
+        tenant: str,
+        client_id: str,
+        client_secret: str,
+        subscription: str,
+        resource_groups: dict[str, str],
+    ) -> None:
+        self.blobs = blob_service
+        self.container = blob_service.get_container_client("md-impexp")
+        self.container.create_container()
+        self.tenant, self.client_id, self.client_secret = tenant, client_id, client_secret
+        self.subscription = subscription
+        self.resource_groups = {k.lower(): v for k, v in resource_groups.items()}
+        self.disks: dict[str, dict[str, Any]] = {}
+        self.operations: dict[str, dict[str, Any]] = {}
+        self.tokens: set[str] = set()
+        self.lock = threading.Lock()
+        self.cert, key = make_certificate(directory)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert, key)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        self.url = f"https://127.0.0.1:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # --- the operations ------------------------------------------------------------------
+
+    def _operation(self, result: dict[str, Any] | None = None, error: dict[str, str] | None = None) -> str:
+        op_id = uuid.uuid4().hex
+        self.operations[op_id] = {"polls": 0, "result": result or {}, "error": error}
+        return op_id
+
+    def _blob_name(self, rg: str, name: str) -> str:
+        return f"{rg.lower()}--{name.lower()}.vhd"
+
+    def _disk_json(self, rg: str, name: str) -> dict[str, Any]:
+        disk = self.disks[f"{rg.lower()}/{name.lower()}"]
+        return {
+            "id": f"/subscriptions/{self.subscription}/resourceGroups/{rg}/providers/Microsoft.Compute/disks/{name}",
+            "name": name,
+            "type": "Microsoft.Compute/disks",
+            "location": disk["location"],
+            "tags": disk["tags"],
+            "sku": {"name": disk["sku"]},
+            "properties": {
+                "creationData": {"createOption": "Upload", "uploadSizeBytes": disk["upload_size"]},
+                "diskSizeGB": -(-(disk["upload_size"] - 512) // (1024 * MiB)),
+                "diskSizeBytes": disk["upload_size"] - 512,
+                "diskState": disk["state"],
+                "hyperVGeneration": disk["hyper_v_generation"],
+                "osType": disk["os_type"],
+                "provisioningState": "Succeeded",
+            },
+        }
+
+    def create_disk(self, rg: str, name: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], str | None]:
+        props = body.get("properties", {})
+        creation = props.get("creationData", {})
+        if creation.get("createOption") != "Upload":
+            return 400, _err("InvalidParameter", "only createOption Upload is implemented by the stand-in"), None
+        size = int(creation.get("uploadSizeBytes") or 0)
+        if not (20 * MiB + 512 <= size <= 32 * 1024 * 1024 * MiB + 512) or (size - 512) % MiB:
+            return (
+                400,
+                _err(
+                    "InvalidParameter",
+                    f"uploadSizeBytes {size} must be N MiB + 512 bytes, from 20 MiB + 512 to 32 TiB + 512",
+                ),
+                None,
+            )
+        key = f"{rg.lower()}/{name.lower()}"
+        if key in self.disks:
+            return 409, _err("Conflict", f"disk {name} exists; delete it first"), None
+        self.container.get_blob_client(self._blob_name(rg, name)).create_page_blob(size=size)
+        self.disks[key] = {
+            "location": body.get("location"),
+            "tags": body.get("tags") or {},
+            "sku": (body.get("sku") or {}).get("name", "Standard_LRS"),
+            "upload_size": size,
+            "state": "ReadyToUpload",
+            "hyper_v_generation": props.get("hyperVGeneration", "V1"),
+            "os_type": props.get("osType"),
+        }
+        doc = self._disk_json(rg, name)
+        doc["properties"]["provisioningState"] = "Updating"
+        return 202, doc, self._operation()  # Azure answers a disk PUT with 202 Accepted + an async operation
+
+    def grant(self, rg: str, name: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], str | None]:
+        from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
+        disk = self.disks[f"{rg.lower()}/{name.lower()}"]
+        if body.get("access") != "Write" or disk["state"] not in ("ReadyToUpload", "ActiveUpload"):
+            return 409, _err("OperationNotAllowed", f"cannot grant {body.get('access')} in state {disk['state']}"), None
+        seconds = int(body.get("durationInSeconds") or 3600)
+        sas = generate_blob_sas(
+            self.blobs.account_name,
+            "md-impexp",
+            self._blob_name(rg, name),
+            account_key=self.blobs.credential.account_key,
+            permission=BlobSasPermissions(read=True, write=True),
+            expiry=datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds),
+        )
+        disk["state"] = "ActiveUpload"
+        disk["sas"] = sas
+        url = f"{self.container.url}/{self._blob_name(rg, name)}?{sas}"
+        return 202, {}, self._operation(result={"accessSAS": url})
+
+    def revoke(self, rg: str, name: str) -> tuple[int, dict[str, Any], str | None]:
+        disk = self.disks[f"{rg.lower()}/{name.lower()}"]
+        if disk["state"] != "ActiveUpload":
+            return 202, {}, self._operation()
+        size = disk["upload_size"]
+        blob = self.container.get_blob_client(self._blob_name(rg, name))
+        footer = blob.download_blob(offset=size - 512, length=512).readall()
+        disk.pop("sas", None)  # the write SAS dies with the grant, footer or not
+        if not valid_fixed_footer(footer, size - 512):
+            disk["state"] = "ReadyToUpload"
+            return (
+                202,
+                {},
+                self._operation(
+                    error={
+                        "code": "InvalidVhd",
+                        "message": "The uploaded VHD is not a valid fixed VHD of the upload size",
+                    }
+                ),
+            )
+        disk["state"] = "Unattached"
+        return 202, {}, self._operation()
+
+    def delete(self, rg: str, name: str) -> tuple[int, dict[str, Any], str | None]:
+        key = f"{rg.lower()}/{name.lower()}"
+        if key not in self.disks:
+            return 204, {}, None
+        self.disks.pop(key)
+        self.container.get_blob_client(self._blob_name(rg, name)).delete_blob()
+        return 202, {}, self._operation()
+
+    def sas_is_live(self, rg: str, name: str) -> bool:
+        return "sas" in self.disks.get(f"{rg.lower()}/{name.lower()}", {})
+
+    # --- HTTP ----------------------------------------------------------------------------
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        arm = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _reply(
+                self,
+                status: int,
+                body: dict[str, Any] | None = None,
+                headers: dict[str, str] | None = None,
+            ) -> None:
+                data = json.dumps(body).encode() if body is not None and status != 204 else b""
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("x-ms-request-id", uuid.uuid4().hex)
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _body(self) -> dict[str, Any]:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                if self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+                    return {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+                return json.loads(raw) if raw else {}
+
+            def _authorized(self) -> bool:
+                token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                if token in arm.tokens:
+                    return True
+                self._reply(401, _err("InvalidAuthenticationToken", "missing or unknown bearer token"))
+                return False
+
+            def do_GET(self) -> None:
+                path = urlsplit(self.path).path
+                if path == f"/{arm.tenant}/v2.0/.well-known/openid-configuration":
+                    base = f"{arm.url}/{arm.tenant}"
+                    return self._reply(
+                        200,
+                        {
+                            "token_endpoint": f"{base}/oauth2/v2.0/token",
+                            "issuer": f"{base}/v2.0",
+                            "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                            "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+                        },
+                    )
+                if not self._authorized():
+                    return None
+                if path.startswith("/operations/"):
+                    op = arm.operations.get(path.split("/")[2])
+                    if op is None:
+                        return self._reply(404, _err("NotFound", "no such operation"))
+                    op["polls"] += 1
+                    if op["polls"] < 2:  # really long-running: the first poll says InProgress
+                        return self._reply(200, {"status": "InProgress"}, POLL_SOON)
+                    if op["error"]:
+                        return self._reply(200, {"status": "Failed", "error": op["error"]})
+                    return self._reply(200, {"status": "Succeeded"})
+                if path.startswith("/results/"):
+                    op = arm.operations.get(path.split("/")[2])
+                    return self._reply(200, op["result"] if op else {})
+                if m := RESOURCE_GROUP.match(path):
+                    location = arm.resource_groups.get(m.group(2).lower())
+                    if m.group(1) != arm.subscription or location is None:
+                        return self._reply(404, _err("ResourceGroupNotFound", f"resource group {m.group(2)} not found"))
+                    return self._reply(
+                        200,
+                        {"name": m.group(2), "location": location, "properties": {"provisioningState": "Succeeded"}},
+                    )
+                if (m := DISK.match(path)) and not m.group(4):
+                    with arm.lock:
+                        if f"{m.group(2).lower()}/{m.group(3).lower()}" not in arm.disks:
+                            return self._reply(404, _err("ResourceNotFound", f"disk {m.group(3)} not found"))
+                        return self._reply(200, arm._disk_json(m.group(2), m.group(3)))
+                return self._reply(404, _err("NotFound", f"the stand-in does not implement GET {path}"))
+
+            def _lro(self, status: int, body: dict[str, Any], op_id: str | None) -> None:
+                headers = dict(POLL_SOON)
+                if op_id:
+                    headers["Azure-AsyncOperation"] = f"{arm.url}/operations/{op_id}"
+                    headers["Location"] = f"{arm.url}/results/{op_id}"
+                self._reply(status, body, headers)
+
+            def do_PUT(self) -> None:
+                if not self._authorized():
+                    return
+                m = DISK.match(urlsplit(self.path).path)
+                if not m or m.group(4):
+                    return self._reply(404, _err("NotFound", "not implemented"))
+                with arm.lock:
+                    self._lro(*arm.create_disk(m.group(2), m.group(3), self._body()))
+
+            def do_POST(self) -> None:
+                path = urlsplit(self.path).path
+                if path == f"/{arm.tenant}/oauth2/v2.0/token":
+                    form = self._body()
+                    if form.get("client_id") != arm.client_id or form.get("client_secret") != arm.client_secret:
+                        return self._reply(
+                            401,
+                            {
+                                "error": "invalid_client",
+                                "error_description": "AADSTS7000215: Invalid client secret provided.",
+                            },
+                        )
+                    token = uuid.uuid4().hex
+                    arm.tokens.add(token)
+                    return self._reply(200, {"access_token": token, "token_type": "Bearer", "expires_in": 3600})
+                if not self._authorized():
+                    return None
+                m = DISK.match(path)
+                if not m or not m.group(4):
+                    return self._reply(404, _err("NotFound", "not implemented"))
+                with arm.lock:
+                    if f"{m.group(2).lower()}/{m.group(3).lower()}" not in arm.disks:
+                        return self._reply(404, _err("ResourceNotFound", f"disk {m.group(3)} not found"))
+                    if m.group(4).lower() == "/begingetaccess":
+                        return self._lro(*arm.grant(m.group(2), m.group(3), self._body()))
+                    return self._lro(*arm.revoke(m.group(2), m.group(3)))
+
+            def do_DELETE(self) -> None:
+                if not self._authorized():
+                    return
+                m = DISK.match(urlsplit(self.path).path)
+                if not m or m.group(4):
+                    return self._reply(404, _err("NotFound", "not implemented"))
+                with arm.lock:
+                    self._lro(*arm.delete(m.group(2), m.group(3)))
+
+        return Handler
+
+
+def _err(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
