@@ -5,15 +5,13 @@ from __future__ import annotations
 from prefect import task
 
 from blocks.registry import find_connector
-from tasks.policy import TRANSIENT_RETRY_DELAYS, retry_only_transient
+from tasks.policy import RETRY_TRANSIENT
 
 
 @task(
     name="check_connector",
     task_run_name="check {name}",
-    retries=len(TRANSIENT_RETRY_DELAYS),
-    retry_delay_seconds=TRANSIENT_RETRY_DELAYS,
-    retry_condition_fn=retry_only_transient,
+    **RETRY_TRANSIENT,
 )
 def check_connector(name: str) -> dict[str, object]:
     """Log in with a saved connector and prove it can do its job (see each adapter's ``check``)."""

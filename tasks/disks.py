@@ -11,7 +11,7 @@ from imageport.disks.convert import convert
 from imageport.errors import InputError
 from imageport.models import DiskFormat, LocalRef
 from imageport.storage.local import LocalDirectory
-from tasks.policy import TRANSIENT_RETRY_DELAYS, retry_only_transient
+from tasks.policy import RETRY_TRANSIENT
 from tasks.progress import prefect_progress
 
 
@@ -26,9 +26,7 @@ def local_path(ref: LocalRef) -> str:
 @task(
     name="convert_image",
     task_run_name="convert {source.path} -> {output.path}",
-    retries=len(TRANSIENT_RETRY_DELAYS),
-    retry_delay_seconds=TRANSIENT_RETRY_DELAYS,
-    retry_condition_fn=retry_only_transient,
+    **RETRY_TRANSIENT,
 )
 def convert_image(
     source: LocalRef, output: LocalRef, fmt: DiskFormat, size: int | None = None, overwrite: bool = False

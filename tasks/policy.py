@@ -23,3 +23,11 @@ def retry_only_transient(task: Any, task_run: Any, state: Any) -> bool:
     """Prefect ``retry_condition_fn``: True when the failure is worth another attempt."""
     exc = state.data if isinstance(state.data, BaseException) else state.result(raise_on_failure=False)
     return is_transient(exc)
+
+
+# Spread into every task that talks to a platform or store: ``@task(name=..., **RETRY_TRANSIENT)``.
+RETRY_TRANSIENT: dict[str, Any] = {
+    "retries": len(TRANSIENT_RETRY_DELAYS),
+    "retry_delay_seconds": TRANSIENT_RETRY_DELAYS,
+    "retry_condition_fn": retry_only_transient,
+}

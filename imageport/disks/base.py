@@ -26,6 +26,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from heapq import merge
 from pathlib import Path
 from typing import Any, Self
 
@@ -293,6 +294,47 @@ class FileReader(DiskReader):
     def close(self) -> None:
         self.file.close()
         super().close()
+
+
+class BlockMappedReader(FileReader):
+    """Formats whose allocation map is a table of fixed-size blocks (VHD BAT, VHDX BAT).
+
+    Subclasses give ``block_size``, ``own_extents()`` and ``_read_block``; this
+    class merges a differencing disk's extents with its parent's and walks a
+    read block by block.
+    """
+
+    block_size: int
+
+    @abstractmethod
+    def own_extents(self) -> Iterator[Extent]:
+        """Allocated ranges of this file alone (not its parent's)."""
+
+    @abstractmethod
+    def _read_block(self, block: int, inner: int, voff: int, part: memoryview) -> None:
+        """Fill ``part``: the bytes at ``inner`` within ``block`` (virtual offset ``voff``)."""
+
+    def extents(self) -> Iterator[Extent]:
+        if self.parent is None:
+            return self.own_extents()
+        return coalesce(merge(self.own_extents(), self.parent.extents(), key=lambda e: e.offset))
+
+    def _read_into(self, offset: int, view: memoryview) -> None:
+        bs = self.block_size
+        pos = 0
+        while pos < len(view):
+            voff = offset + pos
+            block, inner = divmod(voff, bs)
+            n = min(bs - inner, len(view) - pos)
+            self._read_block(block, inner, voff, view[pos : pos + n])
+            pos += n
+
+    def _read_below(self, voff: int, part: memoryview) -> None:
+        """Unallocated here: the parent's bytes, or zeros."""
+        if self.parent is None:
+            part[:] = bytes(len(part))
+        else:
+            self.parent.readinto(voff, part)
 
 
 # --- sinks: where writers put bytes -------------------------------------------

@@ -36,7 +36,6 @@ import time
 import uuid
 from array import array
 from collections.abc import Iterator
-from heapq import merge
 from pathlib import PureWindowsPath
 from typing import Any
 
@@ -44,6 +43,7 @@ from imageport.disks.base import (
     LOCAL,
     MAX_CHAIN_DEPTH,
     SECTOR,
+    BlockMappedReader,
     DiskReader,
     DiskWriter,
     Extent,
@@ -217,7 +217,7 @@ class VhdFixedReader(FileReader):
         return {"creator": self.footer["creator"], "geometry": self.footer["geometry"]}
 
 
-class VhdDynamicReader(FileReader):
+class VhdDynamicReader(BlockMappedReader):
     """Dynamic and differencing VHDs through their BAT (and sector bitmaps for differencing)."""
 
     format = DiskFormat.VHD_DYNAMIC
@@ -327,33 +327,14 @@ class VhdDynamicReader(FileReader):
             if entry != UNALLOCATED and i * bs < self.virtual_size
         )
 
-    def extents(self) -> Iterator[Extent]:
-        if self.parent is None:
-            return self.own_extents()
-        return coalesce(merge(self.own_extents(), self.parent.extents(), key=lambda e: e.offset))
-
-    def _read_into(self, offset: int, view: memoryview) -> None:
-        bs = self.block_size
-        pos = 0
-        while pos < len(view):
-            voff = offset + pos
-            block, inner = divmod(voff, bs)
-            n = min(bs - inner, len(view) - pos)
-            part = view[pos : pos + n]
-            entry = self.bat[block]
-            if entry == UNALLOCATED:
-                self._read_below(voff, part)
-            elif self.parent is None:
-                self.file.preadv(part, entry * SECTOR + self.bitmap_size + inner)
-            else:
-                self._read_differencing(entry, voff, inner, part)
-            pos += n
-
-    def _read_below(self, voff: int, part: memoryview) -> None:
-        if self.parent is None:
-            part[:] = bytes(len(part))
+    def _read_block(self, block: int, inner: int, voff: int, part: memoryview) -> None:
+        entry = self.bat[block]
+        if entry == UNALLOCATED:
+            self._read_below(voff, part)
+        elif self.parent is None:
+            self.file.preadv(part, entry * SECTOR + self.bitmap_size + inner)
         else:
-            self.parent.readinto(voff, part)
+            self._read_differencing(entry, voff, inner, part)
 
     def _read_differencing(self, entry: int, voff: int, inner: int, part: memoryview) -> None:
         bitmap = self.file.pread(entry * SECTOR, self.bitmap_size)

@@ -33,17 +33,16 @@ import sys
 import uuid
 from array import array
 from collections.abc import Iterator
-from heapq import merge
 from pathlib import PureWindowsPath
 from typing import Any
 
 from imageport.disks.base import (
     LOCAL,
     MAX_CHAIN_DEPTH,
+    BlockMappedReader,
     DiskReader,
     DiskWriter,
     Extent,
-    FileReader,
     FileSystem,
     KiB,
     MiB,
@@ -137,7 +136,7 @@ def bat_entry_count(payload_blocks: int, ratio: int, differencing: bool) -> int:
     return payload_blocks + (payload_blocks - 1) // ratio
 
 
-class VhdxReader(FileReader):
+class VhdxReader(BlockMappedReader):
     format = DiskFormat.VHDX
 
     def __init__(self, path: str, fs: FileSystem = LOCAL, _seen: tuple[str, ...] = ()) -> None:
@@ -380,29 +379,16 @@ class VhdxReader(FileReader):
             if self._block_state(b)[0] in (FULLY_PRESENT, PARTIALLY_PRESENT)
         )
 
-    def extents(self) -> Iterator[Extent]:
-        if self.parent is None:
-            return self.own_extents()
-        return coalesce(merge(self.own_extents(), self.parent.extents(), key=lambda e: e.offset))
-
-    def _read_into(self, offset: int, view: memoryview) -> None:
-        bs = self.block_size
-        pos = 0
-        while pos < len(view):
-            voff = offset + pos
-            block, inner = divmod(voff, bs)
-            n = min(bs - inner, len(view) - pos)
-            part = view[pos : pos + n]
-            state, file_off = self._block_state(block)
-            if state == FULLY_PRESENT:
-                self.file.preadv(part, file_off + inner)
-            elif state == PARTIALLY_PRESENT:
-                self._read_partial(block, file_off, voff, inner, part)
-            elif self.parent is not None and state == NOT_PRESENT:
-                self.parent.readinto(voff, part)
-            else:
-                part[:] = bytes(n)
-            pos += n
+    def _read_block(self, block: int, inner: int, voff: int, part: memoryview) -> None:
+        state, file_off = self._block_state(block)
+        if state == FULLY_PRESENT:
+            self.file.preadv(part, file_off + inner)
+        elif state == PARTIALLY_PRESENT:
+            self._read_partial(block, file_off, voff, inner, part)
+        elif state == NOT_PRESENT:
+            self._read_below(voff, part)  # the parent's data in a differencing disk, else zeros
+        else:
+            part[:] = bytes(len(part))  # ZERO / UNMAPPED / UNDEFINED read as zeros, even over a parent
 
     def _read_partial(self, block: int, file_off: int, voff: int, inner: int, part: memoryview) -> None:
         assert self.parent is not None
