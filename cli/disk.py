@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import contextlib
+from collections.abc import Iterator
+from typing import Annotated, Any
 
 import typer
 
@@ -18,24 +20,49 @@ app = typer.Typer(help="Disk images: info, convert, hash, check (raw, VHD, VHDX,
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 Image = Annotated[
-    str, typer.Argument(help="Image file: a local path or smb://CONNECTOR/path (format detected from content)")
+    str,
+    typer.Argument(
+        help="Image: a local path, smb://CONNECTOR/path or azure-disk://CONNECTOR/RG/DISK "
+        "(format detected from content)"
+    ),
 ]
 
 
-def open_location(text: str) -> tuple[FileSystem, str]:
-    """A local path, or ``smb://CONNECTOR/path`` on a saved file-share connector."""
-    if not text.startswith("smb://"):
-        return LOCAL, text
-    name, _, path = text.removeprefix("smb://").partition("/")
-    from blocks.registry import find_connector  # Prefect only when a connector is named
+@contextlib.contextmanager
+def located(text: str) -> Iterator[tuple[FileSystem, str]]:
+    """Where an image is: a local path, ``smb://CONNECTOR/path`` on a file-share connector, or
+    ``azure-disk://CONNECTOR/RESOURCE_GROUP/DISK`` (read access granted for the command, then revoked)."""
+    if text.startswith("azure-disk://"):
+        from cli.upload import managed_disk_target
 
-    kind, block = find_connector(name)
-    if kind != "fileshare":
-        raise InputError(f"{text}: connector {name!r} is a {kind} connector; smb:// needs a fileshare one")
+        connector, resource_group, name = managed_disk_target(text)
+        from imageport.platforms.azure.disks import read_managed_disk
+
+        with read_managed_disk(connector_for(text, connector, "azure").build(), resource_group, name) as fs:
+            yield fs, name
+        return
+    if not text.startswith("smb://"):
+        yield LOCAL, text
+        return
+    name, _, path = text.removeprefix("smb://").partition("/")
     try:
-        return SmbFileSystem(block.build()), share_relative_path(path)
+        relative = share_relative_path(path)
     except ValueError as exc:
         raise InputError(f"{text}: {exc}") from None
+    fs = SmbFileSystem(connector_for(text, name, "fileshare").build())
+    try:
+        yield fs, relative
+    finally:
+        fs.close()
+
+
+def connector_for(text: str, name: str, kind: str) -> Any:
+    from blocks.registry import find_connector  # Prefect only when a connector is named
+
+    found, block = find_connector(name)
+    if found != kind:
+        raise InputError(f"{text}: connector {name!r} is a {found} connector; this needs a {kind} one")
+    return block
 
 
 def _gib(n: int) -> str:
@@ -46,8 +73,7 @@ def _gib(n: int) -> str:
 @reports_errors
 def info(image: Image, as_json: JsonFlag = False) -> None:
     """Format, virtual size, allocated bytes, extents, parent chain."""
-    fs, path = open_location(image)
-    with open_disk(path, fs=fs) as reader:
+    with located(image) as (fs, path), open_disk(path, fs=fs) as reader:
         extents = list(reader.extents())
         data = {
             "path": str(image),
@@ -102,9 +128,11 @@ def convert_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Convert SOURCE to OUTPUT, streaming, copying allocated data only."""
-    source_fs, source_path = open_location(source)
-    output_fs, output_path = open_location(output)
-    with progress_reporter(f"convert {source}") as progress:
+    with (
+        located(source) as (source_fs, source_path),
+        located(output) as (output_fs, output_path),
+        progress_reporter(f"convert {source}") as progress,
+    ):
         result = convert(
             source_path,
             output_path,
@@ -132,8 +160,7 @@ def hash_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """The disk's content hash (SHA-256 tree over 4 MiB windows): the same for every container of one disk."""
-    fs, path = open_location(image)
-    with progress_reporter(f"hash {image}") as progress:
+    with located(image) as (fs, path), progress_reporter(f"hash {image}") as progress:
         result = hash_disk(path, sha256=sha256, md5=md5, progress=progress, fs=fs)
     _show_result(result, as_json)
 
@@ -142,8 +169,7 @@ def hash_cmd(
 @reports_errors
 def check(image: Image, as_json: JsonFlag = False) -> None:
     """Validate the structure and read every allocated byte (catches corrupt grains and blocks)."""
-    fs, path = open_location(image)
-    with progress_reporter(f"check {image}") as progress:
+    with located(image) as (fs, path), progress_reporter(f"check {image}") as progress:
         result = hash_disk(path, progress=progress, fs=fs)
     if as_json:
         emit_json(

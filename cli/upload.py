@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.disk import Image, JsonFlag, open_location
+from cli.disk import Image, JsonFlag, connector_for, located
 from cli.output import console, emit_json, progress_reporter, reports_errors
 from imageport.disks.detect import open_disk
 from imageport.errors import InputError
@@ -34,9 +34,7 @@ def _sas_url(target: str) -> str | None:
     return None
 
 
-def _managed_disk(target: str) -> tuple[str, str, str] | None:
-    if not target.startswith("azure-disk://"):
-        return None
+def managed_disk_target(target: str) -> tuple[str, str, str]:
     parts = target.removeprefix("azure-disk://").split("/")
     if len(parts) != 3 or not all(parts):
         raise InputError(f"{target}: use azure-disk://CONNECTOR/RESOURCE_GROUP/DISK")
@@ -67,20 +65,19 @@ def upload(
     as_json: JsonFlag = False,
 ) -> None:
     """Upload SOURCE as a fixed VHD, converted on the fly: sparse, parallel, resumable, verified."""
-    fs, path = open_location(source)
-    disk = _managed_disk(target)
+    disk = managed_disk_target(target) if target.startswith("azure-disk://") else None
     sas = None if disk else _sas_url(target)
     if disk is None and sas is None:
         raise InputError(f"the target must be {TARGETS}")
     extra: dict[str, Any] = {}
-    with open_disk(path, fs=fs) as reader, progress_reporter(f"upload {source}") as progress:
+    with (
+        located(source) as (fs, path),
+        open_disk(path, fs=fs) as reader,
+        progress_reporter(f"upload {source}") as progress,
+    ):
         if disk is not None:
-            from blocks.registry import find_connector  # Prefect only when a connector is named
-
             connector, resource_group, name = disk
-            kind, block = find_connector(connector)
-            if kind != "azure":
-                raise InputError(f"{target}: connector {connector!r} is a {kind} connector, not an azure one")
+            block = connector_for(target, connector, "azure")
             outcome = upload_to_managed_disk(
                 block.build(),
                 reader,

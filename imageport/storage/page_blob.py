@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
-from imageport.disks.base import Extent, MiB, coalesce
+from imageport.disks.base import ByteSource, Extent, FileSystem, MiB, Sink, coalesce
 from imageport.errors import InputError
 from imageport.storage.azure_errors import translate_azure_errors
 
@@ -65,3 +65,43 @@ class PageBlob:
     def read(self, offset: int, length: int) -> bytes:
         with translate_azure_errors(f"read {offset}+{length} of {self.display}"):
             return self.client.download_blob(offset=offset, length=length).readall()
+
+
+class PageBlobFile(ByteSource):
+    """A page blob read as a file: ranged GETs, and its page ranges as the allocation map
+    (a managed disk read through a Read grant is a fixed VHD: its data, then the footer)."""
+
+    def __init__(self, blob: PageBlob) -> None:
+        self.blob = blob
+        self.path = blob.display
+        self.size = blob.size
+
+    def preadv(self, view: memoryview, offset: int) -> int:
+        end = min(offset + len(view), self.size)
+        if end <= offset:
+            return 0
+        data = self.blob.read(offset, end - offset)
+        view[: len(data)] = data
+        return len(data)
+
+    def data_extents(self, start: int, end: int) -> Iterator[Extent]:
+        for ext in self.blob.present():
+            lo, hi = max(ext.offset, start), min(ext.end, end)
+            if lo < hi:
+                yield Extent(lo, hi - lo)
+
+
+class PageBlobFileSystem(FileSystem):
+    """One page blob, named by any path (there are no siblings): for reading a granted disk."""
+
+    def __init__(self, sas_url: str) -> None:
+        self.blob = PageBlob(sas_url)
+
+    def open(self, path: str) -> ByteSource:
+        return PageBlobFile(self.blob)
+
+    def isfile(self, path: str) -> bool:
+        return True
+
+    def open_sink(self, path: str, overwrite: bool = False) -> Sink:
+        raise InputError(f"{self.blob.display}: a granted disk is read here, never written")

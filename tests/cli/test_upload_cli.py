@@ -53,3 +53,43 @@ def test_azure_connector_and_managed_disk_upload(azure_settings, arm, run_cli, t
     assert again.returncode == 1 and "exists" in again.stderr and "--force" in again.stderr
     wrong = run_cli("upload", str(vhdx), "azure-disk://az-lab/only-two")
     assert wrong.returncode == 2 and "azure-disk://CONNECTOR/RESOURCE_GROUP/DISK" in wrong.stderr
+
+
+def test_export_a_managed_disk_to_a_share_by_name(azure_settings, arm, samba, run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings = [f"{k}={v}" for k, v in azure_settings.items() if k != "client_secret"]
+    assert (
+        run_cli(
+            "connector", "create", "azure", "az-src", *settings, stdin=azure_settings["client_secret"] + "\n"
+        ).returncode
+        == 0
+    )
+    assert (
+        run_cli(
+            "connector",
+            "create",
+            "fileshare",
+            "exports",
+            "server=127.0.0.1",
+            f"port={samba.port}",
+            "share=share",
+            f"username={samba.info['username']}",
+            stdin=samba.info["password"] + "\n",
+        ).returncode
+        == 0
+    )
+    raw = make_raw(tmp_path / "src.raw", 24 * MiB, runs=3, seed=71, max_run=MiB)
+    up = run_cli("upload", str(raw), "azure-disk://az-src/rg-vdi/exportme", "--checkpoint-dir", str(tmp_path), "--json")
+    assert up.returncode == 0, up.stderr
+    out = run_cli(
+        "disk",
+        "convert",
+        "azure-disk://az-src/rg-vdi/exportme",
+        "smb://exports/exportme.vhdx",
+        "--to",
+        "vhdx",
+        "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["content_hash"] == json.loads(up.stdout)["content_hash"]
+    assert qemu_compare(raw, "raw", Path(samba.info["share_dir"]) / "exportme.vhdx", "vhdx").returncode == 0
+    assert arm.disks["rg-vdi/exportme"]["state"] == "Unattached"  # the read grant was revoked

@@ -184,24 +184,30 @@ class ArmStandIn:
         from azure.storage.blob import BlobSasPermissions, generate_blob_sas
 
         disk = self.disks[f"{rg.lower()}/{name.lower()}"]
-        if body.get("access") != "Write" or disk["state"] not in ("ReadyToUpload", "ActiveUpload"):
-            return 409, _err("OperationNotAllowed", f"cannot grant {body.get('access')} in state {disk['state']}"), None
+        access = body.get("access")
+        allowed = {"Write": ("ReadyToUpload", "ActiveUpload"), "Read": ("Unattached", "ActiveSAS")}.get(access, ())
+        if disk["state"] not in allowed:
+            return 409, _err("OperationNotAllowed", f"cannot grant {access} in state {disk['state']}"), None
         seconds = int(body.get("durationInSeconds") or 3600)
         sas = generate_blob_sas(
             self.blobs.account_name,
             "md-impexp",
             self._blob_name(rg, name),
             account_key=self.blobs.credential.account_key,
-            permission=BlobSasPermissions(read=True, write=True),
+            permission=BlobSasPermissions(read=True, write=access == "Write"),
             expiry=datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds),
         )
-        disk["state"] = "ActiveUpload"
+        disk["state"] = "ActiveUpload" if access == "Write" else "ActiveSAS"
         disk["sas"] = sas
         url = f"{self.container.url}/{self._blob_name(rg, name)}?{sas}"
         return 202, {}, self._operation(result={"accessSAS": url})
 
     def revoke(self, rg: str, name: str) -> tuple[int, dict[str, Any], str | None]:
         disk = self.disks[f"{rg.lower()}/{name.lower()}"]
+        if disk["state"] == "ActiveSAS":  # end of a read grant: nothing to validate
+            disk.pop("sas", None)
+            disk["state"] = "Unattached"
+            return 202, {}, self._operation()
         if disk["state"] != "ActiveUpload":
             return 202, {}, self._operation()
         size = disk["upload_size"]

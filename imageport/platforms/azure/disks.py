@@ -1,4 +1,5 @@
-"""Managed disks by direct upload: create with ``Upload``, grant write, stream, revoke.
+"""Managed disks: direct upload (create with ``Upload``, grant write, stream, revoke), and
+reading a disk as a source (grant read, stream, revoke).
 
 The disk is created with ``uploadSizeBytes`` = the image as a fixed VHD (N MiB
 + 512), its Hyper-V generation and OS type fixed at creation; the image is
@@ -10,6 +11,8 @@ which is this upload's own half-finished disk: it is resumed, not recreated.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from imageport.errors import AlreadyExists, PlatformError, PlatformNotFound
 from imageport.models import AzureSku, DiskFormat, HyperVGeneration, OsType
 from imageport.platforms.azure.errors import translate_azure_errors
 from imageport.platforms.azure.session import AzureSession
-from imageport.storage.page_blob import PageBlob
+from imageport.storage.page_blob import PageBlob, PageBlobFileSystem
 from imageport.transfer.pages import UploadResult, upload_to_page_blob
 
 UPLOAD_STATES = ("ReadyToUpload", "ActiveUpload")
@@ -101,6 +104,29 @@ def upload_to_managed_disk(
         with translate_azure_errors(f"revoke access to {where} (Azure validates the VHD footer here)"):
             compute.disks.begin_revoke_access(resource_group, name).result()
     return ManagedDiskUpload(existing.id, resumed, transfer)
+
+
+@contextlib.contextmanager
+def read_managed_disk(session: AzureSession, resource_group: str, name: str,
+                      seconds: int = GRANT_SECONDS) -> Iterator[PageBlobFileSystem]:
+    """Grant Read on a managed disk for as long as the block runs; revoke afterwards, always.
+
+    Yields a file system whose one file is the disk as a fixed VHD (open it with any path).
+    """
+    from azure.mgmt.compute.models import GrantAccessData
+
+    compute = session.compute()
+    where = f"disk {resource_group}/{name}"
+    if _get(compute, resource_group, name) is None:
+        raise PlatformNotFound(f"{where} not found")
+    with translate_azure_errors(f"grant read access to {where}"):
+        access = compute.disks.begin_grant_access(
+            resource_group, name, GrantAccessData(access="Read", duration_in_seconds=seconds)).result()
+    try:
+        yield PageBlobFileSystem(access.access_sas)
+    finally:
+        with translate_azure_errors(f"revoke read access to {where}"):
+            compute.disks.begin_revoke_access(resource_group, name).result()
 
 
 def _get(compute: object, resource_group: str, name: str):  # type: ignore[no-untyped-def]

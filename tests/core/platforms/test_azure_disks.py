@@ -107,3 +107,23 @@ def test_upload_failure_still_revokes_the_write_access(arm, azure_settings, tmp_
     with open_disk(bad) as reader, pytest.raises((PlatformError, Exception)):
         upload_to_managed_disk(session(azure_settings), reader, "rg-vdi", name, checkpoint_dir=tmp_path)
     assert not arm.sas_is_live("rg-vdi", name)
+
+
+def test_a_managed_disk_is_read_as_a_source_and_exported(arm, azure_settings, image, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from imageport.platforms.azure.disks import read_managed_disk
+
+    raw, vhdx = image
+    name = f"src-{uuid.uuid4().hex[:6]}"
+    with open_disk(vhdx) as reader:
+        uploaded = upload_to_managed_disk(session(azure_settings), reader, "rg-vdi", name, checkpoint_dir=tmp_path)
+    with read_managed_disk(session(azure_settings), "rg-vdi", name) as disk_fs:
+        assert arm.disks[f"rg-vdi/{name}"]["state"] == "ActiveSAS"
+        with pytest.raises(Exception, match="never written"):
+            disk_fs.open_sink("x")
+        exported = convert("disk", tmp_path / "exported.vhdx", DiskFormat.VHDX, source_fs=disk_fs)
+    assert arm.disks[f"rg-vdi/{name}"]["state"] == "Unattached" and not arm.sas_is_live("rg-vdi", name)
+    assert exported.content_hash == uploaded.transfer.content_hash
+    assert exported.source_format is DiskFormat.VHD and exported.source_allocated < 20 * MiB  # page ranges only
+    assert qemu_compare(raw, "raw", tmp_path / "exported.vhdx", "vhdx").returncode == 0
+    with pytest.raises(PlatformNotFound), read_managed_disk(session(azure_settings), "rg-vdi", "no-such-disk"):
+        pass
