@@ -22,8 +22,10 @@ import errno
 import os
 import posixpath
 import stat
+import sys
 import uuid
 from abc import ABC, abstractmethod
+from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from heapq import merge
@@ -71,6 +73,25 @@ def coalesce(extents: Iterable[Extent]) -> Iterator[Extent]:
         current = ext
     if current is not None:
         yield current
+
+
+def unpack_array(raw: bytes, typecode: str, byteorder: str) -> array[int]:
+    """Integers stored in ``byteorder`` ('big'/'little') as a compact array: a BAT or grain
+    directory costs 4 or 8 bytes an entry, not a Python int each."""
+    values = array(typecode)
+    values.frombytes(raw)
+    if byteorder != sys.byteorder:
+        values.byteswap()
+    return values
+
+
+def pack_array(values: array[int], byteorder: str) -> bytes:
+    """The inverse of ``unpack_array``; ``values`` is left untouched."""
+    if byteorder == sys.byteorder:
+        return values.tobytes()
+    swapped = array(values.typecode, values)
+    swapped.byteswap()
+    return swapped.tobytes()
 
 
 def is_zero(data: bytes | bytearray | memoryview) -> bool:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import posixpath
 import struct
-import sys
 import time
 import uuid
 from array import array
@@ -54,6 +53,8 @@ from imageport.disks.base import (
     TiB,
     check_virtual_size,
     coalesce,
+    pack_array,
+    unpack_array,
 )
 from imageport.errors import FormatError
 from imageport.models import DiskFormat
@@ -73,14 +74,6 @@ MAX_FIXED_SIZE = 32 * TiB  # Azure's direct-upload maximum (footer-only format)
 CREATOR_APP = b"win "
 CREATOR_VERSION = 0x000A0000
 CREATOR_OS = b"Wi2k"
-
-
-def be_u32_array(raw: bytes) -> array[int]:
-    values = array("I")
-    values.frombytes(raw)
-    if sys.byteorder == "little":
-        values.byteswap()
-    return values
 
 
 def checksum(data: bytes, field_offset: int) -> int:
@@ -250,7 +243,7 @@ class VhdDynamicReader(BlockMappedReader):
         self.block_size = block_size
         self.bitmap_size = -(-(block_size // SECTOR // 8) // SECTOR) * SECTOR
         # array, not a tuple of ints: 4 bytes per entry whatever the disk size
-        self.bat = be_u32_array(f.read_exact(bat_off, entries * 4, "VHD BAT"))
+        self.bat = unpack_array(f.read_exact(bat_off, entries * 4, "VHD BAT"), "I", "big")
         limit = f.size - 512  # the trailing footer
         for i, entry in enumerate(self.bat):
             if (
@@ -465,9 +458,6 @@ class VhdDynamicWriter(DiskWriter):
         fields[6] = checksum(header, 36)
         self.sink.pwrite(0, footer)
         self.sink.pwrite(512, DYN_HEADER.pack(*fields))
-        bat = array("I", self.bat)
-        if sys.byteorder == "little":
-            bat.byteswap()
-        self.sink.pwrite(self.bat_offset, bat.tobytes())
+        self.sink.pwrite(self.bat_offset, pack_array(self.bat, "big"))
         self.sink.pwrite(self.next_free, footer)
         self.sink.truncate(self.next_free + 512)

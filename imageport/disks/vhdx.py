@@ -29,7 +29,6 @@ defaults (32 MiB blocks, 512-byte logical / 4096-byte physical sectors).
 from __future__ import annotations
 
 import struct
-import sys
 import uuid
 from array import array
 from collections.abc import Iterator
@@ -49,6 +48,8 @@ from imageport.disks.base import (
     Sink,
     check_virtual_size,
     coalesce,
+    pack_array,
+    unpack_array,
 )
 from imageport.errors import FormatError
 from imageport.models import DiskFormat
@@ -115,15 +116,6 @@ def _with_crc(block: bytes, field_offset: int = 4) -> bytes:
 def _crc_ok(block: bytes, field_offset: int = 4) -> bool:
     stored = struct.unpack_from("<I", block, field_offset)[0]
     return crc32c(block[:field_offset] + bytes(4) + block[field_offset + 4 :]) == stored
-
-
-def le_u64_array(raw: bytes) -> array[int]:
-    """BAT entries as a compact array (8 bytes each), not a tuple of Python ints."""
-    values = array("Q")
-    values.frombytes(raw)
-    if sys.byteorder == "big":
-        values.byteswap()
-    return values
 
 
 def chunk_ratio(logical_sector: int, block_size: int) -> int:
@@ -198,7 +190,7 @@ class VhdxReader(BlockMappedReader):
             raise FormatError(
                 path, "VHDX BAT region", bat_off, f"holds {bat_len // 8} entries, the disk needs {needed}"
             )
-        self.bat = le_u64_array(f.read_exact(bat_off, needed * 8, "VHDX BAT"))
+        self.bat = unpack_array(f.read_exact(bat_off, needed * 8, "VHDX BAT"), "Q", "little")
         self._check_bat(bat_off)
         if self.has_parent:
             if PARENT_LOCATOR not in meta:
@@ -497,10 +489,7 @@ class VhdxWriter(DiskWriter):
     def _finish(self) -> None:
         sink = self.sink
         sink.truncate(self.next_free)
-        bat = array("Q", self.bat)
-        if sys.byteorder == "big":
-            bat.byteswap()
-        sink.pwrite(self.bat_offset, bat.tobytes())
+        sink.pwrite(self.bat_offset, pack_array(self.bat, "little"))
         sink.pwrite(self.meta_offset, self._metadata())
         regions = bytearray(64 * KiB)
         REGION_HEADER.pack_into(regions, 0, b"regi", 0, 2, 0)

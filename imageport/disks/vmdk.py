@@ -28,7 +28,6 @@ import os
 import posixpath
 import re
 import struct
-import sys
 import threading
 import uuid
 import zlib
@@ -54,6 +53,8 @@ from imageport.disks.base import (
     check_virtual_size,
     coalesce,
     is_zero,
+    pack_array,
+    unpack_array,
 )
 from imageport.errors import FormatError, InputError
 from imageport.models import DiskFormat
@@ -231,10 +232,7 @@ class _SparseExtent(_Extent):
         self.grain_bytes = h.grain_size * SECTOR
         self.gt_span = h.gtes_per_gt * self.grain_bytes
         entries = -(-h.capacity * SECTOR // self.gt_span)
-        self.gd = array("I")
-        self.gd.frombytes(f.read_exact(h.gd_offset * SECTOR, entries * 4, "VMDK grain directory"))
-        if sys.byteorder == "big":
-            self.gd.byteswap()
+        self.gd = unpack_array(f.read_exact(h.gd_offset * SECTOR, entries * 4, "VMDK grain directory"), "I", "little")
         for i, gt in enumerate(self.gd):
             if gt and gt * SECTOR + h.gtes_per_gt * 4 > f.size:
                 raise FormatError(
@@ -835,7 +833,7 @@ class MonolithicSparseVmdkWriter(DiskWriter):
 
     def _flush_gt(self) -> None:
         if self.gt_index >= 0:
-            table = self.gt.tobytes() if sys.byteorder == "little" else _swapped(self.gt)
+            table = pack_array(self.gt, "little")
             for base in (self.rgt, self.gt0):
                 self.sink.pwrite((base + self.gt_index * self.gt_sectors) * SECTOR, table)
         self.gt = array("I", [0]) * GTES_PER_GT
@@ -874,11 +872,5 @@ class MonolithicSparseVmdkWriter(DiskWriter):
                         self.gt_sectors,
                     ),
                 )
-                raw = gd.tobytes() if sys.byteorder == "little" else _swapped(gd)
+                raw = pack_array(gd, "little")
                 sink.pwrite(gd_start * SECTOR + first * 4, raw)
-
-
-def _swapped(values: array[int]) -> bytes:
-    copy = array(values.typecode, values)
-    copy.byteswap()
-    return copy.tobytes()

@@ -107,8 +107,9 @@ def upload_to_managed_disk(
 
 
 @contextlib.contextmanager
-def read_managed_disk(session: AzureSession, resource_group: str, name: str,
-                      seconds: int = GRANT_SECONDS) -> Iterator[PageBlobFileSystem]:
+def read_managed_disk(
+    session: AzureSession, resource_group: str, name: str, seconds: int = GRANT_SECONDS
+) -> Iterator[PageBlobFileSystem]:
     """Grant Read on a managed disk for as long as the block runs; revoke afterwards, always.
 
     Yields a file system whose one file is the disk as a fixed VHD (open it with any path).
@@ -121,7 +122,8 @@ def read_managed_disk(session: AzureSession, resource_group: str, name: str,
         raise PlatformNotFound(f"{where} not found")
     with translate_azure_errors(f"grant read access to {where}"):
         access = compute.disks.begin_grant_access(
-            resource_group, name, GrantAccessData(access="Read", duration_in_seconds=seconds)).result()
+            resource_group, name, GrantAccessData(access="Read", duration_in_seconds=seconds)
+        ).result()
     try:
         yield PageBlobFileSystem(access.access_sas)
     finally:

@@ -7,6 +7,7 @@ import hashlib
 import random
 import struct
 import uuid
+from array import array
 from pathlib import Path
 
 import pytest
@@ -145,7 +146,7 @@ class DifferencingVhdxWriter(vhdx.VhdxWriter):
 
     def __init__(self, sink, size: int, parent: Path, partial: dict[int, list[int]]) -> None:  # type: ignore[no-untyped-def]
         super().__init__(sink, size, block_size=MiB)
-        self.bat = [vhdx.NOT_PRESENT] * vhdx.bat_entry_count(self.payload_blocks, self.ratio, True)
+        self.bat = array("Q", [vhdx.NOT_PRESENT]) * vhdx.bat_entry_count(self.payload_blocks, self.ratio, True)
         self.parent_path = parent
         self.partial = partial  # block -> sectors present in the child
 
