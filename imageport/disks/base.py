@@ -75,6 +75,21 @@ def coalesce(extents: Iterable[Extent]) -> Iterator[Extent]:
         yield current
 
 
+def block_runs(offset: int, length: int, block_size: int) -> Iterator[tuple[int, int, int, int]]:
+    """Split [offset, offset + length) at ``block_size`` boundaries.
+
+    Yields ``(block, inner, pos, n)``: the block index, the offset inside it, the
+    position in the caller's buffer and the run length. Every format that maps a
+    virtual range onto blocks or grains walks it this way.
+    """
+    pos = 0
+    while pos < length:
+        block, inner = divmod(offset + pos, block_size)
+        n = min(block_size - inner, length - pos)
+        yield block, inner, pos, n
+        pos += n
+
+
 def unpack_array(raw: bytes, typecode: str, byteorder: str) -> array[int]:
     """Integers stored in ``byteorder`` ('big'/'little') as a compact array: a BAT or grain
     directory costs 4 or 8 bytes an entry, not a Python int each."""
@@ -341,14 +356,8 @@ class BlockMappedReader(FileReader):
         return coalesce(merge(self.own_extents(), self.parent.extents(), key=lambda e: e.offset))
 
     def _read_into(self, offset: int, view: memoryview) -> None:
-        bs = self.block_size
-        pos = 0
-        while pos < len(view):
-            voff = offset + pos
-            block, inner = divmod(voff, bs)
-            n = min(bs - inner, len(view) - pos)
-            self._read_block(block, inner, voff, view[pos : pos + n])
-            pos += n
+        for block, inner, pos, n in block_runs(offset, len(view), self.block_size):
+            self._read_block(block, inner, offset + pos, view[pos : pos + n])
 
     def _read_below(self, voff: int, part: memoryview) -> None:
         """Unallocated here: the parent's bytes, or zeros."""

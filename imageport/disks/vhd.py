@@ -51,6 +51,7 @@ from imageport.disks.base import (
     MiB,
     Sink,
     TiB,
+    block_runs,
     check_virtual_size,
     coalesce,
     pack_array,
@@ -423,18 +424,13 @@ class VhdDynamicWriter(DiskWriter):
         self.next_free = self.bat_offset + -(-self.entries * 4 // SECTOR) * SECTOR
 
     def _write(self, offset: int, data: memoryview) -> None:
-        bs = self.block_size
-        pos = 0
-        while pos < len(data):
-            block, inner = divmod(offset + pos, bs)
-            n = min(bs - inner, len(data) - pos)
+        for block, inner, pos, n in block_runs(offset, len(data), self.block_size):
             if self.bat[block] == UNALLOCATED:
                 self.bat[block] = self.next_free // SECTOR
                 # All sectors marked present (as qemu and Hyper-V do); unwritten ones read as zeros.
                 self.sink.pwrite(self.next_free, self.bitmap)
-                self.next_free += self.bitmap_size + bs
+                self.next_free += self.bitmap_size + self.block_size
             self.sink.pwrite(self.bat[block] * SECTOR + self.bitmap_size + inner, data[pos : pos + n])
-            pos += n
 
     def _finish(self) -> None:
         unique_id = uuid.uuid4().bytes

@@ -46,6 +46,7 @@ from imageport.disks.base import (
     KiB,
     MiB,
     Sink,
+    block_runs,
     check_virtual_size,
     coalesce,
     pack_array,
@@ -474,17 +475,12 @@ class VhdxWriter(DiskWriter):
         self.next_free = self.bat_offset + self.bat_length
 
     def _write(self, offset: int, data: memoryview) -> None:
-        bs = self.block_size
-        pos = 0
-        while pos < len(data):
-            block, inner = divmod(offset + pos, bs)
-            n = min(bs - inner, len(data) - pos)
+        for block, inner, pos, n in block_runs(offset, len(data), self.block_size):
             index = block + block // self.ratio
             if self.bat[index] == NOT_PRESENT:
                 self.bat[index] = (self.next_free // MiB) << 20 | FULLY_PRESENT
-                self.next_free += bs
+                self.next_free += self.block_size
             self.sink.pwrite((self.bat[index] >> 20) * MiB + inner, data[pos : pos + n])
-            pos += n
 
     def _finish(self) -> None:
         sink = self.sink

@@ -50,6 +50,7 @@ from imageport.disks.base import (
     FileSystem,
     KiB,
     Sink,
+    block_runs,
     check_virtual_size,
     coalesce,
     is_zero,
@@ -273,12 +274,8 @@ class _SparseExtent(_Extent):
                     yield Extent(g * gb, min(gb, self.length - g * gb))
 
     def read_into(self, offset: int, view: memoryview, below: Callable[[int, memoryview], None]) -> None:
-        gb = self.grain_bytes
         zero_gte = 1 if self.h.flags & FLAG_ZERO_GTE else -1
-        pos = 0
-        while pos < len(view):
-            grain, inner = divmod(offset + pos, gb)
-            n = min(gb - inner, len(view) - pos)
+        for grain, inner, pos, n in block_runs(offset, len(view), self.grain_bytes):
             part = view[pos : pos + n]
             sector = self._grain_sector(grain)
             if sector == 0:
@@ -297,7 +294,6 @@ class _SparseExtent(_Extent):
                         f"grain {grain} at sector {sector} lies past the end of the file",
                     )
                 self.file.preadv(part, sector * SECTOR + inner)
-            pos += n
 
     def _compressed_grain(self, grain: int, sector: int) -> bytes:
         with self._lock:
@@ -652,16 +648,11 @@ class _GrainBuffer:
         self.buf = bytearray(grain_bytes)
 
     def write(self, offset: int, data: memoryview) -> None:
-        gb = self.grain_bytes
-        pos = 0
-        while pos < len(data):
-            grain, inner = divmod(offset + pos, gb)
-            n = min(gb - inner, len(data) - pos)
+        for grain, inner, pos, n in block_runs(offset, len(data), self.grain_bytes):
             if grain != self.index:
                 self.flush()
                 self.index = grain
             self.buf[inner : inner + n] = data[pos : pos + n]
-            pos += n
 
     def flush(self) -> None:
         if self.index >= 0:
@@ -839,20 +830,15 @@ class MonolithicSparseVmdkWriter(DiskWriter):
         self.gt = array("I", [0]) * GTES_PER_GT
 
     def _write(self, offset: int, data: memoryview) -> None:
-        gb = self.grain_bytes
-        pos = 0
-        while pos < len(data):
-            grain, inner = divmod(offset + pos, gb)
-            n = min(gb - inner, len(data) - pos)
+        for grain, inner, pos, n in block_runs(offset, len(data), self.grain_bytes):
             gt_index, slot = divmod(grain, GTES_PER_GT)
             if gt_index != self.gt_index:
                 self._flush_gt()
                 self.gt_index = gt_index
             if not self.gt[slot]:
                 self.gt[slot] = self.next_free // SECTOR
-                self.next_free += gb
+                self.next_free += self.grain_bytes
             self.sink.pwrite(self.gt[slot] * SECTOR + inner, data[pos : pos + n])
-            pos += n
 
     def _finish(self) -> None:
         sink = self.sink
