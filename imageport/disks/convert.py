@@ -357,14 +357,22 @@ def convert(
     started = time.monotonic()
     with open_disk(src, source_format, source_fs) as reader:
         out_size = output_size(fmt, reader.virtual_size, size)
-        total = reader.allocated_bytes()
-        writer = make_writer(fmt, output_fs.open_sink(dst, overwrite=overwrite), out_size, **writer_options)
-        hasher = DiskHasher(out_size, sha256, md5) if hashing else None
-        with writer:
-            _seen, written = pump(read_pieces(reader), writer, hasher, total, progress)
-        digests = hasher.result() if hasher is not None else (None, None, None)
-        return ConvertResult(
-            src, reader.format, dst, fmt, out_size, total, written, *digests, time.monotonic() - started
+        return _write_pieces(
+            read_pieces(reader),
+            reader.allocated_bytes(),
+            src,
+            reader.format,
+            dst,
+            output_fs,
+            fmt,
+            out_size,
+            overwrite,
+            hashing,
+            sha256,
+            md5,
+            progress,
+            started,
+            writer_options,
         )
 
 
@@ -386,21 +394,50 @@ def convert_stream(
     started = time.monotonic()
     grains = StreamGrains(stream, name)
     out_size = output_size(fmt, grains.capacity, expected_size)
-    writer = make_writer(fmt, output_fs.open_sink(os.fspath(output), overwrite=overwrite), out_size, **writer_options)
-    hasher = DiskHasher(out_size, sha256, md5)
-    with writer:
-        seen, written = pump(stream_pieces(grains), writer, hasher, expected_size or grains.capacity, progress)
-    digests = hasher.result()
-    return ConvertResult(
+    return _write_pieces(
+        stream_pieces(grains),
+        expected_size or grains.capacity,
         name,
         DiskFormat.VMDK_STREAM,
         os.fspath(output),
+        output_fs,
         fmt,
         out_size,
-        seen,
-        written,
-        *digests,
-        time.monotonic() - started,
+        overwrite,
+        True,
+        sha256,
+        md5,
+        progress,
+        started,
+        writer_options,
+    )
+
+
+def _write_pieces(
+    pieces: Iterable[Piece],
+    progress_total: int,
+    source: str,
+    source_format: DiskFormat,
+    output: str,
+    output_fs: FileSystem,
+    fmt: DiskFormat,
+    out_size: int,
+    overwrite: bool,
+    hashing: bool,
+    sha256: bool,
+    md5: bool,
+    progress: Progress | None,
+    started: float,
+    writer_options: dict[str, Any],
+) -> ConvertResult:
+    """The shared tail of every conversion: write pieces into a new container, hash them, report."""
+    writer = make_writer(fmt, output_fs.open_sink(output, overwrite=overwrite), out_size, **writer_options)
+    hasher = DiskHasher(out_size, sha256, md5) if hashing else None
+    with writer:
+        seen, written = pump(pieces, writer, hasher, progress_total, progress)
+    digests = hasher.result() if hasher is not None else (None, None, None)
+    return ConvertResult(
+        source, source_format, output, fmt, out_size, seen, written, *digests, time.monotonic() - started
     )
 
 

@@ -144,10 +144,8 @@ def upload_to_page_blob(
         present_ranges = []
     checkpoint.save()  # from here on, the target belongs to this source
 
-    extents = list(reader.extents())
-    data_chunks = touched(extents)
-    arrived = covered(present_ranges, size) & data_chunks
-    chunks = plan_chunks(extents, size)
+    chunks = plan_chunks(reader.extents(), size)  # one walk of the allocation map
+    arrived = covered(present_ranges, size) & {c.index for c in chunks}
     total = sum(c.length for c in chunks)
     digests = dict(checkpoint.digests)
     stats = {"sent": 0, "bytes": 0, "zero": 0, "resumed": 0, "done": 0}
