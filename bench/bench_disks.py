@@ -23,8 +23,9 @@ import random
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from measure import timed
 
 MiB = 1024 * 1024
 SIZE = 4 * 1024 * MiB
@@ -59,16 +60,9 @@ def make_source(path: Path) -> None:
 
 
 def run(cmd: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (MiB) of one command."""
+    """Flush dirty pages first (untimed), so runs do not pay for each other; then time the command."""
     subprocess.run(["sync"], check=True)
-    start = time.perf_counter()
-    # GNU time forks the command from a small process, so the peak RSS is the command's own
-    # (a child forked straight from this Python would inherit its high-water mark).
-    done = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    elapsed = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{done.stderr.decode()}")
-    return elapsed, int(done.stderr.decode().strip().splitlines()[-1]) // 1024
+    return timed(cmd)
 
 
 def interleaved(cmds: list[tuple[list[str], Path]]) -> list[tuple[float, int]]:

@@ -15,8 +15,9 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from measure import timed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -36,15 +37,6 @@ port, password, src = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 cfg = SmbShareConfig(server="127.0.0.1", port=port, share="share", username="imgtest", password=password)
 convert(src, "ours.raw", DiskFormat.RAW, hashing=False, overwrite=True, output_fs=SmbFileSystem(cfg.build()))
 """
-
-
-def timed(cmd: list[str]) -> tuple[float, int]:
-    start = time.perf_counter()
-    done = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    elapsed = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"failed: {cmd}\n{done.stderr.decode()[-2000:]}")
-    return elapsed, int(done.stderr.decode().strip().splitlines()[-1]) // 1024
 
 
 def main() -> None:

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from measure import timed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -61,14 +61,6 @@ def make_raw(path: Path, size: int) -> None:
             f.seek(offset)
             f.write(os.urandom(length))
             written += length
-
-
-def timed(cmd: list[str]) -> tuple[float, int]:
-    start = time.perf_counter()
-    done = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    if done.returncode != 0:
-        raise SystemExit(f"failed: {cmd[:3]}\n{done.stderr.decode()[-3000:]}")
-    return time.perf_counter() - start, int(done.stderr.decode().strip().splitlines()[-1]) // 1024
 
 
 def with_azurite(run):  # type: ignore[no-untyped-def]
