@@ -23,13 +23,11 @@ import os
 import posixpath
 import stat
 import sys
-import uuid
 from abc import ABC, abstractmethod
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from heapq import merge
-from pathlib import Path
 from typing import Any, Self
 
 from imageport.errors import FormatError, InputError
@@ -222,8 +220,12 @@ class FileSystem(ABC):
     def isfile(self, path: str) -> bool: ...
 
     @abstractmethod
-    def open_sink(self, path: str, overwrite: bool = False) -> Sink:
-        """Where a writer puts a new file; it appears under ``path`` only on commit."""
+    def open_sink(self, path: str, overwrite: bool = False, resume: dict[str, Any] | None = None) -> Sink:
+        """Where a writer puts a new file; it appears under ``path`` only on commit.
+
+        ``resume`` (what is being written: source, format, writer) makes the sink resumable:
+        see ``imageport.disks.staged.StagedSink``.
+        """
 
     def realpath(self, path: str) -> str:
         """A canonical form, for loop detection in parent chains."""
@@ -243,8 +245,10 @@ class LocalFileSystem(FileSystem):
     def isfile(self, path: str) -> bool:
         return os.path.isfile(path)
 
-    def open_sink(self, path: str, overwrite: bool = False) -> Sink:
-        return LocalFileSink(path, overwrite)
+    def open_sink(self, path: str, overwrite: bool = False, resume: dict[str, Any] | None = None) -> Sink:
+        from imageport.disks.staged import LocalFileSink  # staged builds on this module
+
+        return LocalFileSink(path, overwrite, resume)
 
     def realpath(self, path: str) -> str:
         return os.path.realpath(path)
@@ -371,9 +375,21 @@ class BlockMappedReader(FileReader):
 
 
 class Sink(ABC):
-    """A random-access byte destination that becomes visible only on ``commit``."""
+    """A random-access byte destination that becomes visible only on ``commit``.
+
+    Resumable sinks (``imageport.disks.staged``) also honour ``checkpoint()``
+    (make what was written durable and record it) and ``end_of_data()`` (what
+    follows is the container's metadata); for other sinks both are no-ops.
+    """
 
     name: str
+    resumed: bool = False  # true when an earlier identical run's durable writes are being reused
+
+    def checkpoint(self) -> None:
+        return None
+
+    def end_of_data(self) -> None:
+        return None
 
     @abstractmethod
     def pwrite(self, offset: int, data: bytes | bytearray | memoryview) -> None: ...
@@ -388,42 +404,6 @@ class Sink(ABC):
     @abstractmethod
     def abort(self) -> None:
         """Remove everything written; the final name is never touched."""
-
-
-class LocalFileSink(Sink):
-    """Writes ``PATH`` as ``PATH.partial-<id>``, fsyncs, then renames into place."""
-
-    def __init__(self, path: str | os.PathLike[str], overwrite: bool = False) -> None:
-        self.final = Path(path)
-        self.name = str(self.final)
-        if self.final.exists() and not overwrite:
-            raise InputError(f"{self.final}: exists already (use --force to replace it)")
-        if not self.final.parent.is_dir():
-            raise InputError(f"{self.final.parent}: no such directory")
-        self.temp = self.final.with_name(f"{self.final.name}.partial-{uuid.uuid4().hex[:8]}")
-        self.fd = os.open(self.temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-
-    def pwrite(self, offset: int, data: bytes | bytearray | memoryview) -> None:
-        view = memoryview(data)
-        while len(view):
-            written = os.pwrite(self.fd, view, offset)
-            view = view[written:]
-            offset += written
-
-    def truncate(self, size: int) -> None:
-        os.ftruncate(self.fd, size)
-
-    def commit(self) -> None:
-        os.fsync(self.fd)
-        os.close(self.fd)
-        self.fd = -1
-        os.replace(self.temp, self.final)
-
-    def abort(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-        self.temp.unlink(missing_ok=True)
 
 
 @dataclass
@@ -474,6 +454,7 @@ class DiskWriter(ABC):
         if self._done:
             return
         try:
+            self.sink.end_of_data()
             self._finish()
             self.sink.commit()
         except BaseException:

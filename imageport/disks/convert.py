@@ -36,13 +36,15 @@ from imageport.disks.base import (
 )
 from imageport.disks.detect import open_disk
 from imageport.disks.raw import RawWriter
+from imageport.disks.staged import RESUMABLE_FORMATS, StagedSink
 from imageport.disks.vhd import VhdDynamicWriter, VhdFixedWriter
 from imageport.disks.vhdx import VhdxWriter
 from imageport.disks.vmdk import MonolithicSparseVmdkWriter, StreamGrains, StreamOptimizedVmdkWriter
-from imageport.errors import InputError
+from imageport.errors import InputError, TransferError
 from imageport.models import DiskFormat
 
 PIECE = 4 * MiB
+CHECKPOINT_SECONDS = 5.0  # how often a resumable sink records what is durable
 ZERO_GRANULE = 64 * 1024
 _ZERO8 = memoryview(bytes(8))
 
@@ -193,6 +195,7 @@ class ConvertResult:
     sha256: str | None
     md5: str | None
     seconds: float
+    resumed: bool = False  # an interrupted earlier run's bytes were reused (and the result re-verified)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (v.value if isinstance(v, DiskFormat) else v) for k, v in self.__dict__.items()}
@@ -290,11 +293,13 @@ def pump(
     hasher: DiskHasher | None,
     total: int,
     progress: Progress | None = None,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
 ) -> tuple[int, int]:
     """Hash (on a worker thread) and write (here) pieces in order; returns (bytes seen, data bytes written)."""
     seen = 0
     written = 0
     last_report = 0.0
+    last_checkpoint = time.monotonic()
     worker = _HashWorker(hasher) if hasher is not None else None
     if worker is not None:
         worker.start()
@@ -316,6 +321,9 @@ def pump(
                     written += len(run)
             seen += len(view)
             now = time.monotonic()
+            if writer is not None and now - last_checkpoint > checkpoint_seconds:
+                writer.sink.checkpoint()  # a no-op unless the sink is resumable
+                last_checkpoint = now
             if progress is not None and now - last_report > 0.2:
                 progress(seen, total)
                 last_report = now
@@ -344,19 +352,34 @@ def convert(
     source_format: DiskFormat | None = None,
     source_fs: FileSystem = LOCAL,
     output_fs: FileSystem = LOCAL,
+    resumable: bool = False,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
     **writer_options: Any,
 ) -> ConvertResult:
     """Convert ``source`` to ``output`` in ``fmt``; the output appears only when complete.
 
     ``source_fs``/``output_fs`` say where each lives (local by default, or e.g. an SMB share).
     ``hashing=False`` skips every digest (a plain format change with nothing to prove).
+    ``resumable=True`` writes under a fixed partial name with checkpoints, so a re-run after a
+    crash or a dropped connection sends only what had not been made durable (``StagedSink``);
+    a resumed output is re-read and its content hash checked before it takes its final name.
     """
+    if resumable and fmt not in RESUMABLE_FORMATS:
+        raise InputError(f"{fmt.value} output cannot be resumed; use one of " + ", ".join(sorted(RESUMABLE_FORMATS)))
     src, dst = os.fspath(source), os.fspath(output)
     if source_fs is output_fs and source_fs.isfile(dst) and source_fs.realpath(src) == source_fs.realpath(dst):
         raise InputError(f"{dst}: the output would overwrite the source")
     started = time.monotonic()
     with open_disk(src, source_format, source_fs) as reader:
         out_size = output_size(fmt, reader.virtual_size, size)
+        resume = None
+        if resumable:
+            resume = {
+                "source": source_identity(reader),
+                "format": fmt.value,
+                "size": out_size,
+                "writer": writer_options,
+            }
         return _write_pieces(
             read_pieces(reader),
             reader.allocated_bytes(),
@@ -367,12 +390,14 @@ def convert(
             fmt,
             out_size,
             overwrite,
-            hashing,
+            hashing or resumable,
             sha256,
             md5,
             progress,
             started,
             writer_options,
+            resume,
+            checkpoint_seconds,
         )
 
 
@@ -410,6 +435,8 @@ def convert_stream(
         progress,
         started,
         writer_options,
+        None,
+        CHECKPOINT_SECONDS,
     )
 
 
@@ -429,16 +456,53 @@ def _write_pieces(
     progress: Progress | None,
     started: float,
     writer_options: dict[str, Any],
+    resume: dict[str, Any] | None,
+    checkpoint_seconds: float,
 ) -> ConvertResult:
     """The shared tail of every conversion: write pieces into a new container, hash them, report."""
-    writer = make_writer(fmt, output_fs.open_sink(output, overwrite=overwrite), out_size, **writer_options)
+    sink = output_fs.open_sink(output, overwrite=overwrite, resume=resume)
+    writer = make_writer(fmt, sink, out_size, **writer_options)
     hasher = DiskHasher(out_size, sha256, md5) if hashing else None
+    digests: tuple[str | None, str | None, str | None] = (None, None, None)
     with writer:
-        seen, written = pump(pieces, writer, hasher, progress_total, progress)
-    digests = hasher.result() if hasher is not None else (None, None, None)
+        seen, written = pump(pieces, writer, hasher, progress_total, progress, checkpoint_seconds)
+        if hasher is not None:
+            digests = hasher.result()
+        if isinstance(sink, StagedSink) and digests[0] is not None:
+            sink.verifier = functools.partial(_verify_output, output_fs, fmt, digests[0])
     return ConvertResult(
-        source, source_format, output, fmt, out_size, seen, written, *digests, time.monotonic() - started
+        source,
+        source_format,
+        output,
+        fmt,
+        out_size,
+        seen,
+        written,
+        *digests,
+        time.monotonic() - started,
+        sink.resumed,
     )
+
+
+def _verify_output(fs: FileSystem, fmt: DiskFormat, expected: str, path: str) -> None:
+    """Re-read a finished file and compare its content hash: for outputs partly written by another run."""
+    got = hash_disk(path, source_format=fmt, fs=fs).content_hash
+    if got != expected:
+        raise TransferError(
+            f"{path}: resumed output does not match the source (content {got}, expected {expected}); "
+            "the partial file was discarded, run again to write it afresh"
+        )
+
+
+def source_identity(reader: DiskReader) -> dict[str, Any]:
+    """What names a source for resumption: a changed file (other size or format) is a different source."""
+    file = getattr(reader, "file", None)
+    return {
+        "path": reader.path,
+        "format": reader.format.value,
+        "virtual_size": reader.virtual_size,
+        "file_size": getattr(file, "size", None),
+    }
 
 
 def hash_disk(

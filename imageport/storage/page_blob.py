@@ -13,6 +13,7 @@ every error message passes through the error tree's redaction.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from imageport.disks.base import ByteSource, Extent, FileSystem, MiB, Sink, coalesce
@@ -103,5 +104,5 @@ class PageBlobFileSystem(FileSystem):
     def isfile(self, path: str) -> bool:
         return True
 
-    def open_sink(self, path: str, overwrite: bool = False) -> Sink:
+    def open_sink(self, path: str, overwrite: bool = False, resume: dict[str, Any] | None = None) -> Sink:
         raise InputError(f"{self.blob.display}: a granted disk is read here, never written")

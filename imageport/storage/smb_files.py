@@ -9,12 +9,14 @@ for it (waiting for outstanding replies, which grant more), and each request
 asks the server to widen the window to what the pipeline needs -- so the
 client never runs out of credits.
 
-A sink writes ``NAME.partial-<id>`` and renames it over ``NAME`` only on
-commit; abort deletes it. The final name is never touched before then.
+Sinks are ``StagedSink``s: a temporary name renamed over ``NAME`` only on
+commit, resumable when asked (checkpoints flush with SMB2 FLUSH and keep their
+count in a small sidecar file on the share, so any worker can resume).
 """
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
 import uuid
 from collections import deque
@@ -24,6 +26,7 @@ from typing import Any
 import smbclient
 
 from imageport.disks.base import ByteSource, FileSystem, Sink
+from imageport.disks.staged import StagedSink
 from imageport.errors import InputError, StorageError
 from imageport.storage.smb import SmbShare
 from imageport.storage.smb_errors import translate_smb_errors
@@ -119,28 +122,35 @@ class SmbFile(ByteSource):
             self.raw.close()
 
 
-class SmbFileSink(Sink):
-    """Writes a file on a share under a temporary name; renames it into place on commit."""
+class SmbFileSink(StagedSink):
+    """A staged file on a share (see ``StagedSink``), written with pipelined requests."""
 
-    def __init__(self, share: SmbShare, path: str, overwrite: bool = False) -> None:
+    def __init__(
+        self, share: SmbShare, path: str, overwrite: bool = False, resume: dict[str, Any] | None = None
+    ) -> None:
         self.share = share
-        self.final = path
-        self.name = f"{share.display}/{path}"
-        if share.exists(path) and not overwrite:
-            raise InputError(f"{self.name}: exists already (use --force to replace it)")
-        directory = posixpath.dirname(path)
-        if directory and not share.exists(directory):
-            raise InputError(f"{share.display}/{directory}: no such folder on the share")
-        self.temp = f"{path}.partial-{uuid.uuid4().hex[:8]}"
-        with translate_smb_errors(f"create {share.display}/{self.temp}"):
+        self.raw: Any = None
+        super().__init__(path, f"{share.display}/{path}", overwrite, resume)
+
+    def _exists(self, path: str) -> bool:
+        return self.share.exists(path)
+
+    def _check_parent(self) -> None:
+        directory = posixpath.dirname(self.final)
+        if directory and not self.share.exists(directory):
+            raise InputError(f"{self.share.display}/{directory}: no such folder on the share")
+
+    def _open(self, path: str, how: str) -> None:
+        mode = {"new": "xb", "truncate": "wb", "existing": "r+b"}[how]
+        with translate_smb_errors(f"open {self.share.display}/{path} for writing"):
+            # share_access "r": readers may look, a second writer (another run) is refused
             self.raw = smbclient.open_file(
-                share.unc(self.temp), mode="xb", buffering=0, share_access="r", **share.io_options()
+                self.share.unc(path), mode=mode, buffering=0, share_access="r", **self.share.io_options()
             )
         self.fd = self.raw.fd
-        self.pipe = _Pipeline(self.fd, f"write {share.display}/{self.temp}")
-        self.open = True
+        self.pipe = _Pipeline(self.fd, f"write {self.share.display}/{path}")
 
-    def pwrite(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+    def _pwrite(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
         step = self.pipe.io_size("write")
         pos = 0
@@ -156,40 +166,59 @@ class SmbFileSink(Sink):
             self.pipe.send(message, receive, check, expected)
             pos += len(chunk)
 
-    def truncate(self, size: int) -> None:
+    def _truncate(self, size: int) -> None:
         self.pipe.drain()
         with translate_smb_errors(f"resize {self.share.display}/{self.temp}"):
             self.raw.truncate(size)
 
-    def commit(self) -> None:
+    def _flush(self) -> None:
         self.pipe.drain()
-        with translate_smb_errors(f"finish {self.name}"):
-            self.raw.flush()
-            self.raw.close()
-            self.open = False
+        with translate_smb_errors(f"flush {self.share.display}/{self.temp}"):
+            self.raw.flush()  # SMB2 FLUSH: the server puts the bytes on stable storage
+
+    def _close(self, abandon: bool = False) -> None:
+        if self.raw is None:
+            return
+        raw, self.raw = self.raw, None
+        if abandon:
+            self.pipe.pending.clear()  # replies no longer matter; close cancels the handle
+            with contextlib.suppress(Exception):  # the session may be gone; the handle dies with it
+                raw.close()
+            return
+        with translate_smb_errors(f"close {self.share.display}/{self.temp}"):
+            raw.close()
+
+    def _replace(self, temp: str, final: str) -> None:
         # Samba refuses rename-with-replace from smbclient (STATUS_ACCESS_DENIED), so an existing
         # file is moved aside first and deleted only once the new one is in place.
-        aside = f"{self.final}.replaced-{uuid.uuid4().hex[:8]}" if self.share.exists(self.final) else None
+        aside = f"{final}.replaced-{uuid.uuid4().hex[:8]}" if self.share.exists(final) else None
         if aside:
-            self.share.rename(self.final, aside)
+            self.share.rename(final, aside)
         try:
-            self.share.rename(self.temp, self.final)
+            self.share.rename(temp, final)
         except BaseException:
             if aside:
-                self.share.rename(aside, self.final)
+                self.share.rename(aside, final)
             raise
         if aside:
             self.share.remove(aside)
 
-    def abort(self) -> None:
+    def _remove(self, path: str) -> None:
         try:
-            if self.open:
-                self.pipe.pending.clear()  # replies no longer matter; close cancels the handle
-                self.raw.close()
-                self.open = False
-        finally:
-            if self.share.exists(self.temp):
-                self.share.remove(self.temp)
+            if self.share.exists(path):
+                self.share.remove(path)
+        except StorageError:
+            if self.saved:
+                raise
+            # cleaning up after a failure (e.g. a dropped session): the partial name says what it is
+
+    def _read_text(self, path: str) -> str | None:
+        if not self.share.exists(path):
+            return None
+        return self.share.read_bytes(path).decode("utf-8", "replace")
+
+    def _write_text(self, path: str, text: str) -> None:
+        self.share.write_bytes(path, text.encode())
 
 
 class SmbFileSystem(FileSystem):
@@ -208,8 +237,8 @@ class SmbFileSystem(FileSystem):
     def realpath(self, path: str) -> str:
         return posixpath.normpath(path).lower()  # SMB names are case-insensitive
 
-    def open_sink(self, path: str, overwrite: bool = False) -> Sink:
-        return SmbFileSink(self.share, path, overwrite)
+    def open_sink(self, path: str, overwrite: bool = False, resume: dict[str, Any] | None = None) -> Sink:
+        return SmbFileSink(self.share, path, overwrite, resume)
 
     def close(self) -> None:
         self.share.close()

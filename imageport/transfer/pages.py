@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from imageport.disks.base import DiskReader, Extent, is_zero
-from imageport.disks.convert import Progress, content_hash_of_windows, output_size
+from imageport.disks.convert import Progress, content_hash_of_windows, output_size, source_identity
 from imageport.disks.vhd import ALL_ONES, FIXED, build_footer
 from imageport.errors import AlreadyExists, ImageportError, InputError, TransferError
 from imageport.models import DiskFormat
@@ -103,16 +103,6 @@ class Checkpoint:
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
-
-
-def source_identity(reader: DiskReader) -> dict[str, Any]:
-    file = getattr(reader, "file", None)
-    return {
-        "path": reader.path,
-        "format": reader.format.value,
-        "virtual_size": reader.virtual_size,
-        "file_size": getattr(file, "size", None),
-    }
 
 
 def upload_to_page_blob(
