@@ -7,14 +7,14 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from cli.output import console, emit_json, emit_mapping, parse_size, progress_reporter, reports_errors
 from imageport.disks.base import LOCAL, FileSystem
 from imageport.disks.convert import ConvertResult, convert, hash_disk
 from imageport.disks.detect import open_disk
 from imageport.errors import InputError
-from imageport.models import DiskFormat, share_relative_path
-from imageport.storage.smb_files import SmbFileSystem
+from imageport.models import DiskFormat
 
 app = typer.Typer(help="Disk images: info, convert, hash, check (raw, VHD, VHDX, VMDK).", no_args_is_help=True)
 
@@ -28,41 +28,43 @@ Image = Annotated[
 ]
 
 
+def parse_location(text: str) -> Any:
+    """A location typed on the command line, as a disk reference; a plain local path stays a string."""
+    from imageport.models import AzureDiskRef, ShareRef
+
+    try:
+        if text.startswith("azure-disk://"):
+            from cli.upload import managed_disk_target
+
+            connector, resource_group, name = managed_disk_target(text)
+            return AzureDiskRef(connector=connector, resource_group=resource_group, name=name)
+        if text.startswith("smb://"):
+            connector, _, path = text.removeprefix("smb://").partition("/")
+            return ShareRef(connector=connector, path=path or ".")
+    except ValidationError as exc:
+        problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise InputError(f"{text}: {problems}") from None
+    return text
+
+
 @contextlib.contextmanager
 def located(text: str) -> Iterator[tuple[FileSystem, str]]:
     """Where an image is: a local path, ``smb://CONNECTOR/path`` on a file-share connector, or
     ``azure-disk://CONNECTOR/RESOURCE_GROUP/DISK`` (read access granted for the command, then revoked)."""
-    if text.startswith("azure-disk://"):
-        from cli.upload import managed_disk_target
-
-        connector, resource_group, name = managed_disk_target(text)
-        from imageport.platforms.azure.disks import read_managed_disk
-
-        with read_managed_disk(connector_for(text, connector, "azure").build(), resource_group, name) as fs:
-            yield fs, name
+    ref = parse_location(text)
+    if isinstance(ref, str):
+        yield LOCAL, ref  # no connector: Prefect is not even imported
         return
-    if not text.startswith("smb://"):
-        yield LOCAL, text
-        return
-    name, _, path = text.removeprefix("smb://").partition("/")
-    try:
-        relative = share_relative_path(path)
-    except ValueError as exc:
-        raise InputError(f"{text}: {exc}") from None
-    fs = SmbFileSystem(connector_for(text, name, "fileshare").build())
-    try:
-        yield fs, relative
-    finally:
-        fs.close()
+    from blocks.resolve import located as located_ref
+
+    with located_ref(ref) as found:
+        yield found
 
 
 def connector_for(text: str, name: str, kind: str) -> Any:
-    from blocks.registry import find_connector  # Prefect only when a connector is named
+    from blocks.resolve import connector_adapter  # Prefect only when a connector is named
 
-    found, block = find_connector(name)
-    if found != kind:
-        raise InputError(f"{text}: connector {name!r} is a {found} connector; this needs a {kind} one")
-    return block
+    return connector_adapter(name, kind, text)
 
 
 def _gib(n: int) -> str:
@@ -95,7 +97,7 @@ def info(image: Image, as_json: JsonFlag = False) -> None:
     emit_mapping(image, shown)
 
 
-def _show_result(result: ConvertResult, as_json: bool) -> None:
+def show_convert_result(result: ConvertResult, as_json: bool) -> None:
     if as_json:
         emit_json(result.as_dict())
         return
@@ -104,6 +106,8 @@ def _show_result(result: ConvertResult, as_json: bool) -> None:
             f"wrote {result.output} ({result.format.value if result.format else '?'}, "
             f"{_gib(result.virtual_size)}), {result.data_written:,} data bytes in {result.seconds:.1f} s"
         )
+    if result.resumed:
+        console.print("resumed an interrupted run; the result was re-read and verified", highlight=False)
     if result.content_hash:
         console.print(f"content {result.content_hash}", highlight=False)
     if result.sha256:
@@ -146,7 +150,7 @@ def convert_cmd(
             source_fs=source_fs,
             output_fs=output_fs,
         )
-    _show_result(result, as_json)
+    show_convert_result(result, as_json)
 
 
 @app.command("hash")
@@ -162,7 +166,7 @@ def hash_cmd(
     """The disk's content hash (SHA-256 tree over 4 MiB windows): the same for every container of one disk."""
     with located(image) as (fs, path), progress_reporter(f"hash {image}") as progress:
         result = hash_disk(path, sha256=sha256, md5=md5, progress=progress, fs=fs)
-    _show_result(result, as_json)
+    show_convert_result(result, as_json)
 
 
 @app.command("check")

@@ -8,9 +8,15 @@ import os
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
+import logging
+
 import typer
 
-from cli import connectors, disk, upload
+from cli import connectors, copy_image, disk, publish, upload
+
+# Loading a connector emits a Prefect event; at exit the events worker warns "Still processing
+# items" while it flushes it. Noise for a CLI user: the flush itself still happens.
+logging.getLogger("EventsWorker").setLevel(logging.ERROR)
 
 app = typer.Typer(
     help="imageport: move VDI master images between vSphere, Azure, PVS stores and local disks.",
@@ -20,6 +26,8 @@ app = typer.Typer(
 app.add_typer(connectors.app, name="connector")
 app.add_typer(disk.app, name="disk")
 app.command("upload")(upload.upload)
+app.command("copy")(copy_image.copy)
+app.command("publish")(publish.publish)
 
 
 @app.command()

@@ -77,9 +77,8 @@ def upload(
     ):
         if disk is not None:
             connector, resource_group, name = disk
-            block = connector_for(target, connector, "azure")
             outcome = upload_to_managed_disk(
-                block.build(),
+                connector_for(target, connector, "azure"),
                 reader,
                 resource_group,
                 name,

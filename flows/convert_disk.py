@@ -1,4 +1,4 @@
-"""``convert-disk``: convert an image between formats on a local connector, with its content hash.
+"""``convert-disk``: convert an image between formats and stores (local or share connectors), with its content hash.
 
 The single-stage building block under export/upload/publish; runnable alone
 from the UI, the API or a schedule.
@@ -11,14 +11,14 @@ from typing import Any
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from imageport.models import DiskFormat, LocalRef
+from imageport.models import DiskFormat, FileRef
 from tasks.disks import convert_image
 
 
 @flow(name="convert-disk", log_prints=True)
 def convert_disk(
-    source: LocalRef,
-    output: LocalRef,
+    source: FileRef,
+    output: FileRef,
     format: DiskFormat = DiskFormat.VHDX,
     size: int | None = None,
     overwrite: bool = False,

@@ -6,21 +6,12 @@ from typing import Any
 
 from prefect import task
 
-from blocks.registry import find_connector
+from blocks.resolve import located
 from imageport.disks.convert import convert
-from imageport.errors import InputError
-from imageport.models import DiskFormat, LocalRef
-from imageport.storage.local import LocalDirectory
+from imageport.disks.staged import RESUMABLE_FORMATS
+from imageport.models import DiskFormat, FileRef
 from tasks.policy import RETRY_TRANSIENT
 from tasks.progress import prefect_progress
-
-
-def local_path(ref: LocalRef) -> str:
-    kind, block = find_connector(ref.connector)
-    directory = block.build()
-    if not isinstance(directory, LocalDirectory):
-        raise InputError(f"connector {ref.connector!r} is a {kind} connector, not a local one")
-    return str(directory.path(ref.path))
 
 
 @task(
@@ -29,10 +20,24 @@ def local_path(ref: LocalRef) -> str:
     **RETRY_TRANSIENT,
 )
 def convert_image(
-    source: LocalRef, output: LocalRef, fmt: DiskFormat, size: int | None = None, overwrite: bool = False
+    source: FileRef, output: FileRef, fmt: DiskFormat, size: int | None = None, overwrite: bool = False
 ) -> dict[str, Any]:
-    """Convert an image between formats, hashing the virtual disk on the way."""
-    src, dst = local_path(source), local_path(output)
+    """Convert an image between formats and stores, hashing the virtual disk on the way.
+
+    Resumable where the format allows: a retry after a dropped connection continues from the
+    last checkpoint instead of starting over.
+    """
     progress = prefect_progress(f"convert {source.path} to {fmt.value}")
-    result = convert(src, dst, fmt, size=size, overwrite=overwrite, progress=progress)
+    with located(source) as (source_fs, src), located(output) as (output_fs, dst):
+        result = convert(
+            src,
+            dst,
+            fmt,
+            size=size,
+            overwrite=overwrite,
+            progress=progress,
+            source_fs=source_fs,
+            output_fs=output_fs,
+            resumable=fmt in RESUMABLE_FORMATS,
+        )
     return {**result.as_dict(), "source": source.path, "output": output.path}

@@ -231,6 +231,10 @@ class FileSystem(ABC):
         """A canonical form, for loop detection in parent chains."""
         return path
 
+    def reconnect(self) -> None:
+        """After a dropped connection: log in again (files must be reopened). Local: nothing to do."""
+        return None
+
     def dirname(self, path: str) -> str:
         return posixpath.dirname(path)
 

@@ -17,7 +17,7 @@ import smbclient
 from pydantic import BaseModel, Field, SecretStr
 
 from imageport.models import RelativePath, ShareDiskFormat
-from imageport.storage.smb_errors import translate_smb_errors
+from imageport.storage.smb_errors import is_sharing_violation, translate_smb_errors
 
 
 class SmbShareConfig(BaseModel):
@@ -112,6 +112,21 @@ class SmbShare:
     def rename(self, source: str, target: str) -> None:
         with translate_smb_errors(f"rename {self.display}/{source} to {target}"):
             smbclient.rename(self.unc(source), self.unc(target), **self.io_options())
+
+    def open_elsewhere(self, path: str) -> bool:
+        """Whether another client holds ``path`` open (a PVS server streaming a vDisk does).
+
+        Asks for the file without sharing anything: the server refuses that with a sharing
+        violation exactly when some other handle is open.
+        """
+        with translate_smb_errors(f"check whether {self.display}/{path} is in use"):
+            try:
+                with smbclient.open_file(self.unc(path), mode="rb", share_access=None, **self.io_options()):
+                    return False
+            except Exception as exc:
+                if is_sharing_violation(exc):
+                    return True
+                raise
 
     def write_bytes(self, path: str, data: bytes) -> None:
         with (

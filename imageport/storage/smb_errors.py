@@ -14,6 +14,7 @@ import socket
 from collections.abc import Iterator
 
 from smbprotocol import exceptions as smbex
+from smbprotocol.header import NtStatus
 
 from imageport.errors import (
     AlreadyExists,
@@ -26,6 +27,11 @@ from imageport.errors import (
 
 class StorageAlreadyExists(StorageError, AlreadyExists):
     pass
+
+
+class StorageBusy(StorageUnreachable):
+    """Another handle holds the file (SMB sharing violation): e.g. a dropped session the server
+    has not cleaned up yet, or another run. Transient: worth trying again a little later."""
 
 
 _ACCESS = (
@@ -65,6 +71,8 @@ def translate_smb_errors(where: str) -> Iterator[None]:
     except smbex.ObjectNameCollision:
         raise StorageAlreadyExists(f"{where}: already exists") from None
     except smbex.SMBOSError as exc:
+        if is_sharing_violation(exc):
+            raise StorageBusy(f"{where}: the file is in use by another client or session") from None
         # smbclient's os-style calls wrap NTSTATUS codes in an OSError with an errno.
         detail = f"{exc.strerror}, NTSTATUS 0x{exc.ntstatus:08X}"
         kind = {
@@ -84,6 +92,11 @@ def translate_smb_errors(where: str) -> Iterator[None]:
         raise StorageError(f"{where}: SMB error {_status(exc)}") from None
     except smbex.SMBException as exc:
         raise StorageError(f"{where}: SMB failure: {exc}") from None
+
+
+def is_sharing_violation(exc: BaseException) -> bool:
+    """The server refused an open because another handle's share mode forbids it (file in use)."""
+    return isinstance(exc, smbex.SMBOSError) and exc.ntstatus == NtStatus.STATUS_SHARING_VIOLATION
 
 
 def _status(exc: BaseException) -> str:

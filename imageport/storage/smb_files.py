@@ -240,5 +240,9 @@ class SmbFileSystem(FileSystem):
     def open_sink(self, path: str, overwrite: bool = False, resume: dict[str, Any] | None = None) -> Sink:
         return SmbFileSink(self.share, path, overwrite, resume)
 
+    def reconnect(self) -> None:
+        self.share.close()
+        self.share.connect()
+
     def close(self) -> None:
         self.share.close()

@@ -93,3 +93,8 @@ def test_export_a_managed_disk_to_a_share_by_name(azure_settings, arm, samba, ru
     assert json.loads(out.stdout)["content_hash"] == json.loads(up.stdout)["content_hash"]
     assert qemu_compare(raw, "raw", Path(samba.info["share_dir"]) / "exportme.vhdx", "vhdx").returncode == 0
     assert arm.disks["rg-vdi/exportme"]["state"] == "Unattached"  # the read grant was revoked
+    # PVS -> PVS: the prepared managed disk published straight into a store at the share's root
+    published = run_cli("publish", "azure-disk://az-src/rg-vdi/exportme", "smb://exports/", "--name", "FromAzure")
+    assert published.returncode == 0, published.stderr
+    assert qemu_compare(raw, "raw", Path(samba.info["share_dir"]) / "FromAzure.vhdx", "vhdx").returncode == 0
+    assert arm.disks["rg-vdi/exportme"]["state"] == "Unattached"

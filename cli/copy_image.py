@@ -1,0 +1,60 @@
+"""``imageport copy SRC DST``: an image between any two stores, converting with ``--to``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cli.disk import Image, JsonFlag, located, show_convert_result
+from cli.output import progress_reporter, reports_errors
+from imageport.disks.convert import convert
+from imageport.disks.detect import open_disk
+from imageport.disks.staged import RESUMABLE_FORMATS
+from imageport.errors import InputError
+from imageport.models import DiskFormat
+
+PLATFORM_TARGETS = ("azure-disk://", "sas+https://", "sas+http://", "-")
+
+
+@reports_errors
+def copy(
+    source: Image,
+    destination: Annotated[
+        str,
+        typer.Argument(help="A local path or smb://CONNECTOR/path (for Azure targets use 'imageport upload')"),
+    ],
+    to: Annotated[
+        DiskFormat | None,
+        typer.Option("--to", help="Output format (default: the source's own)", case_sensitive=False),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing destination file")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume/--no-resume",
+            help="Write under a fixed partial name with checkpoints so a re-run continues (VHDX, VHD, raw)",
+        ),
+    ] = True,
+    as_json: JsonFlag = False,
+) -> None:
+    """Copy SOURCE to DESTINATION: allocated data only, hashed, under a temporary name until complete."""
+    if destination.startswith(PLATFORM_TARGETS):
+        raise InputError(f"{destination}: a platform disk is written with 'imageport upload SOURCE {destination}'")
+    with located(source) as (source_fs, source_path), located(destination) as (output_fs, output_path):
+        fmt = to
+        if fmt is None:
+            with open_disk(source_path, fs=source_fs) as reader:
+                fmt = reader.format
+        with progress_reporter(f"copy {source}") as progress:
+            result = convert(
+                source_path,
+                output_path,
+                fmt,
+                overwrite=force,
+                progress=progress,
+                source_fs=source_fs,
+                output_fs=output_fs,
+                resumable=resume and fmt in RESUMABLE_FORMATS,
+            )
+    show_convert_result(result, as_json)

@@ -1,0 +1,1 @@
+"""Citrix Provisioning: publishing vDisks into a store folder."""

@@ -1,0 +1,225 @@
+"""Publish: write a prepared image into a PVS store as a ready-to-register vDisk.
+
+- Written through the disk engine as VHDX (or dynamic VHD), sparse, under
+  ``NAME.vhdx.imageport-partial`` with checkpoints, so a killed or dropped run
+  resumes where it stopped; renamed into place only when complete (and, when
+  resumed, re-read and verified by content hash first).
+- Never replaces a vDisk unless asked, never one that is in use (lock files,
+  handles open on another client), never the base of a version chain.
+- A new version of an existing vDisk is a new merged base ``NAME.N.vhdx``
+  with the next free N; existing files are never modified.
+- Beside the image: ``<stem>.imageport.json`` (what was published, its content
+  hash, the registration commands) and ``<stem>.register.txt`` (what the
+  admin runs). imageport writes no ``.pvp``: its fields are not publicly
+  documented, and PVS records the vDisk's properties when it is imported.
+
+Registration commands come from the Citrix Provisioning PowerShell SDK
+(``Citrix.PVS.SnapIn``): ``Import-PvsDisk`` adds an existing image file in a
+store as a new vDisk (``-DiskLocatorName`` 1..52 characters, ``-StoreName``,
+``-SiteName``, ``-VHDX`` for a VHDX file); ``Add-PvsDiskVersion`` adds
+version files found in the store to an existing vDisk.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from imageport.disks.base import FileSystem
+from imageport.disks.convert import CHECKPOINT_SECONDS, Progress, convert
+from imageport.errors import AlreadyExists, ImageportError, InputError, TransferError
+from imageport.models import DiskFormat, PublishOptions, ShareDiskFormat
+from imageport.platforms.pvs.store import StoreFolder, check_vdisk_name
+
+WRITE_FORMATS = {ShareDiskFormat.VHDX: DiskFormat.VHDX, ShareDiskFormat.VHD: DiskFormat.VHD_DYNAMIC}
+RETRY_DELAYS = (1.0, 4.0, 15.0)  # after a dropped connection: reconnect, resume
+
+
+class VDiskExists(TransferError, AlreadyExists):
+    pass
+
+
+class VDiskInUse(TransferError):
+    pass
+
+
+@dataclass(frozen=True)
+class PublishPlan:
+    vdisk: str
+    file: str  # file name in the store
+    version: int  # 0: a new vDisk; N: version N of an existing one
+    format: ShareDiskFormat
+    replaces: bool  # an existing base is replaced (--force)
+
+    @property
+    def stem(self) -> str:
+        return self.file.rsplit(".", 1)[0]
+
+
+@dataclass
+class PublishResult:
+    vdisk: str
+    store: str
+    file: str
+    version: int
+    format: str
+    virtual_size: int
+    data_written: int
+    content_hash: str
+    seconds: float
+    resumed: bool
+    attempts: int
+    registration_file: str
+    manifest_file: str
+    registration: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def plan_publish(folder: StoreFolder, name: str, options: PublishOptions) -> PublishPlan:
+    """Decide the file to write, refusing anything that would damage the store."""
+    check_vdisk_name(name)
+    ext = options.disk_format.value
+    existing = folder.vdisk_files(name)
+    listed = ", ".join(f.name for f in existing)
+    if not existing:
+        plan = PublishPlan(name, f"{name}.{ext}", 0, options.disk_format, replaces=False)
+    elif options.new_version:
+        base_ext = existing[0].name.rsplit(".", 1)[1].lower().removeprefix("a")
+        if base_ext != ext:
+            raise InputError(
+                f"{folder.display}: vDisk {name} is a {base_ext.upper()} vDisk ({listed}); "
+                f"publish its versions as {base_ext}"
+            )
+        version = max(f.version for f in existing) + 1
+        plan = PublishPlan(name, f"{name}.{version}.{ext}", version, options.disk_format, replaces=False)
+        lock = f"{plan.stem}.lok".lower()
+        if any(found.lower() == lock for found in folder.locks(name)):
+            raise VDiskInUse(f"{folder.display}/{plan.file}: PVS lock file {plan.stem}.lok is present")
+        return plan
+    else:
+        if not options.overwrite:
+            raise VDiskExists(
+                f"{folder.display}: vDisk {name} exists already ({listed}); use --new-version to add "
+                f"version {max(f.version for f in existing) + 1}, or --force to replace it"
+            )
+        if any(f.version for f in existing):
+            raise InputError(
+                f"{folder.display}: vDisk {name} has versions ({listed}); replacing its base would break "
+                "them. Use --new-version, or remove the vDisk in PVS first"
+            )
+        if existing[0].name.lower() != f"{name}.{ext}".lower():
+            raise InputError(
+                f"{folder.display}: vDisk {name} is stored as {existing[0].name}; replace it with the same "
+                f"format ({existing[0].name.rsplit('.', 1)[1]}) or delete it first"
+            )
+        plan = PublishPlan(name, existing[0].name, 0, options.disk_format, replaces=True)
+    reasons = folder.in_use(name)
+    if reasons:
+        raise VDiskInUse(
+            f"{folder.display}: vDisk {name} is in use: {'; '.join(reasons)}. Release it in the PVS console "
+            "(or remove a stale lock file once no server uses the vDisk) and publish again"
+        )
+    return plan
+
+
+def registration_text(plan: PublishPlan, folder: StoreFolder, options: PublishOptions) -> list[str]:
+    """The PowerShell lines and console steps that register what was published."""
+    store = options.pvs_store or "<StoreName>"
+    site = options.pvs_site or "<SiteName>"
+    vhdx = " -VHDX" if plan.format is ShareDiskFormat.VHDX else ""
+    lines = [
+        f"# imageport published {plan.file} to {folder.display}",
+        "# Run on a PVS server (or wherever the Citrix Provisioning console is installed):",
+        'Import-Module "C:\\Program Files\\Citrix\\Provisioning Services Console\\Citrix.PVS.SnapIn.dll"',
+    ]
+    if plan.version == 0:
+        lines += [
+            f'Import-PvsDisk -DiskLocatorName "{plan.vdisk}" -StoreName "{store}" -SiteName "{site}"{vhdx}',
+            "",
+            "# Or in the Citrix Provisioning console: site "
+            f"{site} > vDisk Pool > right-click > Add or Import Existing vDisk; pick store {store}, "
+            f"Search, select {plan.vdisk}, Add.",
+        ]
+    else:
+        lines += [
+            f'Add-PvsDiskVersion -DiskLocatorName "{plan.vdisk}" -StoreName "{store}" -SiteName "{site}"',
+            "",
+            f"# {plan.file} is a complete (merged) base: version {plan.version} of {plan.vdisk}. After adding it, "
+            "promote it in the vDisk's Versions dialog when it has been tested.",
+        ]
+    if not (options.pvs_store and options.pvs_site):
+        lines.append("# Replace <StoreName>/<SiteName> with your PVS store and site (publish --pvs-store/--pvs-site).")
+    return lines
+
+
+def publish(
+    source: str,
+    source_fs: FileSystem,
+    folder: StoreFolder,
+    name: str,
+    options: PublishOptions,
+    *,
+    progress: Progress | None = None,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> PublishResult:
+    """Write ``source`` into the store as vDisk ``name`` (or its next version); see the module docstring."""
+    started = time.monotonic()
+    plan = plan_publish(folder, name, options)
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            converted = convert(
+                source,
+                folder.path(plan.file),
+                WRITE_FORMATS[plan.format],
+                overwrite=plan.replaces,
+                progress=progress,
+                source_fs=source_fs,
+                output_fs=folder.fs,
+                resumable=True,
+                checkpoint_seconds=checkpoint_seconds,
+            )
+            break
+        except ImageportError as exc:
+            if not exc.transient or attempts > len(RETRY_DELAYS):
+                raise
+            sleep(RETRY_DELAYS[attempts - 1])
+            for fs in {id(source_fs): source_fs, id(folder.fs): folder.fs}.values():
+                fs.reconnect()  # a dropped session: log in again and resume from the checkpoint
+    lines = registration_text(plan, folder, options)
+    registration_file, manifest_file = f"{plan.stem}.register.txt", f"{plan.stem}.imageport.json"
+    assert converted.content_hash is not None  # resumable conversions always hash
+    result = PublishResult(
+        plan.vdisk,
+        folder.display,
+        plan.file,
+        plan.version,
+        plan.format.value,
+        converted.virtual_size,
+        converted.data_written,
+        converted.content_hash,
+        time.monotonic() - started,
+        converted.resumed,
+        attempts,
+        registration_file,
+        manifest_file,
+        "\n".join(lines),
+    )
+    folder.write_text(registration_file, "\r\n".join(lines) + "\r\n")  # read on Windows
+    manifest = {
+        **result.as_dict(),
+        "source": source,
+        "source_format": converted.source_format.value,
+        "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "registration": lines,
+    }
+    folder.write_text(manifest_file, json.dumps(manifest, indent=2) + "\n")
+    return result

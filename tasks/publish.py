@@ -1,0 +1,21 @@
+"""The publish task: a prepared image into a PVS store as a ready-to-register vDisk."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+
+from blocks.resolve import located, store_folder
+from imageport.models import PublishSpec
+from imageport.platforms.pvs.publish import publish
+from tasks.policy import RETRY_TRANSIENT
+from tasks.progress import prefect_progress
+
+
+@task(name="publish_vdisk", task_run_name="publish {spec.name} to {spec.store.path}", **RETRY_TRANSIENT)
+def publish_vdisk(spec: PublishSpec) -> dict[str, Any]:
+    """Write ``spec.source`` into ``spec.store`` as vDisk ``spec.name``; resumes after a retry."""
+    progress = prefect_progress(f"publish {spec.name}")
+    with located(spec.source) as (source_fs, source), store_folder(spec.store) as folder:
+        return publish(source, source_fs, folder, spec.name, spec, progress=progress).as_dict()

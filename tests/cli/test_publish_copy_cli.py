@@ -1,0 +1,80 @@
+"""``imageport publish`` and ``imageport copy`` end to end: the real console script, the real Samba share."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from imageport.storage.smb import SmbShareConfig
+from tests.core.disks.images import MiB, make_raw, qemu_compare, qemu_convert
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def share_connector(run_cli, samba, request):  # type: ignore[no-untyped-def]
+    """A file-share connector whose base folder is this test's own; yields (name, folder on the server)."""
+    name = "pc-" + request.node.name.lower().replace("_", "-")[5:30].strip("-")
+    created = run_cli(
+        "connector", "create", "fileshare", name, "server=127.0.0.1", f"port={samba.port}", "share=share",
+        f"username={samba.info['username']}", f"base_path=cli-{name}",
+        stdin=samba.info["password"] + "\n",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    assert run_cli("connector", "test", name).returncode == 0  # creates the base folder
+    share = SmbShareConfig(
+        server="127.0.0.1", port=samba.port, share="share", username=samba.info["username"],
+        password=samba.info["password"], base_path=f"cli-{name}",
+    ).build()  # fmt: skip
+    with share:
+        share.makedirs("Store")  # as the share's user: the server's own files are not ours to create
+    return name, Path(samba.info["share_dir"]) / f"cli-{name}"
+
+
+def test_publish_saves_registration_then_refuses_a_second_time(run_cli, share_connector, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    name, folder = share_connector
+    raw = make_raw(tmp_path / "prepared.raw", 64 * MiB, runs=8, seed=2)
+    image = qemu_convert(raw, tmp_path / "prepared.vhdx", "vhdx-dynamic")
+    done = run_cli(
+        "publish", str(image), f"smb://{name}/Store", "--name", "Win11-Gold", "--pvs-site", "Site1",
+        "--pvs-store", "Store1",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert 'Import-PvsDisk -DiskLocatorName "Win11-Gold" -StoreName "Store1" -SiteName "Site1" -VHDX' in done.stdout
+    store = folder / "Store"
+    assert sorted(os.listdir(store)) == ["Win11-Gold.imageport.json", "Win11-Gold.register.txt", "Win11-Gold.vhdx"]
+    assert qemu_compare(raw, "raw", store / "Win11-Gold.vhdx", "vhdx").returncode == 0
+
+    again = run_cli("publish", str(image), f"smb://{name}/Store", "--name", "Win11-Gold")
+    assert again.returncode == 1 and "exists already" in again.stderr and "--new-version" in again.stderr
+    version = run_cli("publish", str(image), f"smb://{name}/Store", "--name", "Win11-Gold", "--new-version", "--json")
+    assert version.returncode == 0, version.stderr
+    assert json.loads(version.stdout)["file"] == "Win11-Gold.1.vhdx"
+
+    (store / "Win11-Gold.2.lok").write_bytes(b"")  # a stale lock where version 2 would go
+    locked = run_cli("publish", str(image), f"smb://{name}/Store", "--name", "Win11-Gold", "--new-version")
+    assert locked.returncode == 1 and "Win11-Gold.2.lok" in locked.stderr and "Traceback" not in locked.stderr
+    bad = run_cli("publish", str(image), f"smb://{name}/Store", "--name", "x" * 60)
+    assert bad.returncode == 2 and "at most 52 characters" in bad.stderr
+
+
+def test_copy_between_stores_keeps_or_converts_the_format(run_cli, share_connector, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    name, folder = share_connector
+    raw = make_raw(tmp_path / "src.raw", 48 * MiB, runs=6, seed=12)
+    vhdx = qemu_convert(raw, tmp_path / "src.vhdx", "vhdx-dynamic")
+    up = run_cli("copy", str(vhdx), f"smb://{name}/copy.vhdx", "--json")  # keeps VHDX
+    assert up.returncode == 0, up.stderr
+    assert json.loads(up.stdout)["format"] == "vhdx"
+    assert qemu_compare(raw, "raw", folder / "copy.vhdx", "vhdx").returncode == 0
+    down = run_cli("copy", f"smb://{name}/copy.vhdx", str(tmp_path / "back.vhd"), "--to", "vhd", "--json")
+    assert down.returncode == 0, down.stderr
+    assert json.loads(down.stdout)["content_hash"] == json.loads(up.stdout)["content_hash"]
+    assert qemu_compare(raw, "raw", tmp_path / "back.vhd", "vpc").returncode == 0
+    exists = run_cli("copy", str(vhdx), f"smb://{name}/copy.vhdx")
+    assert exists.returncode == 2 and "--force" in exists.stderr
+    azure = run_cli("copy", str(vhdx), "azure-disk://c/rg/disk")
+    assert azure.returncode == 2 and "imageport upload" in azure.stderr
+    assert [p for p in os.listdir(folder) if "partial" in p] == []
