@@ -10,9 +10,9 @@ from cli.disk import Image, JsonFlag, located, show_convert_result
 from cli.output import progress_reporter, reports_errors
 from imageport.disks.convert import convert
 from imageport.disks.detect import open_disk
-from imageport.disks.staged import RESUMABLE_FORMATS
 from imageport.errors import InputError
 from imageport.models import DiskFormat
+from imageport.transfer.copy import copy_image
 
 PLATFORM_TARGETS = ("azure-disk://", "sas+https://", "sas+http://", "-")
 
@@ -33,7 +33,7 @@ def copy(
         bool,
         typer.Option(
             "--resume/--no-resume",
-            help="Write under a fixed partial name with checkpoints so a re-run continues (VHDX, VHD, raw)",
+            help="VHDX, VHD, raw: checkpoint, reconnect after a dropped connection, continue on a re-run",
         ),
     ] = True,
     as_json: JsonFlag = False,
@@ -47,14 +47,13 @@ def copy(
             with open_disk(source_path, fs=source_fs) as reader:
                 fmt = reader.format
         with progress_reporter(f"copy {source}") as progress:
-            result = convert(
-                source_path,
-                output_path,
-                fmt,
-                overwrite=force,
-                progress=progress,
-                source_fs=source_fs,
-                output_fs=output_fs,
-                resumable=resume and fmt in RESUMABLE_FORMATS,
-            )
+            if resume:
+                result = copy_image(
+                    source_path, source_fs, output_path, output_fs, fmt, overwrite=force, progress=progress
+                )
+            else:
+                result = convert(
+                    source_path, output_path, fmt, overwrite=force, progress=progress,
+                    source_fs=source_fs, output_fs=output_fs,
+                )  # fmt: skip
     show_convert_result(result, as_json)

@@ -7,9 +7,8 @@ from typing import Any
 from prefect import task
 
 from blocks.resolve import located
-from imageport.disks.convert import convert
-from imageport.disks.staged import RESUMABLE_FORMATS
 from imageport.models import DiskFormat, FileRef
+from imageport.transfer.copy import copy_image
 from tasks.policy import RETRY_TRANSIENT
 from tasks.progress import prefect_progress
 
@@ -29,15 +28,5 @@ def convert_image(
     """
     progress = prefect_progress(f"convert {source.path} to {fmt.value}")
     with located(source) as (source_fs, src), located(output) as (output_fs, dst):
-        result = convert(
-            src,
-            dst,
-            fmt,
-            size=size,
-            overwrite=overwrite,
-            progress=progress,
-            source_fs=source_fs,
-            output_fs=output_fs,
-            resumable=fmt in RESUMABLE_FORMATS,
-        )
+        result = copy_image(src, source_fs, dst, output_fs, fmt, size=size, overwrite=overwrite, progress=progress)
     return {**result.as_dict(), "source": source.path, "output": output.path}

@@ -196,6 +196,7 @@ class ConvertResult:
     md5: str | None
     seconds: float
     resumed: bool = False  # an interrupted earlier run's bytes were reused (and the result re-verified)
+    attempts: int = 1  # passes it took (``transfer.copy.copy_image`` retries after dropped connections)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (v.value if isinstance(v, DiskFormat) else v) for k, v in self.__dict__.items()}

@@ -1,7 +1,8 @@
 """A TCP relay in front of a server that can drop every connection once, mid-stream.
 
-Used to drop a live SMB session: ``cut_after`` bytes sent by clients (counted
-over all connections), both sides of every open connection are reset once.
+Used to drop a live SMB session: ``cut_after`` bytes sent by clients (and by
+the server too with ``count_replies``; counted over all connections), both
+sides of every open connection are dropped, once.
 Later connections are relayed normally. Binds 127.0.0.1 on a free port; stops
 with ``close()``.
 """
@@ -15,9 +16,10 @@ import threading
 
 
 class CuttingProxy:
-    def __init__(self, upstream_port: int, cut_after: int | None = None) -> None:
+    def __init__(self, upstream_port: int, cut_after: int | None = None, count_replies: bool = False) -> None:
         self.upstream_port = upstream_port
         self.cut_after = cut_after
+        self.count_replies = count_replies  # count server->client bytes too (reads move data that way)
         self.sent = 0
         self.cuts = 0
         self.lock = threading.Lock()
@@ -37,7 +39,7 @@ class CuttingProxy:
             with self.lock:
                 self.pairs.append((client, upstream))
             threading.Thread(target=self._relay, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._relay, args=(upstream, client, False), daemon=True).start()
+            threading.Thread(target=self._relay, args=(upstream, client, self.count_replies), daemon=True).start()
 
     def _relay(self, src: socket.socket, dst: socket.socket, counts: bool) -> None:
         try:

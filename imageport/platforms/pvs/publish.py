@@ -30,13 +30,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from imageport.disks.base import FileSystem
-from imageport.disks.convert import CHECKPOINT_SECONDS, Progress, convert
-from imageport.errors import AlreadyExists, ImageportError, InputError, TransferError
+from imageport.disks.convert import CHECKPOINT_SECONDS, Progress
+from imageport.errors import AlreadyExists, InputError, TransferError
 from imageport.models import DiskFormat, PublishOptions, ShareDiskFormat
 from imageport.platforms.pvs.store import StoreFolder, check_vdisk_name
+from imageport.transfer.copy import copy_image
 
 WRITE_FORMATS = {ShareDiskFormat.VHDX: DiskFormat.VHDX, ShareDiskFormat.VHD: DiskFormat.VHD_DYNAMIC}
-RETRY_DELAYS = (1.0, 4.0, 15.0)  # after a dropped connection: reconnect, resume
 
 
 class VDiskExists(TransferError, AlreadyExists):
@@ -172,28 +172,17 @@ def publish(
     """Write ``source`` into the store as vDisk ``name`` (or its next version); see the module docstring."""
     started = time.monotonic()
     plan = plan_publish(folder, name, options)
-    attempts = 0
-    while True:
-        attempts += 1
-        try:
-            converted = convert(
-                source,
-                folder.path(plan.file),
-                WRITE_FORMATS[plan.format],
-                overwrite=plan.replaces,
-                progress=progress,
-                source_fs=source_fs,
-                output_fs=folder.fs,
-                resumable=True,
-                checkpoint_seconds=checkpoint_seconds,
-            )
-            break
-        except ImageportError as exc:
-            if not exc.transient or attempts > len(RETRY_DELAYS):
-                raise
-            sleep(RETRY_DELAYS[attempts - 1])
-            for fs in {id(source_fs): source_fs, id(folder.fs): folder.fs}.values():
-                fs.reconnect()  # a dropped session: log in again and resume from the checkpoint
+    converted = copy_image(
+        source,
+        source_fs,
+        folder.path(plan.file),
+        folder.fs,
+        WRITE_FORMATS[plan.format],
+        overwrite=plan.replaces,
+        progress=progress,
+        checkpoint_seconds=checkpoint_seconds,
+        sleep=sleep,
+    )
     lines = registration_text(plan, folder, options)
     registration_file, manifest_file = f"{plan.stem}.register.txt", f"{plan.stem}.imageport.json"
     assert converted.content_hash is not None  # resumable conversions always hash
@@ -208,7 +197,7 @@ def publish(
         converted.content_hash,
         time.monotonic() - started,
         converted.resumed,
-        attempts,
+        converted.attempts,
         registration_file,
         manifest_file,
         "\n".join(lines),
