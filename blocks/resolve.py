@@ -50,13 +50,12 @@ def located(ref: Any) -> Iterator[tuple[FileSystem, str]]:
             yield fs, ref.path
         finally:
             fs.close()
-    elif isinstance(ref, AzureSnapshotRef):
-        raise InputError(f"{where}: reading snapshots is not supported yet; read the disk it was taken from")
-    elif isinstance(ref, AzureDiskRef):
+    elif isinstance(ref, AzureDiskRef):  # a managed disk or (AzureSnapshotRef) a snapshot
         from imageport.platforms.azure.disks import read_managed_disk
 
         session = connector_adapter(ref.connector, "azure", where)
-        with read_managed_disk(session, ref.resource_group, ref.name) as fs:
+        snapshot = isinstance(ref, AzureSnapshotRef)
+        with read_managed_disk(session, ref.resource_group, ref.name, snapshot=snapshot) as fs:
             yield fs, ref.name
     else:
         raise InputError(f"{where}: a {ref.kind} disk is read by exporting it first")

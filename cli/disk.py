@@ -22,22 +22,23 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output"
 Image = Annotated[
     str,
     typer.Argument(
-        help="Image: a local path, smb://CONNECTOR/path or azure-disk://CONNECTOR/RG/DISK "
-        "(format detected from content)"
+        help="Image: a local path, smb://CONNECTOR/path, azure-disk://CONNECTOR/RG/DISK or "
+        "azure-snapshot://CONNECTOR/RG/NAME (format detected from content)"
     ),
 ]
 
 
 def parse_location(text: str) -> Any:
     """A location typed on the command line, as a disk reference; a plain local path stays a string."""
-    from imageport.models import AzureDiskRef, ShareRef
+    from imageport.models import AzureDiskRef, AzureSnapshotRef, ShareRef
 
     try:
-        if text.startswith("azure-disk://"):
-            from cli.upload import managed_disk_target
+        for scheme, model in (("azure-disk://", AzureDiskRef), ("azure-snapshot://", AzureSnapshotRef)):
+            if text.startswith(scheme):
+                from cli.upload import managed_disk_target
 
-            connector, resource_group, name = managed_disk_target(text)
-            return AzureDiskRef(connector=connector, resource_group=resource_group, name=name)
+                connector, resource_group, name = managed_disk_target(text)
+                return model(connector=connector, resource_group=resource_group, name=name)
         if text.startswith("smb://"):
             connector, _, path = text.removeprefix("smb://").partition("/")
             return ShareRef(connector=connector, path=path or ".")

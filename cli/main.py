@@ -12,7 +12,7 @@ import logging
 
 import typer
 
-from cli import connectors, copy_image, disk, publish, upload
+from cli import connectors, copy_image, disk, publish, snapshot, upload
 
 # Loading a connector emits a Prefect event; at exit the events worker warns "Still processing
 # items" while it flushes it. Noise for a CLI user: the flush itself still happens.
@@ -28,6 +28,7 @@ app.add_typer(disk.app, name="disk")
 app.command("upload")(upload.upload)
 app.command("copy")(copy_image.copy)
 app.command("publish")(publish.publish)
+app.command("snapshot")(snapshot.snapshot)
 
 
 @app.command()

@@ -35,13 +35,16 @@ def _sas_url(target: str) -> str | None:
 
 
 def managed_disk_target(target: str) -> tuple[str, str, str]:
-    parts = target.removeprefix("azure-disk://").split("/")
+    """``azure-disk://`` or ``azure-snapshot://CONNECTOR/RESOURCE_GROUP/NAME`` as its three parts."""
+    scheme, _, rest = target.partition("://")
+    parts = rest.split("/")
     if len(parts) != 3 or not all(parts):
-        raise InputError(f"{target}: use azure-disk://CONNECTOR/RESOURCE_GROUP/DISK")
+        last = "DISK" if scheme == "azure-disk" else "NAME"
+        raise InputError(f"{target}: use {scheme}://CONNECTOR/RESOURCE_GROUP/{last}")
     return parts[0], parts[1], parts[2]
 
 
-def _tags(pairs: list[str]) -> dict[str, str]:
+def parse_tags(pairs: list[str]) -> dict[str, str]:
     tags = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -83,7 +86,7 @@ def upload(
                 resource_group,
                 name,
                 sku=sku,
-                tags=_tags(tags or []),
+                tags=parse_tags(tags or []),
                 hyper_v_generation=hyper_v_generation,
                 os_type=os_type,
                 overwrite=force,

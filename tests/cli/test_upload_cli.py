@@ -98,3 +98,15 @@ def test_export_a_managed_disk_to_a_share_by_name(azure_settings, arm, samba, ru
     assert published.returncode == 0, published.stderr
     assert qemu_compare(raw, "raw", Path(samba.info["share_dir"]) / "FromAzure.vhdx", "vhdx").returncode == 0
     assert arm.disks["rg-vdi/exportme"]["state"] == "Unattached"
+    # a snapshot, read as a source like a disk
+    snap = run_cli("snapshot", "azure-disk://az-src/rg-vdi/exportme", "exportme-snap", "--tags", "stage=exported")
+    assert snap.returncode == 0, snap.stderr
+    assert "azure-snapshot://az-src/rg-vdi/exportme-snap" in snap.stdout
+    copied = run_cli(
+        "copy", "azure-snapshot://az-src/rg-vdi/exportme-snap", "smb://exports/fromsnap.vhdx", "--to", "vhdx", "--json"
+    )
+    assert copied.returncode == 0, copied.stderr
+    assert json.loads(copied.stdout)["content_hash"] == json.loads(up.stdout)["content_hash"]
+    assert arm.snapshots["rg-vdi/exportme-snap"]["state"] == "Unattached"
+    again = run_cli("snapshot", "azure-disk://az-src/rg-vdi/exportme", "exportme-snap")
+    assert again.returncode == 1 and "--force" in again.stderr

@@ -15,6 +15,9 @@ It enforces Azure's documented managed-disk upload rules:
   the data path is real);
 - at revoke the last 512 bytes must be a valid fixed-VHD footer for exactly the
   uploaded size, or the operation fails with ``InvalidVhd``.
+
+Snapshots: ``createOption: Copy`` from a managed disk that is not mid-upload
+(a point-in-time copy of its pages into a blob of their own), read grants only.
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ MiB = 1024 * 1024
 # azure-core treats "Retry-After: 0" as absent and waits its 30 s default; Azure's
 # millisecond header says "poll again soon" in a way the pollers honour.
 POLL_SOON = {"retry-after-ms": "20"}
-DISK = re.compile(
-    r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.Compute/disks/([^/]+)"
+# groups: subscription, resource group, "disks" or "snapshots", name, access action
+RESOURCE = re.compile(
+    r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.Compute/(disks|snapshots)/([^/]+)"
     r"(/beginGetAccess|/endGetAccess)?$",
     re.IGNORECASE,
 )
@@ -101,6 +105,7 @@ class ArmStandIn:
         self.subscription = subscription
         self.resource_groups = {k.lower(): v for k, v in resource_groups.items()}
         self.disks: dict[str, dict[str, Any]] = {}
+        self.snapshots: dict[str, dict[str, Any]] = {}
         self.operations: dict[str, dict[str, Any]] = {}
         self.tokens: set[str] = set()
         self.lock = threading.Lock()
@@ -125,8 +130,72 @@ class ArmStandIn:
         self.operations[op_id] = {"polls": 0, "result": result or {}, "error": error}
         return op_id
 
-    def _blob_name(self, rg: str, name: str) -> str:
-        return f"{rg.lower()}--{name.lower()}.vhd"
+    def _blob_name(self, rg: str, name: str, kind: str = "disks") -> str:
+        return f"{rg.lower()}--{name.lower()}.vhd" if kind == "disks" else f"{rg.lower()}--snap--{name.lower()}.vhd"
+
+    def table(self, kind: str) -> dict[str, dict[str, Any]]:
+        return self.disks if kind.lower() == "disks" else self.snapshots
+
+    def _resource_id(self, rg: str, kind: str, name: str) -> str:
+        return f"/subscriptions/{self.subscription}/resourceGroups/{rg}/providers/Microsoft.Compute/{kind}/{name}"
+
+    def _snapshot_json(self, rg: str, name: str) -> dict[str, Any]:
+        snap = self.snapshots[f"{rg.lower()}/{name.lower()}"]
+        return {
+            "id": self._resource_id(rg, "snapshots", name),
+            "name": name,
+            "type": "Microsoft.Compute/snapshots",
+            "location": snap["location"],
+            "tags": snap["tags"],
+            "sku": {"name": "Standard_LRS"},
+            "properties": {
+                "creationData": {"createOption": "Copy", "sourceResourceId": snap["source_id"]},
+                "diskSizeBytes": snap["upload_size"] - 512,
+                "diskState": snap["state"],
+                "hyperVGeneration": snap["hyper_v_generation"],
+                "osType": snap["os_type"],
+                "incremental": False,
+                "provisioningState": "Succeeded",
+            },
+        }
+
+    def create_snapshot(self, rg: str, name: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], str | None]:
+        creation = body.get("properties", {}).get("creationData", {})
+        if creation.get("createOption") != "Copy":
+            return 400, _err("InvalidParameter", "only createOption Copy is implemented by the stand-in"), None
+        source = RESOURCE.match(str(creation.get("sourceResourceId", "")))
+        if not source or source.group(3).lower() != "disks" or source.group(1) != self.subscription:
+            return 400, _err("InvalidParameter", "sourceResourceId must be a managed disk of this subscription"), None
+        disk = self.disks.get(f"{source.group(2).lower()}/{source.group(4).lower()}")
+        if disk is None:
+            return 404, _err("ResourceNotFound", f"disk {source.group(4)} not found"), None
+        if disk["state"] in ("ReadyToUpload", "ActiveUpload"):
+            return 409, _err("OperationNotAllowed", f"cannot snapshot a disk in state {disk['state']}"), None
+        key = f"{rg.lower()}/{name.lower()}"
+        if key in self.snapshots:
+            return 409, _err("Conflict", f"snapshot {name} exists; delete it first"), None
+        # the data: a point-in-time copy of the disk's pages, sparse as the source
+        src = self.container.get_blob_client(self._blob_name(source.group(2), source.group(4)))
+        dst = self.container.get_blob_client(self._blob_name(rg, name, "snapshots"))
+        dst.create_page_blob(size=disk["upload_size"])
+        for r in src.list_page_ranges():
+            start = r.start
+            while start <= r.end:
+                n = min(4 * MiB, r.end + 1 - start)
+                dst.upload_page(src.download_blob(offset=start, length=n).readall(), offset=start, length=n)
+                start += n
+        self.snapshots[key] = {
+            "location": body.get("location"),
+            "tags": body.get("tags") or {},
+            "upload_size": disk["upload_size"],
+            "state": "Unattached",
+            "source_id": creation["sourceResourceId"],
+            "hyper_v_generation": disk["hyper_v_generation"],
+            "os_type": disk["os_type"],
+        }
+        doc = self._snapshot_json(rg, name)
+        doc["properties"]["provisioningState"] = "Updating"
+        return 202, doc, self._operation()
 
     def _disk_json(self, rg: str, name: str) -> dict[str, Any]:
         disk = self.disks[f"{rg.lower()}/{name.lower()}"]
@@ -180,30 +249,34 @@ class ArmStandIn:
         doc["properties"]["provisioningState"] = "Updating"
         return 202, doc, self._operation()  # Azure answers a disk PUT with 202 Accepted + an async operation
 
-    def grant(self, rg: str, name: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], str | None]:
+    def grant(
+        self, rg: str, name: str, body: dict[str, Any], kind: str = "disks"
+    ) -> tuple[int, dict[str, Any], str | None]:
         from azure.storage.blob import BlobSasPermissions, generate_blob_sas
 
-        disk = self.disks[f"{rg.lower()}/{name.lower()}"]
+        disk = self.table(kind)[f"{rg.lower()}/{name.lower()}"]
         access = body.get("access")
         allowed = {"Write": ("ReadyToUpload", "ActiveUpload"), "Read": ("Unattached", "ActiveSAS")}.get(access, ())
+        if kind.lower() == "snapshots" and access != "Read":
+            allowed = ()  # a snapshot is read-only
         if disk["state"] not in allowed:
             return 409, _err("OperationNotAllowed", f"cannot grant {access} in state {disk['state']}"), None
         seconds = int(body.get("durationInSeconds") or 3600)
         sas = generate_blob_sas(
             self.blobs.account_name,
             "md-impexp",
-            self._blob_name(rg, name),
+            self._blob_name(rg, name, kind),
             account_key=self.blobs.credential.account_key,
             permission=BlobSasPermissions(read=True, write=access == "Write"),
             expiry=datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds),
         )
         disk["state"] = "ActiveUpload" if access == "Write" else "ActiveSAS"
         disk["sas"] = sas
-        url = f"{self.container.url}/{self._blob_name(rg, name)}?{sas}"
+        url = f"{self.container.url}/{self._blob_name(rg, name, kind)}?{sas}"
         return 202, {}, self._operation(result={"accessSAS": url})
 
-    def revoke(self, rg: str, name: str) -> tuple[int, dict[str, Any], str | None]:
-        disk = self.disks[f"{rg.lower()}/{name.lower()}"]
+    def revoke(self, rg: str, name: str, kind: str = "disks") -> tuple[int, dict[str, Any], str | None]:
+        disk = self.table(kind)[f"{rg.lower()}/{name.lower()}"]
         if disk["state"] == "ActiveSAS":  # end of a read grant: nothing to validate
             disk.pop("sas", None)
             disk["state"] = "Unattached"
@@ -229,12 +302,12 @@ class ArmStandIn:
         disk["state"] = "Unattached"
         return 202, {}, self._operation()
 
-    def delete(self, rg: str, name: str) -> tuple[int, dict[str, Any], str | None]:
+    def delete(self, rg: str, name: str, kind: str = "disks") -> tuple[int, dict[str, Any], str | None]:
         key = f"{rg.lower()}/{name.lower()}"
-        if key not in self.disks:
+        if key not in self.table(kind):
             return 204, {}, None
-        self.disks.pop(key)
-        self.container.get_blob_client(self._blob_name(rg, name)).delete_blob()
+        self.table(kind).pop(key)
+        self.container.get_blob_client(self._blob_name(rg, name, kind)).delete_blob()
         return 202, {}, self._operation()
 
     def sas_is_live(self, rg: str, name: str) -> bool:
@@ -317,11 +390,13 @@ class ArmStandIn:
                         200,
                         {"name": m.group(2), "location": location, "properties": {"provisioningState": "Succeeded"}},
                     )
-                if (m := DISK.match(path)) and not m.group(4):
+                if (m := RESOURCE.match(path)) and not m.group(5):
+                    rg, kind, name = m.group(2), m.group(3).lower(), m.group(4)
                     with arm.lock:
-                        if f"{m.group(2).lower()}/{m.group(3).lower()}" not in arm.disks:
-                            return self._reply(404, _err("ResourceNotFound", f"disk {m.group(3)} not found"))
-                        return self._reply(200, arm._disk_json(m.group(2), m.group(3)))
+                        if f"{rg.lower()}/{name.lower()}" not in arm.table(kind):
+                            return self._reply(404, _err("ResourceNotFound", f"{kind[:-1]} {name} not found"))
+                        doc = arm._disk_json(rg, name) if kind == "disks" else arm._snapshot_json(rg, name)
+                        return self._reply(200, doc)
                 return self._reply(404, _err("NotFound", f"the stand-in does not implement GET {path}"))
 
             def _lro(self, status: int, body: dict[str, Any], op_id: str | None) -> None:
@@ -334,11 +409,12 @@ class ArmStandIn:
             def do_PUT(self) -> None:
                 if not self._authorized():
                     return
-                m = DISK.match(urlsplit(self.path).path)
-                if not m or m.group(4):
+                m = RESOURCE.match(urlsplit(self.path).path)
+                if not m or m.group(5):
                     return self._reply(404, _err("NotFound", "not implemented"))
+                create = arm.create_disk if m.group(3).lower() == "disks" else arm.create_snapshot
                 with arm.lock:
-                    self._lro(*arm.create_disk(m.group(2), m.group(3), self._body()))
+                    self._lro(*create(m.group(2), m.group(4), self._body()))
 
             def do_POST(self) -> None:
                 path = urlsplit(self.path).path
@@ -357,24 +433,25 @@ class ArmStandIn:
                     return self._reply(200, {"access_token": token, "token_type": "Bearer", "expires_in": 3600})
                 if not self._authorized():
                     return None
-                m = DISK.match(path)
-                if not m or not m.group(4):
+                m = RESOURCE.match(path)
+                if not m or not m.group(5):
                     return self._reply(404, _err("NotFound", "not implemented"))
+                rg, kind, name = m.group(2), m.group(3).lower(), m.group(4)
                 with arm.lock:
-                    if f"{m.group(2).lower()}/{m.group(3).lower()}" not in arm.disks:
-                        return self._reply(404, _err("ResourceNotFound", f"disk {m.group(3)} not found"))
-                    if m.group(4).lower() == "/begingetaccess":
-                        return self._lro(*arm.grant(m.group(2), m.group(3), self._body()))
-                    return self._lro(*arm.revoke(m.group(2), m.group(3)))
+                    if f"{rg.lower()}/{name.lower()}" not in arm.table(kind):
+                        return self._reply(404, _err("ResourceNotFound", f"{kind[:-1]} {name} not found"))
+                    if m.group(5).lower() == "/begingetaccess":
+                        return self._lro(*arm.grant(rg, name, self._body(), kind))
+                    return self._lro(*arm.revoke(rg, name, kind))
 
             def do_DELETE(self) -> None:
                 if not self._authorized():
                     return
-                m = DISK.match(urlsplit(self.path).path)
-                if not m or m.group(4):
+                m = RESOURCE.match(urlsplit(self.path).path)
+                if not m or m.group(5):
                     return self._reply(404, _err("NotFound", "not implemented"))
                 with arm.lock:
-                    self._lro(*arm.delete(m.group(2), m.group(3)))
+                    self._lro(*arm.delete(m.group(2), m.group(4), m.group(3).lower()))
 
         return Handler
 

@@ -1,5 +1,5 @@
-"""Managed disks: direct upload (create with ``Upload``, grant write, stream, revoke), and
-reading a disk as a source (grant read, stream, revoke).
+"""Managed disks: direct upload (create with ``Upload``, grant write, stream, revoke), reading a
+disk or snapshot as a source (grant read, stream, revoke), and snapshots (a full copy of a disk).
 
 The disk is created with ``uploadSizeBytes`` = the image as a fixed VHD (N MiB
 + 512), its Hyper-V generation and OS type fixed at creation; the image is
@@ -60,10 +60,10 @@ def upload_to_managed_disk(
     compute = session.compute()
     where = f"disk {resource_group}/{name}"
     upload_size = output_size(DiskFormat.VHD, reader.virtual_size) + 512
-    existing = _get(compute, resource_group, name)
+    existing = _get(compute.disks, "disk", resource_group, name)
     resumed = False
     if existing is not None:
-        state = existing.properties.disk_state
+        state = _state(existing)
         same_upload = state in UPLOAD_STATES and existing.properties.creation_data.upload_size_bytes == upload_size
         if same_upload and not overwrite:
             resumed = True
@@ -108,32 +108,88 @@ def upload_to_managed_disk(
 
 @contextlib.contextmanager
 def read_managed_disk(
-    session: AzureSession, resource_group: str, name: str, seconds: int = GRANT_SECONDS
+    session: AzureSession, resource_group: str, name: str, seconds: int = GRANT_SECONDS, snapshot: bool = False
 ) -> Iterator[PageBlobFileSystem]:
-    """Grant Read on a managed disk for as long as the block runs; revoke afterwards, always.
+    """Grant Read on a managed disk (or a snapshot) for as long as the block runs; revoke afterwards, always.
 
     Yields a file system whose one file is the disk as a fixed VHD (open it with any path).
     """
     from azure.mgmt.compute.models import GrantAccessData
 
     compute = session.compute()
-    where = f"disk {resource_group}/{name}"
-    if _get(compute, resource_group, name) is None:
+    kind = "snapshot" if snapshot else "disk"
+    operations = compute.snapshots if snapshot else compute.disks
+    where = f"{kind} {resource_group}/{name}"
+    if _get(operations, kind, resource_group, name) is None:
         raise PlatformNotFound(f"{where} not found")
     with translate_azure_errors(f"grant read access to {where}"):
-        access = compute.disks.begin_grant_access(
+        access = operations.begin_grant_access(
             resource_group, name, GrantAccessData(access="Read", duration_in_seconds=seconds)
         ).result()
     try:
         yield PageBlobFileSystem(access.access_sas)
     finally:
         with translate_azure_errors(f"revoke read access to {where}"):
-            compute.disks.begin_revoke_access(resource_group, name).result()
+            operations.begin_revoke_access(resource_group, name).result()
 
 
-def _get(compute: object, resource_group: str, name: str):  # type: ignore[no-untyped-def]
+@dataclass
+class SnapshotResult:
+    snapshot_id: str
+    source_disk_id: str
+    size_bytes: int
+
+
+def create_snapshot(
+    session: AzureSession,
+    resource_group: str,
+    disk: str,
+    name: str,
+    *,
+    tags: dict[str, str] | None = None,
+    overwrite: bool = False,
+) -> SnapshotResult:
+    """A full (not incremental) snapshot of a managed disk: a point-in-time copy readable as a source.
+
+    Refuses a disk whose upload has not finished (there is nothing consistent to copy) and an
+    existing snapshot of that name unless ``overwrite``.
+    """
+    from azure.mgmt.compute.models import CreationData, Snapshot, SnapshotProperties, SnapshotSku
+
+    compute = session.compute()
+    source = _get(compute.disks, "disk", resource_group, disk)
+    if source is None:
+        raise PlatformNotFound(f"disk {resource_group}/{disk} not found")
+    state = _state(source)
+    if state in UPLOAD_STATES:
+        raise PlatformError(f"disk {resource_group}/{disk} is {state}: finish (or redo) its upload first")
+    where = f"snapshot {resource_group}/{name}"
+    if _get(compute.snapshots, "snapshot", resource_group, name) is not None:
+        if not overwrite:
+            raise DiskExists(f"{where} exists; use --force to replace it")
+        with translate_azure_errors(f"delete {where}"):
+            compute.snapshots.begin_delete(resource_group, name).result()
+    snapshot = Snapshot(
+        location=source.location,
+        sku=SnapshotSku(name="Standard_LRS"),  # snapshots are read rarely: the cheapest tier
+        tags={**(tags or {}), "created-by": "imageport", "source-disk": disk},
+        properties=SnapshotProperties(
+            creation_data=CreationData(create_option="Copy", source_resource_id=source.id), incremental=False
+        ),
+    )
+    with translate_azure_errors(f"create {where} of disk {disk}"):
+        made = compute.snapshots.begin_create_or_update(resource_group, name, snapshot).result()
+    return SnapshotResult(made.id, source.id, made.properties.disk_size_bytes or 0)
+
+
+def _state(resource: object) -> str:
+    state = resource.properties.disk_state  # type: ignore[attr-defined]
+    return str(getattr(state, "value", state))  # an enum from the SDK, a string from older payloads
+
+
+def _get(operations: object, kind: str, resource_group: str, name: str):  # type: ignore[no-untyped-def]
     try:
-        with translate_azure_errors(f"read disk {resource_group}/{name}"):
-            return compute.disks.get(resource_group, name)  # type: ignore[attr-defined]
+        with translate_azure_errors(f"read {kind} {resource_group}/{name}"):
+            return operations.get(resource_group, name)  # type: ignore[attr-defined]
     except PlatformNotFound:
         return None

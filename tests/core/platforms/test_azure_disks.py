@@ -127,3 +127,52 @@ def test_a_managed_disk_is_read_as_a_source_and_exported(arm, azure_settings, im
     assert qemu_compare(raw, "raw", tmp_path / "exported.vhdx", "vhdx").returncode == 0
     with pytest.raises(PlatformNotFound), read_managed_disk(session(azure_settings), "rg-vdi", "no-such-disk"):
         pass
+
+
+def test_a_snapshot_is_a_point_in_time_copy_read_as_a_source(arm, azure_settings, image, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from imageport.platforms.azure.disks import create_snapshot, read_managed_disk
+
+    raw, vhdx = image
+    name = f"snapsrc-{uuid.uuid4().hex[:6]}"
+    with open_disk(vhdx) as reader:
+        uploaded = upload_to_managed_disk(session(azure_settings), reader, "rg-vdi", name, checkpoint_dir=tmp_path)
+    made = create_snapshot(session(azure_settings), "rg-vdi", name, f"{name}-snap", tags={"why": "before-prepare"})
+    assert made.snapshot_id.endswith(f"/snapshots/{name}-snap") and made.source_disk_id == uploaded.disk_id
+    snap = arm.snapshots[f"rg-vdi/{name}-snap"]
+    assert snap["tags"] == {"why": "before-prepare", "created-by": "imageport", "source-disk": name}
+    # the disk changes afterwards (a later upload over it); the snapshot keeps the old contents
+    other = make_raw(tmp_path / "other.raw", 40 * MiB, runs=2, seed=99)
+    with open_disk(other) as reader:
+        upload_to_managed_disk(session(azure_settings), reader, "rg-vdi", name, checkpoint_dir=tmp_path, overwrite=True)
+    with read_managed_disk(session(azure_settings), "rg-vdi", f"{name}-snap", snapshot=True) as snap_fs:
+        assert arm.snapshots[f"rg-vdi/{name}-snap"]["state"] == "ActiveSAS"
+        exported = convert("snap", tmp_path / "from-snap.vhdx", DiskFormat.VHDX, source_fs=snap_fs)
+    assert arm.snapshots[f"rg-vdi/{name}-snap"]["state"] == "Unattached"
+    assert exported.content_hash == uploaded.transfer.content_hash
+    assert qemu_compare(raw, "raw", tmp_path / "from-snap.vhdx", "vhdx").returncode == 0
+
+    with pytest.raises(DiskExists, match="--force"):
+        create_snapshot(session(azure_settings), "rg-vdi", name, f"{name}-snap")
+    create_snapshot(session(azure_settings), "rg-vdi", name, f"{name}-snap", overwrite=True)
+    with pytest.raises(PlatformNotFound):
+        create_snapshot(session(azure_settings), "rg-vdi", "no-such-disk", "x-snap")
+
+
+def test_a_disk_mid_upload_cannot_be_snapshotted(arm, azure_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from azure.mgmt.compute.models import CreationData, Disk
+
+    from imageport.platforms.azure.disks import create_snapshot
+
+    name = f"half-{uuid.uuid4().hex[:6]}"
+    compute = session(azure_settings).compute()
+    compute.disks.begin_create_or_update(
+        "rg-vdi",
+        name,
+        Disk(
+            location="westeurope",
+            properties={"creationData": CreationData(create_option="Upload", upload_size_bytes=32 * MiB + 512)},
+        ),
+    ).result()
+    with pytest.raises(PlatformError, match="ReadyToUpload: finish"):
+        create_snapshot(session(azure_settings), "rg-vdi", name, f"{name}-snap")
+    assert f"rg-vdi/{name}-snap" not in arm.snapshots
