@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,9 +15,8 @@ from imageport.errors import InputError
 from imageport.models import AzureSku, HyperVGeneration, OsType
 from imageport.platforms.azure.disks import upload_to_managed_disk
 from imageport.storage.page_blob import PageBlob
-from imageport.transfer.pages import UploadResult, upload_to_page_blob
+from imageport.transfer.pages import DEFAULT_CHECKPOINTS, UploadResult, upload_to_page_blob
 
-DEFAULT_CHECKPOINTS = Path(os.environ.get("IMAGEPORT_CHECKPOINTS", "~/.cache/imageport/checkpoints")).expanduser()
 TARGETS = (
     "azure-disk://CONNECTOR/RESOURCE_GROUP/DISK, sas+https://ACCOUNT/CONTAINER/BLOB?SAS "
     "(sas+http:// for an emulator), or - to read a SAS URL from standard input"

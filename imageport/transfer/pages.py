@@ -43,6 +43,8 @@ from imageport.storage.page_blob import PageBlob
 from imageport.transfer.plan import CHUNK, Chunk, covered, plan_chunks, touched
 
 RETRY_DELAYS = (0.5, 1, 2, 4, 8, 16)
+# Where upload checkpoints live unless told otherwise (one small JSON file per target).
+DEFAULT_CHECKPOINTS = Path(os.environ.get("IMAGEPORT_CHECKPOINTS", "~/.cache/imageport/checkpoints")).expanduser()
 
 
 class TargetNotEmpty(TransferError, AlreadyExists):

@@ -1,0 +1,61 @@
+"""The upload task: an image from shared storage onto the target platform."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+
+from blocks.resolve import connector_adapter, located
+from imageport.disks.detect import open_disk
+from imageport.errors import InputError
+from imageport.models import AzureDiskRef, AzureSnapshotRef, DiskFormat, LocalRef, UploadSpec
+from imageport.platforms.azure.disks import upload_to_managed_disk
+from imageport.transfer.copy import copy_image
+from imageport.transfer.pages import DEFAULT_CHECKPOINTS
+from tasks.policy import RETRY_TRANSIENT
+from tasks.progress import prefect_progress
+
+# The local platform keeps disks as files; the extension says which container.
+LOCAL_FORMATS = {".vhd": DiskFormat.VHD, ".vhdx": DiskFormat.VHDX, ".raw": DiskFormat.RAW, ".img": DiskFormat.RAW}
+
+
+def _target_name(spec: UploadSpec) -> str:
+    return getattr(spec.target, "name", None) or getattr(spec.target, "path", "?")
+
+
+@task(name="upload_image", task_run_name="upload {spec.source.path}", **RETRY_TRANSIENT)
+def upload_image(spec: UploadSpec) -> dict[str, Any]:
+    """Upload ``spec.source`` to ``spec.target``: sparse, parallel, resumable, verified.
+
+    A retry resumes: the managed disk keeps what arrived (its page ranges say so) and a local
+    target keeps its checkpointed partial file.
+    """
+    progress = prefect_progress(f"upload {spec.source.path} to {_target_name(spec)}")
+    target = spec.target
+    if isinstance(target, AzureDiskRef) and not isinstance(target, AzureSnapshotRef):
+        session = connector_adapter(target.connector, "azure", f"azure-disk://{target.connector}")
+        with located(spec.source) as (fs, path), open_disk(path, fs=fs) as reader:
+            outcome = upload_to_managed_disk(
+                session,
+                reader,
+                target.resource_group,
+                target.name,
+                sku=spec.sku,
+                tags=spec.tags,
+                hyper_v_generation=spec.hyper_v_generation,
+                os_type=spec.os_type,
+                overwrite=spec.overwrite,
+                threads=spec.threads,
+                checkpoint_dir=DEFAULT_CHECKPOINTS,
+                progress=progress,
+            )
+        return {**outcome.transfer.__dict__, "disk_id": outcome.disk_id, "resumed_disk": outcome.resumed_disk}
+    if isinstance(target, LocalRef):
+        fmt = LOCAL_FORMATS.get("." + target.path.rsplit(".", 1)[-1].lower())
+        if fmt is None:
+            raise InputError(f"target {target.path}: name it .vhd, .vhdx, .raw or .img to say which format to write")
+        with located(spec.source) as (source_fs, src), located(target) as (output_fs, dst):
+            result = copy_image(src, source_fs, dst, output_fs, fmt, overwrite=spec.overwrite, progress=progress)
+        return {**result.as_dict(), "target": target.path}
+    raise InputError(f"target kind {target.kind}: uploads go to an Azure managed disk or the local platform")

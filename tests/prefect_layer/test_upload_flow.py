@@ -1,0 +1,55 @@
+"""The upload-image flow: to a managed disk (ARM stand-in, data in Azurite) and to the local platform."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from blocks.registry import delete_connector, save_connector
+from flows.upload_image import upload_image_flow
+from imageport.disks.convert import hash_disk
+from imageport.models import UploadSpec
+from tests.core.disks.images import MiB, make_raw, qemu_compare
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def connectors(prefect_api: str, azure_settings, tmp_path: Path):  # type: ignore[no-untyped-def]
+    save_connector("local", "flow-staging", {"root": str(tmp_path)}, overwrite=True)
+    save_connector("azure", "flow-azure", azure_settings, overwrite=True)
+    yield tmp_path
+    delete_connector("flow-staging")
+    delete_connector("flow-azure")
+
+
+def test_flow_uploads_to_a_managed_disk_and_to_the_local_platform(arm, connectors) -> None:  # type: ignore[no-untyped-def]
+    staging = connectors
+    raw = make_raw(staging / "gold.raw", 30 * MiB, runs=4, seed=61)
+    source = {"kind": "local", "connector": "flow-staging", "path": "gold.raw"}
+    spec = UploadSpec.model_validate(
+        {
+            "source": source,
+            "target": {"kind": "azure-disk", "connector": "flow-azure", "resource_group": "rg-vdi", "name": "flowdisk"},
+            "tags": {"stage": "upload"},
+        }
+    )
+    state = upload_image_flow(spec, return_state=True)
+    assert state.is_completed(), state.message
+    result = state.result()
+    assert result["disk_id"].endswith("/disks/flowdisk")
+    assert result["content_hash"] == hash_disk(raw).content_hash  # 30 MiB: already a whole MiB
+    disk = arm.disks["rg-vdi/flowdisk"]
+    assert disk["state"] == "Unattached" and disk["tags"] == {"stage": "upload", "created-by": "imageport"}
+
+    again = upload_image_flow(spec, return_state=True)  # exists, no overwrite: final, not retried
+    assert again.is_failed() and "--force" in str(again.message)
+
+    local = UploadSpec.model_validate(
+        {"source": source, "target": {"kind": "local", "connector": "flow-staging", "path": "platform/gold.vhd"}}
+    )
+    (staging / "platform").mkdir()
+    state = upload_image_flow(local, return_state=True)
+    assert state.is_completed(), state.message
+    assert qemu_compare(raw, "raw", staging / "platform/gold.vhd", "vpc").returncode == 0
