@@ -16,11 +16,9 @@ from typing import Any
 from blocks.registry import find_connector
 from imageport.disks.base import LOCAL, FileSystem
 from imageport.errors import InputError
-from imageport.models import AzureDiskRef, AzureSnapshotRef, LocalRef, ShareRef
+from imageport.models import AzureDiskRef, AzureSnapshotRef, DatastoreFileRef, LocalRef, ShareRef
 from imageport.platforms.pvs.store import LocalStoreFolder, SmbStoreFolder, StoreFolder
 from imageport.storage.smb_files import SmbFileSystem
-
-KIND_OF_REF = {"share": "fileshare", "local": "local", "azure-disk": "azure", "azure-snapshot": "azure"}
 
 
 def connector_adapter(name: str, kind: str, where: str) -> Any:
@@ -57,6 +55,13 @@ def located(ref: Any) -> Iterator[tuple[FileSystem, str]]:
         snapshot = isinstance(ref, AzureSnapshotRef)
         with read_managed_disk(session, ref.resource_group, ref.name, snapshot=snapshot) as fs:
             yield fs, ref.name
+    elif isinstance(ref, DatastoreFileRef):
+        with connector_adapter(ref.connector, "vsphere", where) as session:
+            fs = session.datastore_files(ref.datastore)
+            try:
+                yield fs, ref.path
+            finally:
+                fs.close()
     else:
         raise InputError(f"{where}: a {ref.kind} disk is read by exporting it first")
 

@@ -22,15 +22,15 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output"
 Image = Annotated[
     str,
     typer.Argument(
-        help="Image: a local path, smb://CONNECTOR/path, azure-disk://CONNECTOR/RG/DISK or "
-        "azure-snapshot://CONNECTOR/RG/NAME (format detected from content)"
+        help="Image: a local path, smb://CONNECTOR/path, azure-disk://CONNECTOR/RG/DISK, "
+        "azure-snapshot://CONNECTOR/RG/NAME or datastore://CONNECTOR/DATASTORE/path (format detected from content)"
     ),
 ]
 
 
 def parse_location(text: str) -> Any:
     """A location typed on the command line, as a disk reference; a plain local path stays a string."""
-    from imageport.models import AzureDiskRef, AzureSnapshotRef, ShareRef
+    from imageport.models import AzureDiskRef, AzureSnapshotRef, DatastoreFileRef, ShareRef
 
     try:
         for scheme, model in (("azure-disk://", AzureDiskRef), ("azure-snapshot://", AzureSnapshotRef)):
@@ -42,6 +42,12 @@ def parse_location(text: str) -> Any:
         if text.startswith("smb://"):
             connector, _, path = text.removeprefix("smb://").partition("/")
             return ShareRef(connector=connector, path=path or ".")
+        if text.startswith("datastore://"):
+            connector, _, rest = text.removeprefix("datastore://").partition("/")
+            datastore, _, path = rest.partition("/")
+            if not datastore or not path:
+                raise InputError(f"{text}: use datastore://CONNECTOR/DATASTORE/path/on/datastore")
+            return DatastoreFileRef(connector=connector, datastore=datastore, path=path)
     except ValidationError as exc:
         problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
         raise InputError(f"{text}: {problems}") from None

@@ -231,6 +231,15 @@ class VsphereDiskRef(_Model):
     )
 
 
+class DatastoreFileRef(_Model):
+    """An image file on a vSphere datastore (e.g. a flat or sparse VMDK), read over HTTPS."""
+
+    kind: Literal["datastore"] = "datastore"
+    connector: ConnectorName
+    datastore: str = Field(min_length=1, description="Datastore name, e.g. 'LocalDS_0'.")
+    path: RelativePath = Field(description="Path on the datastore, e.g. 'gold/gold.vmdk'.")
+
+
 class AzureDiskRef(_Model):
     """An Azure managed disk."""
 

@@ -8,14 +8,16 @@ server certificate's SHA-1 ``thumbprint`` (what vSphere shows admins), or set
 from __future__ import annotations
 
 import ssl
+import tempfile
 from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
 
-from imageport.errors import PlatformNotFound
+from imageport.errors import InputError, PlatformNotFound
 from imageport.platforms.vsphere.errors import translate_vsphere_errors
+from imageport.storage.datastore import DatastoreFileSystem, DatastoreLocation
 
 
 class VsphereConfig(BaseModel):
@@ -105,6 +107,40 @@ class VsphereSession:
             names = ", ".join(dc.name for dc in dcs) or "none"
             raise PlatformNotFound(f"{self.display}: name one datacenter (found: {names})")
         return dcs[0]
+
+    def datastore_files(self, datastore: str | None = None) -> DatastoreFileSystem:
+        """Files on a datastore over HTTPS ``/folder``, authorised by this session (connect first)."""
+        if self.si is None:
+            self.connect()
+        name = datastore or self.config.datastore
+        if not name:
+            raise InputError(f"{self.display}: name a datastore (connector field datastore, or --datastore)")
+        dc = self.datacenter()
+        if not any(ds.name == name for ds in dc.datastore):
+            raise PlatformNotFound(f"{self.display}: datacenter {dc.name} has no datastore {name!r}")
+        cfg = self.config
+        verify: bool | str = cfg.verify_tls
+        if cfg.ca_pem:
+            verify = self._ca_file()
+        return DatastoreFileSystem(
+            DatastoreLocation(
+                base_url=f"https://{cfg.host}:{cfg.port}",
+                datacenter=dc.name,
+                datastore=name,
+                cookie=self.si._stub.cookie,  # the SOAP session's cookie authorises /folder too
+                verify=verify,
+                thumbprint=cfg.thumbprint,
+            )
+        )
+
+    def _ca_file(self) -> str:
+        # requests wants a file; the PEM lives in the connector
+        if getattr(self, "_ca_path", None) is None:
+            handle = tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False)  # noqa: SIM115 - kept for the session
+            handle.write(self.config.ca_pem or "")
+            handle.close()
+            self._ca_path = handle.name
+        return self._ca_path
 
     def check(self) -> list[str]:
         """Log in, read the API version and find the datacenter and datastore."""

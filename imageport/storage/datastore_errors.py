@@ -1,0 +1,41 @@
+"""The one place where ``requests`` failures on a vSphere datastore become imageport errors.
+
+The datastore's ``/folder`` HTTP endpoint answers like any web server: 401/403
+for a dead or unauthorised session, 404 for a missing file, 5xx when the host
+is busy. Connection failures and 5xx are transient.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import requests
+
+from imageport.errors import StorageAccessDenied, StorageError, StorageNotFound, StorageUnreachable
+
+
+def check_status(response: Any, where: str) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    if status in (401, 403):
+        raise StorageAccessDenied(f"{where}: access denied (HTTP {status}; session expired or no datastore privilege)")
+    if status == 404:
+        raise StorageNotFound(f"{where}: not found (HTTP 404)")
+    if status >= 500 or status == 429:
+        raise StorageUnreachable(f"{where}: the host is busy or failing (HTTP {status})")
+    raise StorageError(f"{where}: HTTP {status}")
+
+
+@contextlib.contextmanager
+def translate_datastore_errors(where: str) -> Iterator[None]:
+    try:
+        yield
+    except requests.exceptions.SSLError as exc:
+        raise StorageAccessDenied(f"{where}: TLS verification failed ({type(exc).__name__})") from None
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+        raise StorageUnreachable(f"{where}: connection failed ({type(exc).__name__})") from None
+    except requests.exceptions.RequestException as exc:
+        raise StorageError(f"{where}: {type(exc).__name__}") from None

@@ -1,0 +1,118 @@
+"""Datastore files over HTTPS /folder against the suite's vCenter simulator: ranged parallel reads."""
+
+from __future__ import annotations
+
+import hashlib
+import ssl
+from pathlib import Path
+
+import pytest
+
+from imageport.disks.base import LOCAL
+from imageport.disks.convert import hash_disk
+from imageport.disks.detect import open_disk
+from imageport.errors import InputError, StorageAccessDenied, StorageNotFound
+from imageport.models import DiskFormat
+from imageport.platforms.vsphere.session import VsphereConfig
+from imageport.storage.datastore import DatastoreFileSystem, DatastoreLocation
+from imageport.transfer.copy import copy_image
+from tests.core.disks.images import MiB, make_raw, qemu_compare, qemu_convert
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("ds")
+    raw = make_raw(d / "gold.raw", 24 * MiB, runs=6, seed=41, max_run=2 * MiB)
+    return {
+        "raw": raw,
+        "vhdx": qemu_convert(raw, d / "gold.vhdx", "vhdx-dynamic"),
+        "flat": qemu_convert(raw, d / "flat.vmdk", "vmdk-flat"),
+        "sparse": qemu_convert(raw, d / "sparse.vmdk", "vmdk-sparse"),
+    }
+
+
+@pytest.fixture(scope="module")
+def datastore(vcsim):  # type: ignore[no-untyped-def]
+    session = VsphereConfig(
+        host="127.0.0.1",
+        port=vcsim.port,
+        username=vcsim.info["username"],
+        password=vcsim.info["password"],
+        verify_tls=False,
+        datastore="LocalDS_0",
+    ).build()
+    with session:
+        fs = session.datastore_files()
+        yield fs
+        fs.close()
+
+
+def put_file(fs: DatastoreFileSystem, local: Path, path: str) -> None:
+    fs.put(path, local.read_bytes())
+
+
+def test_images_on_a_datastore_read_as_local_ones(datastore, images, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    expected = hash_disk(images["raw"]).content_hash
+    put_file(datastore, images["vhdx"], "gold/gold.vhdx")
+    put_file(datastore, images["sparse"], "gold/sparse.vmdk")
+    put_file(datastore, images["flat"], "gold/flat.vmdk")  # descriptor naming its sibling extent
+    put_file(datastore, images["flat"].with_name("flat-flat.vmdk"), "gold/flat-flat.vmdk")
+    for path, fmt in (("gold/gold.vhdx", DiskFormat.VHDX), ("gold/sparse.vmdk", DiskFormat.VMDK_SPARSE)):
+        with open_disk(path, fs=datastore) as reader:
+            assert reader.format is fmt
+        assert hash_disk(path, fs=datastore).content_hash == expected
+    with open_disk("gold/flat.vmdk", fs=datastore) as reader:
+        assert [r.path for r in reader.chain()] == ["gold/flat.vmdk"]
+    assert hash_disk("gold/flat.vmdk", fs=datastore).content_hash == expected
+    result = copy_image("gold/flat.vmdk", datastore, str(tmp_path / "out.vhdx"), LOCAL, DiskFormat.VHDX)
+    assert result.content_hash == expected
+    assert qemu_compare(images["raw"], "raw", tmp_path / "out.vhdx", "vhdx").returncode == 0
+
+
+def test_ranges_are_exact_and_missing_files_are_named(datastore, images) -> None:  # type: ignore[no-untyped-def]
+    put_file(datastore, images["raw"], "gold/plain.raw")
+    source = datastore.open("gold/plain.raw")
+    data = images["raw"].read_bytes()
+    assert source.size == len(data)
+    for offset, length in ((0, 512), (3 * MiB + 17, 5 * MiB + 3), (len(data) - 100, 4096)):
+        assert source.pread(offset, length) == data[offset : offset + length]
+    assert datastore.isfile("gold/plain.raw") and not datastore.isfile("gold/nope.raw")
+    assert not datastore.isfile("gold")  # a folder is not a file
+    with pytest.raises(StorageNotFound, match=r"\[LocalDS_0\] gold/nope.vhdx"):
+        open_disk("gold/nope.vhdx", fs=datastore)
+    with pytest.raises(InputError, match="vSphere import"):
+        datastore.open_sink("gold/new.vhdx")
+
+
+def test_a_pinned_certificate_is_enforced(vcsim, datastore, images) -> None:  # type: ignore[no-untyped-def]
+    put_file(datastore, images["raw"], "gold/pin.raw")
+    pem = ssl.get_server_certificate(("127.0.0.1", vcsim.port))
+    sha1 = hashlib.sha1(ssl.PEM_cert_to_DER_cert(pem)).hexdigest().upper()
+    right = ":".join(sha1[i : i + 2] for i in range(0, 40, 2))
+    base = datastore.location
+    pinned = DatastoreFileSystem(DatastoreLocation(base.base_url, base.datacenter, base.datastore, thumbprint=right))
+    assert pinned.isfile("gold/pin.raw")
+    wrong = DatastoreFileSystem(
+        DatastoreLocation(base.base_url, base.datacenter, base.datastore, thumbprint="AA:" * 19 + "AA")
+    )
+    with pytest.raises(StorageAccessDenied, match="TLS"):
+        wrong.isfile("gold/pin.raw")
+
+
+def test_cli_reads_and_copies_from_a_datastore_by_connector(run_cli, vcsim, datastore, images, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    put_file(datastore, images["sparse"], "cli/gold.vmdk")
+    created = run_cli(
+        "connector", "create", "vsphere", "ds-vc", "host=127.0.0.1", f"port={vcsim.port}",
+        f"username={vcsim.info['username']}", "verify_tls=false", stdin=vcsim.info["password"] + "\n",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    info = run_cli("disk", "info", "datastore://ds-vc/LocalDS_0/cli/gold.vmdk", "--json")
+    assert info.returncode == 0, info.stderr
+    assert '"format": "vmdk-sparse"' in info.stdout
+    copied = run_cli("copy", "datastore://ds-vc/LocalDS_0/cli/gold.vmdk", str(tmp_path / "gold.vhdx"), "--to", "vhdx")
+    assert copied.returncode == 0, copied.stderr
+    assert qemu_compare(images["raw"], "raw", tmp_path / "gold.vhdx", "vhdx").returncode == 0
+    missing = run_cli("disk", "info", "datastore://ds-vc/NoSuchDS/cli/gold.vmdk")
+    assert missing.returncode == 1 and "no datastore 'NoSuchDS'" in missing.stderr
