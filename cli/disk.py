@@ -23,7 +23,8 @@ Image = Annotated[
     str,
     typer.Argument(
         help="Image: a local path, smb://CONNECTOR/path, azure-disk://CONNECTOR/RG/DISK, "
-        "azure-snapshot://CONNECTOR/RG/NAME or datastore://CONNECTOR/DATASTORE/path (format detected from content)"
+        "azure-snapshot://CONNECTOR/RG/NAME, datastore://CONNECTOR/DATASTORE/path or sas+https://BLOB-SAS-URL "
+        "(format detected from content)"
     ),
 ]
 
@@ -58,6 +59,11 @@ def parse_location(text: str) -> Any:
 def located(text: str) -> Iterator[tuple[FileSystem, str]]:
     """Where an image is: a local path, ``smb://CONNECTOR/path`` on a file-share connector, or
     ``azure-disk://CONNECTOR/RESOURCE_GROUP/DISK`` (read access granted for the command, then revoked)."""
+    if text.startswith(("sas+https://", "sas+http://")):  # a page blob by SAS, e.g. a disk's read grant
+        from imageport.storage.page_blob import PageBlobFileSystem
+
+        yield PageBlobFileSystem(text.removeprefix("sas+")), "blob"
+        return
     ref = parse_location(text)
     if isinstance(ref, str):
         yield LOCAL, ref  # no connector: Prefect is not even imported

@@ -71,6 +71,7 @@ def emit_mapping(title: str, mapping: dict[str, Any]) -> None:
 @contextlib.contextmanager
 def progress_reporter(description: str) -> Iterator[Callable[[int, int], None]]:
     """A ``progress(done, total)`` callback: a live bar on a terminal, a plain line every 5 s otherwise."""
+    description = redact(description)  # it may name a SAS URL
     if err_console.is_terminal:
         columns = (
             TextColumn("{task.description}"),

@@ -191,6 +191,13 @@ def test_cli_upload_reads_the_sas_from_stdin_and_never_prints_it(
     assert json.loads(done.stdout)["content_hash"] == as_fixed_vhd_hash(vhdx, tmp_path)
     bad = subprocess.run([imageport_bin, "upload", str(vhdx), url], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "sas+https://" in bad.stderr and signature not in bad.stderr
+    # the same blob read back as a source, by its SAS
+    read = subprocess.run(
+        [imageport_bin, "disk", "hash", f"sas+{url}", "--json"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert read.returncode == 0, read.stderr
+    assert json.loads(read.stdout)["content_hash"] == json.loads(done.stdout)["content_hash"]
+    assert signature not in read.stdout + read.stderr
 
 
 def test_injected_faults_are_retried_and_the_result_is_identical(
