@@ -9,8 +9,9 @@ file system exactly as it would locally.
 Reads of more than ``PART`` bytes are split into ranged GETs sent in
 parallel (one HTTP session per worker thread), because one HTTPS stream from
 an ESXi host is far slower than the link. There are no ranged writes on this
-endpoint: images are written to a datastore by the vSphere import (a lease),
-and ``put`` sends small whole files such as descriptors.
+endpoint: ``put`` sends small whole files such as descriptors, and a sink
+(``DatastoreUploadSink``) streams a file front to back in one PUT, for the
+vSphere import (which names, verifies and moves it into place).
 
 The platform layer (``platforms/vsphere``) builds this from a logged-in
 session; this module knows only URLs, a cookie and TLS settings.
@@ -18,8 +19,11 @@ session; this module knows only URLs, a cookie and TLS settings.
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import threading
 import urllib.parse
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +31,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from imageport.disks.base import ByteSource, FileSystem, MiB, Sink
+from imageport.disks.base import ByteSource, FileSystem, MiB, Sink, ZERO_4MiB
 from imageport.errors import InputError
 from imageport.storage.datastore_errors import check_status, translate_datastore_errors
 
@@ -67,8 +71,9 @@ class _PinnedAdapter(HTTPAdapter):
 class DatastoreFileSystem(FileSystem):
     """Paths are datastore paths without the ``[datastore]`` prefix, e.g. ``gold/gold.vmdk``."""
 
-    def __init__(self, location: DatastoreLocation) -> None:
+    def __init__(self, location: DatastoreLocation, remove: Callable[[str], None] | None = None) -> None:
         self.location = location
+        self.remove = remove  # deletes a datastore file (the platform's FileManager); enables sinks
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="datastore-read")
 
@@ -109,7 +114,14 @@ class DatastoreFileSystem(FileSystem):
         return "text/html" not in response.headers.get("Content-Type", "")  # ...which is HTML
 
     def open_sink(self, path: str, overwrite: bool = False, resume: dict[str, Any] | None = None) -> Sink:
-        raise InputError(f"{self.where(path)}: images are written to a datastore by a vSphere import, not file by file")
+        """A streaming upload (front-to-back writers only); the vSphere import names the file and moves it."""
+        if self.remove is None:
+            raise InputError(f"{self.where(path)}: images are written to a datastore by the vSphere import")
+        if resume is not None:
+            raise InputError(f"{self.where(path)}: a streamed datastore upload cannot be resumed")
+        if not overwrite and self.isfile(path):
+            raise InputError(f"{self.where(path)}: exists already (use --force to replace it)")
+        return DatastoreUploadSink(self, path, self.remove)
 
     def put(self, path: str, data: bytes) -> None:
         """Write a whole (small) file, e.g. a VMDK descriptor."""
@@ -162,3 +174,102 @@ class DatastoreFile(ByteSource):
             view[pos - offset : pos - offset + len(chunk)] = chunk
             got += len(chunk)
         return got
+
+
+class DatastoreUploadSink(Sink):
+    """A new datastore file sent as one streaming PUT (the endpoint has no ranged writes).
+
+    Writes must come in ascending order; gaps are sent as zeros. Suits the writers that
+    produce a file front to back (raw/flat, streamOptimized VMDK). ``abort`` stops the
+    upload and calls ``remove`` to delete what arrived (the HTTP endpoint cannot delete).
+    """
+
+    def __init__(
+        self, fs: DatastoreFileSystem, path: str, remove: Callable[[str], None], size: int | None = None
+    ) -> None:
+        self.fs = fs
+        self.path = path
+        self.name = fs.where(path)
+        self.remove = remove
+        self.pos = 0
+        self.size = 0  # the file's final length, at least
+        self.error: BaseException | None = None
+        self.chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=8)
+        headers = {"Content-Type": "application/octet-stream"}
+        if size is not None:
+            headers["Content-Length"] = str(size)  # a known size streams without chunked encoding
+        self.thread = threading.Thread(target=self._send, args=(headers,), name="datastore-put", daemon=True)
+        self.thread.start()
+
+    def _body(self) -> Iterator[bytes]:
+        while True:
+            item = self.chunks.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item  # aborts the request mid-body
+            yield item
+
+    def _send(self, headers: dict[str, str]) -> None:
+        where = f"upload {self.name}"
+        try:
+            with translate_datastore_errors(where):
+                response = self.fs.session().put(
+                    self.fs.url(self.path), data=self._body(), headers=headers, timeout=TIMEOUT
+                )
+            check_status(response, where)
+        except BaseException as exc:  # surfaced by the writer's next call
+            self.error = exc
+            while True:  # unblock a writer waiting on a full queue
+                try:
+                    self.chunks.get_nowait()
+                except queue.Empty:
+                    break
+
+    def _put(self, data: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        while True:
+            try:
+                self.chunks.put(data, timeout=1)
+                return
+            except queue.Full:
+                if self.error is not None or not self.thread.is_alive():
+                    raise self.error or InputError(f"{self.name}: the upload stopped") from None
+
+    def _zeros(self, length: int) -> None:
+        while length > 0:
+            n = min(length, len(ZERO_4MiB))
+            self._put(ZERO_4MiB[:n])
+            length -= n
+
+    def pwrite(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        if offset < self.pos:
+            raise InputError(f"{self.name}: out-of-order write at {offset} (sent up to {self.pos})")
+        self._zeros(offset - self.pos)
+        self._put(bytes(data))
+        self.pos = offset + len(data)
+        self.size = max(self.size, self.pos)
+
+    def truncate(self, size: int) -> None:
+        # Only the final length is known here; the zeros go out when the writes get there.
+        if size < self.pos:
+            raise InputError(f"{self.name}: cannot shrink a streamed upload to {size} (sent {self.pos})")
+        self.size = size
+
+    def commit(self) -> None:
+        self._zeros(self.size - self.pos)
+        self.pos = max(self.pos, self.size)
+        self._put_end(None)
+        if self.error is not None:
+            raise self.error
+
+    def abort(self) -> None:
+        self._put_end(InputError(f"{self.name}: upload abandoned"))
+        self.remove(self.path)
+
+    def _put_end(self, item: BaseException | None) -> None:
+        if self.thread.is_alive():
+            with contextlib.suppress(queue.Full):
+                self.chunks.put(item, timeout=30)
+            self.thread.join(timeout=300)

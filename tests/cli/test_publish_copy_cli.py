@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from imageport.storage.smb import SmbShareConfig
 from tests.core.disks.images import MiB, make_raw, qemu_compare, qemu_convert
+from tests.infra.configs import samba_share
 
 pytestmark = pytest.mark.integration
 
@@ -25,10 +25,7 @@ def share_connector(run_cli, samba, request):  # type: ignore[no-untyped-def]
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
     assert run_cli("connector", "test", name).returncode == 0  # creates the base folder
-    share = SmbShareConfig(
-        server="127.0.0.1", port=samba.port, share="share", username=samba.info["username"],
-        password=samba.info["password"], base_path=f"cli-{name}",
-    ).build()  # fmt: skip
+    share = samba_share(samba, f"cli-{name}").build()
     with share:
         share.makedirs("Store")  # as the share's user: the server's own files are not ours to create
     return name, Path(samba.info["share_dir"]) / f"cli-{name}"

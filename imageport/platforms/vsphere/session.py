@@ -109,7 +109,11 @@ class VsphereSession:
         return dcs[0]
 
     def datastore_files(self, datastore: str | None = None) -> DatastoreFileSystem:
-        """Files on a datastore over HTTPS ``/folder``, authorised by this session (connect first)."""
+        """Files on a datastore over HTTPS ``/folder``, authorised by this session."""
+        return DatastoreFileSystem(self.datastore_location(datastore))
+
+    def datastore_location(self, datastore: str | None = None) -> DatastoreLocation:
+        """The URL, cookie and TLS trust of a datastore's ``/folder`` endpoint (logs in if needed)."""
         if self.si is None:
             self.connect()
         name = datastore or self.config.datastore
@@ -122,15 +126,13 @@ class VsphereSession:
         verify: bool | str = cfg.verify_tls
         if cfg.ca_pem:
             verify = self._ca_file()
-        return DatastoreFileSystem(
-            DatastoreLocation(
-                base_url=f"https://{cfg.host}:{cfg.port}",
-                datacenter=dc.name,
-                datastore=name,
-                cookie=self.si._stub.cookie,  # the SOAP session's cookie authorises /folder too
-                verify=verify,
-                thumbprint=cfg.thumbprint,
-            )
+        return DatastoreLocation(
+            base_url=f"https://{cfg.host}:{cfg.port}",
+            datacenter=dc.name,
+            datastore=name,
+            cookie=self.si._stub.cookie,  # the SOAP session's cookie authorises /folder too
+            verify=verify,
+            thumbprint=cfg.thumbprint,
         )
 
     def _ca_file(self) -> str:

@@ -20,20 +20,14 @@ from imageport.platforms.pvs.publish import VDiskExists, VDiskInUse, publish
 from imageport.platforms.pvs.store import SmbStoreFolder
 from imageport.storage.smb import SmbShareConfig
 from tests.core.disks.images import MiB, make_raw, qemu_compare, qemu_convert
+from tests.infra.configs import samba_share
 from tests.infra.tcp_proxy import CuttingProxy
 
 pytestmark = pytest.mark.integration
 
 
 def share_config(samba, folder: str, port: int | None = None) -> SmbShareConfig:  # type: ignore[no-untyped-def]
-    return SmbShareConfig(
-        server="127.0.0.1",
-        port=port or samba.port,
-        share="share",
-        username=samba.info["username"],
-        password=samba.info["password"],
-        base_path=f"pvs/{folder}",
-    )
+    return samba_share(samba, f"pvs/{folder}", port=port)
 
 
 @pytest.fixture()

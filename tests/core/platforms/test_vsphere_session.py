@@ -6,21 +6,13 @@ import pytest
 
 from imageport.errors import PlatformAccessDenied, PlatformError, PlatformNotFound, PlatformUnreachable
 from imageport.platforms.vsphere.session import VsphereConfig
+from tests.infra.configs import vcsim_vsphere
 from tests.infra.services import free_port
 
 pytestmark = pytest.mark.integration
 
 
-def config(vcsim, **overrides) -> VsphereConfig:  # type: ignore[no-untyped-def]
-    fields = {
-        "host": "127.0.0.1",
-        "port": vcsim.port,
-        "username": vcsim.info["username"],
-        "password": vcsim.info["password"],
-        "verify_tls": False,
-    }
-    fields.update(overrides)
-    return VsphereConfig(**fields)
+config = vcsim_vsphere
 
 
 def test_check_logs_in_and_finds_datacenter_and_datastore(vcsim) -> None:  # type: ignore[no-untyped-def]

@@ -13,10 +13,10 @@ from imageport.disks.convert import hash_disk
 from imageport.disks.detect import open_disk
 from imageport.errors import InputError, StorageAccessDenied, StorageNotFound
 from imageport.models import DiskFormat
-from imageport.platforms.vsphere.session import VsphereConfig
 from imageport.storage.datastore import DatastoreFileSystem, DatastoreLocation
 from imageport.transfer.copy import copy_image
 from tests.core.disks.images import MiB, make_raw, qemu_compare, qemu_convert
+from tests.infra.configs import vcsim_vsphere
 
 pytestmark = pytest.mark.integration
 
@@ -35,14 +35,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def datastore(vcsim):  # type: ignore[no-untyped-def]
-    session = VsphereConfig(
-        host="127.0.0.1",
-        port=vcsim.port,
-        username=vcsim.info["username"],
-        password=vcsim.info["password"],
-        verify_tls=False,
-        datastore="LocalDS_0",
-    ).build()
+    session = vcsim_vsphere(vcsim, datastore="LocalDS_0").build()
     with session:
         fs = session.datastore_files()
         yield fs

@@ -11,9 +11,9 @@ import pytest
 from imageport.disks.convert import convert, hash_disk
 from imageport.errors import FormatError, InputError
 from imageport.models import DiskFormat
-from imageport.storage.smb import SmbShareConfig
 from imageport.storage.smb_files import SmbFileSystem
 from tests.core.disks.images import MiB, content_hash_file, make_raw, qemu_compare, qemu_convert
+from tests.infra.configs import samba_share
 
 pytestmark = pytest.mark.integration
 
@@ -22,15 +22,7 @@ pytestmark = pytest.mark.integration
 def share(samba, request):  # type: ignore[no-untyped-def]
     """A file system on the share, under a folder of its own; yields (fs, folder on the server's disk)."""
     folder = request.node.name.replace("[", "-").replace("]", "")
-    config = SmbShareConfig(
-        server="127.0.0.1",
-        port=samba.port,
-        share="share",
-        username=samba.info["username"],
-        password=samba.info["password"],
-        base_path=f"img/{folder}",
-        encrypt="encrypt" in folder,
-    )
+    config = samba_share(samba, f"img/{folder}", encrypt="encrypt" in folder)
     config.build().check()  # creates the base folder
     fs = SmbFileSystem(config.build())
     yield fs, Path(samba.info["share_dir"]) / "img" / folder

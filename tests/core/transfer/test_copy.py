@@ -10,24 +10,17 @@ from imageport.disks.base import LOCAL
 from imageport.disks.convert import hash_disk
 from imageport.errors import FormatError
 from imageport.models import DiskFormat
-from imageport.storage.smb import SmbShareConfig
 from imageport.storage.smb_files import SmbFileSystem
 from imageport.transfer.copy import copy_image
 from tests.core.disks.images import MiB, make_raw, qemu_compare, qemu_convert
+from tests.infra.configs import samba_share
 from tests.infra.tcp_proxy import CuttingProxy
 
 pytestmark = pytest.mark.integration
 
 
 def share_fs(samba, port: int, folder: str) -> SmbFileSystem:  # type: ignore[no-untyped-def]
-    config = SmbShareConfig(
-        server="127.0.0.1",
-        port=port,
-        share="share",
-        username=samba.info["username"],
-        password=samba.info["password"],
-        base_path=f"copy/{folder}",
-    )
+    config = samba_share(samba, f"copy/{folder}", port=port)
     return SmbFileSystem(config.build())
 
 

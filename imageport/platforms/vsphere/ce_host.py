@@ -1,0 +1,158 @@
+"""vSphere calls the compositing engine needs: a small helper VM that always goes away.
+
+Every helper VM is cloned from the configured template, powered off, and
+marked in its annotation with ``imageport-ce run=<id> expires=<UTC ISO time>``,
+so a reaper can find leftovers by listing (``list_ce_vms``) even when the run
+that made them died. Disks are attached by file: a copy read-write, or the
+source's base disk as ``independent_nonpersistent`` (writes are discarded, the
+file is never modified). Detaching never deletes the file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pyVmomi import vim
+
+from imageport.errors import InputError, PlatformError
+from imageport.platforms.vsphere.errors import translate_vsphere_errors
+from imageport.platforms.vsphere.inventory import _retrieve, find_vm
+from imageport.platforms.vsphere.session import VsphereSession
+from imageport.platforms.vsphere.waiting import wait_for_task
+
+MARK = "imageport-ce"
+_MARK = re.compile(rf"{MARK} run=(\S+) expires=(\S+)")
+DISK_MODES = ("persistent", "independent_nonpersistent", "independent_persistent")
+
+
+@dataclass
+class CeVm:
+    moref: str
+    name: str
+    run_id: str
+    expires: datetime
+
+    @property
+    def expired(self) -> bool:
+        return datetime.now(UTC) >= self.expires
+
+
+def annotation(run_id: str, expires: datetime) -> str:
+    return f"{MARK} run={run_id} expires={expires.astimezone(UTC).isoformat(timespec='seconds')}"
+
+
+def create_ce_vm(session: VsphereSession, name: str, run_id: str, ttl_s: int = 3 * 3600) -> CeVm:
+    """Clone the configured CE template into a powered-off, marked helper VM."""
+    cfg = session.config
+    if not cfg.ce_template:
+        raise InputError(f"{session.display}: the connector names no ce_template to clone helper VMs from")
+    si = session.si or session.connect()
+    template = find_vm(si, cfg.ce_template)
+    dc = session.datacenter()
+    expires = datetime.now(UTC) + timedelta(seconds=ttl_s)
+    relocate = vim.vm.RelocateSpec()
+    if cfg.ce_resource_pool:
+        relocate.pool = _named(si, vim.ResourcePool, cfg.ce_resource_pool)
+    if cfg.datastore:
+        relocate.datastore = next((ds for ds in dc.datastore if ds.name == cfg.datastore), None)
+    spec = vim.vm.CloneSpec(
+        location=relocate,
+        powerOn=False,
+        template=False,
+        config=vim.vm.ConfigSpec(annotation=annotation(run_id, expires)),
+    )
+    with translate_vsphere_errors(f"clone {cfg.ce_template} into {name}"):
+        task = template.CloneVM_Task(folder=dc.vmFolder, name=name, spec=spec)
+    vm = wait_for_task(si, task, f"clone {cfg.ce_template} into {name}")
+    # Marked again by a reconfigure: not every vCenter (nor the simulator) applies a clone's config spec.
+    with translate_vsphere_errors(f"mark helper VM {name}"):
+        task = vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(annotation=annotation(run_id, expires)))
+    wait_for_task(si, task, f"mark helper VM {name}")
+    return CeVm(vm._moId, name, run_id, expires)
+
+
+def _named(si: Any, kind: type, name: str) -> Any:
+    for obj, props in _retrieve(si, None, ["name"], kind):
+        if props.get("name") == name:
+            return obj
+    raise PlatformError(f"no {kind.__name__} named {name!r}")
+
+
+def list_ce_vms(session: VsphereSession) -> list[CeVm]:
+    """Every helper VM imageport made that still exists, found by its annotation."""
+    si = session.si or session.connect()
+    found = []
+    with translate_vsphere_errors("list helper VMs"):
+        for vm, props in _retrieve(si, None, ["name", "config.annotation"]):
+            match = _MARK.search(props.get("config.annotation") or "")
+            if match:
+                found.append(
+                    CeVm(vm._moId, props.get("name", ""), match.group(1), datetime.fromisoformat(match.group(2)))
+                )
+    return sorted(found, key=lambda v: v.name)
+
+
+def attach_disk(session: VsphereSession, moref: str, disk_file: str, mode: str = "persistent") -> int:
+    """Attach an existing disk file to the helper VM; returns the new device's key."""
+    if mode not in DISK_MODES:
+        raise InputError(f"disk mode {mode!r}: use one of {', '.join(DISK_MODES)}")
+    si = session.si or session.connect()
+    vm = find_vm(si, moref)
+    ((_, props),) = _retrieve(si, [vm], ["config.hardware.device"])
+    devices = list(props.get("config.hardware.device") or [])
+    controller = next((d for d in devices if isinstance(d, vim.vm.device.VirtualSCSIController)), None)
+    if controller is None:
+        raise PlatformError(f"helper VM {moref} has no SCSI controller to attach {disk_file} to")
+    used = {d.unitNumber for d in devices if getattr(d, "controllerKey", None) == controller.key}
+    unit = next(u for u in range(16) if u not in used and u != 7)  # 7 is the controller itself
+    backing = vim.vm.device.VirtualDisk.FlatVer2BackingInfo(fileName=disk_file, diskMode=mode)
+    disk = vim.vm.device.VirtualDisk(key=-100, controllerKey=controller.key, unitNumber=unit, backing=backing)
+    change = vim.vm.device.VirtualDeviceSpec(operation="add", device=disk)
+    with translate_vsphere_errors(f"attach {disk_file} to {moref}"):
+        task = vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=[change]))
+    wait_for_task(si, task, f"attach {disk_file} to {moref}")
+    ((_, props),) = _retrieve(si, [vm], ["config.hardware.device"])
+    for d in props.get("config.hardware.device") or []:
+        if isinstance(d, vim.vm.device.VirtualDisk) and getattr(d.backing, "fileName", None) == disk_file:
+            return int(d.key)
+    raise PlatformError(f"{disk_file} did not appear on {moref} after attaching it")
+
+
+def detach_disk(session: VsphereSession, moref: str, disk_file: str) -> None:
+    """Remove the disk device from the VM; the file stays where it is."""
+    si = session.si or session.connect()
+    vm = find_vm(si, moref)
+    ((_, props),) = _retrieve(si, [vm], ["config.hardware.device"])
+    device = next(
+        (
+            d
+            for d in props.get("config.hardware.device") or []
+            if isinstance(d, vim.vm.device.VirtualDisk) and getattr(d.backing, "fileName", None) == disk_file
+        ),
+        None,
+    )
+    if device is None:
+        return  # already detached
+    change = vim.vm.device.VirtualDeviceSpec(operation="remove", device=device)  # no fileOperation: keep the file
+    with translate_vsphere_errors(f"detach {disk_file} from {moref}"):
+        task = vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=[change]))
+    wait_for_task(si, task, f"detach {disk_file} from {moref}")
+
+
+def destroy_ce_vm(session: VsphereSession, moref: str) -> None:
+    """Power off (if on) and delete the helper VM. Attach disks you want to keep as copies or detach first."""
+    si = session.si or session.connect()
+    vm = find_vm(si, moref)
+    ((_, props),) = _retrieve(si, [vm], ["runtime.powerState", "config.annotation"])
+    if MARK not in (props.get("config.annotation") or ""):
+        raise InputError(f"VM {moref} is not an imageport helper VM; refusing to destroy it")
+    if str(props.get("runtime.powerState")) == "poweredOn":
+        with translate_vsphere_errors(f"power off {moref}"):
+            task = vm.PowerOffVM_Task()
+        wait_for_task(si, task, f"power off {moref}")
+    with translate_vsphere_errors(f"destroy {moref}"):
+        task = vm.Destroy_Task()
+    wait_for_task(si, task, f"destroy {moref}")
