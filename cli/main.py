@@ -12,7 +12,7 @@ import logging
 
 import typer
 
-from cli import connectors, copy_image, disk, publish, snapshot, upload
+from cli import connectors, copy_image, disk, publish, snapshot, upload, vsphere
 
 # Loading a connector emits a Prefect event; at exit the events worker warns "Still processing
 # items" while it flushes it. Noise for a CLI user: the flush itself still happens.
@@ -25,6 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(connectors.app, name="connector")
 app.add_typer(disk.app, name="disk")
+app.add_typer(vsphere.app, name="vsphere")
 app.command("upload")(upload.upload)
 app.command("copy")(copy_image.copy)
 app.command("publish")(publish.publish)

@@ -51,6 +51,11 @@ class ShareDiskFormat(StrEnum):
     VHD = "vhd"
     VHDX = "vhdx"
 
+    @property
+    def writes(self) -> DiskFormat:
+        """The container written: a VHD on a share is dynamic (sparse), as Hyper-V and PVS make them."""
+        return DiskFormat.VHDX if self is ShareDiskFormat.VHDX else DiskFormat.VHD_DYNAMIC
+
 
 class ProvisioningType(StrEnum):
     MCS = "mcs"

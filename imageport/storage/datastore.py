@@ -6,9 +6,9 @@ vSphere session cookie authorises both. A VMDK's descriptor and its extents
 are siblings, so the disk engine opens a flat or sparse VMDK through this
 file system exactly as it would locally.
 
-Reads of more than ``PART`` bytes are split into ranged GETs sent in
-parallel (one HTTP session per worker thread), because one HTTPS stream from
-an ESXi host is far slower than the link. There are no ranged writes on this
+Reads are split into ``PART``-sized ranged GETs sent in parallel (one HTTP
+session per worker thread), with read-ahead while reads are sequential,
+because one HTTPS stream from an ESXi host is far slower than the link. There are no ranged writes on this
 endpoint: ``put`` sends small whole files such as descriptors, and a sink
 (``DatastoreUploadSink``) streams a file front to back in one PUT, for the
 vSphere import (which names, verifies and moves it into place).
@@ -23,8 +23,9 @@ import contextlib
 import queue
 import threading
 import urllib.parse
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,8 +36,9 @@ from imageport.disks.base import ByteSource, FileSystem, MiB, Sink, ZERO_4MiB
 from imageport.errors import InputError
 from imageport.storage.datastore_errors import check_status, translate_datastore_errors
 
-PART = 1 * MiB
+PART = 2 * MiB
 WORKERS = 4
+READ_AHEAD = 8 * MiB
 TIMEOUT = (10, 120)  # connect, read: seconds
 
 
@@ -154,26 +156,68 @@ class DatastoreFileSystem(FileSystem):
 
 
 class DatastoreFile(ByteSource):
+    """A datastore file read in ranged GETs of up to ``PART`` bytes on the pool.
+
+    A read that continues where the last one ended is *sequential*: the parts of the
+    next ``READ_AHEAD`` bytes are requested ahead, so the link never idles between the
+    disk engine's pieces. Any other read fetches exactly what it asks (a sparse disk's
+    scattered grains) and drops the read-ahead.
+    """
+
     def __init__(self, fs: DatastoreFileSystem, path: str) -> None:
         self.fs = fs
         self.path = fs.where(path)
         self.name = path
         self.size = fs.size(path)
+        self.next_offset = -1
+        self.ahead: deque[tuple[int, Future[bytes]]] = deque()  # contiguous parts, ascending
+        self.leftover: tuple[int, bytes] | None = None  # the unread tail of a consumed part
+        self.lock = threading.Lock()
+
+    def _submit(self, start: int, length: int) -> Future[bytes]:
+        return self.fs._pool.submit(self.fs.get_range, self.name, start, length)
+
+    def _drop_ahead(self) -> None:
+        for _, future in self.ahead:
+            future.cancel()
+        self.ahead.clear()
+        self.leftover = None
 
     def preadv(self, view: memoryview, offset: int) -> int:
         end = min(offset + len(view), self.size)
         if end <= offset:
             return 0
-        parts = [(pos, min(PART, end - pos)) for pos in range(offset, end, PART)]
-        if len(parts) == 1:
-            chunks = [self.fs.get_range(self.name, offset, end - offset)]
-        else:
-            chunks = list(self.fs._pool.map(lambda p: self.fs.get_range(self.name, *p), parts))
-        got = 0
-        for (pos, _), chunk in zip(parts, chunks, strict=True):
-            view[pos - offset : pos - offset + len(chunk)] = chunk
-            got += len(chunk)
-        return got
+        with self.lock:
+            sequential = offset == self.next_offset
+            self.next_offset = end
+            if not sequential:
+                self._drop_ahead()
+                parts = [(p, self._submit(p, min(PART, end - p))) for p in range(offset, end, PART)]
+                for start, future in parts:
+                    chunk = future.result()
+                    view[start - offset : start - offset + len(chunk)] = chunk
+                return sum(len(f.result()) for _, f in parts)
+            tail = self.ahead[-1][0] + PART if self.ahead else (sum(self.leftover_span()) or offset)
+            while tail < min(self.size, end + READ_AHEAD):
+                self.ahead.append((tail, self._submit(tail, min(PART, self.size - tail))))
+                tail += PART
+            pos = offset
+            while pos < end:
+                if self.leftover is None:
+                    start, future = self.ahead.popleft()
+                    self.leftover = (start, future.result())
+                start, data = self.leftover
+                take = data[pos - start : end - start]
+                view[pos - offset : pos - offset + len(take)] = take
+                pos += len(take)
+                if pos >= start + len(data):
+                    self.leftover = None
+                if not take:
+                    break  # end of file
+            return pos - offset
+
+    def leftover_span(self) -> tuple[int, int]:
+        return (self.leftover[0], len(self.leftover[1])) if self.leftover else (0, 0)
 
 
 class DatastoreUploadSink(Sink):

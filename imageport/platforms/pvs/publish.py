@@ -32,11 +32,9 @@ from typing import Any
 from imageport.disks.base import FileSystem
 from imageport.disks.convert import CHECKPOINT_SECONDS, Progress
 from imageport.errors import AlreadyExists, InputError, TransferError
-from imageport.models import DiskFormat, PublishOptions, ShareDiskFormat
+from imageport.models import PublishOptions, ShareDiskFormat
 from imageport.platforms.pvs.store import StoreFolder, check_vdisk_name
 from imageport.transfer.copy import copy_image
-
-WRITE_FORMATS = {ShareDiskFormat.VHDX: DiskFormat.VHDX, ShareDiskFormat.VHD: DiskFormat.VHD_DYNAMIC}
 
 
 class VDiskExists(TransferError, AlreadyExists):
@@ -177,7 +175,7 @@ def publish(
         source_fs,
         folder.path(plan.file),
         folder.fs,
-        WRITE_FORMATS[plan.format],
+        plan.format.writes,
         overwrite=plan.replaces,
         progress=progress,
         checkpoint_seconds=checkpoint_seconds,

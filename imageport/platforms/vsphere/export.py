@@ -55,6 +55,8 @@ class VsphereExport:
     read_path: str
     output: str
     content_hash: str | None
+    sha256: str | None
+    md5: str | None
     virtual_size: int
     data_written: int
     seconds: float
@@ -93,7 +95,9 @@ def export_vm_disk(
     overwrite: bool = False,
     progress: Progress | None = None,
     lease_factory: LeaseFactory = _default_lease,
+    digests: bool = False,
 ) -> VsphereExport:
+    """See the module docstring. ``digests`` adds the plain SHA-256 and MD5 (Citrix -HashDisk)."""
     if read_path not in READ_PATHS:
         raise InputError(f"read path {read_path!r}: use one of {', '.join(READ_PATHS)}")
     si = session.si or session.connect()
@@ -132,7 +136,15 @@ def export_vm_disk(
             source_fs = session.datastore_files(datastore)
             try:
                 result: ConvertResult = copy_image(
-                    file_path, source_fs, output, output_fs, fmt, overwrite=overwrite, progress=progress
+                    file_path,
+                    source_fs,
+                    output,
+                    output_fs,
+                    fmt,
+                    overwrite=overwrite,
+                    progress=progress,
+                    sha256=digests,
+                    md5=digests,
                 )
             finally:
                 source_fs.close()
@@ -152,6 +164,7 @@ def export_vm_disk(
                 expected_size=target.capacity_bytes or None,
                 overwrite=overwrite,
                 progress=progress,
+                digests=digests,
             )
     finally:
         if created is not None:  # ours alone, also after a failure
@@ -166,6 +179,8 @@ def export_vm_disk(
         path,
         output,
         result.content_hash,
+        result.sha256,
+        result.md5,
         result.virtual_size,
         result.data_written,
         result.seconds,

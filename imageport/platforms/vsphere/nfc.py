@@ -86,6 +86,7 @@ def export_from_lease(
     expected_size: int | None,
     overwrite: bool = False,
     progress: Progress | None = None,
+    digests: bool = False,
 ) -> ConvertResult:
     """Stream disk ``index`` of a lease into ``output``; complete or abort the lease.
 
@@ -119,6 +120,8 @@ def export_from_lease(
                 overwrite=overwrite,
                 progress=report,
                 output_fs=output_fs,
+                sha256=digests,
+                md5=digests,
             )
     except BaseException as exc:
         keepalive.stopped.set()

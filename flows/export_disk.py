@@ -1,0 +1,26 @@
+"""``export-disk``: the export stage alone (Citrix's export task): a platform disk onto a share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+
+from imageport.models import ExportSpec
+from tasks.export import export_disk
+
+
+@flow(name="export-disk", log_prints=True)
+def export_disk_flow(spec: ExportSpec) -> dict[str, Any]:
+    result = export_disk.with_options(timeout_seconds=spec.timeout_s)(spec)
+    create_markdown_artifact(
+        key="export-disk",
+        markdown=(
+            "| destination | virtual size | content hash | sha256 | md5 |\n|---|---|---|---|---|\n"
+            f"| {spec.destination.path} | {result['virtual_size']:,} | `{result['content_hash']}` | "
+            f"`{result.get('sha256') or '-'}` | `{result.get('md5') or '-'}` |\n"
+        ),
+        description="Result of export-disk",
+    )
+    return result
