@@ -453,6 +453,12 @@ class PrepareSpec(PrepareOptions):
 
     disk: DiskRef
     target_platform: TargetPlatform
+    hyper_v_generation: HyperVGeneration = Field(
+        default=HyperVGeneration.V2, description="Azure VM generation the image must boot as (V1 BIOS, V2 UEFI)."
+    )
+    output: LocalRef | None = Field(
+        default=None, description="Where the prepared copy goes on the local platform (default: NAME-prepared.EXT)."
+    )
 
 
 class PublishSpec(PublishOptions):

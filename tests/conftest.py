@@ -143,3 +143,11 @@ def azure_settings(arm) -> dict[str, str]:  # type: ignore[no-untyped-def]
         "arm_endpoint": arm.url,
         "authority_host": arm.url,
     }
+
+
+@pytest.fixture(scope="session")
+def windows_disks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The Windows-like test disks (tests/infra/windows_image.py), built in one appliance launch per session."""
+    from tests.infra.windows_image import build_disks
+
+    return build_disks(tmp_path_factory.mktemp("windows"))

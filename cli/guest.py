@@ -1,0 +1,137 @@
+"""``imageport prepare`` and ``imageport diagnostics``: offline changes inside a Windows image, and a report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cli.disk import Image, JsonFlag, located
+from cli.output import console, emit_json, progress_reporter, reports_errors
+from imageport.errors import InputError
+from imageport.models import (
+    HyperVGeneration,
+    InstallType,
+    PrepareOptions,
+    ProvisioningType,
+    TargetPlatform,
+    parse_model,
+)
+
+
+def _options(**fields: Any) -> PrepareOptions:
+    return parse_model(PrepareOptions, {k: v for k, v in fields.items() if v is not None})
+
+
+@reports_errors
+def prepare(
+    image: Image,
+    target: Annotated[TargetPlatform, typer.Option(help="Platform the image will run on")],
+    output: Annotated[Path | None, typer.Option(help="Prepare a copy written here (source untouched)")] = None,
+    in_place: Annotated[bool, typer.Option(help="Change IMAGE itself (it must be a local copy you can lose)")] = False,
+    generation: Annotated[HyperVGeneration, typer.Option(help="Azure VM generation (V1 BIOS, V2 UEFI)")] = (
+        HyperVGeneration.V2
+    ),
+    provisioning: Annotated[ProvisioningType, typer.Option(help="mcs or pvs")] = ProvisioningType.MCS,
+    enable_rdp: Annotated[bool, typer.Option(help="Enable Remote Desktop")] = False,
+    domain_unjoin: Annotated[bool, typer.Option(help="Leave the AD domain at first boot")] = False,
+    chkdsk: Annotated[bool, typer.Option(help="chkdsk at first boot")] = False,
+    defrag: Annotated[bool, typer.Option(help="defrag at first boot")] = False,
+    controllers: Annotated[str | None, typer.Option(help='VDA /reconfigure /controllers "ddc1 ddc2"')] = None,
+    port: Annotated[int | None, typer.Option(help="VDA /reconfigure /portnumber")] = None,
+    enable_hdx_ports: Annotated[bool, typer.Option(help="VDA /reconfigure /enable_hdx_ports")] = False,
+    pvs_version: Annotated[str | None, typer.Option(help="PVS target device version to install")] = None,
+    mcsio: Annotated[InstallType, typer.Option(help="MCS I/O driver: install, force, skip")] = InstallType.SKIP,
+    misa: Annotated[InstallType, typer.Option(help="MCS security agent: install, force, skip")] = InstallType.SKIP,
+    installers: Annotated[Path | None, typer.Option(help="Local folder with the installers to stage")] = None,
+    dry_run: Annotated[bool, typer.Option(help="List every change (old -> new) and write nothing")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Make a Windows image boot and work on TARGET: plan, apply, re-read and verify (one appliance launch)."""
+    from imageport.guest.plan import PrepareTarget
+    from imageport.guest.prepare import prepare_image
+
+    switches: list[dict[str, Any]] = []
+    if controllers:
+        switches.append({"name": "/controllers", "value": controllers})
+    if port is not None:
+        switches.append({"name": "/portnumber", "value": str(port)})
+    if enable_hdx_ports:
+        switches.append({"name": "/enable_hdx_ports"})
+    options = _options(
+        provisioning_type=provisioning, enable_rdp=enable_rdp, domain_unjoin=domain_unjoin, chkdsk=chkdsk,
+        defrag=defrag, xd_reconfigure=switches, pvs_install_version=pvs_version, mcsio=mcsio, misa=misa,
+        # the CLI stages from the local folder it is given; this ref only satisfies the model's check
+        installers={"kind": "local", "path": "installers"} if installers else None,
+    )  # fmt: skip
+    request = PrepareTarget(target, generation, options)
+    if dry_run:
+        if output or in_place:
+            raise InputError("--dry-run writes nothing: leave out --output/--in-place")
+        with located(image) as (fs, path):
+            if fs.__class__.__name__ != "LocalFileSystem":
+                raise InputError(f"{image}: prepare reads a local image file (copy it here first)")
+            result = prepare_image(path, request, dry_run=True, installers_dir=installers)
+    elif in_place == (output is not None):
+        raise InputError("say where to write: --output COPY (recommended) or --in-place")
+    elif in_place:
+        result = prepare_image(image, request, installers_dir=installers)
+    else:
+        assert output is not None
+        result = _prepare_copy(image, output, request, installers)
+    if as_json:
+        emit_json(result.as_dict())
+        return
+    verb = "would change" if result.dry_run else "changed"
+    console.print(f"{result.image}: {verb} {len(result.changes)} item(s)", highlight=False)
+    for line in result.changes:
+        console.print(f"  {line}", highlight=False, markup=False)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    console.print(
+        f"appliance launch {result.launch_s:.1f} s, work {result.work_s:.1f} s"
+        + (", verified" if result.verified else ""),
+        highlight=False,
+    )
+
+
+def _prepare_copy(image: str, output: Path, request: Any, installers: Path | None):  # type: ignore[no-untyped-def]
+    """Copy IMAGE to OUTPUT (same container; a stream VMDK becomes VHDX), prepare the copy, drop it on failure."""
+    from imageport.disks.base import LOCAL
+    from imageport.disks.detect import open_disk
+    from imageport.guest.prepare import prepare_image
+    from imageport.models import DiskFormat
+    from imageport.transfer.copy import copy_image
+
+    with located(image) as (fs, path):
+        with open_disk(path, fs=fs) as reader:
+            fmt = DiskFormat.VHDX if reader.format is DiskFormat.VMDK_STREAM else reader.format
+        with progress_reporter(f"copy {image}") as progress:
+            copy_image(path, fs, str(output), LOCAL, fmt, progress=progress)
+    try:
+        return prepare_image(str(output), request, installers_dir=installers)
+    except BaseException:
+        output.unlink(missing_ok=True)  # a half-prepared copy must not look usable
+        raise
+
+
+@reports_errors
+def diagnostics(
+    image: Image,
+    report: Annotated[Path | None, typer.Option(help="Also write REPORT.json and REPORT.md")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Read-only report: OS, Citrix and hypervisor components, driver start types, first-boot actions and logs."""
+    from imageport.guest.diagnostics import diagnose
+
+    result = diagnose(image)
+    if report is not None:
+        import json
+
+        report.with_suffix(".json").write_text(json.dumps(result.as_dict(), indent=2) + "\n")
+        report.with_suffix(".md").write_text(result.markdown())
+    if as_json:
+        emit_json(result.as_dict())
+    else:
+        console.print(result.markdown(), highlight=False, markup=False)

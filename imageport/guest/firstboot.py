@@ -1,0 +1,129 @@
+"""First-boot actions installed offline: what needs a running Windows runs once at the next boot.
+
+Mechanism: a *local Group Policy startup script* (reference §4, the Azure
+Site Recovery flow). It needs no service wrapper binary, runs as SYSTEM at
+boot, and is registered entirely by offline registry writes:
+``SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Group Policy\\Scripts\\Startup\\0``
+and the same under ``...\\Group Policy\\State\\Machine\\Scripts\\Startup\\0``,
+each with subkey ``0`` naming the script.
+
+The runner ``C:\\ProgramData\\imageport\\firstboot\\run.cmd`` executes each
+``NN-name.cmd`` in order, appends its output and exit code to ``firstboot.log``
+(which diagnostics reads later), moves it to ``done\\``, and, once none are
+left, removes its own registration. Actions:
+
+- ``XenDesktopVdaSetup.exe /reconfigure`` with only ``/controllers``,
+  ``/portnumber``, ``/enable_hdx_ports`` (the switches Citrix allows);
+- installers staged into the image from the spec's folder (PVS target
+  device, MCS I/O driver, MCS security agent): ``.msi`` through ``msiexec /i
+  … /qn /norestart``, ``.exe`` with ``/quiet /norestart`` (decision: vendors'
+  silent switches beyond these are not assumed);
+- domain unjoin (``Remove-Computer -WorkgroupName WORKGROUP -Force``);
+- chkdsk (scheduled for the boot after) and defrag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from imageport.errors import InputError
+from imageport.guest.registry import REG_DWORD, REG_QWORD, REG_SZ, Value
+from imageport.models import InstallType, PrepareOptions, ProvisioningType, ReconfigureSwitch
+
+GUEST_DIR = "/ProgramData/imageport/firstboot"
+WINDOWS_DIR = "C:\\ProgramData\\imageport\\firstboot"
+STAGED_DIR = "/ProgramData/imageport/installers"
+WINDOWS_STAGED = "C:\\ProgramData\\imageport\\installers"
+GP = "Microsoft\\Windows\\CurrentVersion\\Group Policy"
+SCRIPT_KEYS = (f"{GP}\\Scripts\\Startup\\0", f"{GP}\\State\\Machine\\Scripts\\Startup\\0")
+VDA_SETUP = "%ProgramFiles%\\Citrix\\XenDesktopVdaSetup\\XenDesktopVdaSetup.exe"
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str  # file name, e.g. 10-reconfigure.cmd
+    script: str  # cmd lines (CRLF added when written)
+    why: str
+
+
+def runner() -> str:
+    return "\r\n".join(
+        [
+            "@echo off",
+            "rem imageport first-boot runner: each action once, logged, then unregistered",
+            f"set DIR={WINDOWS_DIR}",
+            'if not exist "%DIR%\\done" mkdir "%DIR%\\done"',
+            'for %%F in ("%DIR%\\??-*.cmd") do (',
+            '  echo [%date% %time%] start %%~nxF>>"%DIR%\\firstboot.log"',
+            '  call "%%F" >>"%DIR%\\firstboot.log" 2>&1',
+            '  echo [%date% %time%] end %%~nxF exit %errorlevel%>>"%DIR%\\firstboot.log"',
+            '  move /y "%%F" "%DIR%\\done\\" >nul',
+            ")",
+            *(f'reg delete "HKLM\\SOFTWARE\\{key.rsplit(chr(92), 1)[0]}" /f >nul 2>&1' for key in SCRIPT_KEYS),
+            'echo [%date% %time%] all actions done; startup script removed>>"%DIR%\\firstboot.log"',
+            "",
+        ]
+    )
+
+
+def _installer_command(name: str) -> str:
+    path = f"{WINDOWS_STAGED}\\{name}"
+    if name.lower().endswith(".msi"):
+        return f'msiexec /i "{path}" /qn /norestart /l*v "{WINDOWS_DIR}\\{name}.log"'
+    return f'"{path}" /quiet /norestart'
+
+
+def actions(options: PrepareOptions, installers: dict[str, Path] | None) -> list[Action]:
+    """The first-boot actions an option set asks for, in the order they must run."""
+    found: list[Action] = []
+    if options.xd_reconfigure:
+        switches = []
+        for parameter in options.xd_reconfigure:
+            if parameter.name is ReconfigureSwitch.ENABLE_HDX_PORTS:
+                switches.append(parameter.name.value)
+            else:
+                switches.append(f'{parameter.name.value} "{parameter.value}"')
+        found.append(Action("10-vda-reconfigure.cmd", f'"{VDA_SETUP}" /reconfigure {" ".join(switches)}', "VDA"))
+    wanted = []
+    if options.provisioning_type is ProvisioningType.PVS and options.pvs_install_version:
+        wanted.append(("pvs", "PVS target device"))
+    if options.mcsio is not InstallType.SKIP:
+        wanted.append(("mcsio", "MCS I/O driver"))
+    if options.misa is not InstallType.SKIP:
+        wanted.append(("misa", "MCS security agent"))
+    for index, (component, label) in enumerate(wanted):
+        matches = sorted(n for n in (installers or {}) if n.lower().startswith(component))
+        if not matches:
+            raise InputError(
+                f"{label} requested but the installers folder has no file starting with {component!r} "
+                f"(found: {', '.join(sorted(installers or {})) or 'nothing'})"
+            )
+        found.append(Action(f"2{index}-install-{component}.cmd", _installer_command(matches[-1]), f"{label} install"))
+    if options.domain_unjoin:
+        command = 'powershell -NoProfile -Command "Remove-Computer -WorkgroupName WORKGROUP -Force"'
+        found.append(Action("30-domain-unjoin.cmd", command, "domain unjoin"))
+    if options.defrag:
+        found.append(Action("40-defrag.cmd", "defrag C: /O", "defrag"))
+    if options.chkdsk:
+        found.append(Action("50-chkdsk.cmd", "echo y| chkdsk C: /f", "chkdsk (at the following boot)"))
+    return found
+
+
+def registration(script: str = f"{WINDOWS_DIR}\\run.cmd") -> dict[str, dict[str, tuple[int, Value]]]:
+    """The SOFTWARE keys and values that make Windows run ``script`` at startup as SYSTEM."""
+    policy = {
+        "GPO-ID": (REG_SZ, "LocalGPO"),
+        "SOM-ID": (REG_SZ, "Local"),
+        "FileSysPath": (REG_SZ, "C:\\Windows\\System32\\GroupPolicy\\Machine"),
+        "DisplayName": (REG_SZ, "Local Group Policy"),
+        "GPOName": (REG_SZ, "Local Group Policy"),
+        "PSScriptOrder": (REG_DWORD, 1),
+    }
+    entry = {"Script": (REG_SZ, script), "Parameters": (REG_SZ, ""), "IsPowershell": (REG_DWORD, 0),
+             "ExecTime": (REG_QWORD, 0)}  # fmt: skip
+    keys: dict[str, dict[str, tuple[int, Value]]] = {}
+    for key in SCRIPT_KEYS:
+        keys[key] = policy
+        keys[f"{key}\\0"] = entry
+    return keys

@@ -1,0 +1,170 @@
+"""The prepare plan: every registry value and file a prepare will change, computed before any write.
+
+Pure: it takes the image's facts, its current values (through ``read``) and
+the request, and returns only real changes -- a value already as wanted is
+not in the plan, so a second prepare of a prepared image plans nothing.
+
+Registry rules (sources in the reference doc, ``prepare-windows.md`` §2-§5):
+``CS\\`` means every ``ControlSet00N``; services and drivers are changed only
+where their key exists (a driver only when its ``.sys`` file is there), so
+nothing is invented for a Windows that lacks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from imageport.guest.errors import GuestRefused
+from imageport.guest.facts import GuestFacts
+from imageport.guest.registry import REG_DWORD, REG_EXPAND_SZ, TYPE_NAMES, RegValue, Value
+from imageport.models import HyperVGeneration, PrepareOptions, ProvisioningType, TargetPlatform
+
+CS = "CS\\"
+SYSTEM, SOFTWARE = "SYSTEM", "SOFTWARE"
+DELETE = object()  # a wanted "value": remove it
+
+# (service key, driver file) that must be boot-start (0) on Hyper-V based platforms
+HYPERV_BOOT = {
+    "vmbus": "vmbus",
+    "storvsc": "storvsc",
+    "intelide": "intelide",
+    "atapi": "atapi",
+    "storflt": "vmstorfl",
+}
+VMWARE_SERVICES = ("VMTools",)
+
+
+@dataclass(frozen=True)
+class PrepareTarget:
+    platform: TargetPlatform
+    generation: HyperVGeneration = HyperVGeneration.V2
+    options: PrepareOptions = field(default_factory=PrepareOptions)
+
+
+@dataclass(frozen=True)
+class RegChange:
+    hive: str  # SYSTEM or SOFTWARE
+    key: str
+    name: str
+    kind: int
+    old: Value | None  # None: absent
+    new: Value | None  # None: delete
+    why: str
+
+    def describe(self) -> str:
+        where = f"{self.hive}\\{self.key}\\{self.name}"
+        old = "(absent)" if self.old is None else repr(self.old)
+        new = "(deleted)" if self.new is None else f"{self.new!r} {TYPE_NAMES.get(self.kind, self.kind)}"
+        return f"{where}: {old} -> {new}  [{self.why}]"
+
+
+@dataclass(frozen=True)
+class FileChange:
+    path: str  # in the guest, e.g. /ProgramData/imageport/firstboot/10-reconfigure.cmd
+    content: bytes | None  # small files are written from memory...
+    source: str | None  # ...large ones (installers) uploaded from a local path
+    size: int
+    old_sha256: str | None
+    new_sha256: str
+    why: str
+
+    def describe(self) -> str:
+        old = "(absent)" if self.old_sha256 is None else f"sha256 {self.old_sha256[:12]}"
+        return f"{self.path}: {old} -> {self.size:,} bytes sha256 {self.new_sha256[:12]}  [{self.why}]"
+
+
+@dataclass
+class Plan:
+    registry: list[RegChange] = field(default_factory=list)
+    files: list[FileChange] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.registry and not self.files
+
+    def lines(self) -> list[str]:
+        return [c.describe() for c in self.registry] + [f.describe() for f in self.files]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"changes": self.lines(), "warnings": self.warnings, "empty": self.empty}
+
+
+Reader = Callable[[str, str], "dict[str, RegValue] | None"]
+"""read(hive, key) -> the key's current values, or None when the key does not exist."""
+
+
+def check_target(facts: GuestFacts, target: PrepareTarget) -> None:
+    """Refuse combinations that cannot boot, before planning anything."""
+    if target.platform is TargetPlatform.AZURE:
+        if target.generation is HyperVGeneration.V1 and facts.firmware == "uefi":
+            raise GuestRefused("a UEFI (GPT + ESP) image cannot boot as an Azure Gen1 VM; target Gen2 (V2)")
+        if target.generation is HyperVGeneration.V2 and facts.firmware == "bios":
+            raise GuestRefused(
+                "a BIOS (MBR) image cannot boot as an Azure Gen2 VM: target Gen1 (V1), or convert it to UEFI "
+                "first (mbr2gpt on the source)"
+            )
+        if target.options.provisioning_type is ProvisioningType.PVS and facts.firmware != "uefi":
+            raise GuestRefused("PVS on Azure boots Gen2/UEFI only (no PXE): convert the vDisk to UEFI first")
+
+
+def _wanted(facts: GuestFacts, target: PrepareTarget) -> list[tuple[str, str, str, int, Any, str, bool]]:
+    """(hive, key, name, kind, value or DELETE, why, only_if_key_exists)."""
+    wanted: list[tuple[str, str, str, int, Any, str, bool]] = []
+    hyperv = target.platform in (TargetPlatform.AZURE, TargetPlatform.LOCAL)
+    if hyperv:
+        for service, driver in HYPERV_BOOT.items():
+            if driver in facts.driver_files:
+                wanted.append((SYSTEM, f"{CS}Services\\{service}", "Start", REG_DWORD, 0, "Hyper-V boot driver", True))
+        for service in VMWARE_SERVICES:
+            wanted.append((SYSTEM, f"{CS}Services\\{service}", "Start", REG_DWORD, 4, "VMware service off", True))
+    wanted += [
+        (SYSTEM, f"{CS}Services\\partmgr\\Parameters", "SanPolicy", REG_DWORD, 1, "SAN policy OnlineAll", False),
+        (SYSTEM, f"{CS}Services\\Dhcp", "Start", REG_DWORD, 2, "DHCP client automatic", True),
+    ]
+    if target.platform is TargetPlatform.AZURE:
+        crash = f"{CS}Control\\CrashControl"
+        wanted += [
+            (SYSTEM, f"{CS}Control\\TimeZoneInformation", "RealTimeIsUniversal", REG_DWORD, 1, "UTC clock", False),
+            (SYSTEM, crash, "CrashDumpEnabled", REG_DWORD, 2, "kernel dump", False),
+            (SYSTEM, crash, "NMICrashDump", REG_DWORD, 1, "dump via NMI", False),
+            (SYSTEM, crash, "DumpFile", REG_EXPAND_SZ, "%SystemRoot%\\MEMORY.DMP", "dump", False),
+            (SYSTEM, f"{CS}Services\\Tcpip\\Parameters\\PersistentRoutes", "*", REG_DWORD, DELETE, "stale route", True),
+        ]
+    if target.options.enable_rdp:
+        rdp = f"{CS}Control\\Terminal Server"
+        wanted += [
+            (SYSTEM, rdp, "fDenyTSConnections", REG_DWORD, 0, "enable RDP", False),
+            (SYSTEM, f"{rdp}\\WinStations\\RDP-Tcp", "PortNumber", REG_DWORD, 3389, "enable RDP", False),
+            (SYSTEM, f"{rdp}\\WinStations\\RDP-Tcp", "LanAdapter", REG_DWORD, 0, "enable RDP", False),
+            (SYSTEM, f"{CS}Services\\TermService", "Start", REG_DWORD, 3, "enable RDP", True),
+        ]
+    return wanted
+
+
+def plan_registry(facts: GuestFacts, target: PrepareTarget, read: Reader) -> Plan:
+    check_target(facts, target)
+    plan = Plan()
+    for hive, key, name, kind, value, why, only_existing in _wanted(facts, target):
+        keys = [key.replace(CS, f"{cs}\\", 1) for cs in facts.control_sets] if key.startswith(CS) else [key]
+        for concrete in keys:
+            found = read(hive, concrete)
+            if found is None and only_existing:
+                continue  # nothing is invented for a Windows that lacks this service or key
+            current = found or {}
+            if value is DELETE:
+                for existing, old in sorted(current.items()):
+                    plan.registry.append(RegChange(hive, concrete, existing, old.kind, old.value, None, why))
+                continue
+            old = next((v for n, v in current.items() if n.lower() == name.lower()), None)
+            if old is not None and old.kind == kind and old.value == value:
+                continue
+            plan.registry.append(RegChange(hive, concrete, name, kind, None if old is None else old.value, value, why))
+    if target.platform is TargetPlatform.AZURE and "vmware_tools" in facts.components:
+        plan.warnings.append(
+            "VMware Tools is installed: its service is disabled offline; uninstall it after the first boot "
+            "(it usually fails off VMware with MSI error 1603; see Broadcom KB 315629)"
+        )
+    return plan

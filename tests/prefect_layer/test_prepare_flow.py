@@ -1,0 +1,43 @@
+"""The prepare-image flow on the local platform: a verified prepared copy, the source untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+
+from blocks.registry import delete_connector, save_connector
+from flows.prepare_image import prepare_image_flow
+from imageport.models import PrepareSpec
+
+pytestmark = [pytest.mark.integration, pytest.mark.guestfs]
+
+
+def test_flow_prepares_a_copy_and_reports_the_changes(prefect_api: str, windows_disks, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    shutil.copyfile(windows_disks["mbr"], tmp_path / "gold.img")
+    before = hashlib.sha256((tmp_path / "gold.img").read_bytes()).hexdigest()
+    save_connector("local", "flow-guest", {"root": str(tmp_path)}, overwrite=True)
+    try:
+        spec = PrepareSpec.model_validate(
+            {
+                "disk": {"kind": "local", "connector": "flow-guest", "path": "gold.img"},
+                "target_platform": "azure",
+                "hyper_v_generation": "V1",
+                "chkdsk": True,
+            }
+        )
+        state = prepare_image_flow(spec, return_state=True)
+        assert state.is_completed(), state.message
+        result = state.result()
+        azure_disk = {"kind": "azure-disk", "connector": "x", "resource_group": "rg", "name": "d"}
+        unsupported = PrepareSpec.model_validate({**spec.model_dump(mode="json"), "disk": azure_disk})
+        failed = prepare_image_flow(unsupported, return_state=True)
+    finally:
+        delete_connector("flow-guest")
+    assert result["output"] == "gold-prepared.img" and result["verified"] and result["launches"] == 1
+    assert "50-chkdsk.cmd" in result["firstboot_actions"]
+    assert (tmp_path / "gold-prepared.img").exists()
+    assert hashlib.sha256((tmp_path / "gold.img").read_bytes()).hexdigest() == before
+    assert failed.is_failed() and "compositing engine" in str(failed.message)
