@@ -94,6 +94,8 @@ class Plan:
 
 Reader = Callable[[str, str], "dict[str, RegValue] | None"]
 """read(hive, key) -> the key's current values, or None when the key does not exist."""
+Children = Callable[[str, str], list[str]]
+"""children(hive, key) -> names of the key's subkeys."""
 
 
 def check_target(facts: GuestFacts, target: PrepareTarget) -> None:
@@ -132,6 +134,8 @@ def _wanted(facts: GuestFacts, target: PrepareTarget) -> list[tuple[str, str, st
             (SYSTEM, crash, "NMICrashDump", REG_DWORD, 1, "dump via NMI", False),
             (SYSTEM, crash, "DumpFile", REG_EXPAND_SZ, "%SystemRoot%\\MEMORY.DMP", "dump", False),
             (SYSTEM, f"{CS}Services\\Tcpip\\Parameters\\PersistentRoutes", "*", REG_DWORD, DELETE, "stale route", True),
+            # Azure hands out addresses by DHCP: a static address from the old network would cut the VM off
+            (SYSTEM, f"{CS}Services\\Tcpip\\Parameters\\Interfaces\\*", "EnableDHCP", REG_DWORD, 1, "DHCP", True),
         ]
     if target.options.enable_rdp:
         rdp = f"{CS}Control\\Terminal Server"
@@ -144,16 +148,22 @@ def _wanted(facts: GuestFacts, target: PrepareTarget) -> list[tuple[str, str, st
     return wanted
 
 
-def plan_registry(facts: GuestFacts, target: PrepareTarget, read: Reader) -> Plan:
+def plan_registry(
+    facts: GuestFacts, target: PrepareTarget, read: Reader, children: Children = lambda hive, key: []
+) -> Plan:
     check_target(facts, target)
     plan = Plan()
     for hive, key, name, kind, value, why, only_existing in _wanted(facts, target):
         keys = [key.replace(CS, f"{cs}\\", 1) for cs in facts.control_sets] if key.startswith(CS) else [key]
+        if key.endswith("\\*"):  # every subkey (e.g. each network interface); only values that exist change
+            keys = [f"{k[:-2]}\\{child}" for k in keys for child in children(hive, k[:-2])]
         for concrete in keys:
             found = read(hive, concrete)
             if found is None and only_existing:
                 continue  # nothing is invented for a Windows that lacks this service or key
             current = found or {}
+            if key.endswith("\\*") and not any(n.lower() == name.lower() for n in current):
+                continue
             if value is DELETE:
                 for existing, old in sorted(current.items()):
                     plan.registry.append(RegChange(hive, concrete, existing, old.kind, old.value, None, why))

@@ -70,7 +70,7 @@ def build_plan(g: Any, facts: GuestFacts, target: PrepareTarget, installers: dic
 
     hives[SYSTEM] = OpenHive(g, facts.system_hive, write=False)
     try:
-        plan = plan_registry(facts, target, read)
+        plan = plan_registry(facts, target, read, lambda hive, key: hives[hive].subkeys(key))
     finally:
         hives.pop(SYSTEM).close(commit=False)
 

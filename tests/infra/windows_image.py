@@ -131,6 +131,14 @@ def _control_set(n: int) -> dict[str, dict[str, tuple[int, Any]]]:
         f"{cs}\\Services\\TermService": service(3),
         f"{cs}\\Services\\partmgr\\Parameters": {"SanPolicy": (REG_DWORD, 2)},
         f"{cs}\\Services\\Tcpip\\Parameters\\PersistentRoutes": {"10.0.0.0,255.0.0.0,10.1.1.1,1": (REG_SZ, "")},
+        f"{cs}\\Services\\Tcpip\\Parameters\\Interfaces\\{{5C1E2A3B-0000-4000-8000-000000000001}}": {
+            "EnableDHCP": (REG_DWORD, 0),
+            "IPAddress": (REG_MULTI_SZ, ["10.20.30.40"]),
+            "SubnetMask": (REG_MULTI_SZ, ["255.255.255.0"]),
+        },
+        f"{cs}\\Services\\Tcpip\\Parameters\\Interfaces\\{{5C1E2A3B-0000-4000-8000-000000000002}}": {
+            "EnableDHCP": (REG_DWORD, 1),
+        },
         f"{cs}\\Control\\TimeZoneInformation": {"RealTimeIsUniversal": (REG_DWORD, 0)},
         f"{cs}\\Control\\Terminal Server": {"fDenyTSConnections": (REG_DWORD, 1)},
         f"{cs}\\Control\\Terminal Server\\WinStations\\RDP-Tcp": {"PortNumber": (REG_DWORD, 3389)},

@@ -79,6 +79,12 @@ def test_prepare_changes_exactly_the_plan_verified_independently(run_cli, disks,
     changes = planned["changes"]
     assert "SYSTEM\\ControlSet001\\Services\\vmbus\\Start: 3 -> 0 REG_DWORD  [Hyper-V boot driver]" in changes
     assert any(c.startswith("SYSTEM\\ControlSet002\\Services\\VMTools\\Start: 2 -> 4") for c in changes)
+    interfaces = [c for c in changes if "\\Interfaces\\" in c]
+    assert interfaces == [
+        f"SYSTEM\\ControlSet00{n}\\Services\\Tcpip\\Parameters\\Interfaces\\"
+        "{5C1E2A3B-0000-4000-8000-000000000001}\\EnableDHCP: 0 -> 1 REG_DWORD  [DHCP]"
+        for n in (1, 2)
+    ]  # the static interface only
 
     output = tmp_path / "prepared.img"
     done = run_cli("prepare", str(source), "--output", str(output), "--target", "azure", "--generation", "V1",
