@@ -22,4 +22,4 @@ def test_every_entrypoint_is_a_flow() -> None:
         spec.loader.exec_module(module)
         assert isinstance(getattr(module, attribute), Flow), deployment["entrypoint"]
         names.append(deployment["name"])
-    assert {"hourly", "publish", "convert", "upload", "export", "prepare"} <= set(names)
+    assert {"hourly", "publish", "convert", "upload", "export", "prepare", "diagnostics"} <= set(names)

@@ -41,3 +41,26 @@ def test_flow_prepares_a_copy_and_reports_the_changes(prefect_api: str, windows_
     assert (tmp_path / "gold-prepared.img").exists()
     assert hashlib.sha256((tmp_path / "gold.img").read_bytes()).hexdigest() == before
     assert failed.is_failed() and "compositing engine" in str(failed.message)
+
+
+def test_diagnostics_flow_reports_and_saves(prefect_api: str, windows_disks, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from flows.diagnostics import diagnostics_flow
+    from imageport.models import DiagnosticsSpec
+
+    shutil.copyfile(windows_disks["gpt"], tmp_path / "gpt.img")
+    save_connector("local", "flow-diag", {"root": str(tmp_path)}, overwrite=True)
+    try:
+        spec = DiagnosticsSpec.model_validate(
+            {
+                "disk": {"kind": "local", "connector": "flow-diag", "path": "gpt.img"},
+                "output": {"kind": "local", "connector": "flow-diag", "path": "gpt-report"},
+            }
+        )
+        state = diagnostics_flow(spec, return_state=True)
+    finally:
+        delete_connector("flow-diag")
+    assert state.is_completed(), state.message
+    result = state.result()
+    assert result["facts"]["firmware"] == "uefi" and result["drivers"]["VMTools"].startswith("2 (automatic)")
+    assert not result["firstboot_registered"] and result["problems"] == []
+    assert "UEFI / GPT" in (tmp_path / "gpt-report.md").read_text()

@@ -1,0 +1,18 @@
+"""``diagnostics``: a read-only report on an image, as Citrix's diagnostics task, shown in the run's artifacts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+
+from imageport.models import DiagnosticsSpec
+from tasks.diagnostics import diagnose_image
+
+
+@flow(name="diagnostics", log_prints=True)
+def diagnostics_flow(spec: DiagnosticsSpec) -> dict[str, Any]:
+    result = diagnose_image(spec)
+    create_markdown_artifact(key="diagnostics", markdown=result["markdown"], description="Image diagnostics")
+    return result
