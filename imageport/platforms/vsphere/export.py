@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pyVmomi import vim
+
 from imageport.disks.base import FileSystem
 from imageport.disks.convert import ConvertResult, Progress
 from imageport.errors import InputError, PlatformNotFound
@@ -167,9 +169,17 @@ def export_vm_disk(
                 digests=digests,
             )
     finally:
-        if created is not None:  # ours alone, also after a failure
-            remove = created.RemoveSnapshot_Task(removeChildren=False, consolidate=True)
-            wait_for_task(si, remove, f"remove snapshot {name} of VM {info.name}")
+        if created is not None:  # ours alone, also after a failure -- and after a long read outlived the session
+            snapshot_id = created._moId
+
+            def remove_snapshot(si: Any) -> None:
+                with translate_vsphere_errors(f"remove snapshot {name} of VM {info.name}"):
+                    task = vim.vm.Snapshot(snapshot_id, si._stub).RemoveSnapshot_Task(
+                        removeChildren=False, consolidate=True
+                    )
+                wait_for_task(si, task, f"remove snapshot {name} of VM {info.name}")
+
+            session.call(remove_snapshot)
     return VsphereExport(
         info.name,
         target.label,

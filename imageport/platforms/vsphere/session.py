@@ -7,16 +7,18 @@ server certificate's SHA-1 ``thumbprint`` (what vSphere shows admins), or set
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 import tempfile
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
 
 from imageport.errors import InputError, PlatformNotFound
-from imageport.platforms.vsphere.errors import translate_vsphere_errors
+from imageport.platforms.vsphere.errors import VsphereSessionExpired, translate_vsphere_errors
 from imageport.storage.datastore import DatastoreFileSystem, DatastoreLocation
 
 
@@ -52,6 +54,9 @@ class VsphereConfig(BaseModel):
         return VsphereSession(self)
 
 
+T = TypeVar("T")
+
+
 class VsphereSession:
     def __init__(self, config: VsphereConfig) -> None:
         self.config = config
@@ -84,9 +89,22 @@ class VsphereSession:
             )
         return self.si
 
+    def call(self, action: Callable[[Any], T]) -> T:
+        """Run ``action(si)``; if the vCenter session has expired meanwhile, log in again once and retry.
+
+        Long transfers outlive vCenter's idle session timeout (30 min by default); the clean-up
+        after them (removing a snapshot) must still happen.
+        """
+        try:
+            return action(self.si or self.connect())
+        except VsphereSessionExpired:
+            self.si = None
+            return action(self.connect())
+
     def close(self) -> None:
         if self.si is not None:
-            Disconnect(self.si)
+            with contextlib.suppress(Exception):  # an expired session cannot log out; it is gone anyway
+                Disconnect(self.si)
             self.si = None
 
     def __enter__(self) -> VsphereSession:

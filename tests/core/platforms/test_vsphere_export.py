@@ -103,6 +103,21 @@ def test_a_failed_export_still_removes_its_snapshot_and_leaves_nothing_complete(
     assert not (on_disk / "gold.vhdx").exists()
 
 
+def test_an_expired_session_is_renewed_to_remove_the_snapshot(vsphere, share, seed) -> None:  # type: ignore[no-untyped-def]
+    session, _, _ = vsphere
+    fs, _ = share
+    expired = []
+
+    def expire_half_way(done: int, total: int) -> None:
+        if not expired and done >= total // 2:
+            session.si.content.sessionManager.Logout()  # as vCenter's idle timeout would
+            expired.append(True)
+
+    result = export_vm_disk(session, VM, "late.vhdx", fs, DiskFormat.VHDX, progress=expire_half_way)
+    assert expired and result.snapshot_created and result.content_hash == hash_disk(seed["raw"]).content_hash
+    assert describe_vm(session.si, find_vm(session.si, VM)).snapshots == []  # removed after logging in again
+
+
 def test_a_named_snapshot_is_used_and_kept(vsphere, share, seed) -> None:  # type: ignore[no-untyped-def]
     from imageport.platforms.vsphere.waiting import wait_for_task
 
