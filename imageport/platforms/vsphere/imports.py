@@ -89,8 +89,7 @@ def import_to_datastore(
     if kind not in KINDS:
         raise InputError(f"disk layout {kind!r}: use flat or stream")
     started = time.monotonic()
-    si = session.si or session.connect()
-    fs = datastore_writer(session, datastore)
+    fs = datastore_writer(session, datastore)  # logs in if needed
     folder = folder.strip("/")
     descriptor = posixpath.join(folder, f"{name}.vmdk")
     data_file = posixpath.join(folder, f"{name}-flat.vmdk" if kind == "flat" else f"{name}.vmdk")
@@ -121,7 +120,6 @@ def import_to_datastore(
     finally:
         fs.close()
     assert result.content_hash is not None
-    del si
     return VsphereImport(
         f"[{datastore}] {descriptor}", files, kind, result.virtual_size, result.content_hash, time.monotonic() - started
     )
