@@ -197,7 +197,12 @@ class DatastoreFile(ByteSource):
                     chunk = future.result()
                     view[start - offset : start - offset + len(chunk)] = chunk
                 return sum(len(f.result()) for _, f in parts)
-            tail = self.ahead[-1][0] + PART if self.ahead else (sum(self.leftover_span()) or offset)
+            if self.ahead:  # where the requested parts end
+                tail = self.ahead[-1][0] + PART
+            elif self.leftover is not None:
+                tail = self.leftover[0] + len(self.leftover[1])
+            else:
+                tail = offset
             while tail < min(self.size, end + READ_AHEAD):
                 self.ahead.append((tail, self._submit(tail, min(PART, self.size - tail))))
                 tail += PART
@@ -215,9 +220,6 @@ class DatastoreFile(ByteSource):
                 if not take:
                     break  # end of file
             return pos - offset
-
-    def leftover_span(self) -> tuple[int, int]:
-        return (self.leftover[0], len(self.leftover[1])) if self.leftover else (0, 0)
 
 
 class DatastoreUploadSink(Sink):
