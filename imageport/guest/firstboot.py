@@ -45,6 +45,7 @@ class Action:
     name: str  # file name, e.g. 10-reconfigure.cmd
     script: str  # cmd lines (CRLF added when written)
     why: str
+    staged: str | None = None  # the installer file this action runs, copied into the image beforehand
 
 
 def runner() -> str:
@@ -99,7 +100,10 @@ def actions(options: PrepareOptions, installers: dict[str, Path] | None) -> list
                 f"{label} requested but the installers folder has no file starting with {component!r} "
                 f"(found: {', '.join(sorted(installers or {})) or 'nothing'})"
             )
-        found.append(Action(f"2{index}-install-{component}.cmd", _installer_command(matches[-1]), f"{label} install"))
+        installer = matches[-1]
+        found.append(
+            Action(f"2{index}-install-{component}.cmd", _installer_command(installer), f"{label} install", installer)
+        )
     if options.domain_unjoin:
         command = 'powershell -NoProfile -Command "Remove-Computer -WorkgroupName WORKGROUP -Force"'
         found.append(Action("30-domain-unjoin.cmd", command, "domain unjoin"))

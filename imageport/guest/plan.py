@@ -80,6 +80,7 @@ class Plan:
     registry: list[RegChange] = field(default_factory=list)
     files: list[FileChange] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)  # first-boot actions staged, by file name
 
     @property
     def empty(self) -> bool:

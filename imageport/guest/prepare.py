@@ -75,6 +75,7 @@ def build_plan(g: Any, facts: GuestFacts, target: PrepareTarget, installers: dic
         hives.pop(SYSTEM).close(commit=False)
 
     actions = firstboot.actions(target.options, installers)
+    plan.actions = [a.name for a in actions]
     if actions:
         hives[SOFTWARE] = OpenHive(g, facts.software_hive, write=False)
         try:
@@ -96,9 +97,7 @@ def build_plan(g: Any, facts: GuestFacts, target: PrepareTarget, installers: dic
             old = _existing_sha(g, path)
             if old != new:
                 plan.files.append(FileChange(path, data, None, len(data), old, new, why))
-        used = {a.script.split(firstboot.WINDOWS_STAGED + "\\", 1)[1].split('"', 1)[0] for a in actions
-                if firstboot.WINDOWS_STAGED in a.script}  # fmt: skip
-        for name in sorted(used):
+        for name in sorted({a.staged for a in actions if a.staged}):
             local = (installers or {})[name]
             path = posixpath.join(firstboot.STAGED_DIR, name)
             new = _sha256_file(local)
@@ -206,5 +205,5 @@ def prepare_image(
         timings.work_s,
         timings.launches,
         time.monotonic() - started,
-        [a.name for a in firstboot.actions(target.options, installers)],
+        plan.actions,
     )
