@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.disk import Image, JsonFlag, located
+from cli.disk import Image, JsonFlag, located, parse_location
 from cli.output import console, emit_json, progress_reporter, reports_errors
 from imageport.errors import InputError
 from imageport.models import (
@@ -18,6 +18,13 @@ from imageport.models import (
     TargetPlatform,
     parse_model,
 )
+
+
+def _local_image(image: str) -> str:
+    """Prepare opens an image in place only as a local file (the appliance needs one)."""
+    if not isinstance(parse_location(image), str) or image.startswith("sas+"):
+        raise InputError(f"{image}: prepare opens a local image file in place; use --output to copy it here first")
+    return image
 
 
 def _options(**fields: Any) -> PrepareOptions:
@@ -50,7 +57,7 @@ def prepare(
 ) -> None:
     """Make a Windows image boot and work on TARGET: plan, apply, re-read and verify (one appliance launch)."""
     from imageport.guest.plan import PrepareTarget
-    from imageport.guest.prepare import prepare_image
+    from imageport.guest.prepare import prepare_copy, prepare_image
 
     switches: list[dict[str, Any]] = []
     if controllers:
@@ -69,17 +76,15 @@ def prepare(
     if dry_run:
         if output or in_place:
             raise InputError("--dry-run writes nothing: leave out --output/--in-place")
-        with located(image) as (fs, path):
-            if fs.__class__.__name__ != "LocalFileSystem":
-                raise InputError(f"{image}: prepare reads a local image file (copy it here first)")
-            result = prepare_image(path, request, dry_run=True, installers_dir=installers)
+        result = prepare_image(_local_image(image), request, dry_run=True, installers_dir=installers)
     elif in_place == (output is not None):
         raise InputError("say where to write: --output COPY (recommended) or --in-place")
     elif in_place:
-        result = prepare_image(image, request, installers_dir=installers)
+        result = prepare_image(_local_image(image), request, installers_dir=installers)
     else:
         assert output is not None
-        result = _prepare_copy(image, output, request, installers)
+        with located(image) as (fs, path), progress_reporter(f"copy {image}") as progress:
+            result = prepare_copy(path, fs, str(output), request, installers_dir=installers, progress=progress)
     if as_json:
         emit_json(result.as_dict())
         return
@@ -96,26 +101,6 @@ def prepare(
     )
 
 
-def _prepare_copy(image: str, output: Path, request: Any, installers: Path | None):  # type: ignore[no-untyped-def]
-    """Copy IMAGE to OUTPUT (same container; a stream VMDK becomes VHDX), prepare the copy, drop it on failure."""
-    from imageport.disks.base import LOCAL
-    from imageport.disks.detect import open_disk
-    from imageport.guest.prepare import prepare_image
-    from imageport.models import DiskFormat
-    from imageport.transfer.copy import copy_image
-
-    with located(image) as (fs, path):
-        with open_disk(path, fs=fs) as reader:
-            fmt = DiskFormat.VHDX if reader.format is DiskFormat.VMDK_STREAM else reader.format
-        with progress_reporter(f"copy {image}") as progress:
-            copy_image(path, fs, str(output), LOCAL, fmt, progress=progress)
-    try:
-        return prepare_image(str(output), request, installers_dir=installers)
-    except BaseException:
-        output.unlink(missing_ok=True)  # a half-prepared copy must not look usable
-        raise
-
-
 @reports_errors
 def diagnostics(
     image: Image,
@@ -125,12 +110,9 @@ def diagnostics(
     """Read-only report: OS, Citrix and hypervisor components, driver start types, first-boot actions and logs."""
     from imageport.guest.diagnostics import diagnose
 
-    result = diagnose(image)
+    result = diagnose(_local_image(image))
     if report is not None:
-        import json
-
-        report.with_suffix(".json").write_text(json.dumps(result.as_dict(), indent=2) + "\n")
-        report.with_suffix(".md").write_text(result.markdown())
+        result.save(report)
     if as_json:
         emit_json(result.as_dict())
     else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,5 @@ def diagnose_image(spec: DiagnosticsSpec) -> dict[str, Any]:
         with located(spec.output) as (out_fs, out_path):
             if out_fs is not LOCAL:
                 raise InputError("diagnostics output: give a local connector path")
-            base = Path(out_path)
-            base.with_suffix(".json").write_text(json.dumps(report.as_dict(), indent=2) + "\n")
-            base.with_suffix(".md").write_text(report.markdown())
+            report.save(Path(out_path))
     return result

@@ -10,12 +10,10 @@ from prefect import task
 
 from blocks.resolve import located
 from imageport.disks.base import LOCAL
-from imageport.disks.detect import open_disk
 from imageport.errors import InputError
 from imageport.guest.plan import PrepareTarget
-from imageport.guest.prepare import prepare_image
-from imageport.models import DiskFormat, LocalRef, PrepareOptions, PrepareSpec
-from imageport.transfer.copy import copy_image
+from imageport.guest.prepare import prepare_copy
+from imageport.models import LocalRef, PrepareOptions, PrepareSpec
 from tasks.policy import RETRY_TRANSIENT
 
 
@@ -30,7 +28,7 @@ def _output_ref(spec: PrepareSpec) -> LocalRef:
 @task(name="prepare_image", task_run_name="prepare {spec.disk.kind} disk for {spec.target_platform.value}",
       **RETRY_TRANSIENT)  # fmt: skip
 def prepare_disk(spec: PrepareSpec) -> dict[str, Any]:
-    """Copy the image, prepare the copy in one appliance launch, verify; a failed copy is deleted."""
+    """Copy the image, prepare the copy in one appliance launch, verify (``prepare_copy``)."""
     if not isinstance(spec.disk, LocalRef):
         raise InputError(
             f"a {spec.disk.kind} disk is prepared on a compositing engine on its platform; here only local "
@@ -45,13 +43,6 @@ def prepare_disk(spec: PrepareSpec) -> dict[str, Any]:
             if fs is not LOCAL:
                 raise InputError("installers: stage them from a local folder (a local connector path)")
             installers = Path(path)
-    with located(spec.disk) as (_, source), located(output_ref) as (_, output):
-        with open_disk(source) as reader:
-            fmt = DiskFormat.VHDX if reader.format is DiskFormat.VMDK_STREAM else reader.format
-        copy_image(source, LOCAL, output, LOCAL, fmt, overwrite=spec.overwrite)
-        try:
-            result = prepare_image(output, target, installers_dir=installers)
-        except BaseException:
-            Path(output).unlink(missing_ok=True)
-            raise
+    with located(spec.disk) as (source_fs, source), located(output_ref) as (_, output):
+        result = prepare_copy(source, source_fs, output, target, installers_dir=installers, overwrite=spec.overwrite)
     return {**result.as_dict(), "output": output_ref.path}

@@ -9,8 +9,10 @@ Markdown for people.
 
 from __future__ import annotations
 
+import json
 import posixpath
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from imageport.guest import firstboot
@@ -36,6 +38,11 @@ class Diagnostics:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def save(self, base: Path) -> None:
+        """Write BASE.json and BASE.md."""
+        base.with_suffix(".json").write_text(json.dumps(self.as_dict(), indent=2) + "\n")
+        base.with_suffix(".md").write_text(self.markdown())
 
     def markdown(self) -> str:
         f = self.facts

@@ -1,8 +1,9 @@
 """Prepare: plan, then (unless a dry run) apply, re-read and verify -- in one appliance launch.
 
-Run it on a copy: ``imageport prepare IMAGE --output COPY`` copies first and
-prepares the copy, deleting it if prepare fails, so the source stays
-byte-identical and nothing half-prepared is left under the output name.
+Run it on a copy: ``prepare_copy`` (``imageport prepare IMAGE --output COPY``,
+the prepare task) copies first and prepares the copy, deleting it if prepare
+fails, so the source stays byte-identical and nothing half-prepared is left
+under the output name.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from imageport.disks.base import LOCAL, FileSystem
+from imageport.disks.convert import Progress
+from imageport.disks.detect import open_disk
 from imageport.errors import GuestError
 from imageport.guest import firstboot
 from imageport.guest.appliance import Timings, appliance
@@ -22,6 +26,8 @@ from imageport.guest.errors import translate_guestfs_errors
 from imageport.guest.facts import GuestFacts, gather
 from imageport.guest.plan import SOFTWARE, SYSTEM, FileChange, Plan, PrepareTarget, RegChange, plan_registry
 from imageport.guest.registry import OpenHive, RegValue
+from imageport.models import DiskFormat
+from imageport.transfer.copy import copy_image
 
 
 @dataclass
@@ -207,3 +213,26 @@ def prepare_image(
         time.monotonic() - started,
         plan.actions,
     )
+
+
+def prepare_copy(
+    source: str,
+    source_fs: FileSystem,
+    output: str,
+    target: PrepareTarget,
+    *,
+    installers_dir: Path | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> PrepareResult:
+    """Copy ``source`` to the local file ``output`` (same container; a stream VMDK becomes VHDX, which
+    can be opened in place), prepare the copy, and delete it if prepare fails -- a half-prepared copy
+    must not look usable. The source is only read."""
+    with open_disk(source, fs=source_fs) as reader:
+        fmt = DiskFormat.VHDX if reader.format is DiskFormat.VMDK_STREAM else reader.format
+    copy_image(source, source_fs, output, LOCAL, fmt, overwrite=overwrite, progress=progress)
+    try:
+        return prepare_image(output, target, installers_dir=installers_dir)
+    except BaseException:
+        Path(output).unlink(missing_ok=True)
+        raise
