@@ -19,7 +19,7 @@ from pyVmomi import vim
 
 from imageport.errors import InputError, PlatformError
 from imageport.platforms.vsphere.errors import translate_vsphere_errors
-from imageport.platforms.vsphere.inventory import _retrieve, find_vm
+from imageport.platforms.vsphere.inventory import find_vm, retrieve
 from imageport.platforms.vsphere.session import VsphereSession
 from imageport.platforms.vsphere.waiting import wait_for_task
 
@@ -75,7 +75,7 @@ def create_ce_vm(session: VsphereSession, name: str, run_id: str, ttl_s: int = 3
 
 
 def _named(si: Any, kind: type, name: str) -> Any:
-    for obj, props in _retrieve(si, None, ["name"], kind):
+    for obj, props in retrieve(si, None, ["name"], kind):
         if props.get("name") == name:
             return obj
     raise PlatformError(f"no {kind.__name__} named {name!r}")
@@ -86,7 +86,7 @@ def list_ce_vms(session: VsphereSession) -> list[CeVm]:
     si = session.si or session.connect()
     found = []
     with translate_vsphere_errors("list helper VMs"):
-        for vm, props in _retrieve(si, None, ["name", "config.annotation"]):
+        for vm, props in retrieve(si, None, ["name", "config.annotation"]):
             match = _MARK.search(props.get("config.annotation") or "")
             if match:
                 found.append(
@@ -101,7 +101,7 @@ def attach_disk(session: VsphereSession, moref: str, disk_file: str, mode: str =
         raise InputError(f"disk mode {mode!r}: use one of {', '.join(DISK_MODES)}")
     si = session.si or session.connect()
     vm = find_vm(si, moref)
-    ((_, props),) = _retrieve(si, [vm], ["config.hardware.device"])
+    ((_, props),) = retrieve(si, [vm], ["config.hardware.device"])
     devices = list(props.get("config.hardware.device") or [])
     controller = next((d for d in devices if isinstance(d, vim.vm.device.VirtualSCSIController)), None)
     if controller is None:
@@ -114,26 +114,26 @@ def attach_disk(session: VsphereSession, moref: str, disk_file: str, mode: str =
     with translate_vsphere_errors(f"attach {disk_file} to {moref}"):
         task = vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=[change]))
     wait_for_task(si, task, f"attach {disk_file} to {moref}")
-    ((_, props),) = _retrieve(si, [vm], ["config.hardware.device"])
-    for d in props.get("config.hardware.device") or []:
-        if isinstance(d, vim.vm.device.VirtualDisk) and getattr(d.backing, "fileName", None) == disk_file:
-            return int(d.key)
-    raise PlatformError(f"{disk_file} did not appear on {moref} after attaching it")
+    attached = _disk_device(si, vm, disk_file)
+    if attached is None:
+        raise PlatformError(f"{disk_file} did not appear on {moref} after attaching it")
+    return int(attached.key)
+
+
+def _disk_device(si: Any, vm: Any, disk_file: str) -> Any:
+    """The VM's disk device backed by ``disk_file``, or None."""
+    ((_, props),) = retrieve(si, [vm], ["config.hardware.device"])
+    for device in props.get("config.hardware.device") or []:
+        if isinstance(device, vim.vm.device.VirtualDisk) and getattr(device.backing, "fileName", None) == disk_file:
+            return device
+    return None
 
 
 def detach_disk(session: VsphereSession, moref: str, disk_file: str) -> None:
     """Remove the disk device from the VM; the file stays where it is."""
     si = session.si or session.connect()
     vm = find_vm(si, moref)
-    ((_, props),) = _retrieve(si, [vm], ["config.hardware.device"])
-    device = next(
-        (
-            d
-            for d in props.get("config.hardware.device") or []
-            if isinstance(d, vim.vm.device.VirtualDisk) and getattr(d.backing, "fileName", None) == disk_file
-        ),
-        None,
-    )
+    device = _disk_device(si, vm, disk_file)
     if device is None:
         return  # already detached
     change = vim.vm.device.VirtualDeviceSpec(operation="remove", device=device)  # no fileOperation: keep the file
@@ -146,7 +146,7 @@ def destroy_ce_vm(session: VsphereSession, moref: str) -> None:
     """Power off (if on) and delete the helper VM. Attach disks you want to keep as copies or detach first."""
     si = session.si or session.connect()
     vm = find_vm(si, moref)
-    ((_, props),) = _retrieve(si, [vm], ["runtime.powerState", "config.annotation"])
+    ((_, props),) = retrieve(si, [vm], ["runtime.powerState", "config.annotation"])
     if MARK not in (props.get("config.annotation") or ""):
         raise InputError(f"VM {moref} is not an imageport helper VM; refusing to destroy it")
     if str(props.get("runtime.powerState")) == "poweredOn":

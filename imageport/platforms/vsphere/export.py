@@ -30,11 +30,12 @@ from imageport.errors import InputError, PlatformNotFound
 from imageport.models import DiskFormat
 from imageport.platforms.vsphere.errors import translate_vsphere_errors
 from imageport.platforms.vsphere.inventory import (
-    _retrieve,
     describe_vm,
     disks_of,
     find_vm,
+    retrieve,
     select_disk,
+    snapshot_nodes,
     split_datastore_path,
 )
 from imageport.platforms.vsphere.nfc import export_from_lease
@@ -73,13 +74,10 @@ def _default_lease(si: Any, vm: Any, snapshot: Any) -> Any:
 
 
 def find_snapshot(si: Any, vm: Any, name: str) -> Any:
-    ((_, props),) = _retrieve(si, [vm], ["snapshot"])
-    stack = list(getattr(props.get("snapshot"), "rootSnapshotList", None) or [])
-    while stack:
-        node = stack.pop(0)
+    ((_, props),) = retrieve(si, [vm], ["snapshot"])
+    for node in snapshot_nodes(props.get("snapshot")):
         if node.name == name:
             return node.snapshot
-        stack.extend(node.childSnapshotList or [])
     raise PlatformNotFound(f"VM has no snapshot named {name!r}")
 
 
@@ -122,7 +120,7 @@ def export_vm_disk(
         name = snapshot
         snap = find_snapshot(si, vm, snapshot)
     try:
-        ((_, props),) = _retrieve(si, [snap], ["config.hardware.device"], type(snap))
+        ((_, props),) = retrieve(si, [snap], ["config.hardware.device"], type(snap))
         at_snapshot = next(d for d in disks_of(list(props["config.hardware.device"])) if d.key == target.key)
         path = read_path
         if path == "auto":

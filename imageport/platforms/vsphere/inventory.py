@@ -10,6 +10,7 @@ accessors at all.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -70,7 +71,7 @@ class VmInfo:
         return asdict(self)
 
 
-def _retrieve(si: Any, objects: list[Any] | None, paths: list[str], kind: type = vim.VirtualMachine) -> list[Any]:
+def retrieve(si: Any, objects: list[Any] | None, paths: list[str], kind: type = vim.VirtualMachine) -> list[Any]:
     """(object, {path: value}) for the given objects, or every object of ``kind`` in the inventory."""
     content = si.RetrieveContent()
     collector = content.propertyCollector
@@ -90,14 +91,13 @@ def _retrieve(si: Any, objects: list[Any] | None, paths: list[str], kind: type =
             view.Destroy()
 
 
-def _snapshot_names(tree: Any) -> list[str]:
-    names: list[str] = []
-    stack = list(getattr(tree, "rootSnapshotList", None) or [])
-    while stack:
-        node = stack.pop(0)
-        names.append(node.name)
-        stack.extend(node.childSnapshotList or [])
-    return names
+def snapshot_nodes(tree: Any) -> Iterator[Any]:
+    """The nodes of a VM's snapshot tree (its ``snapshot`` property), breadth first."""
+    queue = list(getattr(tree, "rootSnapshotList", None) or [])
+    while queue:
+        node = queue.pop(0)
+        yield node
+        queue.extend(node.childSnapshotList or [])
 
 
 def disks_of(devices: list[Any]) -> list[VmDisk]:
@@ -142,13 +142,13 @@ def _info(vm: Any, props: dict[str, Any]) -> VmInfo:
         guest_id=props.get("config.guestId"),
         firmware=props.get("config.firmware"),
         disks=disks_of(list(props.get("config.hardware.device") or [])),
-        snapshots=_snapshot_names(props.get("snapshot")),
+        snapshots=[node.name for node in snapshot_nodes(props.get("snapshot"))],
     )
 
 
 def list_vms(si: Any) -> list[VmInfo]:
     with translate_vsphere_errors("list VMs"):
-        return sorted((_info(vm, p) for vm, p in _retrieve(si, None, VM_PATHS)), key=lambda v: v.name)
+        return sorted((_info(vm, p) for vm, p in retrieve(si, None, VM_PATHS)), key=lambda v: v.name)
 
 
 def find_vm(si: Any, ident: str) -> Any:
@@ -156,7 +156,7 @@ def find_vm(si: Any, ident: str) -> Any:
     with translate_vsphere_errors(f"find VM {ident}"):
         if _MOREF.match(ident):
             vm = vim.VirtualMachine(ident, si._stub)
-            found = _retrieve(si, [vm], ["name"])
+            found = retrieve(si, [vm], ["name"])
             if found:
                 return vm
         elif "/" in ident:
@@ -164,7 +164,7 @@ def find_vm(si: Any, ident: str) -> Any:
             if isinstance(vm, vim.VirtualMachine):
                 return vm
         else:
-            matches = [vm for vm, p in _retrieve(si, None, ["name"]) if p.get("name") == ident]
+            matches = [vm for vm, p in retrieve(si, None, ["name"]) if p.get("name") == ident]
             if len(matches) > 1:
                 raise InputError(f"{len(matches)} VMs are named {ident!r}; name one by inventory path or MoRef")
             if matches:
@@ -174,7 +174,7 @@ def find_vm(si: Any, ident: str) -> Any:
 
 def describe_vm(si: Any, vm: Any) -> VmInfo:
     with translate_vsphere_errors(f"describe VM {vm._moId}"):
-        found = _retrieve(si, [vm], VM_PATHS)
+        found = retrieve(si, [vm], VM_PATHS)
     if not found:
         raise PlatformNotFound(f"VM {vm._moId} is gone")
     return _info(*found[0])

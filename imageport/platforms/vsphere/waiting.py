@@ -9,7 +9,7 @@ from pyVmomi import vim
 
 from imageport.errors import PlatformError
 from imageport.platforms.vsphere.errors import translate_vsphere_errors
-from imageport.platforms.vsphere.inventory import _retrieve
+from imageport.platforms.vsphere.inventory import retrieve
 
 
 def wait_for_task(si: Any, task: Any, where: str, timeout_s: float = 3600, poll_s: float = 0.2) -> Any:
@@ -17,7 +17,7 @@ def wait_for_task(si: Any, task: Any, where: str, timeout_s: float = 3600, poll_
     deadline = time.monotonic() + timeout_s
     while True:
         with translate_vsphere_errors(where):
-            found = _retrieve(si, [task], ["info.state", "info.error", "info.result"], vim.Task)
+            found = retrieve(si, [task], ["info.state", "info.error", "info.result"], vim.Task)
         props = found[0][1] if found else {}
         state = str(props.get("info.state", ""))
         if state == "success":
