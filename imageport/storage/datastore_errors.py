@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import requests
+import urllib3
 
 from imageport.errors import StorageAccessDenied, StorageError, StorageNotFound, StorageUnreachable
 
@@ -35,7 +36,13 @@ def translate_datastore_errors(where: str) -> Iterator[None]:
         yield
     except requests.exceptions.SSLError as exc:
         raise StorageAccessDenied(f"{where}: TLS verification failed ({type(exc).__name__})") from None
-    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+    except (
+        requests.exceptions.ConnectionError,
+        requests.exceptions.Timeout,
+        requests.exceptions.ChunkedEncodingError,
+        urllib3.exceptions.HTTPError,
+    ) as exc:
+        # urllib3's own errors surface when a streamed body is read after the request returned
         raise StorageUnreachable(f"{where}: connection failed ({type(exc).__name__})") from None
     except requests.exceptions.RequestException as exc:
         raise StorageError(f"{where}: {type(exc).__name__}") from None

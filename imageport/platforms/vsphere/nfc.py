@@ -21,7 +21,6 @@ import time
 from typing import Any
 
 import requests
-import urllib3
 
 from imageport.disks.base import FileSystem
 from imageport.disks.convert import ConvertResult, Progress, convert_stream
@@ -123,12 +122,10 @@ def export_from_lease(
                 sha256=digests,
                 md5=digests,
             )
-    except BaseException as exc:
+    except BaseException:
         keepalive.stopped.set()
         with contextlib.suppress(Exception):  # the original failure is the one to report
             lease.HttpNfcLeaseAbort()  # release the VM now, not when the lease times out
-        if isinstance(exc, (requests.exceptions.RequestException, urllib3.exceptions.HTTPError)):
-            raise PlatformUnreachable(f"{where}: {type(exc).__name__}") from None
         raise
     keepalive.stopped.set()
     with translate_vsphere_errors(f"{where}: complete the lease"):
