@@ -83,7 +83,8 @@ def plan_publish(folder: StoreFolder, name: str, options: PublishOptions) -> Pub
     """Decide the file to write, refusing anything that would damage the store."""
     check_vdisk_name(name)
     ext = options.disk_format.value
-    existing = folder.vdisk_files(name)
+    names = folder.names()  # one listing of the store answers every question below
+    existing = folder.vdisk_files(name, names)
     listed = ", ".join(f.name for f in existing)
     if not existing:
         plan = PublishPlan(name, f"{name}.{ext}", 0, options.disk_format, replaces=False)
@@ -97,7 +98,7 @@ def plan_publish(folder: StoreFolder, name: str, options: PublishOptions) -> Pub
         version = max(f.version for f in existing) + 1
         plan = PublishPlan(name, f"{name}.{version}.{ext}", version, options.disk_format, replaces=False)
         lock = f"{plan.stem}.lok".lower()
-        if any(found.lower() == lock for found in folder.locks(name)):
+        if any(found.lower() == lock for found in folder.locks(name, names)):
             raise VDiskInUse(f"{folder.display}/{plan.file}: PVS lock file {plan.stem}.lok is present")
         return plan
     else:
@@ -117,7 +118,7 @@ def plan_publish(folder: StoreFolder, name: str, options: PublishOptions) -> Pub
                 f"format ({existing[0].name.rsplit('.', 1)[1]}) or delete it first"
             )
         plan = PublishPlan(name, existing[0].name, 0, options.disk_format, replaces=True)
-    reasons = folder.in_use(name)
+    reasons = folder.in_use(name, names)
     if reasons:
         raise VDiskInUse(
             f"{folder.display}: vDisk {name} is in use: {'; '.join(reasons)}. Release it in the PVS console "

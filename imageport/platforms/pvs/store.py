@@ -85,26 +85,27 @@ class StoreFolder(ABC):
 
     # --- what PVS sees -------------------------------------------------------------
 
-    def vdisk_files(self, vdisk: str) -> list[StoreFile]:
+    def vdisk_files(self, vdisk: str, names: list[str] | None = None) -> list[StoreFile]:
         """The image files of ``vdisk`` in version order (case-insensitive, as Windows is)."""
         pattern = re.compile(rf"^{re.escape(vdisk)}(?:\.(\d+))?(\.[A-Za-z]+)$", re.IGNORECASE)
         found = []
-        for name in self.names():
+        for name in self.names() if names is None else names:
             match = pattern.match(name)
             if match and match.group(2).lower() in IMAGE_EXTENSIONS:
                 found.append(StoreFile(int(match.group(1) or 0), name))
         return sorted(found, key=lambda f: (f.version, f.name))
 
-    def locks(self, vdisk: str) -> list[str]:
+    def locks(self, vdisk: str, names: list[str] | None = None) -> list[str]:
         """PVS lock files of any version of ``vdisk``."""
         pattern = re.compile(rf"^{re.escape(vdisk)}(?:\.\d+)?{re.escape(LOCK_EXTENSION)}$", re.IGNORECASE)
-        return sorted(n for n in self.names() if pattern.match(n))
+        return sorted(n for n in (self.names() if names is None else names) if pattern.match(n))
 
-    def in_use(self, vdisk: str) -> list[str]:
+    def in_use(self, vdisk: str, names: list[str] | None = None) -> list[str]:
         """Why ``vdisk`` must not be touched: its lock files, and image files open elsewhere."""
-        reasons = [f"PVS lock file {lock} is present" for lock in self.locks(vdisk)]
+        names = self.names() if names is None else names  # one listing for both questions
+        reasons = [f"PVS lock file {lock} is present" for lock in self.locks(vdisk, names)]
         reasons += [
-            f"{f.name} is open on another client" for f in self.vdisk_files(vdisk) if self.open_elsewhere(f.name)
+            f"{f.name} is open on another client" for f in self.vdisk_files(vdisk, names) if self.open_elsewhere(f.name)
         ]
         return reasons
 
