@@ -175,7 +175,8 @@ class RandomAccessFile(ByteSource):
         if stat.S_ISDIR(st.st_mode):
             os.close(self.fd)
             raise InputError(f"{self.path}: is a directory, not a disk image")
-        self.size = st.st_size
+        # A block device (a disk attached to a compositing engine) reports size 0 in stat.
+        self.size = os.lseek(self.fd, 0, os.SEEK_END) if stat.S_ISBLK(st.st_mode) else st.st_size
 
     def preadv(self, view: memoryview, offset: int) -> int:
         return os.preadv(self.fd, [view], offset)

@@ -17,6 +17,9 @@ from imageport.errors import InputError, StorageAccessDenied, StorageNotFound
 
 class LocalDirectoryConfig(BaseModel):
     root: str = Field(description="Directory that holds images (created if missing).")
+    ce_max_concurrent: int = Field(
+        default=2, ge=1, le=64, description="Compositing engines allowed at once here (a Prefect concurrency limit)."
+    )
 
     def build(self) -> LocalDirectory:
         return LocalDirectory(self)

@@ -48,6 +48,9 @@ class AzureConfig(BaseModel):
     vnet: str | None = Field(default=None, description="Virtual network the CE joins.")
     subnet: str | None = Field(default=None, description="Subnet the CE joins.")
     use_public_ip: bool = Field(default=False, description="Give the CE a public IP (off, as Citrix does).")
+    ce_max_concurrent: int = Field(
+        default=4, ge=1, le=64, description="Compositing engines allowed at once here (a Prefect concurrency limit)."
+    )
     arm_endpoint: str = Field(
         default="https://management.azure.com", description="Resource Manager endpoint (sovereign clouds)."
     )

@@ -43,6 +43,9 @@ class VsphereConfig(BaseModel):
     ce_template: str | None = Field(default=None, description="VM or template the compositing engine is cloned from.")
     ce_resource_pool: str | None = Field(default=None, description="Resource pool for compositing-engine VMs.")
     ce_network: str | None = Field(default=None, description="Port group for compositing-engine VMs.")
+    ce_max_concurrent: int = Field(
+        default=4, ge=1, le=64, description="Compositing engines allowed at once here (a Prefect concurrency limit)."
+    )
 
     @model_validator(mode="after")
     def _one_trust_choice(self) -> VsphereConfig:

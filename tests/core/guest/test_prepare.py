@@ -18,6 +18,7 @@ from imageport.guest.errors import GuestRefused
 from imageport.guest.plan import PrepareTarget
 from imageport.guest.prepare import prepare_image
 from imageport.models import HyperVGeneration, PrepareOptions, TargetPlatform
+from tests.infra.windows_image import registry_dump
 
 pytestmark = [pytest.mark.integration, pytest.mark.guestfs]
 
@@ -35,32 +36,6 @@ def copy(disks: dict[str, Path], kind: str, tmp_path: Path) -> Path:
     target = tmp_path / f"{kind}-copy.img"
     shutil.copyfile(disks[kind], target)
     return target
-
-
-def registry_dump(image: Path, tmp_path: Path) -> dict[str, dict[str, Any]]:
-    """Every key and value of SYSTEM and SOFTWARE, read by regipy (not by the code under test)."""
-    import guestfs
-    from regipy.registry import RegistryHive
-
-    out = tmp_path / "hives"
-    out.mkdir(parents=True, exist_ok=True)
-    g = guestfs.GuestFS(python_return_dict=True)
-    try:
-        g.set_backend("direct")
-        g.set_backend_settings(["force_tcg"])
-        g.add_drive_opts(str(image), format="raw", readonly=True)
-        g.launch()
-        root = g.inspect_os()[0]
-        g.mount_ro(root, "/")
-        for name in ("SYSTEM", "SOFTWARE"):
-            g.download(f"/Windows/System32/config/{name}", str(out / name))
-    finally:
-        g.close()
-    dump: dict[str, dict[str, Any]] = {}
-    for name in ("SYSTEM", "SOFTWARE"):
-        for entry in RegistryHive(str(out / name)).recurse_subkeys(as_json=False):
-            dump[f"{name}{entry.path}"] = {v.name: v.value for v in entry.values or []}
-    return dump
 
 
 def azure_gen1(**options: Any) -> PrepareTarget:

@@ -1,0 +1,78 @@
+"""What a compositing-engine backend provides, and the ledger of what it created.
+
+A backend provisions a CE (a helper VM, or a process and a work directory
+locally) with a copy of the disk attached, runs the agent on it, deletes its
+resources one by one, and lists every resource it ever tagged (for the
+reaper). It records each resource in the ``Ledger`` *before* the call that
+creates it, so a create that fails half-way (Azure can leave a failed VM
+behind) is still cleaned up; deleting something that does not exist is a
+no-op in every backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from imageport.engine.job import AgentDisk, AgentJob, AgentResult
+from imageport.engine.tags import CeTags
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Something a CE run created. ``order`` sorts deletions: lower goes first (detach before VM before disk)."""
+
+    kind: str
+    id: str
+    tags: CeTags
+    order: int = 50
+    keep: bool = False  # the run's output: finalized (kept) on success, deleted on failure
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.id}"
+
+
+@dataclass
+class Ledger:
+    """Resources in creation order; unwound in reverse."""
+
+    tags: CeTags
+    resources: list[Resource] = field(default_factory=list)
+
+    def creating(self, kind: str, id: str, *, order: int = 50, keep: bool = False) -> Resource:
+        resource = Resource(kind, id, self.tags, order, keep)
+        self.resources.append(resource)
+        return resource
+
+
+@dataclass
+class Provisioned:
+    """A ready CE: its handle, where the agent finds the disk, and the output copy (if it is kept)."""
+
+    engine: Any
+    disk: AgentDisk
+    output: Resource | None = None
+
+
+class CeBackend(Protocol):
+    platform: str
+
+    def provision(self, source: Any, ledger: Ledger, *, keep_copy: bool) -> Provisioned:
+        """Create the CE and attach a copy of ``source``; record each resource in ``ledger`` before creating it."""
+        ...
+
+    def run_agent(self, engine: Any, job: AgentJob, timeout_s: float) -> AgentResult:
+        """Run the agent; raise ``EngineTimeout`` (after stopping it) when it outlives ``timeout_s``."""
+        ...
+
+    def delete(self, resource: Resource) -> None:
+        """Delete one resource; a missing one is not an error."""
+        ...
+
+    def finalize(self, resource: Resource) -> str:
+        """Keep the output copy for good (drop its expiry / move it into place); returns its final id."""
+        ...
+
+    def list_resources(self) -> list[Resource]:
+        """Every resource this backend's platform holds that carries imageport's tags."""
+        ...

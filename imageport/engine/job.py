@@ -1,0 +1,144 @@
+"""What the agent is asked to do and what it answers: the contract between a CE and its orchestrator.
+
+The job travels as JSON (a file for the local backend, inside a run-command
+script on Azure, in a guestinfo key on vSphere); the result comes back as a
+file and as one ``IMAGEPORT-RESULT {json}`` line on stdout, which is all an
+Azure run-command or a guestinfo key can carry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from enum import IntEnum, StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from imageport.errors import EngineError, ImageportError, InputError
+from imageport.guest.errors import GuestRefused
+from imageport.models import HyperVGeneration, PrepareOptions, ShareDiskFormat, TargetPlatform
+
+RESULT_MARKER = "IMAGEPORT-RESULT "
+# Where an attached disk appears in a Linux CE, by LUN: Azure's udev rules make these links.
+AZURE_LUN_ROOT = "/dev/disk/azure/scsi1"
+# Test stand-ins (and unusual CE images) point the agent at their own device directory.
+DEVICE_ROOT_ENV = "IMAGEPORT_DEVICE_ROOT"
+
+
+class AgentMode(StrEnum):
+    PREPARE = "prepare"
+    EXPORT = "export"
+    DIAGNOSTICS = "diagnostics"
+
+
+class ExitCode(IntEnum):
+    """The agent's exit status: the orchestrator maps it back onto the error tree."""
+
+    OK = 0
+    FAILED = 1  # an unexpected error inside the agent
+    BAD_JOB = 2  # the job file is unreadable or invalid
+    REFUSED = 3  # the guest refused the change (hibernated, BitLocker, ...): a user matter
+    IMAGE_ERROR = 4  # any other imageport error (format, storage, transfer)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgentDisk(_Strict):
+    """The disk the agent works on: a file, or the LUN it is attached at."""
+
+    path: str | None = Field(default=None, description="Image file or block device path.")
+    lun: int | None = Field(default=None, ge=0, le=63, description="LUN of the attached data disk.")
+    device_root: str = Field(default=AZURE_LUN_ROOT, description="Directory holding lunN device links.")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> AgentDisk:
+        if (self.path is None) == (self.lun is None):
+            raise ValueError("give the disk as path or lun, exactly one")
+        return self
+
+    def resolve(self) -> str:
+        if self.path is not None:
+            return self.path
+        return str(Path(os.environ.get(DEVICE_ROOT_ENV) or self.device_root) / f"lun{self.lun}")
+
+
+class ExportDestination(_Strict):
+    """Where an export job writes: a local file, or a file on an SMB share (config carried in the job)."""
+
+    path: str = Field(description="Local file, or the path inside the share.")
+    share: dict[str, Any] | None = Field(
+        default=None, description="SmbShareConfig fields, password included: the job file is a secret."
+    )
+    disk_format: ShareDiskFormat = ShareDiskFormat.VHDX
+
+
+class AgentJob(_Strict):
+    mode: AgentMode
+    run_id: str = Field(min_length=1)
+    disk: AgentDisk
+    target_platform: TargetPlatform | None = None
+    hyper_v_generation: HyperVGeneration = HyperVGeneration.V2
+    prepare: PrepareOptions | None = None
+    installers_dir: str | None = None
+    export: ExportDestination | None = None
+    simulate: str | None = Field(
+        default=None, description="Test hook: 'crash' or 'hang' instead of the work (fault tests)."
+    )
+
+    @model_validator(mode="after")
+    def _mode_fields(self) -> AgentJob:
+        if self.mode is AgentMode.PREPARE and (self.prepare is None or self.target_platform is None):
+            raise ValueError("a prepare job needs prepare options and target_platform")
+        if self.mode is AgentMode.EXPORT and self.export is None:
+            raise ValueError("an export job needs an export destination")
+        return self
+
+
+class AgentResult(_Strict):
+    ok: bool
+    mode: AgentMode
+    exit_code: int
+    error_kind: str | None = Field(default=None, description="Error class name when it failed.")
+    error: str | None = None
+    result: dict[str, Any] = Field(default_factory=dict)
+    log: str = Field(default="", description="The tail of the agent's log.")
+
+    def line(self) -> str:
+        return RESULT_MARKER + self.model_dump_json()
+
+    def raise_for_failure(self, where: str) -> None:
+        """Turn a failed result back into the error tree on the orchestrator's side."""
+        if self.ok:
+            return
+        message = f"{where}: the agent failed ({self.error_kind}): {self.error}"
+        if self.exit_code == ExitCode.REFUSED:
+            raise GuestRefused(message)
+        if self.exit_code == ExitCode.BAD_JOB:
+            raise InputError(message)
+        raise EngineError(message)
+
+
+def parse_result(output: str, where: str) -> AgentResult:
+    """The agent's result from its stdout (the last marker line wins)."""
+    lines = [ln for ln in output.splitlines() if ln.startswith(RESULT_MARKER)]
+    if not lines:
+        tail = "\n".join(output.strip().splitlines()[-10:])
+        raise EngineError(f"{where}: the agent ended without a result (crashed?); its last output:\n{tail}")
+    try:
+        return AgentResult.model_validate(json.loads(lines[-1][len(RESULT_MARKER) :]))
+    except ValueError as exc:
+        raise EngineError(f"{where}: unreadable agent result: {exc}") from None
+
+
+def error_code(exc: BaseException) -> ExitCode:
+    if isinstance(exc, GuestRefused):
+        return ExitCode.REFUSED
+    if isinstance(exc, InputError):
+        return ExitCode.BAD_JOB
+    if isinstance(exc, ImageportError):
+        return ExitCode.IMAGE_ERROR
+    return ExitCode.FAILED

@@ -1,0 +1,189 @@
+"""The local backend: the CE is a work directory on the local connector and the agent a separate process.
+
+This is the embedded default and how the agent is exercised end to end. The
+work directory ``ROOT/.imageport-ce/NAME/`` holds ``ce.json`` (the tags and the
+agent's pid), the disk copy, the job file (mode 0600: an export job carries
+share credentials) and the agent's log. The copy is made by the disk engine
+(sparse, same container; a stream VMDK becomes VHDX so it can be changed in
+place). A kept output is renamed out of the work directory only when the job
+succeeded; deleting the directory deletes everything else at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import posixpath
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from imageport.disks.base import LOCAL, FileSystem
+from imageport.disks.detect import open_disk
+from imageport.engine.backend import Ledger, Provisioned, Resource
+from imageport.engine.job import AgentDisk, AgentJob, AgentResult, parse_result
+from imageport.engine.tags import CeTags
+from imageport.errors import AlreadyExists, EngineError, InputError
+from imageport.models import DiskFormat
+from imageport.transfer.copy import copy_image
+
+CE_DIR = ".imageport-ce"
+WORKSPACE = "local-ce"
+OUTPUT = "local-output"
+
+
+class OutputExists(EngineError, AlreadyExists):
+    pass
+
+
+@dataclass(frozen=True)
+class LocalSource:
+    """The disk to work on (any file system the disk engine reads) and, for prepare, where the result goes."""
+
+    fs: FileSystem
+    path: str
+    output: str | None = None  # local path of the kept output (prepare)
+    overwrite: bool = False
+
+
+@dataclass
+class LocalEngine:
+    workspace: Path
+
+
+class LocalBackend:
+    platform = "local"
+
+    def __init__(self, root: str | os.PathLike[str], python: str = sys.executable) -> None:
+        self.root = Path(root)
+        self.python = python
+
+    @property
+    def ce_root(self) -> Path:
+        return self.root / CE_DIR
+
+    # --- provision ---------------------------------------------------------------------------
+
+    def provision(self, source: LocalSource, ledger: Ledger, *, keep_copy: bool) -> Provisioned:
+        if keep_copy:
+            if source.output is None:
+                raise InputError("a prepare on the local CE needs an output path")
+            if Path(source.output).exists() and not source.overwrite:
+                raise OutputExists(f"{source.output} exists; use --force (overwrite) to replace it")
+        with open_disk(source.path, fs=source.fs) as reader:
+            fmt = DiskFormat.VHDX if reader.format is DiskFormat.VMDK_STREAM else reader.format
+        name = f"ce-{ledger.tags.stage}-{uuid.uuid4().hex[:8]}"
+        workspace = self.ce_root / name
+        ledger.creating(WORKSPACE, str(workspace), order=90)
+        workspace.mkdir(parents=True)
+        _write_state(workspace, ledger.tags, pid=None)
+        ext = posixpath.splitext(source.path)[1] or ".img"
+        copy = workspace / f"disk{ext if fmt is not DiskFormat.VHDX else '.vhdx'}"
+        output = None
+        if keep_copy:
+            output = ledger.creating(OUTPUT, f"{copy}|{source.output}|{int(source.overwrite)}", order=10, keep=True)
+        copy_image(source.path, source.fs, str(copy), LOCAL, fmt)
+        return Provisioned(LocalEngine(workspace), AgentDisk(path=str(copy)), output)
+
+    # --- run -----------------------------------------------------------------------------------
+
+    def run_agent(self, engine: LocalEngine, job: AgentJob, timeout_s: float) -> AgentResult:
+        from imageport.engine.lifecycle import EngineTimeout
+
+        job_file = engine.workspace / "job.json"
+        fd = os.open(job_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(job.model_dump_json())
+        log_path = engine.workspace / "agent.log"
+        with open(log_path, "wb") as log_file:
+            # Its own session, so a timeout kills the agent and anything it started (qemu) together.
+            process = subprocess.Popen(
+                [self.python, "-m", "imageport.engine.agent", str(job_file)],
+                stdout=subprocess.PIPE,
+                stderr=log_file,
+                start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+            tags = CeTags.from_dict(_read_state(engine.workspace).get("tags"))
+            assert tags is not None
+            _write_state(engine.workspace, tags, pid=process.pid)
+            try:
+                stdout, _ = process.communicate(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                _kill_group(process.pid)
+                process.wait()
+                raise EngineTimeout(
+                    f"local CE {engine.workspace.name}: the {job.mode.value} job outlived its {timeout_s:.0f} s "
+                    "timeout; the agent was killed and the CE removed"
+                ) from None
+        output = stdout.decode(errors="replace")
+        if not any(line.startswith("IMAGEPORT-RESULT") for line in output.splitlines()):
+            output += "\n" + log_path.read_text(errors="replace")[-4000:]
+        return parse_result(output, f"local CE {engine.workspace.name} (agent exit {process.returncode})")
+
+    # --- delete / keep ---------------------------------------------------------------------
+
+    def delete(self, resource: Resource) -> None:
+        if resource.kind == OUTPUT:
+            Path(resource.id.split("|")[0]).unlink(missing_ok=True)
+        elif resource.kind == WORKSPACE:
+            workspace = Path(resource.id)
+            pid = _read_state(workspace).get("pid")
+            if pid:
+                _kill_agent(pid, workspace)
+            if workspace.exists():
+                shutil.rmtree(workspace)
+        else:
+            raise InputError(f"the local CE backend does not know resource kind {resource.kind!r}")
+
+    def finalize(self, resource: Resource) -> str:
+        copy, final, overwrite = resource.id.split("|")
+        if Path(final).exists() and overwrite != "1":
+            raise OutputExists(f"{final} appeared while the CE worked; the prepared copy was not moved over it")
+        Path(final).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(copy, final)  # a rename on the same file system
+        return final
+
+    def list_resources(self) -> list[Resource]:
+        found = []
+        if not self.ce_root.is_dir():
+            return found
+        for workspace in sorted(self.ce_root.iterdir()):
+            tags = CeTags.from_dict(_read_state(workspace).get("tags"))
+            if tags is not None:
+                found.append(Resource(WORKSPACE, str(workspace), tags, order=90))
+        return found
+
+
+def _write_state(workspace: Path, tags: CeTags, pid: int | None) -> None:
+    temp = workspace / "ce.json.tmp"
+    temp.write_text(json.dumps({"tags": tags.as_dict(), "pid": pid}))
+    os.replace(temp, workspace / "ce.json")
+
+
+def _read_state(workspace: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads((workspace / "ce.json").read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _kill_agent(pid: int, workspace: Path) -> None:
+    """Kill a leftover agent, but only if that pid really is this workspace's agent (pids get reused)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return
+    if "imageport.engine.agent" in cmdline and str(workspace) in cmdline:
+        _kill_group(pid)
