@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from imageport.engine.job import AgentJob, AgentMode, AgentResult, ExitCode, error_code
+from imageport.engine.job import RESULT_ENCODING_ENV, AgentJob, AgentMode, AgentResult, ExitCode, error_code
 from imageport.errors import InputError
 from imageport.models import describe_validation_error
 
@@ -116,7 +116,7 @@ def main(argv: list[str]) -> int:
     result = result.model_copy(update={"log": "\n".join(tail.lines)})
     with contextlib.suppress(OSError):  # the stdout line still carries it
         Path(argv[0]).with_suffix(".result.json").write_text(result.model_dump_json(indent=2))
-    print(result.line(), flush=True)
+    print(result.line(compressed=os.environ.get(RESULT_ENCODING_ENV) == "zlib"), flush=True)
     return result.exit_code
 
 

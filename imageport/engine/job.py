@@ -8,8 +8,10 @@ Azure run-command or a guestinfo key can carry.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import zlib
 from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,9 @@ from imageport.guest.errors import GuestRefused
 from imageport.models import HyperVGeneration, PrepareOptions, ShareDiskFormat, TargetPlatform
 
 RESULT_MARKER = "IMAGEPORT-RESULT "
+# zlib + base64: an Azure run-command returns only the last 4096 bytes of stdout.
+COMPRESSED_MARKER = "IMAGEPORT-RESULT-Z "
+RESULT_ENCODING_ENV = "IMAGEPORT_RESULT_ENCODING"
 # Where an attached disk appears in a Linux CE, by LUN: Azure's udev rules make these links.
 AZURE_LUN_ROOT = "/dev/disk/azure/scsi1"
 # Test stand-ins (and unusual CE images) point the agent at their own device directory.
@@ -107,8 +112,11 @@ class AgentResult(_Strict):
     result: dict[str, Any] = Field(default_factory=dict)
     log: str = Field(default="", description="The tail of the agent's log.")
 
-    def line(self) -> str:
-        return RESULT_MARKER + self.model_dump_json()
+    def line(self, compressed: bool = False) -> str:
+        if not compressed:
+            return RESULT_MARKER + self.model_dump_json()
+        slim = self.model_copy(update={"log": self.log[-1500:]})  # the full log stays in the CE's file
+        return COMPRESSED_MARKER + base64.b64encode(zlib.compress(slim.model_dump_json().encode(), 9)).decode()
 
     def raise_for_failure(self, where: str) -> None:
         """Turn a failed result back into the error tree on the orchestrator's side."""
@@ -124,13 +132,18 @@ class AgentResult(_Strict):
 
 def parse_result(output: str, where: str) -> AgentResult:
     """The agent's result from its stdout (the last marker line wins)."""
-    lines = [ln for ln in output.splitlines() if ln.startswith(RESULT_MARKER)]
+    lines = [ln.strip() for ln in output.splitlines() if ln.startswith((RESULT_MARKER, COMPRESSED_MARKER))]
     if not lines:
         tail = "\n".join(output.strip().splitlines()[-10:])
         raise EngineError(f"{where}: the agent ended without a result (crashed?); its last output:\n{tail}")
+    last = lines[-1]
     try:
-        return AgentResult.model_validate(json.loads(lines[-1][len(RESULT_MARKER) :]))
-    except ValueError as exc:
+        if last.startswith(COMPRESSED_MARKER):
+            text = zlib.decompress(base64.b64decode(last[len(COMPRESSED_MARKER) :])).decode()
+        else:
+            text = last[len(RESULT_MARKER) :]
+        return AgentResult.model_validate(json.loads(text))
+    except (ValueError, zlib.error) as exc:
         raise EngineError(f"{where}: unreadable agent result: {exc}") from None
 
 

@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.infra.arm_vms import VmHost
+
 MiB = 1024 * 1024
 # azure-core treats "Retry-After: 0" as absent and waits its 30 s default; Azure's
 # millisecond header says "poll again soon" in a way the pollers honour.
@@ -109,6 +111,7 @@ class ArmStandIn:
         self.operations: dict[str, dict[str, Any]] = {}
         self.tokens: set[str] = set()
         self.lock = threading.Lock()
+        self.vms = VmHost(self)
         self.cert, key = make_certificate(directory)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -175,15 +178,8 @@ class ArmStandIn:
         if key in self.snapshots:
             return 409, _err("Conflict", f"snapshot {name} exists; delete it first"), None
         # the data: a point-in-time copy of the disk's pages, sparse as the source
-        src = self.container.get_blob_client(self._blob_name(source.group(2), source.group(4)))
-        dst = self.container.get_blob_client(self._blob_name(rg, name, "snapshots"))
-        dst.create_page_blob(size=disk["upload_size"])
-        for r in src.list_page_ranges():
-            start = r.start
-            while start <= r.end:
-                n = min(4 * MiB, r.end + 1 - start)
-                dst.upload_page(src.download_blob(offset=start, length=n).readall(), offset=start, length=n)
-                start += n
+        self._copy_pages(self._blob_name(source.group(2), source.group(4)), self._blob_name(rg, name, "snapshots"),
+                         disk["upload_size"])  # fmt: skip
         self.snapshots[key] = {
             "location": body.get("location"),
             "tags": body.get("tags") or {},
@@ -197,17 +193,29 @@ class ArmStandIn:
         doc["properties"]["provisioningState"] = "Updating"
         return 202, doc, self._operation()
 
+    def _copy_pages(self, source_blob: str, target_blob: str, size: int) -> None:
+        src = self.container.get_blob_client(source_blob)
+        dst = self.container.get_blob_client(target_blob)
+        dst.create_page_blob(size=size)
+        for r in src.list_page_ranges():
+            start = r.start
+            while start <= r.end:
+                n = min(4 * MiB, r.end + 1 - start)
+                dst.upload_page(src.download_blob(offset=start, length=n).readall(), offset=start, length=n)
+                start += n
+
     def _disk_json(self, rg: str, name: str) -> dict[str, Any]:
         disk = self.disks[f"{rg.lower()}/{name.lower()}"]
         return {
-            "id": f"/subscriptions/{self.subscription}/resourceGroups/{rg}/providers/Microsoft.Compute/disks/{name}",
-            "name": name,
+            "id": self._resource_id(rg, "disks", disk.get("name", name)),
+            "name": disk.get("name", name),
             "type": "Microsoft.Compute/disks",
             "location": disk["location"],
             "tags": disk["tags"],
             "sku": {"name": disk["sku"]},
             "properties": {
-                "creationData": {"createOption": "Upload", "uploadSizeBytes": disk["upload_size"]},
+                "creationData": disk.get("creation")
+                or {"createOption": "Upload", "uploadSizeBytes": disk["upload_size"]},
                 "diskSizeGB": -(-(disk["upload_size"] - 512) // (1024 * MiB)),
                 "diskSizeBytes": disk["upload_size"] - 512,
                 "diskState": disk["state"],
@@ -220,8 +228,10 @@ class ArmStandIn:
     def create_disk(self, rg: str, name: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], str | None]:
         props = body.get("properties", {})
         creation = props.get("creationData", {})
+        if creation.get("createOption") == "Copy":
+            return self._copy_disk(rg, name, body)
         if creation.get("createOption") != "Upload":
-            return 400, _err("InvalidParameter", "only createOption Upload is implemented by the stand-in"), None
+            return 400, _err("InvalidParameter", "the stand-in implements createOption Upload or Copy"), None
         size = int(creation.get("uploadSizeBytes") or 0)
         if not (20 * MiB + 512 <= size <= 32 * 1024 * 1024 * MiB + 512) or (size - 512) % MiB:
             return (
@@ -237,6 +247,7 @@ class ArmStandIn:
             return 409, _err("Conflict", f"disk {name} exists; delete it first"), None
         self.container.get_blob_client(self._blob_name(rg, name)).create_page_blob(size=size)
         self.disks[key] = {
+            "name": name,
             "location": body.get("location"),
             "tags": body.get("tags") or {},
             "sku": (body.get("sku") or {}).get("name", "Standard_LRS"),
@@ -248,6 +259,50 @@ class ArmStandIn:
         doc = self._disk_json(rg, name)
         doc["properties"]["provisioningState"] = "Updating"
         return 202, doc, self._operation()  # Azure answers a disk PUT with 202 Accepted + an async operation
+
+    def _copy_disk(self, rg: str, name: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], str | None]:
+        """``createOption: Copy`` from a disk or snapshot: a full copy of its pages, ready to attach."""
+        creation = body["properties"]["creationData"]
+        source = RESOURCE.match(str(creation.get("sourceResourceId", "")))
+        if not source or source.group(1) != self.subscription:
+            return 400, _err("InvalidParameter", "sourceResourceId: a disk or snapshot of this subscription"), None
+        kind = source.group(3).lower()
+        origin = self.table(kind).get(f"{source.group(2).lower()}/{source.group(4).lower()}")
+        if origin is None:
+            return 404, _err("ResourceNotFound", f"{kind[:-1]} {source.group(4)} not found"), None
+        if origin["state"] in ("ReadyToUpload", "ActiveUpload"):
+            return 409, _err("OperationNotAllowed", f"cannot copy a disk in state {origin['state']}"), None
+        key = f"{rg.lower()}/{name.lower()}"
+        if key in self.disks:
+            return 409, _err("Conflict", f"disk {name} exists; delete it first"), None
+        self._copy_pages(self._blob_name(source.group(2), source.group(4), kind), self._blob_name(rg, name),
+                         origin["upload_size"])  # fmt: skip
+        props = body.get("properties", {})
+        self.disks[key] = {
+            "name": name,
+            "location": body.get("location"),
+            "tags": body.get("tags") or {},
+            "sku": (body.get("sku") or {}).get("name", "Standard_LRS"),
+            "upload_size": origin["upload_size"],
+            "state": "Unattached",
+            "hyper_v_generation": props.get("hyperVGeneration") or origin["hyper_v_generation"],
+            "os_type": props.get("osType") or origin["os_type"],
+            "creation": {"createOption": "Copy", "sourceResourceId": creation["sourceResourceId"]},
+        }
+        doc = self._disk_json(rg, name)
+        doc["properties"]["provisioningState"] = "Updating"
+        return 202, doc, self._operation()
+
+    def update_tags(
+        self, rg: str, name: str, kind: str, body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], str | None]:
+        entry = self.table(kind).get(f"{rg.lower()}/{name.lower()}")
+        if entry is None:
+            return 404, _err("ResourceNotFound", f"{kind[:-1]} {name} not found"), None
+        if "tags" in body:
+            entry["tags"] = body["tags"] or {}
+        doc = self._disk_json(rg, name) if kind == "disks" else self._snapshot_json(rg, name)
+        return 202, doc, self._operation(result=doc)
 
     def grant(
         self, rg: str, name: str, body: dict[str, Any], kind: str = "disks"
@@ -304,10 +359,16 @@ class ArmStandIn:
 
     def delete(self, rg: str, name: str, kind: str = "disks") -> tuple[int, dict[str, Any], str | None]:
         key = f"{rg.lower()}/{name.lower()}"
+        if self.vms.fail_deletes.get(name, 0) > 0:
+            self.vms.fail_deletes[name] -= 1
+            return 202, {}, self._operation(error={"code": "InternalServerError", "message": f"simulated: {name}"})
         if key not in self.table(kind):
             return 204, {}, None
-        self.table(kind).pop(key)
-        self.container.get_blob_client(self._blob_name(rg, name, kind)).delete_blob()
+        if self.table(kind)[key]["state"] == "Attached":
+            return 409, _err("OperationNotAllowed", f"disk {name} is attached to a VM"), None
+        entry = self.table(kind).pop(key)
+        if not entry.get("no_blob"):
+            self.container.get_blob_client(self._blob_name(rg, name, kind)).delete_blob()
         return 202, {}, self._operation()
 
     def sas_is_live(self, rg: str, name: str) -> bool:
@@ -374,7 +435,8 @@ class ArmStandIn:
                     if op is None:
                         return self._reply(404, _err("NotFound", "no such operation"))
                     op["polls"] += 1
-                    if op["polls"] < 2:  # really long-running: the first poll says InProgress
+                    # really long-running: the first poll says InProgress, and a running script keeps it so
+                    if op["polls"] < 2 or ("pending" in op and not op["pending"].is_set()):
                         return self._reply(200, {"status": "InProgress"}, POLL_SOON)
                     if op["error"]:
                         return self._reply(200, {"status": "Failed", "error": op["error"]})
@@ -397,7 +459,30 @@ class ArmStandIn:
                             return self._reply(404, _err("ResourceNotFound", f"{kind[:-1]} {name} not found"))
                         doc = arm._disk_json(rg, name) if kind == "disks" else arm._snapshot_json(rg, name)
                         return self._reply(200, doc)
+                if self._vm_host("GET", path, {}):
+                    return None
                 return self._reply(404, _err("NotFound", f"the stand-in does not implement GET {path}"))
+
+            def _vm_host(self, method: str, path: str, body: dict[str, Any]) -> bool:
+                """VMs, NICs, run-command and listings (tests/infra/arm_vms.py); False if not theirs."""
+                with arm.lock:
+                    reply = arm.vms.handle(method, path, body)
+                if reply is None:
+                    return False
+                if method == "GET":
+                    self._reply(reply[0], reply[1])
+                else:
+                    self._lro(*reply)
+                return True
+
+            def do_PATCH(self) -> None:
+                if not self._authorized():
+                    return
+                m = RESOURCE.match(urlsplit(self.path).path)
+                if not m or m.group(5):
+                    return self._reply(404, _err("NotFound", "not implemented"))
+                with arm.lock:
+                    self._lro(*arm.update_tags(m.group(2), m.group(4), m.group(3).lower(), self._body()))
 
             def _lro(self, status: int, body: dict[str, Any], op_id: str | None) -> None:
                 headers = dict(POLL_SOON)
@@ -409,12 +494,16 @@ class ArmStandIn:
             def do_PUT(self) -> None:
                 if not self._authorized():
                     return
-                m = RESOURCE.match(urlsplit(self.path).path)
+                path = urlsplit(self.path).path
+                body = self._body()
+                if self._vm_host("PUT", path, body):
+                    return None
+                m = RESOURCE.match(path)
                 if not m or m.group(5):
                     return self._reply(404, _err("NotFound", "not implemented"))
                 create = arm.create_disk if m.group(3).lower() == "disks" else arm.create_snapshot
                 with arm.lock:
-                    self._lro(*create(m.group(2), m.group(4), self._body()))
+                    self._lro(*create(m.group(2), m.group(4), body))
 
             def do_POST(self) -> None:
                 path = urlsplit(self.path).path
@@ -433,6 +522,9 @@ class ArmStandIn:
                     return self._reply(200, {"access_token": token, "token_type": "Bearer", "expires_in": 3600})
                 if not self._authorized():
                     return None
+                body = self._body()
+                if self._vm_host("POST", path, body):
+                    return None
                 m = RESOURCE.match(path)
                 if not m or not m.group(5):
                     return self._reply(404, _err("NotFound", "not implemented"))
@@ -441,12 +533,14 @@ class ArmStandIn:
                     if f"{rg.lower()}/{name.lower()}" not in arm.table(kind):
                         return self._reply(404, _err("ResourceNotFound", f"{kind[:-1]} {name} not found"))
                     if m.group(5).lower() == "/begingetaccess":
-                        return self._lro(*arm.grant(rg, name, self._body(), kind))
+                        return self._lro(*arm.grant(rg, name, body, kind))
                     return self._lro(*arm.revoke(rg, name, kind))
 
             def do_DELETE(self) -> None:
                 if not self._authorized():
                     return
+                if self._vm_host("DELETE", urlsplit(self.path).path, {}):
+                    return None
                 m = RESOURCE.match(urlsplit(self.path).path)
                 if not m or m.group(5):
                     return self._reply(404, _err("NotFound", "not implemented"))

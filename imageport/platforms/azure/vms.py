@@ -1,0 +1,178 @@
+"""Azure helper VMs for the compositing engine: NIC, VM with a data disk, run-command, listing.
+
+Bodies are sent in the REST shape (camelCase), which azure-mgmt-compute's
+operations accept as JSON; NICs go through the same authenticated pipeline
+with plain REST (``Microsoft.Network``), so no second SDK is needed for one
+resource type. No public IP is ever created unless the connector asks for it;
+the CE needs only outbound access (package mirrors, the share).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from azure.core.rest import HttpRequest
+
+from imageport.errors import InputError, NotFound, PlatformError, PlatformUnreachable
+from imageport.platforms.azure.errors import translate_azure_errors
+from imageport.platforms.azure.session import AzureSession
+
+NETWORK_API = "2023-09-01"
+LRO_TIMEOUT_S = 600
+
+
+def _rg_path(session: AzureSession, provider: str, name: str = "") -> str:
+    cfg = session.config
+    path = f"/subscriptions/{cfg.subscription_id}/resourceGroups/{cfg.resource_group}/providers/{provider}"
+    return f"{path}/{name}" if name else path
+
+
+def subnet_id(session: AzureSession) -> str:
+    cfg = session.config
+    if not (cfg.vnet and cfg.subnet):
+        raise InputError(
+            f"{session.display}: the connector names no vnet/subnet; a compositing engine needs one to join"
+        )
+    rg = cfg.vnet_resource_group or cfg.resource_group
+    return (
+        f"/subscriptions/{cfg.subscription_id}/resourceGroups/{rg}/providers/Microsoft.Network/"
+        f"virtualNetworks/{cfg.vnet}/subnets/{cfg.subnet}"
+    )
+
+
+def _send(compute: Any, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    url = f"{path}?api-version={NETWORK_API}"
+    response = compute.send_request(HttpRequest(method, url, json=body))
+    response.raise_for_status()
+    return response
+
+
+def _wait_async(compute: Any, response: Any, where: str) -> None:
+    """Follow a long-running operation's ``Azure-AsyncOperation`` URL until it ends; raise if it failed."""
+    url = response.headers.get("Azure-AsyncOperation")
+    deadline = time.monotonic() + LRO_TIMEOUT_S
+    while url:
+        status = compute.send_request(HttpRequest("GET", url))
+        status.raise_for_status()
+        doc = status.json()
+        state = doc.get("status", "InProgress")
+        if state == "Succeeded":
+            return
+        if state in ("Failed", "Canceled"):
+            error = doc.get("error") or {}
+            raise PlatformError(f"{where}: {state} ({error.get('code', '?')}: {error.get('message', '')})")
+        if time.monotonic() > deadline:
+            raise PlatformUnreachable(f"{where}: still in progress after {LRO_TIMEOUT_S} s")
+        time.sleep(float(status.headers.get("retry-after-ms", 1000)) / 1000)
+
+
+def create_nic(session: AzureSession, name: str, tags: dict[str, str]) -> str:
+    """A NIC on the connector's subnet, without a public IP; returns its id."""
+    compute = session.compute()
+    path = _rg_path(session, "Microsoft.Network/networkInterfaces", name)
+    body = {
+        "location": session.config.location,
+        "tags": tags,
+        "properties": {
+            "ipConfigurations": [{"name": "ipconfig1", "properties": {"subnet": {"id": subnet_id(session)}}}]
+        },
+    }
+    with translate_azure_errors(f"create NIC {name}"):
+        response = _send(compute, "PUT", path, body)
+        _wait_async(compute, response, f"create NIC {name}")
+        doc = _send(compute, "GET", path).json()
+    return str(doc["id"])
+
+
+def delete_nic(session: AzureSession, name: str) -> None:
+    compute = session.compute()
+    path = _rg_path(session, "Microsoft.Network/networkInterfaces", name)
+    try:
+        with translate_azure_errors(f"delete NIC {name}"):
+            _wait_async(compute, _send(compute, "DELETE", path), f"delete NIC {name}")
+    except NotFound:
+        return
+
+
+def list_tagged(session: AzureSession) -> list[tuple[str, str, dict[str, str]]]:
+    """(type, name, tags) of every VM, NIC, disk and snapshot in the connector's resource group."""
+    compute = session.compute()
+    found: list[tuple[str, str, dict[str, str]]] = []
+    for provider, api in (
+        ("Microsoft.Compute/virtualMachines", "2024-07-01"),
+        ("Microsoft.Network/networkInterfaces", NETWORK_API),
+        ("Microsoft.Compute/disks", "2024-03-02"),
+        ("Microsoft.Compute/snapshots", "2024-03-02"),
+    ):
+        with translate_azure_errors(f"list {provider} in {session.config.resource_group}"):
+            url: str | None = f"{_rg_path(session, provider)}?api-version={api}"
+            while url:
+                response = compute.send_request(HttpRequest("GET", url))
+                response.raise_for_status()
+                page = response.json()
+                found += [(provider, item["name"], item.get("tags") or {}) for item in page.get("value", [])]
+                url = page.get("nextLink")
+    return found
+
+
+def create_vm(
+    session: AzureSession, name: str, nic_id: str, data_disk_id: str, os_disk_name: str, tags: dict[str, str]
+) -> None:
+    """The CE VM: the connector's image and size, one NIC, the disk copy at LUN 0, and a throwaway login."""
+    cfg = session.config
+    try:
+        publisher, offer, sku, version = cfg.ce_image.split(":")
+    except ValueError:
+        raise InputError(f"ce_image {cfg.ce_image!r}: use publisher:offer:sku:version") from None
+    body = {
+        "location": cfg.location,
+        "tags": tags,
+        "properties": {
+            "hardwareProfile": {"vmSize": cfg.ce_vm_size},
+            "storageProfile": {
+                "imageReference": {"publisher": publisher, "offer": offer, "sku": sku, "version": version},
+                "osDisk": {
+                    "name": os_disk_name,
+                    "createOption": "FromImage",
+                    "deleteOption": "Delete",
+                    "managedDisk": {"storageAccountType": "Premium_LRS"},
+                },
+                "dataDisks": [{"lun": 0, "createOption": "Attach", "managedDisk": {"id": data_disk_id}}],
+            },
+            # Nobody logs in: the agent is started by run-command. The password is random and never kept.
+            "osProfile": {
+                "computerName": name[:15],
+                "adminUsername": "imageport",
+                "adminPassword": secrets.token_urlsafe(24) + "Aa1!",
+            },
+            "networkProfile": {"networkInterfaces": [{"id": nic_id, "properties": {"deleteOption": "Detach"}}]},
+        },
+    }
+    compute = session.compute()
+    with translate_azure_errors(f"create compositing-engine VM {name}"):
+        compute.virtual_machines.begin_create_or_update(cfg.resource_group, name, body).result()
+
+
+def delete_vm(session: AzureSession, name: str) -> None:
+    compute = session.compute()
+    try:
+        with translate_azure_errors(f"delete VM {name}"):
+            compute.virtual_machines.begin_delete(session.config.resource_group, name).result()
+    except NotFound:
+        return
+
+
+def run_shell_script(session: AzureSession, name: str, script: list[str], timeout_s: float) -> str | None:
+    """Run a shell script on the VM (RunShellScript); its message, or None if it did not finish in time."""
+    compute = session.compute()
+    body = {"commandId": "RunShellScript", "script": script}
+    with translate_azure_errors(f"run the agent on {name}"):
+        poller = compute.virtual_machines.begin_run_command(session.config.resource_group, name, body)
+        poller.wait(timeout=timeout_s)
+        if not poller.done():
+            return None
+        result = poller.result()
+    values = result["value"] if isinstance(result, dict) or hasattr(result, "keys") else result.value
+    return "\n".join(str(v["message"] if hasattr(v, "keys") else v.message) for v in values)
