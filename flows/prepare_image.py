@@ -1,4 +1,4 @@
-"""``prepare-image``: the prepare stage alone on the local platform: a verified, prepared copy."""
+"""``prepare-image``: the prepare stage alone: a verified, prepared copy made by a compositing engine."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from imageport.models import PrepareSpec
+from tasks.engine import reap_run_resources
 from tasks.prepare import prepare_disk
 
 
-@flow(name="prepare-image", log_prints=True)
+# Prefect does not promise ``finally`` on cancellation: the hooks remove this run's CE resources.
+@flow(name="prepare-image", log_prints=True, on_cancellation=[reap_run_resources], on_crashed=[reap_run_resources])
 def prepare_image_flow(spec: PrepareSpec) -> dict[str, Any]:
     result = prepare_disk.with_options(timeout_seconds=spec.timeout_s)(spec)
     changes = "\n".join(f"- `{c}`" for c in result["changes"]) or "- nothing to change"
@@ -20,7 +22,8 @@ def prepare_image_flow(spec: PrepareSpec) -> dict[str, Any]:
         markdown=(
             f"## {result['output']} prepared for {result['platform']} {result['generation']} "
             f"({result['provisioning']})\n\nverified: {result['verified']}; appliance launch "
-            f"{result['launch_s']:.1f} s, work {result['work_s']:.1f} s\n\n{changes}\n"
+            f"{result['launch_s']:.1f} s, work {result['work_s']:.1f} s\n\n{changes}\n\n"
+            f"compositing engine resources (all deleted but the output): {', '.join(result['ce_resources'])}\n"
         ),
         description="What prepare changed",
     )

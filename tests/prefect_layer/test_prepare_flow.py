@@ -31,8 +31,8 @@ def test_flow_prepares_a_copy_and_reports_the_changes(prefect_api: str, windows_
         state = prepare_image_flow(spec, return_state=True)
         assert state.is_completed(), state.message
         result = state.result()
-        azure_disk = {"kind": "azure-disk", "connector": "x", "resource_group": "rg", "name": "d"}
-        unsupported = PrepareSpec.model_validate({**spec.model_dump(mode="json"), "disk": azure_disk})
+        vsphere_disk = {"kind": "vsphere", "connector": "x", "vm": "gold-vm"}
+        unsupported = PrepareSpec.model_validate({**spec.model_dump(mode="json"), "disk": vsphere_disk})
         failed = prepare_image_flow(unsupported, return_state=True)
     finally:
         delete_connector("flow-guest")
@@ -40,7 +40,9 @@ def test_flow_prepares_a_copy_and_reports_the_changes(prefect_api: str, windows_
     assert "50-chkdsk.cmd" in result["firstboot_actions"]
     assert (tmp_path / "gold-prepared.img").exists()
     assert hashlib.sha256((tmp_path / "gold.img").read_bytes()).hexdigest() == before
-    assert failed.is_failed() and "compositing engine" in str(failed.message)
+    assert failed.is_failed() and "prepared where it will run" in str(failed.message)
+    # The local compositing engine did the work and left nothing behind but the output.
+    assert result["ce_resources"] and not list((tmp_path / ".imageport-ce").iterdir())
 
 
 def test_diagnostics_flow_reports_and_saves(prefect_api: str, windows_disks, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,80 @@
+"""The compositing engine from flows: prepare on an Azure CE, CE slots, the reap flow and the crash hook."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from blocks.registry import delete_connector, save_connector
+from flows.prepare_image import prepare_image_flow
+from flows.reap import reap_flow
+from imageport.disks.detect import open_disk
+from imageport.engine.local import CE_DIR
+from imageport.models import PrepareSpec
+from imageport.platforms.azure.disks import upload_to_managed_disk
+from imageport.platforms.azure.session import AzureConfig
+from tasks.engine import reap_run_resources
+
+pytestmark = [pytest.mark.integration, pytest.mark.guestfs]
+
+
+def test_prepare_flow_on_an_azure_ce_keeps_only_the_output(
+    prefect_api, arm, azure_settings, windows_disks, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from prefect import get_client
+
+    settings = {**azure_settings, "vnet": "vnet-ce", "subnet": "default", "ce_max_concurrent": 1}
+    with open_disk(windows_disks["gpt"]) as reader:
+        upload_to_managed_disk(AzureConfig(**settings).build(), reader, "rg-vdi", "flow-gold",
+                               checkpoint_dir=tmp_path, overwrite=True)  # fmt: skip
+    save_connector("azure", "flow-az-ce", settings, overwrite=True)
+    try:
+        spec = PrepareSpec.model_validate({
+            "disk": {"kind": "azure-disk", "connector": "flow-az-ce", "resource_group": "rg-vdi", "name": "flow-gold"},
+            "target_platform": "azure", "output_disk_name": "flow-gold-ready", "enable_rdp": True,
+        })  # fmt: skip
+        state = prepare_image_flow(spec, return_state=True)
+        assert state.is_completed(), state.message
+        result = state.result()
+        with get_client(sync_client=True) as client:
+            limit = client.read_global_concurrency_limit_by_name("imageport-ce-flow-az-ce")
+    finally:
+        delete_connector("flow-az-ce")
+    assert result["output_id"] == "rg-vdi/flow-gold-ready" and result["verified"]
+    assert {r.split()[0] for r in result["ce_resources"]} == {"azure-vm", "azure-nic", "azure-os-disk", "azure-disk"}
+    assert limit.limit == 1 and limit.active_slots == 0
+    assert arm.vms.vms == {} and arm.vms.nics == {}
+    assert "imageport-expires" not in arm.disks["rg-vdi/flow-gold-ready"]["tags"]
+
+
+def test_reap_flow_and_crash_hook_remove_a_kept_ce(prefect_api, windows_disks, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    shutil.copyfile(windows_disks["hibernated"], tmp_path / "hib.img")
+    save_connector("local", "flow-reap", {"root": str(tmp_path)}, overwrite=True)
+    ce_root = tmp_path / CE_DIR
+    try:
+        spec = PrepareSpec.model_validate({
+            "disk": {"kind": "local", "connector": "flow-reap", "path": "hib.img"},
+            "target_platform": "azure", "keep_on_failure": True,
+        })  # fmt: skip
+        failed = prepare_image_flow(spec, return_state=True)
+        assert failed.is_failed() and "hibernat" in str(failed.message)
+        assert len(list(ce_root.iterdir())) == 1  # kept for debugging, as asked
+        # The scheduled reaper leaves it until it expires...
+        report = reap_flow(dry_run=False)
+        assert report["deleted"] == [] and len(report["kept_unexpired"]) == 1
+        # ...the run's own clean-up takes it now (the run has ended).
+        run_id = str(failed.state_details.flow_run_id)
+        report = reap_flow(run_id=run_id)
+        assert len(report["deleted"]) == 1 and list(ce_root.iterdir()) == []
+        # The crash/cancellation hook does the same for its own run.
+        again = prepare_image_flow(spec, return_state=True)
+        assert again.is_failed() and len(list(ce_root.iterdir())) == 1
+        flow_run = SimpleNamespace(id=again.state_details.flow_run_id)
+        reap_run_resources(None, flow_run, SimpleNamespace(type=SimpleNamespace(value="CRASHED")))
+        assert list(ce_root.iterdir()) == []
+    finally:
+        delete_connector("flow-reap")
+    assert (tmp_path / "hib.img").exists() and not (tmp_path / "hib-prepared.img").exists()
