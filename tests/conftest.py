@@ -151,3 +151,23 @@ def windows_disks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from tests.infra.windows_image import build_disks
 
     return build_disks(tmp_path_factory.mktemp("windows"))
+
+
+def _vsphere_ce_session(vcsim):  # type: ignore[no-untyped-def]
+    """A logged-in session on the simulator, set up to host compositing engines (template DC0_H0_VM1)."""
+    from tests.infra.configs import vcsim_vsphere
+
+    session = vcsim_vsphere(vcsim, datastore="LocalDS_0", ce_template="DC0_H0_VM1").build()
+    session.connect()
+    yield session
+    session.close()
+
+
+@pytest.fixture()
+def ce_session(vcsim):  # type: ignore[no-untyped-def]
+    yield from _vsphere_ce_session(vcsim)
+
+
+@pytest.fixture(scope="module")
+def ce_session_factory(vcsim):  # type: ignore[no-untyped-def]
+    return lambda: _vsphere_ce_session(vcsim)

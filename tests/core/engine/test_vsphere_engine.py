@@ -23,16 +23,12 @@ from imageport.models import PrepareOptions, TargetPlatform
 from imageport.platforms.vsphere import ce_host
 from imageport.platforms.vsphere.imports import import_to_datastore
 from imageport.platforms.vsphere.inventory import retrieve, split_datastore_path
-from tests.infra.configs import vcsim_vsphere
 from tests.infra.vcsim_guest import GuestStandIn
 
 
 @pytest.fixture(scope="module")
-def session(vcsim):  # type: ignore[no-untyped-def]
-    session = vcsim_vsphere(vcsim, datastore="LocalDS_0", ce_template="DC0_H0_VM1").build()
-    session.connect()
-    yield session
-    session.close()
+def session(ce_session_factory):  # type: ignore[no-untyped-def]
+    yield from ce_session_factory()
 
 
 @pytest.fixture(scope="module")

@@ -19,17 +19,13 @@ from imageport.platforms.vsphere.ce_host import (
 from imageport.platforms.vsphere.imports import DatastoreFileExists, create_vm_for_disk, import_to_datastore
 from imageport.platforms.vsphere.inventory import describe_vm, find_vm
 from tests.core.disks.images import MiB, make_raw, qemu_compare, qemu_convert
-from tests.infra.configs import vcsim_vsphere
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture()
-def session(vcsim):  # type: ignore[no-untyped-def]
-    session = vcsim_vsphere(vcsim, datastore="LocalDS_0", ce_template="DC0_H0_VM1").build()
-    session.connect()
-    yield session
-    session.close()
+def session(ce_session):  # type: ignore[no-untyped-def]
+    return ce_session
 
 
 @pytest.fixture(scope="module")
