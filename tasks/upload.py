@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from prefect import task
@@ -56,6 +57,7 @@ def upload_image(spec: UploadSpec) -> dict[str, Any]:
         if fmt is None:
             raise InputError(f"target {target.path}: name it .vhd, .vhdx, .raw or .img to say which format to write")
         with located(spec.source) as (source_fs, src), located(target) as (output_fs, dst):
+            Path(dst).parent.mkdir(parents=True, exist_ok=True)  # a platform makes its own folders
             result = copy_image(src, source_fs, dst, output_fs, fmt, overwrite=spec.overwrite, progress=progress)
         return {**result.as_dict(), "target": target.path}
     raise InputError(f"target kind {target.kind}: uploads go to an Azure managed disk or the local platform")

@@ -1,0 +1,183 @@
+"""The four workflows as Prefect DAGs: ``mcs-to-mcs``, ``pvs-to-mcs``, ``pvs-to-pvs``, ``mcs-to-pvs``.
+
+One export (MCS sources) feeds every target in parallel; each target then runs
+its own chain -- upload, prepare on a compositing engine where the disk now
+lives, and (PVS targets) publish into the store::
+
+    export ─┬─ upload → prepare → publish     (target 1)
+            └─ upload → prepare → publish     (target 2) ...
+
+Every stage is cached by its spec and the identity of its input
+(``tasks/caching.py``), so re-running a failed port with the same parameters
+reuses what completed and resumes the rest. The result is a Markdown table
+artifact: stage, source, target, sizes, bytes moved, hashes, durations,
+resources created.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import time
+from typing import Any
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.futures import wait
+
+from imageport.errors import InputError
+from imageport.models import (
+    AzureDiskRef,
+    ExportSpec,
+    LocalRef,
+    PortSpec,
+    PortTarget,
+    PrepareSpec,
+    PublishSpec,
+    Stage,
+    TargetPlatform,
+    UploadSpec,
+    Workflow,
+)
+from tasks.caching import run_stage
+from tasks.engine import reap_run_resources
+from tasks.export import export_disk
+from tasks.prepare import prepare_disk
+from tasks.publish import publish_vdisk
+from tasks.upload import upload_image
+
+
+def _describe(ref: Any) -> str:
+    name = getattr(ref, "path", None) or getattr(ref, "name", None) or getattr(ref, "vm", "?")
+    return f"{ref.kind}://{ref.connector}/{name}"
+
+
+def _prepared(target: PortTarget, spec: PortSpec) -> tuple[PrepareSpec, Any]:
+    """The prepare spec of one target and the reference of its prepared copy."""
+    disk = target.disk
+    assert disk is not None  # PortSpec guarantees every target has a disk
+    fields = spec.prepare.model_dump(exclude={"output_disk_name", "output_snapshot_name"})
+    generation = spec.upload.hyper_v_generation
+    if isinstance(disk, LocalRef):
+        stem, ext = posixpath.splitext(disk.path)
+        output = LocalRef(connector=disk.connector, path=f"{stem}-prepared{ext}")
+        prepared = PrepareSpec(disk=disk, target_platform=TargetPlatform.LOCAL, hyper_v_generation=generation,
+                               output=output, **fields)  # fmt: skip
+        return prepared, output
+    if isinstance(disk, AzureDiskRef):
+        name = spec.prepare.output_disk_name if len(spec.targets) == 1 and spec.prepare.output_disk_name else None
+        name = name or f"{disk.name}-prepared"
+        prepared = PrepareSpec(disk=disk, target_platform=TargetPlatform.AZURE, hyper_v_generation=generation,
+                               output_disk_name=name, **fields)  # fmt: skip
+        return prepared, AzureDiskRef(connector=disk.connector, resource_group=disk.resource_group, name=name)
+    raise InputError(f"targets: a {disk.kind} target is not supported yet; use an Azure disk or the local platform")
+
+
+@task(name="port_target", task_run_name="target {index}: {target_name}")
+def port_target(spec: PortSpec, index: int, target_name: str, image: Any, refresh: bool) -> list[dict[str, Any]]:
+    """One target's chain: upload, prepare, and publish for PVS targets."""
+    target = spec.targets[index]
+    assert target.disk is not None
+    done = []
+    upload = UploadSpec(source=image, target=target.disk, **spec.upload.model_dump())
+    done.append(run_stage(upload_image, upload, stage="upload", reads=image, writes=target.disk,
+                          timeout_s=spec.upload.timeout_s, refresh=refresh))  # fmt: skip
+    prepare, prepared = _prepared(target, spec)
+    done.append(run_stage(prepare_disk, prepare, stage="prepare", reads=target.disk, writes=prepared,
+                          timeout_s=spec.prepare.timeout_s, refresh=refresh))  # fmt: skip
+    if Stage.PUBLISH in spec.stages:
+        assert target.store is not None and target.vdisk_name is not None
+        publish = PublishSpec(source=prepared, store=target.store, name=target.vdisk_name, **spec.publish.model_dump())
+        vdisk = target.store.model_copy(
+            update={"path": f"{target.store.path}/{target.vdisk_name}.{publish.disk_format.value}"}
+        )
+        done.append(run_stage(publish_vdisk, publish, stage="publish", reads=prepared, writes=vdisk,
+                              timeout_s=spec.prepare.timeout_s, refresh=refresh))  # fmt: skip
+    for record, (source, dest) in zip(
+        done, [(image, target.disk), (target.disk, prepared), (prepared, target.store)], strict=False
+    ):
+        record["from"], record["to"] = _describe(source), _describe(dest)
+        if record["stage"] == "publish":
+            record["to"] += f"/{target.vdisk_name}"
+    return done
+
+
+def run_port(spec: PortSpec, workflow: Workflow, refresh: bool = False) -> dict[str, Any]:
+    """The DAG of one workflow; returns every stage's result."""
+    if spec.workflow is not workflow:
+        raise InputError(f"workflow: this is the {workflow.value} flow; the spec asks for {spec.workflow.value}")
+    started = time.monotonic()
+    stages: list[dict[str, Any]] = []
+    image: Any = spec.source
+    if Stage.EXPORT in spec.stages:
+        export = ExportSpec(source=spec.source, destination=spec.staging, **spec.export.model_dump())
+        record = run_stage(export_disk, export, stage="export", reads=spec.source, writes=spec.staging,
+                           timeout_s=spec.export.timeout_s, refresh=refresh)  # fmt: skip
+        record["from"], record["to"] = _describe(spec.source), _describe(spec.staging)
+        stages.append(record)
+        image = spec.staging
+    futures = [port_target.submit(spec, i, _describe(t.disk), image, refresh) for i, t in enumerate(spec.targets)]
+    wait(futures)
+    for future in futures:
+        stages += future.result()
+    wall = time.monotonic() - started
+    data = sum(s["stage_seconds"] for s in stages)
+    _report(workflow, stages, wall)
+    return {"workflow": workflow.value, "stages": stages, "wall_seconds": wall, "stage_seconds": data}
+
+
+def _report(workflow: Workflow, stages: list[dict[str, Any]], wall: float) -> None:
+    rows = []
+    for s in stages:
+        size = s.get("virtual_size") or s.get("facts", {}).get("virtual_size") or 0
+        moved = s.get("data_written") or s.get("bytes_sent") or s.get("bytes_written") or 0
+        digest = s.get("sha256") or s.get("content_hash") or ("verified" if s.get("verified") else "")
+        created = ", ".join(s.get("ce_resources") or []) or s.get("output_id") or s.get("disk_id") or ""
+        reused = " (reused)" if s["reused"] else ""
+        rows.append(
+            f"| {s['stage']}{reused} | {s['from']} | {s['to']} | {size / 2**20:,.0f} MiB | {moved / 2**20:,.0f} MiB "
+            f"| `{str(digest)[:16]}` | {s['stage_seconds']:.1f} s | {created} |"
+        )
+    create_markdown_artifact(
+        key=workflow.value,
+        markdown=(
+            f"## {workflow.value}: {len(stages)} stages in {wall:.1f} s\n\n"
+            "| stage | source | target | virtual size | bytes moved | hash | duration | resources |\n"
+            "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+        ),
+        description=f"Result of the {workflow.value} port",
+    )
+
+
+HOOKS: dict[str, Any] = {"on_cancellation": [reap_run_resources], "on_crashed": [reap_run_resources]}
+
+
+@flow(name="mcs-to-mcs", log_prints=True, **HOOKS)
+def mcs_to_mcs(spec: PortSpec, refresh: bool = False) -> dict[str, Any]:
+    """Export a master image's disk, upload it to each MCS target, prepare it there."""
+    return run_port(spec, Workflow.MCS_TO_MCS, refresh)
+
+
+@flow(name="pvs-to-mcs", log_prints=True, **HOOKS)
+def pvs_to_mcs(spec: PortSpec, refresh: bool = False) -> dict[str, Any]:
+    """Upload a PVS vDisk to each MCS target and prepare it there."""
+    return run_port(spec, Workflow.PVS_TO_MCS, refresh)
+
+
+@flow(name="pvs-to-pvs", log_prints=True, **HOOKS)
+def pvs_to_pvs(spec: PortSpec, refresh: bool = False) -> dict[str, Any]:
+    """Upload a PVS vDisk to where it will be prepared, prepare it, publish it into each target store."""
+    return run_port(spec, Workflow.PVS_TO_PVS, refresh)
+
+
+@flow(name="mcs-to-pvs", log_prints=True, **HOOKS)
+def mcs_to_pvs(spec: PortSpec, refresh: bool = False) -> dict[str, Any]:
+    """Export a master image's disk, upload, prepare, and publish it into each target PVS store."""
+    return run_port(spec, Workflow.MCS_TO_PVS, refresh)
+
+
+PORT_FLOWS = {
+    Workflow.MCS_TO_MCS: mcs_to_mcs,
+    Workflow.PVS_TO_MCS: pvs_to_mcs,
+    Workflow.PVS_TO_PVS: pvs_to_pvs,
+    Workflow.MCS_TO_PVS: mcs_to_pvs,
+}

@@ -1,0 +1,110 @@
+"""Resume for workflows: a completed stage whose input is unchanged and whose output still exists is reused.
+
+Each stage task of a workflow is cached by Prefect under a key made of the
+stage, its spec and the *identity* of what it reads; its result is persisted.
+Re-running a failed workflow with the same parameters therefore reuses every
+completed stage (Prefect's ``Cached`` state; the result is marked ``reused``)
+and runs the rest; partial work inside a stage resumes by the stage's own
+checkpoints (staged files, page-blob checkpoints). A cached stage whose
+output has since disappeared is run again.
+
+Identities: a file by size and modification time (size alone on SMB); an
+Azure disk by id, state and creation time; a vSphere disk by VM, disk file,
+the VM's ``config.changeVersion`` and its snapshot, if one is named. vSphere
+has no content change id for a disk without CBT, so an export is cached for
+at most ``EXPORT_CACHE_HOURS``; pass ``refresh=True`` to a workflow (or name a
+snapshot) to be exact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from datetime import timedelta
+from typing import Any
+
+from imageport.errors import ImageportError
+from imageport.models import AzureDiskRef, AzureSnapshotRef, LocalRef, ShareRef, VsphereDiskRef
+
+EXPORT_CACHE_HOURS = 24
+STAGE_CACHE = timedelta(days=30)
+
+
+def ref_identity(ref: Any) -> str:
+    """What names the current content of ``ref``; ``missing`` when it does not exist."""
+    try:
+        return _identity(ref)
+    except ImageportError as exc:
+        return f"missing ({type(exc).__name__})"
+
+
+def _identity(ref: Any) -> str:
+    from blocks.resolve import connector_adapter, located
+
+    if isinstance(ref, LocalRef):
+        path = connector_adapter(ref.connector, "local", ref.path).path(ref.path)
+        if not path.exists():
+            return "missing"
+        st = os.stat(path)
+        return f"local {path} {st.st_size} {st.st_mtime_ns}"
+    if isinstance(ref, ShareRef):
+        with located(ref) as (fs, path):
+            if not fs.isfile(path):
+                return "missing"
+            source = fs.open(path)
+            try:
+                return f"share {ref.connector}/{path} {source.size}"
+            finally:
+                source.close()
+    if isinstance(ref, AzureDiskRef):
+        from imageport.platforms.azure.errors import translate_azure_errors
+
+        session = connector_adapter(ref.connector, "azure", ref.name)
+        compute = session.compute()
+        ops = compute.snapshots if isinstance(ref, AzureSnapshotRef) else compute.disks
+        with translate_azure_errors(f"read {ref.name}"):
+            doc = ops.get(ref.resource_group, ref.name).as_dict()
+        props = doc.get("properties", doc)
+        return f"azure {doc.get('id')} {props.get('disk_state') or props.get('diskState')} " \
+               f"{props.get('time_created') or props.get('timeCreated')}"  # fmt: skip
+    if isinstance(ref, VsphereDiskRef):
+        from imageport.platforms.vsphere.inventory import find_vm, retrieve
+
+        with connector_adapter(ref.connector, "vsphere", ref.vm) as session:
+            si = session.si or session.connect()
+            vm = find_vm(si, ref.vm)
+            ((_, props),) = retrieve(si, [vm], ["config.changeVersion"])
+            return f"vsphere {vm._moId} {ref.disk} {ref.snapshot} {props.get('config.changeVersion')}"
+    return f"{getattr(ref, 'kind', type(ref).__name__)} {ref!r}"
+
+
+def stage_key(stage: str, spec: Any, reads: Any) -> str:
+    """The cache key of a stage run: its spec and the identity of what it reads."""
+    material = json.dumps(
+        {"stage": stage, "spec": spec.model_dump(mode="json"), "in": ref_identity(reads)}, sort_keys=True
+    )
+    return f"imageport-{stage}-{hashlib.sha256(material.encode()).hexdigest()}"
+
+
+def run_stage(
+    task: Any, spec: Any, *, stage: str, reads: Any, writes: Any, timeout_s: float, refresh: bool = False
+) -> dict[str, Any]:
+    """Run (or reuse) one stage; the result carries ``reused``, ``stage`` and ``seconds``."""
+    key = stage_key(stage, spec, reads)
+    expiry = timedelta(hours=EXPORT_CACHE_HOURS) if isinstance(reads, VsphereDiskRef) else STAGE_CACHE
+    options: dict[str, Any] = {
+        "cache_key_fn": lambda context, parameters: key,
+        "cache_expiration": expiry,
+        "persist_result": True,
+        "timeout_seconds": timeout_s,
+    }
+    started = time.monotonic()
+    state = task.with_options(**options, refresh_cache=refresh)(spec, return_state=True)
+    result = dict(state.result())
+    reused = state.name == "Cached"
+    if reused and ref_identity(writes).startswith("missing"):
+        state = task.with_options(**options, refresh_cache=True)(spec, return_state=True)
+        result, reused = dict(state.result()), False
+    return {**result, "stage": stage, "reused": reused, "stage_seconds": time.monotonic() - started}
