@@ -1,0 +1,110 @@
+"""Deployments served by ``imageport serve``, triggered through the Prefect REST API (not the Python client),
+and followed with ``imageport jobs``: exit codes for success, failure and cancellation."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deployments.serve import PATCH_DAY_CRON
+from imageport.disks.convert import hash_disk
+from tests.core.disks.images import MiB, make_raw
+
+pytestmark = pytest.mark.integration
+
+
+def rest(api: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    request = urllib.request.Request(
+        f"{api}{path}", method=method, data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read() or b"null")
+
+
+@pytest.fixture()
+def served(imageport_bin: str, cli_env: dict[str, str], prefect_api: str, run_cli, tmp_path: Path):  # type: ignore[no-untyped-def]
+    done = run_cli("connector", "create", "local", "serve-lab", f"root={tmp_path}")
+    assert done.returncode == 0, done.stderr
+    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 -- closed below, after the server stops
+    server = subprocess.Popen([imageport_bin, "serve"], env=cli_env, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                rest(prefect_api, "GET", "/deployments/name/mcs-to-mcs/patch-day")  # registered last
+                deployment = rest(prefect_api, "GET", "/deployments/name/convert-disk/convert")
+                break
+            except urllib.error.HTTPError:
+                assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()[-3000:]
+                time.sleep(1)
+        yield deployment, tmp_path
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(30)
+        log.close()
+
+
+def test_rest_triggered_runs_and_jobs_wait_exit_codes(served, prefect_api: str, run_cli) -> None:  # type: ignore[no-untyped-def]
+    deployment, root = served
+    make_raw(root / "gold.raw", 24 * MiB, runs=3, seed=5)
+    source = {"kind": "local", "connector": "serve-lab", "path": "gold.raw"}
+    # A cron-scheduled deployment is registered (paused: its parameters are an example).
+    patch_day = rest(prefect_api, "GET", "/deployments/name/mcs-to-mcs/patch-day")
+    assert [s["schedule"]["cron"] for s in patch_day["schedules"]] == [PATCH_DAY_CRON]
+    assert {d["name"] for d in rest(prefect_api, "POST", "/deployments/filter", {})} >= {
+        "mcs-to-mcs", "pvs-to-mcs", "pvs-to-pvs", "mcs-to-pvs", "export", "upload", "prepare", "publish",
+        "diagnostics", "reap",
+    }  # fmt: skip
+    # Success, triggered by REST.
+    create = f"/deployments/{deployment['id']}/create_flow_run"
+    ok = rest(
+        prefect_api, "POST", create, {"parameters": {"source": source, "output": {**source, "path": "gold.vhdx"}}}
+    )
+    waited = run_cli("jobs", "wait", ok["id"], "--timeout", "240", timeout=300)
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    assert hash_disk(root / "gold.vhdx").content_hash == hash_disk(root / "gold.raw").content_hash
+    shown = run_cli("jobs", "show", ok["id"])
+    assert shown.returncode == 0 and "COMPLETED" in shown.stdout and "convert" in shown.stdout
+    items = run_cli("jobs", "items", ok["id"], "--json")
+    assert items.returncode == 0 and all(i["state"] == "COMPLETED" for i in json.loads(items.stdout))
+    listed = run_cli("jobs", "list", "--json")
+    assert ok["id"] in [r["id"] for r in json.loads(listed.stdout)]
+    # Failure: a source that does not exist.
+    missing = {**source, "path": "missing.raw"}
+    bad = rest(prefect_api, "POST", create, {"parameters": {"source": missing, "output": {**source, "path": "x.vhdx"}}})
+    failed = run_cli("jobs", "wait", bad["id"], "--timeout", "240", timeout=300)
+    assert failed.returncode == 1 and "FAILED" in failed.stdout
+    # Cancellation of a run scheduled for later.
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    pending = rest(prefect_api, "POST", create, {
+        "parameters": {"source": source, "output": {**source, "path": "y.vhdx"}},
+        "state": {"type": "SCHEDULED", "state_details": {"scheduled_time": later}}})  # fmt: skip
+    stopped = run_cli("jobs", "stop", pending["id"])
+    assert stopped.returncode == 0, stopped.stderr
+    cancelled = run_cli("jobs", "wait", pending["id"], "--timeout", "60", timeout=120)
+    assert cancelled.returncode == 3 and "CANCELLED" in cancelled.stdout
+    again = run_cli("jobs", "stop", pending["id"])
+    assert again.returncode == 2 and "already ended" in again.stderr
+
+
+def test_port_command_checks_the_spec_before_starting(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    spec = tmp_path / "port.yaml"
+    spec.write_text(
+        "source: {kind: vsphere, connector: vc, vm: gold}\n"
+        "staging: {kind: share, connector: s, path: x.vhdx}\n"
+        "targets: [{disk: {kind: azure-disk, connector: az, resource_group: rg, name: 'bad name!'}}]\n"
+    )
+    done = run_cli("port", "mcs-to-mcs", "--spec", str(spec))
+    assert done.returncode == 2 and "targets.0.disk" in done.stderr and "bad name!" in done.stderr
+    assert run_cli("jobs", "wait", "not-a-uuid").returncode == 2
