@@ -1,79 +1,79 @@
-"""``make demo``: the most complete real path on the embedded default.
+"""``make demo``: a whole MCS->MCS port on the embedded default, with real work at every stage.
 
-On Prefect's ephemeral server (state in $PREFECT_HOME) with the local
-platform: saves a ``local`` connector over ./demo-output, generates a sample
-master image (a sparse 2 GiB disk with an MBR and scattered data), runs the
-``convert-disk`` flow twice -- raw to VHDX (what an export writes to a share),
-then VHDX to an Azure-ready fixed VHD (what an upload sends) -- and shows that
-the content hash is the same in every container. Ends with ``check-connectors``.
-The workflows issue turns this into a full MCS->MCS port.
+On Prefect's ephemeral server (state in $PREFECT_HOME) with the local platform:
+saves a ``local`` connector over ./demo-output, generates a sample Windows-like
+master image (GPT + ESP + NTFS with registry hives; ``imageport.guest.sample_image``)
+as the "source VM" disk, then runs the ``mcs-to-mcs`` flow:
+
+- export: the VM's disk to the share directory as VHDX, with SHA-256/MD5;
+- upload: the VHDX to the local target platform as a fixed VHD (Azure's format);
+- prepare: on the local compositing engine (the agent in its own process) on a
+  copy: Remote Desktop enabled, first-boot actions staged; verified.
+
+Prints the result table and how to see the run in the UI. Running it again
+reuses every stage (cached by spec and input identity).
 """
 
 from __future__ import annotations
 
 import os
-import random
+import shutil
 from pathlib import Path
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 from blocks.registry import save_connector
-from flows.check_connectors import check_connectors
-from flows.convert_disk import convert_disk
-from imageport.models import DiskFormat, LocalRef
+from flows.ports import mcs_to_mcs
+from imageport.guest.sample_image import build_disks
+from imageport.models import PortSpec
 
 DEMO_ROOT = Path("demo-output").absolute()
-MiB = 1024 * 1024
+SPEC = {
+    "workflow": "mcs-to-mcs",
+    "source": {"kind": "local", "connector": "local", "path": "vms/win-gold.img"},
+    "staging": {"kind": "local", "connector": "local", "path": "share/win-gold.vhdx"},
+    "targets": [{"disk": {"kind": "local", "connector": "local", "path": "target/win-gold.vhd"}}],
+    "prepare": {"enable_rdp": True, "chkdsk": True},
+}
 
 
-def make_sample_image(path: Path, size: int = 2048 * MiB) -> None:
-    """A sparse disk shaped like a small system disk: MBR, one NTFS-typed partition, data runs."""
-    rng = random.Random(42)
-    mbr = bytearray(512)
-    # one partition: bootable, type 0x07 (NTFS), starting at 1 MiB, to the end of the disk
-    entry = bytes([0x80, 0, 0, 0, 0x07, 0, 0, 0]) + (2048).to_bytes(4, "little")
-    entry += (size // 512 - 2048).to_bytes(4, "little")
-    mbr[446:462] = entry
-    mbr[510:512] = b"\x55\xaa"
-    with open(path, "wb") as f:
-        f.truncate(size)
-        f.write(mbr)
-        f.seek(MiB)
-        f.write(b"\xebR\x90NTFS    " + bytes(500))
-        for _ in range(40):
-            f.seek(rng.randrange(2, size // MiB - 8) * MiB)
-            f.write(rng.randbytes(rng.randrange(1, 4) * MiB))
+def make_source_vm() -> Path:
+    disk = DEMO_ROOT / "vms" / "win-gold.img"
+    if not disk.exists():
+        work = DEMO_ROOT / ".sample"
+        built = build_disks(work, kinds=("gpt",), size=256 * 1024 * 1024)
+        disk.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(built["gpt"], disk)
+        shutil.rmtree(work, ignore_errors=True)
+    return disk
 
 
 def main() -> None:
-    (DEMO_ROOT / "vms").mkdir(parents=True, exist_ok=True)
-    (DEMO_ROOT / "share").mkdir(exist_ok=True)
+    (DEMO_ROOT / "share").mkdir(parents=True, exist_ok=True)  # the share folder an admin would create
     save_connector("local", "local", {"root": str(DEMO_ROOT)}, overwrite=True)
-    sample = DEMO_ROOT / "vms" / "win-gold.raw"
-    make_sample_image(sample)
-    print(f"sample master image: {sample} (2 GiB virtual, sparse)")
+    disk = make_source_vm()
+    print(f"source VM disk: {disk} (sample Windows-like master image, {disk.stat().st_size >> 20} MiB virtual)")
+    result = mcs_to_mcs(PortSpec.model_validate(SPEC))
 
-    exported = convert_disk(
-        LocalRef(path="vms/win-gold.raw"), LocalRef(path="share/win-gold.vhdx"), DiskFormat.VHDX, overwrite=True
-    )
-    uploaded = convert_disk(
-        LocalRef(path="share/win-gold.vhdx"), LocalRef(path="share/win-gold-azure.vhd"), DiskFormat.VHD, overwrite=True
-    )
-    check_connectors(names=["local"])
-
-    print("\n| step | output | format | data written | content hash |")
-    print("|---|---|---|---|---|")
-    for step, r in (("export-like", exported), ("upload-like", uploaded)):
-        print(f"| {step} | {r['output']} | {r['format']} | {r['data_written'] / MiB:,.0f} MiB | {r['content_hash']} |")
-    same = exported["content_hash"] == uploaded["content_hash"]
-    print(f"\ncontent hash identical across raw, VHDX and fixed VHD: {same}")
+    print("\n| stage | from | to | data written | content hash / check | seconds | reused |")
+    print("|---|---|---|---|---|---|---|")
+    for s in result["stages"]:
+        written = (s.get("data_written") or 0) / 2**20
+        check = s.get("content_hash") or ("verified" if s.get("verified") else "")
+        print(f"| {s['stage']} | {s['from']} | {s['to']} | {written:,.0f} MiB | {check} | "
+              f"{s['stage_seconds']:.1f} | {s['reused']} |")  # fmt: skip
+    export, upload, prepare = result["stages"]
+    print(f"\nthe image's content hash is identical on the share and on the target: "
+          f"{export['content_hash'] == upload['content_hash']}")  # fmt: skip
+    print(f"prepared copy: {DEMO_ROOT / 'target' / 'win-gold-prepared.vhd'} (verified: {prepare['verified']})")
+    print(f"whole workflow {result['wall_seconds']:.1f} s, data stages {result['stage_seconds']:.1f} s")
     print(
         f"Runs and artifacts are stored in {os.environ.get('PREFECT_HOME', '~/.prefect')}; "
         "see them in the UI: `make ui`, then open http://127.0.0.1:4200/runs"
     )
-    if not same:
-        raise SystemExit("content hash changed between containers")
+    if export["content_hash"] != upload["content_hash"] or not prepare["verified"]:
+        raise SystemExit("the demo port did not verify")
 
 
 if __name__ == "__main__":
