@@ -12,34 +12,36 @@ For several machines, use ``prefect.yaml`` with a process work pool instead
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from deployments.catalog import CATALOG
 
-# Second Wednesday of the month, 03:00 UTC: the morning after Patch Tuesday's updates went into the master.
-PATCH_DAY_CRON = "0 3 * * 3#2"
-EXAMPLE_PORT = {
-    "workflow": "mcs-to-mcs",
-    "source": {"kind": "vsphere", "connector": "vcenter", "vm": "win11-gold"},
-    "staging": {"kind": "share", "connector": "images", "path": "staging/win11-gold.vhdx"},
-    "targets": [
-        {"disk": {"kind": "azure-disk", "connector": "azure", "resource_group": "rg-vdi", "name": "win11-gold"}}
-    ],
-}
+PREFECT_YAML = Path(__file__).with_name("prefect.yaml")
+
+
+def yaml_deployment(name: str) -> dict[str, Any]:
+    """One deployment of prefect.yaml: the single definition of schedules and example parameters."""
+    config = yaml.safe_load(PREFECT_YAML.read_text())
+    return next(d for d in config["deployments"] if d["name"] == name)
 
 
 def deployments() -> list[Any]:
     from prefect.schedules import Cron
 
     found = [entry.load().to_deployment(name=entry.name) for entry in CATALOG.values()]
+    example = yaml_deployment("patch-day")
+    (schedule,) = example["schedules"]
     patch_day = (
         CATALOG["mcs-to-mcs"]
         .load()
         .to_deployment(
             name="patch-day",
-            parameters={"spec": EXAMPLE_PORT},
-            schedule=Cron(PATCH_DAY_CRON, timezone="UTC", active=False),
-            description="Example: port the patched master image every month. Edit the spec, then activate.",
+            parameters=example["parameters"],
+            schedule=Cron(schedule["cron"], timezone=schedule["timezone"], active=schedule["active"]),
+            description=example["description"],
         )
     )
     return [*found, patch_day]

@@ -23,3 +23,16 @@ def test_every_entrypoint_is_a_flow() -> None:
         assert isinstance(getattr(module, attribute), Flow), deployment["entrypoint"]
         names.append(deployment["name"])
     assert {"hourly", "publish", "convert", "upload", "export", "prepare", "diagnostics"} <= set(names)
+
+
+def test_the_yaml_and_the_catalog_agree_and_the_example_spec_is_valid() -> None:
+    from deployments.catalog import CATALOG
+    from imageport.models import PortSpec
+
+    config = yaml.safe_load((REPO / "deployments/prefect.yaml").read_text())
+    entrypoints = {d["name"]: d["entrypoint"].replace("/", ".").replace(".py:", ":") for d in config["deployments"]}
+    for name, entry in CATALOG.items():
+        assert entrypoints.get(name) == entry.entrypoint, name
+    (patch_day,) = [d for d in config["deployments"] if d["name"] == "patch-day"]
+    PortSpec.model_validate(patch_day["parameters"]["spec"])
+    assert patch_day["schedules"][0]["cron"] == "0 3 * * 3#2"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from deployments.serve import PATCH_DAY_CRON
+from deployments.serve import yaml_deployment
 from imageport.disks.convert import hash_disk
 from tests.core.disks.images import MiB, make_raw
 
@@ -61,7 +61,8 @@ def test_rest_triggered_runs_and_jobs_wait_exit_codes(served, prefect_api: str, 
     source = {"kind": "local", "connector": "serve-lab", "path": "gold.raw"}
     # A cron-scheduled deployment is registered (paused: its parameters are an example).
     patch_day = rest(prefect_api, "GET", "/deployments/name/mcs-to-mcs/patch-day")
-    assert [s["schedule"]["cron"] for s in patch_day["schedules"]] == [PATCH_DAY_CRON]
+    assert [s["schedule"]["cron"] for s in patch_day["schedules"]] == ["0 3 * * 3#2"]
+    assert patch_day["parameters"] == yaml_deployment("patch-day")["parameters"]
     assert {d["name"] for d in rest(prefect_api, "POST", "/deployments/filter", {})} >= {
         "mcs-to-mcs", "pvs-to-mcs", "pvs-to-pvs", "mcs-to-pvs", "export", "upload", "prepare", "publish",
         "diagnostics", "reap",
