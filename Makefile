@@ -18,13 +18,14 @@ export LIBGUESTFS_BACKEND := direct
 export LIBGUESTFS_BACKEND_SETTINGS := force_tcg
 export LIBGUESTFS_CACHEDIR := $(CURDIR)/.cache/guestfs
 
-.PHONY: help demo test deps test-deps venv test-services lint format bench ui clean
+.PHONY: help demo test deps test-deps venv test-services lint format bench ui serve clean
 
 help:
 	@echo "make demo   install what the demo needs, then run it on the embedded default"
 	@echo "make test   install the test services, then run lint and the whole suite"
 	@echo "make bench  run the benchmarks (ratios against the reference tools)"
 	@echo "make ui     start a local Prefect server + UI on http://127.0.0.1:4200 over the demo's state"
+	@echo "make serve  the same server + UI, with every deployment served (run ports from the UI or REST API)"
 
 deps:
 	@scripts/install-system-packages.sh runtime
@@ -62,6 +63,13 @@ bench: test-deps venv test-services
 ui: venv
 	@mkdir -p $(PREFECT_HOME)
 	$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200
+
+serve: venv
+	@mkdir -p $(PREFECT_HOME)
+	@$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200 & server=$$!; \
+	  trap "kill $$server" EXIT; \
+	  until curl -fs http://127.0.0.1:4200/api/health >/dev/null; do sleep 1; done; \
+	  PREFECT_API_URL=http://127.0.0.1:4200/api $(VENV)/bin/imageport serve
 
 clean:
 	rm -rf .cache/test-run demo-output
