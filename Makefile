@@ -68,7 +68,8 @@ serve: venv
 	@mkdir -p $(PREFECT_HOME)
 	@$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200 & server=$$!; \
 	  trap "kill $$server" EXIT; \
-	  until curl -fs http://127.0.0.1:4200/api/health >/dev/null; do sleep 1; done; \
+	  until $(PY) -c "import urllib.request as u; u.urlopen('http://127.0.0.1:4200/api/health')" 2>/dev/null; \
+	    do sleep 1; done; \
 	  PREFECT_API_URL=http://127.0.0.1:4200/api $(VENV)/bin/imageport serve
 
 clean:
