@@ -160,7 +160,7 @@ def start_azurite(in_memory: bool = True) -> Service:
     root = _fresh_dir("azurite")
     port = free_port()
     log = root / "azurite.log"
-    storage = ["--inMemoryPersistence", "--extentMemoryLimit", "1024"] if in_memory else ["--location", str(root)]
+    storage = ["--inMemoryPersistence", "--extentMemoryLimit", "4096"] if in_memory else ["--location", str(root)]
     command = [binary, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--loose", "--skipApiVersionCheck"]
     proc = _spawn([*command, "--disableTelemetry", *storage, "--silent"], log, cwd=root)
     wait_for_port(port, proc, log)
