@@ -109,3 +109,21 @@ def test_port_command_checks_the_spec_before_starting(run_cli, tmp_path: Path) -
     done = run_cli("port", "mcs-to-mcs", "--spec", str(spec))
     assert done.returncode == 2 and "targets.0.disk" in done.stderr and "bad name!" in done.stderr
     assert run_cli("jobs", "wait", "not-a-uuid").returncode == 2
+
+
+def test_run_local_executes_a_stage_flow_in_process(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    make_raw(tmp_path / "vm.raw", 16 * MiB, runs=2, seed=9)
+    (tmp_path / "share").mkdir()
+    assert run_cli("connector", "create", "local", "run-lab", f"root={tmp_path}").returncode == 0
+    spec = tmp_path / "export.yaml"
+    spec.write_text(
+        "source: {kind: local, connector: run-lab, path: vm.raw}\n"
+        "destination: {kind: local, connector: run-lab, path: share/vm.vhdx}\n"
+    )
+    done = run_cli("run", "export", "--spec", str(spec), "--local", timeout=300)
+    assert done.returncode == 0 and "COMPLETED" in done.stdout, done.stdout + done.stderr
+    assert hash_disk(tmp_path / "share/vm.vhdx").content_hash == hash_disk(tmp_path / "vm.raw").content_hash
+    reaped = run_cli("run", "reap", "--local", timeout=300)
+    assert reaped.returncode == 0 and "COMPLETED" in reaped.stdout
+    missing = run_cli("run", "export", "--local")
+    assert missing.returncode == 2 and "--spec" in missing.stderr
