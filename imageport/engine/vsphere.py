@@ -82,7 +82,7 @@ class VsphereBackend:
         assert ledger.tags.expires is not None
         ttl = (ledger.tags.expires - datetime.now(UTC)).total_seconds()
         ledger.creating(VM, ce, order=ORDER[VM])
-        vm = ce_host.create_ce_vm(self.session, ce, ledger.tags.run_id, ttl_s=int(ttl))
+        vm = ce_host.create_ce_vm(self.session, ce, ledger.tags.run_id, ttl_s=int(ttl), stage=ledger.tags.stage)
         folder = self._work_folder(ce)
         ledger.creating(FOLDER, folder, order=ORDER[FOLDER])
         with translate_vsphere_errors(f"create {folder}"):
@@ -183,6 +183,6 @@ class VsphereBackend:
 
     def list_resources(self) -> list[Resource]:
         return [
-            Resource(VM, vm.name, CeTags(vm.run_id, "?", vm.expires), ORDER[VM])
+            Resource(VM, vm.name, CeTags(vm.run_id, vm.stage, vm.expires), ORDER[VM])
             for vm in ce_host.list_ce_vms(self.session)
         ]

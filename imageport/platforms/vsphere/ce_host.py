@@ -24,7 +24,7 @@ from imageport.platforms.vsphere.session import VsphereSession
 from imageport.platforms.vsphere.waiting import wait_for_task
 
 MARK = "imageport-ce"
-_MARK = re.compile(rf"{MARK} run=(\S+) expires=(\S+)")
+_MARK = re.compile(rf"{MARK} run=(\S+) expires=(\S+)(?: stage=(\S+))?")
 DISK_MODES = ("persistent", "independent_nonpersistent", "independent_persistent")
 
 
@@ -34,17 +34,21 @@ class CeVm:
     name: str
     run_id: str
     expires: datetime
+    stage: str = "?"
 
     @property
     def expired(self) -> bool:
         return datetime.now(UTC) >= self.expires
 
 
-def annotation(run_id: str, expires: datetime) -> str:
-    return f"{MARK} run={run_id} expires={expires.astimezone(UTC).isoformat(timespec='seconds')}"
+def annotation(run_id: str, expires: datetime, stage: str | None = None) -> str:
+    mark = f"{MARK} run={run_id} expires={expires.astimezone(UTC).isoformat(timespec='seconds')}"
+    return f"{mark} stage={stage}" if stage else mark
 
 
-def create_ce_vm(session: VsphereSession, name: str, run_id: str, ttl_s: int = 3 * 3600) -> CeVm:
+def create_ce_vm(
+    session: VsphereSession, name: str, run_id: str, ttl_s: int = 3 * 3600, stage: str | None = None
+) -> CeVm:
     """Clone the configured CE template into a powered-off, marked helper VM."""
     cfg = session.config
     if not cfg.ce_template:
@@ -62,16 +66,16 @@ def create_ce_vm(session: VsphereSession, name: str, run_id: str, ttl_s: int = 3
         location=relocate,
         powerOn=False,
         template=False,
-        config=vim.vm.ConfigSpec(annotation=annotation(run_id, expires)),
+        config=vim.vm.ConfigSpec(annotation=annotation(run_id, expires, stage)),
     )
     with translate_vsphere_errors(f"clone {cfg.ce_template} into {name}"):
         task = template.CloneVM_Task(folder=dc.vmFolder, name=name, spec=spec)
     vm = wait_for_task(si, task, f"clone {cfg.ce_template} into {name}")
     # Marked again by a reconfigure: not every vCenter (nor the simulator) applies a clone's config spec.
     with translate_vsphere_errors(f"mark helper VM {name}"):
-        task = vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(annotation=annotation(run_id, expires)))
+        task = vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(annotation=annotation(run_id, expires, stage)))
     wait_for_task(si, task, f"mark helper VM {name}")
-    return CeVm(vm._moId, name, run_id, expires)
+    return CeVm(vm._moId, name, run_id, expires, stage or "?")
 
 
 def _named(si: Any, kind: type, name: str) -> Any:
@@ -89,9 +93,8 @@ def list_ce_vms(session: VsphereSession) -> list[CeVm]:
         for vm, props in retrieve(si, None, ["name", "config.annotation"]):
             match = _MARK.search(props.get("config.annotation") or "")
             if match:
-                found.append(
-                    CeVm(vm._moId, props.get("name", ""), match.group(1), datetime.fromisoformat(match.group(2)))
-                )
+                expires = datetime.fromisoformat(match.group(2))
+                found.append(CeVm(vm._moId, props.get("name", ""), match.group(1), expires, match.group(3) or "?"))
     return sorted(found, key=lambda v: v.name)
 
 

@@ -66,7 +66,7 @@ def test_prepare_on_a_vsphere_ce_then_nothing_is_left(session, guest, windows_di
     backend = VsphereBackend(session)
     with compositing_engine(backend, VsphereSource(disk, output), AgentMode.PREPARE, "run-vs", outcome=outcome) as ce:
         (vm,) = ce_host.list_ce_vms(session)
-        assert vm.run_id == "run-vs"
+        assert vm.run_id == "run-vs" and vm.stage == "prepare"
         result = ce.run(ce.job(target_platform=TargetPlatform.VSPHERE, prepare=PrepareOptions(enable_rdp=True)))
     assert result.ok and result.result["verified"] is True and result.result["applied"] > 0
     assert outcome.output == output
