@@ -36,7 +36,8 @@ def served(imageport_bin: str, cli_env: dict[str, str], prefect_api: str, run_cl
     done = run_cli("connector", "create", "local", "serve-lab", f"root={tmp_path}")
     assert done.returncode == 0, done.stderr
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 -- closed below, after the server stops
-    server = subprocess.Popen([imageport_bin, "serve"], env=cli_env, stdout=log, stderr=subprocess.STDOUT,
+    env = {**cli_env, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}  # notice cancellations quickly
+    server = subprocess.Popen([imageport_bin, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True)  # fmt: skip
     try:
         deadline = time.monotonic() + 120
@@ -127,3 +128,42 @@ def test_run_local_executes_a_stage_flow_in_process(run_cli, tmp_path: Path) -> 
     assert reaped.returncode == 0 and "COMPLETED" in reaped.stdout
     missing = run_cli("run", "export", "--local")
     assert missing.returncode == 2 and "--spec" in missing.stderr
+
+
+@pytest.mark.guestfs
+def test_stopping_a_running_prepare_removes_its_compositing_engine(served, prefect_api, run_cli, windows_disks) -> None:  # type: ignore[no-untyped-def]
+    import hashlib
+    import shutil
+
+    _, root = served
+    shutil.copyfile(windows_disks["mbr"], root / "gold.img")
+    before = hashlib.sha256((root / "gold.img").read_bytes()).hexdigest()
+    prepare = rest(prefect_api, "GET", "/deployments/name/prepare-image/prepare")
+    spec = {"disk": {"kind": "local", "connector": "serve-lab", "path": "gold.img"}, "target_platform": "azure",
+            "hyper_v_generation": "V1"}  # fmt: skip
+    run = rest(prefect_api, "POST", f"/deployments/{prepare['id']}/create_flow_run", {"parameters": {"spec": spec}})
+    ce_root = root / ".imageport-ce"
+    deadline = time.monotonic() + 180
+    while not any(json.loads(p.read_text()).get("pid") for p in ce_root.glob("*/ce.json")):
+        assert time.monotonic() < deadline, "the compositing engine never started its agent"
+        time.sleep(0.2)
+    stopped = run_cli("jobs", "stop", run["id"])
+    assert stopped.returncode == 0 and "cancelling" in stopped.stdout, stopped.stdout + stopped.stderr
+    waited = run_cli("jobs", "wait", run["id"], "--timeout", "120", timeout=180)
+    assert waited.returncode == 3, waited.stdout
+    deadline = time.monotonic() + 60
+    while list(ce_root.iterdir()):  # the cancellation hook reaps the run's CE
+        assert time.monotonic() < deadline, [p.name for p in ce_root.iterdir()]
+        time.sleep(0.5)
+    assert not (root / "gold-prepared.img").exists()
+    assert hashlib.sha256((root / "gold.img").read_bytes()).hexdigest() == before
+    agents = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _is_agent(p, root)]
+    assert agents == []
+
+
+def _is_agent(proc: Path, root: Path) -> bool:
+    try:
+        cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+    return "imageport.engine.agent" in cmdline and str(root) in cmdline
