@@ -94,6 +94,11 @@ class AzureBackend:
 
     def provision(self, source: AzureSource, ledger: Ledger, *, keep_copy: bool) -> Provisioned:
         vms.subnet_id(self.session)  # fails before anything exists if the connector has no network for CEs
+        if self.session.config.use_public_ip:
+            raise InputError(
+                f"{self.session.display}: use_public_ip is set, but a compositing engine never gets a public IP "
+                "(the agent needs outbound access only); unset it or give the subnet a NAT gateway"
+            )
         compute = self.session.compute()
         kind = "snapshots" if source.snapshot else "disks"
         where = f"{kind[:-1]} {source.resource_group}/{source.name}"

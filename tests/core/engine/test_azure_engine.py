@@ -24,7 +24,7 @@ from imageport.platforms.azure.session import AzureConfig
 NETWORK = {"vnet": "vnet-ce", "subnet": "default"}
 
 
-def session(settings: dict[str, str], **overrides: str):  # type: ignore[no-untyped-def]
+def session(settings: dict[str, str], **overrides: object):  # type: ignore[no-untyped-def]
     return AzureConfig(**{**settings, **NETWORK, **overrides}).build()
 
 
@@ -145,6 +145,13 @@ def test_a_connector_without_a_subnet_is_refused_before_anything_is_created(arm,
     with (
         pytest.raises(InputError, match="no vnet/subnet"),
         compositing_engine(backend, AzureSource("rg-vdi", source_disk), AgentMode.DIAGNOSTICS, "run-n"),
+    ):
+        pass
+    assert tagged(arm) == [] and arm.vms.vms == {}
+    public = AzureBackend(session(azure_settings, use_public_ip=True))
+    with (
+        pytest.raises(InputError, match="never gets a public IP"),
+        compositing_engine(public, AzureSource("rg-vdi", source_disk), AgentMode.DIAGNOSTICS, "run-p"),
     ):
         pass
     assert tagged(arm) == [] and arm.vms.vms == {}
