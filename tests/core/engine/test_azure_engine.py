@@ -155,3 +155,17 @@ def test_a_connector_without_a_subnet_is_refused_before_anything_is_created(arm,
     ):
         pass
     assert tagged(arm) == [] and arm.vms.vms == {}
+
+
+def test_prepare_can_leave_a_snapshot_as_its_output(arm, azure_settings, source_disk) -> None:  # type: ignore[no-untyped-def]
+    outcome = Outcome()
+    backend = AzureBackend(session(azure_settings))
+    source = AzureSource("rg-vdi", source_disk, output_snapshot_name="gold-ready-snap", overwrite=True)
+    with compositing_engine(backend, source, AgentMode.PREPARE, "run-snap", outcome=outcome) as ce:
+        ce.run(ce.job(target_platform=TargetPlatform.AZURE, prepare=PrepareOptions(enable_rdp=True)))
+    assert outcome.output == "rg-vdi/gold-ready-snap"
+    snapshot = arm.snapshots["rg-vdi/gold-ready-snap"]
+    assert snapshot["tags"]["imageport-run"] == "run-snap" and "imageport-expires" not in snapshot["tags"]
+    assert tagged(arm) == []  # the intermediate disk, the VM and the NIC are gone
+    blob = arm.container.get_blob_client(arm._blob_name("rg-vdi", "gold-ready-snap", "snapshots"))
+    assert blob.download_blob().readall() != download(arm, source_disk, Path())
