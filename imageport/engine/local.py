@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ from imageport.transfer.copy import copy_image
 CE_DIR = ".imageport-ce"
 WORKSPACE = "local-ce"
 OUTPUT = "local-output"
+KILL_WAIT_S = 10.0
 
 
 class OutputExists(EngineError, AlreadyExists):
@@ -187,3 +189,17 @@ def _kill_agent(pid: int, workspace: Path) -> None:
         return
     if "imageport.engine.agent" in cmdline and str(workspace) in cmdline:
         _kill_group(pid)
+        # SIGKILL is delivered asynchronously (a process in uninterruptible I/O dies later): wait, so the
+        # work directory is not deleted under a still-running agent.
+        deadline = time.monotonic() + KILL_WAIT_S
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, dead but not yet reaped by its parent, does not count)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status

@@ -133,9 +133,16 @@ def _agents_running(root: Path) -> list[int]:
                 cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
             except OSError:
                 continue
-            if "imageport.engine.agent" in cmdline and str(root) in cmdline:
+            if "imageport.engine.agent" in cmdline and str(root) in cmdline and "State:\tZ" not in _status(proc):
                 found.append(int(proc.name))
     return found
+
+
+def _status(proc: Path) -> str:
+    try:
+        return (proc / "status").read_text()
+    except OSError:
+        return ""
 
 
 def test_failure_during_creation_removes_what_was_made(root: Path, tmp_path: Path) -> None:
