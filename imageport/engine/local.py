@@ -136,9 +136,7 @@ class LocalBackend:
             Path(resource.id.split("|")[0]).unlink(missing_ok=True)
         elif resource.kind == WORKSPACE:
             workspace = Path(resource.id)
-            pid = _read_state(workspace).get("pid")
-            if pid:
-                _kill_agent(pid, workspace)
+            _kill_agents(workspace)
             if workspace.exists():
                 shutil.rmtree(workspace)
         else:
@@ -181,19 +179,28 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def _kill_agent(pid: int, workspace: Path) -> None:
-    """Kill a leftover agent, but only if that pid really is this workspace's agent (pids get reused)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        return
-    if "imageport.engine.agent" in cmdline and str(workspace) in cmdline:
-        _kill_group(pid)
-        # SIGKILL is delivered asynchronously (a process in uninterruptible I/O dies later): wait, so the
-        # work directory is not deleted under a still-running agent.
-        deadline = time.monotonic() + KILL_WAIT_S
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
+def _kill_agents(workspace: Path) -> None:
+    """Kill every agent still working in ``workspace``, found by its command line.
+
+    Not by the pid in ce.json: an orchestrator killed right after starting its agent never
+    recorded it, and a recorded pid may since belong to another process.
+    """
+    victims = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if "imageport.engine.agent" in cmdline and str(workspace) in cmdline:
+            victims.append(int(proc.name))
+            _kill_group(int(proc.name))
+    # SIGKILL is delivered asynchronously (a process in uninterruptible I/O dies later): wait, so the
+    # work directory is not deleted under a still-running agent.
+    deadline = time.monotonic() + KILL_WAIT_S
+    while any(_alive(pid) for pid in victims) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _alive(pid: int) -> bool:
