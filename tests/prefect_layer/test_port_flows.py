@@ -111,7 +111,6 @@ def test_mcs_to_mcs_vsphere_to_samba_to_azure(lab, tmp_path: Path) -> None:  # t
     assert prepare["verified"] and prepare["output_id"] == "rg-vdi/port-mcs-prepared"
     assert rdp_enabled(azure_disk_file(lab["arm"], "port-mcs-prepared", tmp_path / "p.raw"), tmp_path)
     assert lab["arm"].vms.vms == {} and lab["arm"].vms.nics == {}
-    assert result["wall_seconds"] >= result["stage_seconds"] * 0.5
 
 
 def test_mcs_to_pvs_fans_out_to_two_targets_and_a_rerun_reuses_every_stage(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

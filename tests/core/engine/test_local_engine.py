@@ -114,13 +114,11 @@ def test_agent_crash_and_hang_past_timeout(windows_disks, root: Path) -> None:  
     ):
         ce.run(ce.job(simulate="crash"))
     assert leftovers(root) == []
-    started = time.monotonic()
     with (
         pytest.raises(EngineTimeout, match="outlived its 2 s timeout"),
         compositing_engine(LocalBackend(root), source, AgentMode.DIAGNOSTICS, "r", timeout_s=2) as ce,
     ):
         ce.run(ce.job(simulate="hang"))
-    assert time.monotonic() - started < 60
     assert leftovers(root) == []
     assert not _agents_running(root)
 
