@@ -27,7 +27,7 @@ from pyVmomi import vim
 from imageport.engine.backend import Ledger, Provisioned, Resource
 from imageport.engine.job import AgentDisk, AgentJob, AgentResult, parse_result
 from imageport.engine.tags import CeTags
-from imageport.errors import EngineError, InputError, NotFound, PlatformError
+from imageport.errors import EngineError, InputError, NotFound
 from imageport.platforms.vsphere import ce_host
 from imageport.platforms.vsphere.errors import translate_vsphere_errors
 from imageport.platforms.vsphere.inventory import find_vm, retrieve
@@ -157,19 +157,15 @@ class VsphereBackend:
             return
 
     def _delete_file(self, path: str, disk: bool = False) -> None:
+        """Delete a datastore file or folder; a missing one raises ``NotFound`` (``delete`` treats it as done)."""
         dc = self.session.datacenter()
         content = self.si.content
-        try:
-            with translate_vsphere_errors(f"delete {path}"):
-                if disk:
-                    task = content.virtualDiskManager.DeleteVirtualDisk_Task(name=path, datacenter=dc)
-                else:
-                    task = content.fileManager.DeleteDatastoreFile_Task(name=path, datacenter=dc)
-            wait_for_task(self.si, task, f"delete {path}")
-        except PlatformError as exc:  # vSphere reports a missing file as a FileNotFound fault
-            if isinstance(exc, NotFound) or "FileNotFound" in str(exc) or "not found" in str(exc).lower():
-                return
-            raise
+        with translate_vsphere_errors(f"delete {path}"):
+            if disk:
+                task = content.virtualDiskManager.DeleteVirtualDisk_Task(name=path, datacenter=dc)
+            else:
+                task = content.fileManager.DeleteDatastoreFile_Task(name=path, datacenter=dc)
+        wait_for_task(self.si, task, f"delete {path}")
 
     def finalize(self, resource: Resource) -> str:
         copy, output, overwrite = resource.id.split("|")

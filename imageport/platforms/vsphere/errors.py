@@ -31,7 +31,7 @@ def translate_vsphere_errors(where: str) -> Iterator[None]:
         raise VsphereSessionExpired(f"{where}: the vCenter session expired") from None
     except vim.fault.NoPermission as exc:
         raise PlatformAccessDenied(f"{where}: missing privilege {exc.privilegeId}") from None
-    except (vim.fault.NotFound, vmodl.fault.ManagedObjectNotFound) as exc:
+    except (vim.fault.NotFound, vim.fault.FileNotFound, vmodl.fault.ManagedObjectNotFound) as exc:
         raise PlatformNotFound(f"{where}: {_msg(exc)}") from None
     except ssl.SSLCertVerificationError as exc:
         raise PlatformError(
