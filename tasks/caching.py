@@ -59,16 +59,14 @@ def _identity(ref: Any) -> str:
             finally:
                 source.close()
     if isinstance(ref, AzureDiskRef):
-        from imageport.platforms.azure.errors import translate_azure_errors
+        from imageport.platforms.azure.disks import disk_state, get_or_none
 
-        session = connector_adapter(ref.connector, "azure", ref.name)
-        compute = session.compute()
-        ops = compute.snapshots if isinstance(ref, AzureSnapshotRef) else compute.disks
-        with translate_azure_errors(f"read {ref.name}"):
-            doc = ops.get(ref.resource_group, ref.name).as_dict()
-        props = doc.get("properties", doc)
-        return f"azure {doc.get('id')} {props.get('disk_state') or props.get('diskState')} " \
-               f"{props.get('time_created') or props.get('timeCreated')}"  # fmt: skip
+        compute = connector_adapter(ref.connector, "azure", ref.name).compute()
+        operations = compute.snapshots if isinstance(ref, AzureSnapshotRef) else compute.disks
+        found = get_or_none(operations, ref.kind, ref.resource_group, ref.name)
+        if found is None:
+            return "missing"
+        return f"azure {found.id} {disk_state(found)} {found.properties.time_created}"
     if isinstance(ref, VsphereDiskRef):
         from imageport.platforms.vsphere.inventory import find_vm, retrieve
 

@@ -18,15 +18,14 @@ import base64
 import uuid
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
 
 from imageport.engine.backend import Ledger, Provisioned, Resource
 from imageport.engine.job import AgentDisk, AgentJob, AgentResult, parse_result
 from imageport.engine.tags import CeTags
-from imageport.errors import AlreadyExists, EngineError, InputError, NotFound
+from imageport.errors import InputError, NotFound, PlatformNotFound
 from imageport.models import AzureSku
 from imageport.platforms.azure import vms
-from imageport.platforms.azure.disks import create_snapshot
+from imageport.platforms.azure.disks import create_snapshot, get_or_none, make_room
 from imageport.platforms.azure.errors import translate_azure_errors
 from imageport.platforms.azure.session import AzureSession
 
@@ -38,10 +37,6 @@ PROVIDER_KIND = {
     "Microsoft.Compute/disks": DISK,
     "Microsoft.Compute/snapshots": SNAPSHOT,
 }
-
-
-class OutputDiskExists(EngineError, AlreadyExists):
-    pass
 
 
 @dataclass(frozen=True)
@@ -100,11 +95,12 @@ class AzureBackend:
                 "(the agent needs outbound access only); unset it or give the subnet a NAT gateway"
             )
         compute = self.session.compute()
-        kind = "snapshots" if source.snapshot else "disks"
-        where = f"{kind[:-1]} {source.resource_group}/{source.name}"
-        with translate_azure_errors(f"read {where}"):
-            ops = compute.snapshots if source.snapshot else compute.disks
-            origin = ops.get(source.resource_group, source.name)
+        kind = "snapshot" if source.snapshot else "disk"
+        where = f"{kind} {source.resource_group}/{source.name}"
+        origin = get_or_none(compute.snapshots if source.snapshot else compute.disks, kind, source.resource_group,
+                             source.name)  # fmt: skip
+        if origin is None:
+            raise PlatformNotFound(f"{where} not found")
         ce = f"imageport-ce-{ledger.tags.stage}-{uuid.uuid4().hex[:8]}"
         copy_name = f"{ce}-disk"
         if keep_copy:
@@ -121,8 +117,8 @@ class AzureBackend:
             "tags": tags,
             "properties": {
                 "creationData": {"createOption": "Copy", "sourceResourceId": origin.id},
-                "hyperVGeneration": _prop(origin, "hyperVGeneration", "hyper_v_generation"),
-                "osType": _prop(origin, "osType", "os_type"),
+                "hyperVGeneration": origin.properties.hyper_v_generation,
+                "osType": origin.properties.os_type,
             },
         }
         with translate_azure_errors(f"copy {where} into disk {copy_name}"):
@@ -135,20 +131,12 @@ class AzureBackend:
         return Provisioned(AzureEngine(ce), AgentDisk(lun=0), output if keep_copy else None)
 
     def _refuse_existing(self, source: AzureSource, name: str) -> None:
+        """Before anything is created: the output name must be free, or freed when ``overwrite``."""
         compute = self.session.compute()
-        names = [(compute.disks, source.output_disk_name or name)]
         if source.output_snapshot_name:
-            names = [(compute.snapshots, source.output_snapshot_name)]
-        for ops, target in names:
-            try:
-                with translate_azure_errors(f"look for {target}"):
-                    ops.get(self.rg, target)
-            except NotFound:
-                continue
-            if not source.overwrite:
-                raise OutputDiskExists(f"{self.rg}/{target} exists; use --force (overwrite) to replace it")
-            with translate_azure_errors(f"delete {self.rg}/{target} to replace it"):
-                ops.begin_delete(self.rg, target).result()
+            make_room(compute.snapshots, "snapshot", self.rg, source.output_snapshot_name, source.overwrite)
+        else:
+            make_room(compute.disks, "disk", self.rg, source.output_disk_name or name, source.overwrite)
 
     def run_agent(self, engine: AzureEngine, job: AgentJob, timeout_s: float) -> AgentResult:
         from imageport.engine.lifecycle import EngineTimeout
@@ -201,9 +189,3 @@ class AzureBackend:
                 kind = OS_DISK
             found.append(Resource(kind, name, tags, ORDER[kind]))
         return found
-
-
-def _prop(model: Any, rest: str, attr: str) -> Any:
-    props = getattr(model, "properties", None)
-    value = getattr(props, attr, None) if props is not None else None
-    return value if value is not None else getattr(model, attr, None)

@@ -15,6 +15,7 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from imageport.disks.base import DiskReader
 from imageport.disks.convert import Progress, output_size
@@ -60,10 +61,10 @@ def upload_to_managed_disk(
     compute = session.compute()
     where = f"disk {resource_group}/{name}"
     upload_size = output_size(DiskFormat.VHD, reader.virtual_size) + 512
-    existing = _get(compute.disks, "disk", resource_group, name)
+    existing = get_or_none(compute.disks, "disk", resource_group, name)
     resumed = False
     if existing is not None:
-        state = _state(existing)
+        state = disk_state(existing)
         same_upload = state in UPLOAD_STATES and existing.properties.creation_data.upload_size_bytes == upload_size
         if same_upload and not overwrite:
             resumed = True
@@ -120,7 +121,7 @@ def read_managed_disk(
     kind = "snapshot" if snapshot else "disk"
     operations = compute.snapshots if snapshot else compute.disks
     where = f"{kind} {resource_group}/{name}"
-    if _get(operations, kind, resource_group, name) is None:
+    if get_or_none(operations, kind, resource_group, name) is None:
         raise PlatformNotFound(f"{where} not found")
     with translate_azure_errors(f"grant read access to {where}"):
         access = operations.begin_grant_access(
@@ -157,18 +158,14 @@ def create_snapshot(
     from azure.mgmt.compute.models import CreationData, Snapshot, SnapshotProperties, SnapshotSku
 
     compute = session.compute()
-    source = _get(compute.disks, "disk", resource_group, disk)
+    source = get_or_none(compute.disks, "disk", resource_group, disk)
     if source is None:
         raise PlatformNotFound(f"disk {resource_group}/{disk} not found")
-    state = _state(source)
+    state = disk_state(source)
     if state in UPLOAD_STATES:
         raise PlatformError(f"disk {resource_group}/{disk} is {state}: finish (or redo) its upload first")
     where = f"snapshot {resource_group}/{name}"
-    if _get(compute.snapshots, "snapshot", resource_group, name) is not None:
-        if not overwrite:
-            raise DiskExists(f"{where} exists; use --force to replace it")
-        with translate_azure_errors(f"delete {where}"):
-            compute.snapshots.begin_delete(resource_group, name).result()
+    make_room(compute.snapshots, "snapshot", resource_group, name, overwrite)
     snapshot = Snapshot(
         location=source.location,
         sku=SnapshotSku(name="Standard_LRS"),  # snapshots are read rarely: the cheapest tier
@@ -182,12 +179,24 @@ def create_snapshot(
     return SnapshotResult(made.id, source.id, made.properties.disk_size_bytes or 0)
 
 
-def _state(resource: object) -> str:
+def disk_state(resource: object) -> str:
     state = resource.properties.disk_state  # type: ignore[attr-defined]
     return str(getattr(state, "value", state))  # an enum from the SDK, a string from older payloads
 
 
-def _get(operations: object, kind: str, resource_group: str, name: str):  # type: ignore[no-untyped-def]
+def make_room(operations: object, kind: str, resource_group: str, name: str, overwrite: bool) -> None:
+    """Refuse an existing disk or snapshot of that name unless ``overwrite``; then delete it."""
+    if get_or_none(operations, kind, resource_group, name) is None:
+        return
+    where = f"{kind} {resource_group}/{name}"
+    if not overwrite:
+        raise DiskExists(f"{where} exists; use --force to replace it")
+    with translate_azure_errors(f"delete {where}"):
+        operations.begin_delete(resource_group, name).result()  # type: ignore[attr-defined]
+
+
+def get_or_none(operations: object, kind: str, resource_group: str, name: str) -> Any:
+    """The disk or snapshot, or None when it does not exist."""
     try:
         with translate_azure_errors(f"read {kind} {resource_group}/{name}"):
             return operations.get(resource_group, name)  # type: ignore[attr-defined]

@@ -174,5 +174,4 @@ def run_shell_script(session: AzureSession, name: str, script: list[str], timeou
         if not poller.done():
             return None
         result = poller.result()
-    values = result["value"] if isinstance(result, dict) or hasattr(result, "keys") else result.value
-    return "\n".join(str(v["message"] if hasattr(v, "keys") else v.message) for v in values)
+    return "\n".join(str(status.message) for status in result.value)
