@@ -28,7 +28,7 @@ from typing import Any
 from imageport.disks.base import LOCAL, FileSystem
 from imageport.disks.detect import open_disk
 from imageport.engine.backend import Ledger, Provisioned, Resource
-from imageport.engine.job import AgentDisk, AgentJob, AgentResult, parse_result
+from imageport.engine.job import RESULT_MARKER, AgentDisk, AgentJob, AgentResult, parse_result
 from imageport.engine.tags import CeTags
 from imageport.errors import AlreadyExists, EngineError, InputError
 from imageport.models import DiskFormat
@@ -57,6 +57,7 @@ class LocalSource:
 @dataclass
 class LocalEngine:
     workspace: Path
+    tags: CeTags
 
 
 class LocalBackend:
@@ -91,7 +92,7 @@ class LocalBackend:
         if keep_copy:
             output = ledger.creating(OUTPUT, f"{copy}|{source.output}|{int(source.overwrite)}", order=10, keep=True)
         copy_image(source.path, source.fs, str(copy), LOCAL, fmt)
-        return Provisioned(LocalEngine(workspace), AgentDisk(path=str(copy)), output)
+        return Provisioned(LocalEngine(workspace, ledger.tags), AgentDisk(path=str(copy)), output)
 
     # --- run -----------------------------------------------------------------------------------
 
@@ -112,9 +113,7 @@ class LocalBackend:
                 start_new_session=True,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
-            tags = CeTags.from_dict(_read_state(engine.workspace).get("tags"))
-            assert tags is not None
-            _write_state(engine.workspace, tags, pid=process.pid)
+            _write_state(engine.workspace, engine.tags, pid=process.pid)
             try:
                 stdout, _ = process.communicate(timeout=timeout_s)
             except subprocess.TimeoutExpired:
@@ -125,7 +124,7 @@ class LocalBackend:
                     "timeout; the agent was killed and the CE removed"
                 ) from None
         output = stdout.decode(errors="replace")
-        if not any(line.startswith("IMAGEPORT-RESULT") for line in output.splitlines()):
+        if RESULT_MARKER.rstrip() not in output:  # no result line: show the log instead
             output += "\n" + log_path.read_text(errors="replace")[-4000:]
         return parse_result(output, f"local CE {engine.workspace.name} (agent exit {process.returncode})")
 
@@ -179,13 +178,13 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def _kill_agents(workspace: Path) -> None:
-    """Kill every agent still working in ``workspace``, found by its command line.
+def agent_pids(under: Path) -> list[int]:
+    """Live agents working on a path under ``under`` (a work directory or a connector root), by command line.
 
     Not by the pid in ce.json: an orchestrator killed right after starting its agent never
     recorded it, and a recorded pid may since belong to another process.
     """
-    victims = []
+    found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -193,9 +192,16 @@ def _kill_agents(workspace: Path) -> None:
             cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        if "imageport.engine.agent" in cmdline and str(workspace) in cmdline:
-            victims.append(int(proc.name))
-            _kill_group(int(proc.name))
+        if "imageport.engine.agent" in cmdline and str(under) in cmdline and _alive(int(proc.name)):
+            found.append(int(proc.name))
+    return found
+
+
+def _kill_agents(workspace: Path) -> None:
+    """Kill every agent still working in ``workspace`` and wait until they are gone."""
+    victims = agent_pids(workspace)
+    for pid in victims:
+        _kill_group(pid)
     # SIGKILL is delivered asynchronously (a process in uninterruptible I/O dies later): wait, so the
     # work directory is not deleted under a still-running agent.
     deadline = time.monotonic() + KILL_WAIT_S

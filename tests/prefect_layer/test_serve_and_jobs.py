@@ -19,6 +19,7 @@ import pytest
 
 from deployments.serve import yaml_deployment
 from imageport.disks.convert import hash_disk
+from imageport.engine.local import agent_pids
 from tests.core.disks.images import MiB, make_raw
 
 pytestmark = pytest.mark.integration
@@ -170,13 +171,4 @@ def test_stopping_a_running_prepare_removes_its_compositing_engine(served, prefe
         time.sleep(0.5)
     assert not (root / "gold-prepared.img").exists()
     assert hashlib.sha256((root / "gold.img").read_bytes()).hexdigest() == before
-    agents = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _is_agent(p, root)]
-    assert agents == []
-
-
-def _is_agent(proc: Path, root: Path) -> bool:
-    try:
-        cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        return False
-    return "imageport.engine.agent" in cmdline and str(root) in cmdline
+    assert agent_pids(root) == []

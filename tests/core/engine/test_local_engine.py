@@ -18,7 +18,7 @@ from imageport.disks.convert import hash_disk
 from imageport.engine.backend import Resource
 from imageport.engine.job import AgentMode, ExportDestination
 from imageport.engine.lifecycle import EngineCleanupFailed, EngineTimeout, Outcome, compositing_engine
-from imageport.engine.local import CE_DIR, LocalBackend, LocalSource
+from imageport.engine.local import CE_DIR, LocalBackend, LocalSource, agent_pids
 from imageport.engine.reaper import reap
 from imageport.errors import EngineError
 from imageport.guest.errors import GuestRefused
@@ -120,27 +120,7 @@ def test_agent_crash_and_hang_past_timeout(windows_disks, root: Path) -> None:  
     ):
         ce.run(ce.job(simulate="hang"))
     assert leftovers(root) == []
-    assert not _agents_running(root)
-
-
-def _agents_running(root: Path) -> list[int]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
-            except OSError:
-                continue
-            if "imageport.engine.agent" in cmdline and str(root) in cmdline and "State:\tZ" not in _status(proc):
-                found.append(int(proc.name))
-    return found
-
-
-def _status(proc: Path) -> str:
-    try:
-        return (proc / "status").read_text()
-    except OSError:
-        return ""
+    assert not agent_pids(root)
 
 
 def test_failure_during_creation_removes_what_was_made(root: Path, tmp_path: Path) -> None:
@@ -249,9 +229,9 @@ def test_sigkill_of_the_orchestrator_then_reap_leaves_nothing(windows_disks, roo
     )
     assert orchestrator.stdout is not None and orchestrator.stdout.readline().strip() == "ready"
     deadline = time.monotonic() + 60
-    while not _agents_running(root) and time.monotonic() < deadline:
+    while not agent_pids(root) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _agents_running(root), "the agent never started"
+    assert agent_pids(root), "the agent never started"
     os.kill(orchestrator.pid, signal.SIGKILL)
     orchestrator.wait()
     assert len(leftovers(root)) == 1  # the orchestrator could not clean up: that is the reaper's job
@@ -263,5 +243,5 @@ def test_sigkill_of_the_orchestrator_then_reap_leaves_nothing(windows_disks, roo
     reaped = run_cli("reap")
     assert reaped.returncode == 0, reaped.stderr
     assert "deleted local local-ce" in reaped.stdout
-    assert leftovers(root) == [] and not _agents_running(root)
+    assert leftovers(root) == [] and not agent_pids(root)
     assert not (root / "out.img").exists() and sha256(source) == before
