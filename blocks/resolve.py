@@ -29,8 +29,10 @@ def connector_adapter(name: str, kind: str, where: str) -> Any:
     return block.build()
 
 
-def _describe(ref: Any) -> str:
-    return f"{ref.kind}://{ref.connector}/{getattr(ref, 'path', None) or getattr(ref, 'name', '')}"
+def describe_ref(ref: Any) -> str:
+    """``kind://connector/path-or-name`` of a disk reference, for messages and reports (never a secret)."""
+    name = getattr(ref, "path", None) or getattr(ref, "name", None) or getattr(ref, "vm", "")
+    return f"{ref.kind}://{ref.connector}/{name}"
 
 
 @contextlib.contextmanager
@@ -39,7 +41,7 @@ def located(ref: Any) -> Iterator[tuple[FileSystem, str]]:
 
     A managed disk is granted read access for the block and revoked afterwards.
     """
-    where = _describe(ref)
+    where = describe_ref(ref)
     if isinstance(ref, LocalRef):
         yield LOCAL, str(connector_adapter(ref.connector, "local", where).path(ref.path))
     elif isinstance(ref, ShareRef):
@@ -69,7 +71,7 @@ def located(ref: Any) -> Iterator[tuple[FileSystem, str]]:
 @contextlib.contextmanager
 def store_folder(ref: ShareRef | LocalRef) -> Iterator[StoreFolder]:
     """The PVS store folder ``ref`` names (a folder on a file-share connector, or a local one)."""
-    where = _describe(ref)
+    where = describe_ref(ref)
     folder: StoreFolder
     if isinstance(ref, ShareRef):
         folder = SmbStoreFolder(connector_adapter(ref.connector, "fileshare", where), ref.path)

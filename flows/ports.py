@@ -24,6 +24,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.futures import wait
 
+from blocks.resolve import describe_ref
 from imageport.errors import InputError
 from imageport.models import (
     AzureDiskRef,
@@ -44,11 +45,6 @@ from tasks.export import export_disk
 from tasks.prepare import prepare_disk
 from tasks.publish import publish_vdisk
 from tasks.upload import upload_image
-
-
-def _describe(ref: Any) -> str:
-    name = getattr(ref, "path", None) or getattr(ref, "name", None) or getattr(ref, "vm", "?")
-    return f"{ref.kind}://{ref.connector}/{name}"
 
 
 def _prepared(target: PortTarget, spec: PortSpec) -> tuple[PrepareSpec, Any]:
@@ -92,12 +88,6 @@ def port_target(spec: PortSpec, index: int, target_name: str, image: Any, refres
         )
         done.append(run_stage(publish_vdisk, publish, stage="publish", reads=prepared, writes=vdisk,
                               timeout_s=spec.prepare.timeout_s, refresh=refresh))  # fmt: skip
-    for record, (source, dest) in zip(
-        done, [(image, target.disk), (target.disk, prepared), (prepared, target.store)], strict=False
-    ):
-        record["from"], record["to"] = _describe(source), _describe(dest)
-        if record["stage"] == "publish":
-            record["to"] += f"/{target.vdisk_name}"
     return done
 
 
@@ -110,12 +100,10 @@ def run_port(spec: PortSpec, workflow: Workflow, refresh: bool = False) -> dict[
     image: Any = spec.source
     if Stage.EXPORT in spec.stages:
         export = ExportSpec(source=spec.source, destination=spec.staging, **spec.export.model_dump())
-        record = run_stage(export_disk, export, stage="export", reads=spec.source, writes=spec.staging,
-                           timeout_s=spec.export.timeout_s, refresh=refresh)  # fmt: skip
-        record["from"], record["to"] = _describe(spec.source), _describe(spec.staging)
-        stages.append(record)
+        stages.append(run_stage(export_disk, export, stage="export", reads=spec.source, writes=spec.staging,
+                                timeout_s=spec.export.timeout_s, refresh=refresh))  # fmt: skip
         image = spec.staging
-    futures = [port_target.submit(spec, i, _describe(t.disk), image, refresh) for i, t in enumerate(spec.targets)]
+    futures = [port_target.submit(spec, i, describe_ref(t.disk), image, refresh) for i, t in enumerate(spec.targets)]
     wait(futures)
     for future in futures:
         stages += future.result()

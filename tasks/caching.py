@@ -25,6 +25,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from blocks.resolve import connector_adapter, describe_ref, located
 from imageport.errors import ImageportError
 from imageport.models import AzureDiskRef, AzureSnapshotRef, LocalRef, ShareRef, VsphereDiskRef
 
@@ -41,8 +42,6 @@ def ref_identity(ref: Any) -> str:
 
 
 def _identity(ref: Any) -> str:
-    from blocks.resolve import connector_adapter, located
-
     if isinstance(ref, LocalRef):
         path = connector_adapter(ref.connector, "local", ref.path).path(ref.path)
         if not path.exists():
@@ -89,7 +88,7 @@ def stage_key(stage: str, spec: Any, reads: Any) -> str:
 def run_stage(
     task: Any, spec: Any, *, stage: str, reads: Any, writes: Any, timeout_s: float, refresh: bool = False
 ) -> dict[str, Any]:
-    """Run (or reuse) one stage; the result carries ``reused``, ``stage`` and ``seconds``."""
+    """Run (or reuse) one stage; the result carries ``stage``, ``reused``, ``stage_seconds``, ``from`` and ``to``."""
     key = stage_key(stage, spec, reads)
     expiry = timedelta(hours=EXPORT_CACHE_HOURS) if isinstance(reads, VsphereDiskRef) else STAGE_CACHE
     options: dict[str, Any] = {
@@ -105,4 +104,5 @@ def run_stage(
     if reused and ref_identity(writes).startswith("missing"):
         state = task.with_options(**options, refresh_cache=True)(spec, return_state=True)
         result, reused = dict(state.result()), False
-    return {**result, "stage": stage, "reused": reused, "stage_seconds": time.monotonic() - started}
+    return {**result, "stage": stage, "reused": reused, "stage_seconds": time.monotonic() - started,
+            "from": describe_ref(reads), "to": describe_ref(writes)}  # fmt: skip
