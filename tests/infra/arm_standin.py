@@ -89,6 +89,14 @@ def valid_fixed_footer(footer: bytes, size: int) -> bool:
     return disk_type == 2 and stored == (~total) & 0xFFFFFFFF and current == size
 
 
+class Refusal(Exception):
+    """An ARM error answer, raised from a validation helper and returned by the operation."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.reply: tuple[int, dict[str, Any], str | None] = (status, _err(code, message), None)
+
+
 class ArmStandIn:
     def __init__(
         self,
@@ -166,19 +174,13 @@ class ArmStandIn:
         creation = body.get("properties", {}).get("creationData", {})
         if creation.get("createOption") != "Copy":
             return 400, _err("InvalidParameter", "only createOption Copy is implemented by the stand-in"), None
-        source = RESOURCE.match(str(creation.get("sourceResourceId", "")))
-        if not source or source.group(3).lower() != "disks" or source.group(1) != self.subscription:
-            return 400, _err("InvalidParameter", "sourceResourceId must be a managed disk of this subscription"), None
-        disk = self.disks.get(f"{source.group(2).lower()}/{source.group(4).lower()}")
-        if disk is None:
-            return 404, _err("ResourceNotFound", f"disk {source.group(4)} not found"), None
-        if disk["state"] in ("ReadyToUpload", "ActiveUpload"):
-            return 409, _err("OperationNotAllowed", f"cannot snapshot a disk in state {disk['state']}"), None
+        try:
+            source_rg, source_name, _, disk = self._copy_source(creation, ("disks",), "snapshots", rg, name)
+        except Refusal as refusal:
+            return refusal.reply
         key = f"{rg.lower()}/{name.lower()}"
-        if key in self.snapshots:
-            return 409, _err("Conflict", f"snapshot {name} exists; delete it first"), None
         # the data: a point-in-time copy of the disk's pages, sparse as the source
-        self._copy_pages(self._blob_name(source.group(2), source.group(4)), self._blob_name(rg, name, "snapshots"),
+        self._copy_pages(self._blob_name(source_rg, source_name), self._blob_name(rg, name, "snapshots"),
                          disk["upload_size"])  # fmt: skip
         self.snapshots[key] = {
             "location": body.get("location"),
@@ -192,6 +194,25 @@ class ArmStandIn:
         doc = self._snapshot_json(rg, name)
         doc["properties"]["provisioningState"] = "Updating"
         return 202, doc, self._operation()
+
+    def _copy_source(
+        self, creation: dict[str, Any], kinds: tuple[str, ...], target: str, rg: str, name: str
+    ) -> tuple[str, str, str, dict[str, Any]]:
+        """(resource group, name, kind, entry) of a Copy's source, or ``Refusal`` with what Azure answers:
+        a source of another kind or subscription, a missing one, one mid-upload, or a taken target name."""
+        source = RESOURCE.match(str(creation.get("sourceResourceId", "")))
+        if not source or source.group(1) != self.subscription or source.group(3).lower() not in kinds:
+            allowed = " or ".join(k[:-1] for k in kinds)
+            raise Refusal(400, "InvalidParameter", f"sourceResourceId must be a {allowed} of this subscription")
+        kind = source.group(3).lower()
+        origin = self.table(kind).get(f"{source.group(2).lower()}/{source.group(4).lower()}")
+        if origin is None:
+            raise Refusal(404, "ResourceNotFound", f"{kind[:-1]} {source.group(4)} not found")
+        if origin["state"] in ("ReadyToUpload", "ActiveUpload"):
+            raise Refusal(409, "OperationNotAllowed", f"cannot copy a disk in state {origin['state']}")
+        if f"{rg.lower()}/{name.lower()}" in self.table(target):
+            raise Refusal(409, "Conflict", f"{target[:-1]} {name} exists; delete it first")
+        return source.group(2), source.group(4), kind, origin
 
     def _copy_pages(self, source_blob: str, target_blob: str, size: int) -> None:
         src = self.container.get_blob_client(source_blob)
@@ -263,19 +284,14 @@ class ArmStandIn:
     def _copy_disk(self, rg: str, name: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], str | None]:
         """``createOption: Copy`` from a disk or snapshot: a full copy of its pages, ready to attach."""
         creation = body["properties"]["creationData"]
-        source = RESOURCE.match(str(creation.get("sourceResourceId", "")))
-        if not source or source.group(1) != self.subscription:
-            return 400, _err("InvalidParameter", "sourceResourceId: a disk or snapshot of this subscription"), None
-        kind = source.group(3).lower()
-        origin = self.table(kind).get(f"{source.group(2).lower()}/{source.group(4).lower()}")
-        if origin is None:
-            return 404, _err("ResourceNotFound", f"{kind[:-1]} {source.group(4)} not found"), None
-        if origin["state"] in ("ReadyToUpload", "ActiveUpload"):
-            return 409, _err("OperationNotAllowed", f"cannot copy a disk in state {origin['state']}"), None
+        try:
+            source_rg, source_name, kind, origin = self._copy_source(
+                creation, ("disks", "snapshots"), "disks", rg, name
+            )
+        except Refusal as refusal:
+            return refusal.reply
         key = f"{rg.lower()}/{name.lower()}"
-        if key in self.disks:
-            return 409, _err("Conflict", f"disk {name} exists; delete it first"), None
-        self._copy_pages(self._blob_name(source.group(2), source.group(4), kind), self._blob_name(rg, name),
+        self._copy_pages(self._blob_name(source_rg, source_name, kind), self._blob_name(rg, name),
                          origin["upload_size"])  # fmt: skip
         props = body.get("properties", {})
         self.disks[key] = {
