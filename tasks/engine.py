@@ -1,9 +1,8 @@
 """The compositing engine in the Prefect layer: backends from connectors, CE slots, run liveness, reaping.
 
-- ``ce_backend(connector)`` builds the backend a connector hosts CEs on;
-- ``ce_slot(connector)`` holds one slot of the Prefect global concurrency limit
-  ``imageport-ce-<connector>`` (created from the connector's ``ce_max_concurrent``),
-  logging "waiting for a CE slot" while it waits;
+- ``ce_slot(connector)`` loads the connector once, holds one slot of the Prefect global
+  concurrency limit ``imageport-ce-<connector>`` (created from its ``ce_max_concurrent``),
+  logging "waiting for a CE slot" while it waits, and yields the backend it hosts CEs on;
 - ``run_is_live(run_id)`` asks Prefect whether a flow run is still going, so the
   reaper never takes a live run's CE;
 - ``reap_run_resources`` is the flow cancellation/crash hook: it removes what the
@@ -18,7 +17,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from blocks.registry import find_connector, list_connectors
+from blocks.registry import connector_class, find_connector, list_connectors
 from imageport.engine.backend import CeBackend
 from imageport.engine.reaper import ReapReport, reap
 from imageport.errors import InputError
@@ -27,11 +26,6 @@ log = logging.getLogger("imageport.engine")
 
 LIVE_STATES = {"SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING"}
 CE_KINDS = ("local", "azure", "vsphere")
-
-
-def ce_backend(connector: str) -> CeBackend:
-    kind, block = find_connector(connector)
-    return _backend(kind, block, connector)
 
 
 def _backend(kind: str, block: Any, name: str) -> CeBackend:
@@ -55,7 +49,7 @@ def all_backends(names: list[str] | None = None) -> list[CeBackend]:
     backends = []
     for kind, name in list_connectors():
         if kind in CE_KINDS and (names is None or name in names):
-            _, block = find_connector(name)
+            block = connector_class(kind).load(name)  # the kind is known: one read, not a search
             if kind == "vsphere" and not block.ce_template:
                 continue  # no template, so imageport never made helper VMs there
             backends.append(_backend(kind, block, name))
@@ -63,19 +57,20 @@ def all_backends(names: list[str] | None = None) -> list[CeBackend]:
 
 
 @contextlib.contextmanager
-def ce_slot(connector: str) -> Iterator[None]:
-    """Hold one of the connector's CE slots for the duration of the block."""
+def ce_slot(connector: str) -> Iterator[CeBackend]:
+    """The connector's CE backend, holding one of its CE slots for the duration of the block."""
     from prefect import get_client
     from prefect.concurrency.sync import concurrency
 
-    _, block = find_connector(connector)
+    kind, block = find_connector(connector)
+    backend = _backend(kind, block, connector)  # refuses a connector that cannot host CEs before waiting
     name = f"imageport-ce-{connector}"
     with get_client(sync_client=True) as client:
         client.upsert_global_concurrency_limit_by_name(name, int(block.ce_max_concurrent))
     _logger().info("waiting for a CE slot on %s (at most %d at once)", connector, block.ce_max_concurrent)
     with concurrency(name, occupy=1, strict=True):
         _logger().info("got a CE slot on %s", connector)
-        yield
+        yield backend
 
 
 def _logger() -> Any:

@@ -21,7 +21,7 @@ from imageport.engine.job import AgentMode
 from imageport.engine.lifecycle import Outcome, compositing_engine
 from imageport.errors import InputError
 from imageport.models import AzureDiskRef, AzureSnapshotRef, LocalRef, PrepareOptions, PrepareSpec
-from tasks.engine import ce_backend, ce_slot, current_run_id
+from tasks.engine import ce_slot, current_run_id
 from tasks.policy import RETRY_TRANSIENT
 
 
@@ -74,9 +74,9 @@ def prepare_disk(spec: PrepareSpec) -> dict[str, Any]:
     options = PrepareOptions.model_validate(spec.model_dump(include=set(PrepareOptions.model_fields)))
     outcome = Outcome()
     with (
-        ce_slot(spec.disk.connector),
+        ce_slot(spec.disk.connector) as backend,
         compositing_engine(
-            ce_backend(spec.disk.connector),
+            backend,
             source,
             AgentMode.PREPARE,
             current_run_id(),
