@@ -109,8 +109,8 @@ class AzureBackend:
                 copy_name = f"{ce}-disk"  # the snapshot is the output; this disk is its intermediate
             self._refuse_existing(source, copy_name)
         tags = ledger.tags.as_dict()
-        snapshot = f"|snapshot={source.output_snapshot_name}" if keep_copy and source.output_snapshot_name else ""
-        output = ledger.creating(DISK, copy_name + snapshot, order=ORDER[DISK], keep=keep_copy)
+        snapshot = source.output_snapshot_name if keep_copy else None  # the output becomes this snapshot
+        output = ledger.creating(DISK, copy_name, order=ORDER[DISK], keep=keep_copy, final=snapshot)
         disk = {
             "location": self.session.config.location,
             "sku": {"name": source.sku.value},
@@ -150,7 +150,7 @@ class AzureBackend:
         return parse_result(message, f"Azure CE {engine.vm}")
 
     def delete(self, resource: Resource) -> None:
-        name = resource.id.split("|")[0]
+        name = resource.id
         if resource.kind == VM:
             vms.delete_vm(self.session, name)
         elif resource.kind == NIC:
@@ -167,7 +167,7 @@ class AzureBackend:
             raise InputError(f"the Azure CE backend does not know resource kind {resource.kind!r}")
 
     def finalize(self, resource: Resource) -> str:
-        name, _, snapshot = resource.id.partition("|snapshot=")
+        name, snapshot = resource.id, resource.final
         compute = self.session.compute()
         kept = {k: v for k, v in resource.tags.as_dict().items() if k != "imageport-expires"}
         if snapshot:

@@ -27,6 +27,9 @@ class Resource:
     tags: CeTags
     order: int = 50
     keep: bool = False  # the run's output: finalized (kept) on success, deleted on failure
+    final: str | None = None  # where a kept output goes when finalized (path, datastore path, Azure snapshot)
+    overwrite: bool = False  # whether finalizing may replace what is at ``final``
+    parent: str | None = None  # the resource this one belongs to (the VM a disk is attached to)
 
     def describe(self) -> str:
         return f"{self.kind} {self.id}"
@@ -39,8 +42,18 @@ class Ledger:
     tags: CeTags
     resources: list[Resource] = field(default_factory=list)
 
-    def creating(self, kind: str, id: str, *, order: int = 50, keep: bool = False) -> Resource:
-        resource = Resource(kind, id, self.tags, order, keep)
+    def creating(
+        self,
+        kind: str,
+        id: str,
+        *,
+        order: int = 50,
+        keep: bool = False,
+        final: str | None = None,
+        overwrite: bool = False,
+        parent: str | None = None,
+    ) -> Resource:
+        resource = Resource(kind, id, self.tags, order, keep, final, overwrite, parent)
         self.resources.append(resource)
         return resource
 

@@ -90,7 +90,9 @@ class LocalBackend:
         copy = workspace / f"disk{ext if fmt is not DiskFormat.VHDX else '.vhdx'}"
         output = None
         if keep_copy:
-            output = ledger.creating(OUTPUT, f"{copy}|{source.output}|{int(source.overwrite)}", order=10, keep=True)
+            output = ledger.creating(
+                OUTPUT, str(copy), order=10, keep=True, final=source.output, overwrite=source.overwrite
+            )
         copy_image(source.path, source.fs, str(copy), LOCAL, fmt)
         return Provisioned(LocalEngine(workspace, ledger.tags), AgentDisk(path=str(copy)), output)
 
@@ -132,7 +134,7 @@ class LocalBackend:
 
     def delete(self, resource: Resource) -> None:
         if resource.kind == OUTPUT:
-            Path(resource.id.split("|")[0]).unlink(missing_ok=True)
+            Path(resource.id).unlink(missing_ok=True)
         elif resource.kind == WORKSPACE:
             workspace = Path(resource.id)
             _kill_agents(workspace)
@@ -142,8 +144,9 @@ class LocalBackend:
             raise InputError(f"the local CE backend does not know resource kind {resource.kind!r}")
 
     def finalize(self, resource: Resource) -> str:
-        copy, final, overwrite = resource.id.split("|")
-        if Path(final).exists() and overwrite != "1":
+        copy, final = resource.id, resource.final
+        assert final is not None  # an OUTPUT always names where it goes
+        if Path(final).exists() and not resource.overwrite:
             raise OutputExists(f"{final} appeared while the CE worked; the prepared copy was not moved over it")
         Path(final).parent.mkdir(parents=True, exist_ok=True)
         shutil.move(copy, final)  # a rename on the same file system

@@ -88,14 +88,14 @@ class VsphereBackend:
         with translate_vsphere_errors(f"create {folder}"):
             self.si.content.fileManager.MakeDirectory(name=folder, datacenter=dc, createParentDirectories=True)
         copy = f"{folder}/{ce}-disk.vmdk"
-        output_id = f"{copy}|{source.output}|{int(source.overwrite)}" if keep_copy else copy
-        output = ledger.creating(DISK, output_id, order=ORDER[DISK], keep=keep_copy)
+        output = ledger.creating(DISK, copy, order=ORDER[DISK], keep=keep_copy,
+                                 final=source.output if keep_copy else None, overwrite=source.overwrite)  # fmt: skip
         manager = self.si.content.virtualDiskManager
         with translate_vsphere_errors(f"copy {source.disk} to {copy}"):
             task = manager.CopyVirtualDisk_Task(sourceName=source.disk, sourceDatacenter=dc, destName=copy,
                                                 destDatacenter=dc)  # fmt: skip
         wait_for_task(self.si, task, f"copy {source.disk} to {copy}")
-        ledger.creating(ATTACH, f"{ce}|{copy}", order=ORDER[ATTACH])
+        ledger.creating(ATTACH, copy, order=ORDER[ATTACH], parent=ce)
         key = ce_host.attach_disk(self.session, vm.moref, copy, "persistent")
         unit = self._unit(vm.moref, key)
         return Provisioned(VsphereEngine(vm.moref, ce), AgentDisk(lun=unit, device_root=GUEST_DEVICE_ROOT),
@@ -143,14 +143,14 @@ class VsphereBackend:
     def delete(self, resource: Resource) -> None:
         try:
             if resource.kind == ATTACH:
-                name, disk = resource.id.split("|")
-                ce_host.detach_disk(self.session, name, disk)
+                assert resource.parent is not None  # an attachment always names its VM
+                ce_host.detach_disk(self.session, resource.parent, resource.id)
             elif resource.kind == VM:
                 vm = find_vm(self.si, resource.id)
                 ce_host.destroy_ce_vm(self.session, vm._moId)
                 self._delete_file(self._work_folder(resource.id))  # a reaped VM's work folder goes with it
             elif resource.kind in (DISK, FOLDER):
-                self._delete_file(resource.id.split("|")[0], disk=resource.kind == DISK)
+                self._delete_file(resource.id, disk=resource.kind == DISK)
             else:
                 raise InputError(f"the vSphere CE backend does not know resource kind {resource.kind!r}")
         except NotFound:
@@ -168,11 +168,12 @@ class VsphereBackend:
         wait_for_task(self.si, task, f"delete {path}")
 
     def finalize(self, resource: Resource) -> str:
-        copy, output, overwrite = resource.id.split("|")
+        copy, output = resource.id, resource.final
+        assert output is not None  # a kept copy always names where it goes
         dc = self.session.datacenter()
         with translate_vsphere_errors(f"move {copy} to {output}"):
             task = self.si.content.virtualDiskManager.MoveVirtualDisk_Task(
-                sourceName=copy, sourceDatacenter=dc, destName=output, destDatacenter=dc, force=overwrite == "1"
+                sourceName=copy, sourceDatacenter=dc, destName=output, destDatacenter=dc, force=resource.overwrite
             )
         wait_for_task(self.si, task, f"move {copy} to {output}")
         return output
