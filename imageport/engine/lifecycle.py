@@ -53,7 +53,6 @@ class CompositingEngine:
     ledger: Ledger
     mode: AgentMode
     timeout_s: float
-    results: list[AgentResult] = field(default_factory=list)
 
     @property
     def run_id(self) -> str:
@@ -67,15 +66,10 @@ class CompositingEngine:
         where = f"{self.backend.platform} CE for run {self.run_id}"
         started = time.monotonic()
         result = self.backend.run_agent(self.provisioned.engine, job, self.timeout_s)
-        self.results.append(result)
         log.info("%s: agent %s job finished in %.1f s (exit %d)", where, job.mode.value, time.monotonic() - started,
                  result.exit_code)  # fmt: skip
         result.raise_for_failure(where)
         return result
-
-    @property
-    def created(self) -> list[Resource]:
-        return list(self.ledger.resources)
 
 
 @dataclass
