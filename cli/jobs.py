@@ -68,6 +68,7 @@ def _start(name: str, spec: Path | None, wait: bool, local: bool, timeout: float
         raise typer.Exit(_wait(flow_run.id, timeout))
 
 
+@reports_errors
 def run(
     name: Annotated[
         str,
@@ -82,9 +83,10 @@ def run(
     timeout: Annotated[float | None, typer.Option(help="With --wait: give up waiting after this many seconds")] = None,
 ) -> None:
     """Start a deployment run (or run the flow here with --local)."""
-    reports_errors(_start)(name, spec, wait, local, timeout)
+    _start(name, spec, wait, local, timeout)
 
 
+@reports_errors
 def port(
     workflow: Annotated[Workflow, typer.Argument(help="Which port")],
     spec: Annotated[Path, typer.Option(help="The port's spec: source, staging, targets, options (YAML or JSON)")],
@@ -93,7 +95,7 @@ def port(
     timeout: Annotated[float | None, typer.Option(help="With --wait: give up waiting after this many seconds")] = None,
 ) -> None:
     """Start one of the four workflows."""
-    reports_errors(_start)(workflow.value, spec, wait, local, timeout)
+    _start(workflow.value, spec, wait, local, timeout)
 
 
 def _wait(run_id: uuid.UUID, timeout: float | None) -> int:
@@ -114,13 +116,13 @@ def _wait(run_id: uuid.UUID, timeout: float | None) -> int:
 
 
 @app.command("wait")
+@reports_errors
 def wait_(
     run_id: str,
     timeout: Annotated[float | None, typer.Option(help="Give up waiting after this many seconds (exit 4)")] = None,
 ) -> None:
     """Wait for a run to end: exit 0 completed, 1 failed/crashed, 3 cancelled, 4 timed out waiting."""
-    code = reports_errors(lambda: _wait(_run_id(run_id), timeout))()
-    raise typer.Exit(code)
+    raise typer.Exit(_wait(_run_id(run_id), timeout))
 
 
 @app.command("list")
@@ -151,6 +153,7 @@ def _items(client: Any, run_id: uuid.UUID) -> list[list[str]]:
 
 
 @app.command("items")
+@reports_errors
 def items(run_id: str, as_json: JsonFlag = False) -> None:
     """The run's task items (stages) with their states."""
     from prefect import get_client
@@ -164,6 +167,7 @@ def items(run_id: str, as_json: JsonFlag = False) -> None:
 
 
 @app.command("show")
+@reports_errors
 def show(run_id: str, as_json: JsonFlag = False) -> None:
     """State, items, progress and result artifacts of one run."""
     from prefect import get_client
@@ -196,6 +200,7 @@ def show(run_id: str, as_json: JsonFlag = False) -> None:
 
 
 @app.command("stop")
+@reports_errors
 def stop(run_id: str) -> None:
     """Cancel a run; its compositing engine is removed by the run's cancellation hook (and the reaper)."""
     from prefect import get_client
@@ -206,17 +211,13 @@ def stop(run_id: str) -> None:
         flow_run = client.read_flow_run(rid)
         state = flow_run.state.type.value if flow_run.state else "?"
         if state in FINAL:
-            raise reports_errors(_already)(rid, state)
+            raise InputError(f"run {rid} has already ended ({state})")
         # A run that has not started is cancelled outright; a running one is asked to stop (its
         # worker or `imageport serve` kills it, then the cancellation hook removes its CE).
         started = state in ("RUNNING", "PAUSED")
         new = Cancelling if started else Cancelled
         client.set_flow_run_state(rid, new(message="stopped with imageport jobs stop"), force=True)
     console.print(f"run {rid}: {'cancelling' if started else 'cancelled'}", highlight=False)
-
-
-def _already(rid: uuid.UUID, state: str) -> None:
-    raise InputError(f"run {rid} has already ended ({state})")
 
 
 def serve(limit: Annotated[int | None, typer.Option(help="At most this many runs at once")] = None) -> None:

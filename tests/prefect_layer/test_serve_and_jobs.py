@@ -123,7 +123,9 @@ def test_port_command_checks_the_spec_before_starting(run_cli, tmp_path: Path) -
     )
     done = run_cli("port", "mcs-to-mcs", "--spec", str(spec))
     assert done.returncode == 2 and "targets.0.disk" in done.stderr and "bad name!" in done.stderr
-    assert run_cli("jobs", "wait", "not-a-uuid").returncode == 2
+    for command in ("wait", "show", "items", "stop"):
+        refused = run_cli("jobs", command, "not-a-uuid")
+        assert refused.returncode == 2 and "is not a run id" in refused.stderr, command
 
 
 def test_run_local_executes_a_stage_flow_in_process(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
