@@ -375,9 +375,8 @@ class ArmStandIn:
 
     def delete(self, rg: str, name: str, kind: str = "disks") -> tuple[int, dict[str, Any], str | None]:
         key = f"{rg.lower()}/{name.lower()}"
-        if self.vms.fail_deletes.get(name, 0) > 0:
-            self.vms.fail_deletes[name] -= 1
-            return 202, {}, self._operation(error={"code": "InternalServerError", "message": f"simulated: {name}"})
+        if (failed := self.vms.injected_delete_failure(name)) is not None:
+            return failed
         if key not in self.table(kind):
             return 204, {}, None
         if self.table(kind)[key]["state"] == "Attached":

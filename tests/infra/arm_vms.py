@@ -164,10 +164,16 @@ class VmHost:
             return 201, doc, self.arm._operation(error={"code": "AllocationFailed", "message": message})
         return 201, doc, self.arm._operation()
 
+    def injected_delete_failure(self, name: str) -> Reply | None:
+        """A failed delete operation while ``fail_deletes[name]`` lasts (VMs, NICs and disks alike)."""
+        if self.fail_deletes.get(name, 0) <= 0:
+            return None
+        self.fail_deletes[name] -= 1
+        return 202, {}, self.arm._operation(error={"code": "InternalServerError", "message": f"simulated: {name}"})
+
     def _delete(self, table: dict[str, dict[str, Any]], key: str, name: str) -> Reply:
-        if self.fail_deletes.get(name, 0) > 0:
-            self.fail_deletes[name] -= 1
-            return 202, {}, self.arm._operation(error={"code": "InternalServerError", "message": f"simulated: {name}"})
+        if (failed := self.injected_delete_failure(name)) is not None:
+            return failed
         if key not in table:
             return 204, {}, None
         if table is self.nics and table[key]["vm"] in self.vms:
