@@ -28,7 +28,7 @@ def session(settings: dict[str, str], **overrides: object):  # type: ignore[no-u
     return AzureConfig(**{**settings, **NETWORK, **overrides}).build()
 
 
-def download(arm, name: str, path: Path) -> bytes:  # type: ignore[no-untyped-def]
+def download(arm, name: str) -> bytes:  # type: ignore[no-untyped-def]
     blob = arm.container.get_blob_client(arm._blob_name("rg-vdi", name))
     return blob.download_blob().readall()
 
@@ -53,7 +53,7 @@ def source_disk(arm, azure_settings, windows_disks, tmp_path: Path) -> str:  # t
 def test_prepare_on_an_azure_ce_creates_vm_nic_and_copy_then_deletes_all_but_the_output(  # type: ignore[no-untyped-def]
     arm, azure_settings, source_disk
 ) -> None:
-    before = hashlib.sha256(download(arm, source_disk, Path())).hexdigest()
+    before = hashlib.sha256(download(arm, source_disk)).hexdigest()
     outcome = Outcome()
     backend = AzureBackend(session(azure_settings))
     source = AzureSource("rg-vdi", source_disk, output_disk_name="gold-azure-ready")
@@ -74,8 +74,8 @@ def test_prepare_on_an_azure_ce_creates_vm_nic_and_copy_then_deletes_all_but_the
     assert tagged(arm) == []
     output = arm.disks["rg-vdi/gold-azure-ready"]
     assert output["state"] == "Unattached" and output["tags"]["imageport-run"] == "run-az"
-    assert hashlib.sha256(download(arm, source_disk, Path())).hexdigest() == before
-    assert download(arm, "gold-azure-ready", Path()) != download(arm, source_disk, Path())
+    assert hashlib.sha256(download(arm, source_disk)).hexdigest() == before
+    assert download(arm, "gold-azure-ready") != download(arm, source_disk)
     # Again without overwrite: refused before anything is created.
     with (
         pytest.raises(Exception, match="gold-azure-ready exists"),
@@ -168,4 +168,4 @@ def test_prepare_can_leave_a_snapshot_as_its_output(arm, azure_settings, source_
     assert snapshot["tags"]["imageport-run"] == "run-snap" and "imageport-expires" not in snapshot["tags"]
     assert tagged(arm) == []  # the intermediate disk, the VM and the NIC are gone
     blob = arm.container.get_blob_client(arm._blob_name("rg-vdi", "gold-ready-snap", "snapshots"))
-    assert blob.download_blob().readall() != download(arm, source_disk, Path())
+    assert blob.download_blob().readall() != download(arm, source_disk)

@@ -33,15 +33,9 @@ def session(ce_session_factory):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def guest(session) -> Iterator[GuestStandIn]:  # type: ignore[no-untyped-def]
-    stand_in = GuestStandIn(vcsim_vsphere_session_copy(session))
+    stand_in = GuestStandIn(session.config.build())  # its own vCenter session, as a guest would have
     yield stand_in
     stand_in.close()
-
-
-def vcsim_vsphere_session_copy(session):  # type: ignore[no-untyped-def]
-    other = session.config.build()
-    other.connect()
-    return other
 
 
 def local_file(session, datastore_path: str) -> Path:  # type: ignore[no-untyped-def]
