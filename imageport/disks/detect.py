@@ -59,3 +59,10 @@ def open_disk(path: str | os.PathLike[str], format: DiskFormat | None = None, fs
     if fmt is DiskFormat.VHDX:
         return VhdxReader(path, fs)
     return VmdkReader(path, fs)
+
+
+def editable_format(path: str | os.PathLike[str], fs: FileSystem = LOCAL) -> DiskFormat:
+    """The container a copy of ``path`` is written in so it can be changed in place: the image's own,
+    except a stream-optimized VMDK (its compressed grains cannot be rewritten), which becomes VHDX."""
+    with open_disk(path, fs=fs) as reader:
+        return DiskFormat.VHDX if reader.format is DiskFormat.VMDK_STREAM else reader.format

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from imageport.disks.base import LOCAL, FileSystem
-from imageport.disks.detect import open_disk
+from imageport.disks.detect import editable_format
 from imageport.engine.backend import Ledger, Provisioned, Resource
 from imageport.engine.job import RESULT_MARKER, AgentDisk, AgentJob, AgentResult, parse_result
 from imageport.engine.tags import CeTags
@@ -79,8 +79,7 @@ class LocalBackend:
                 raise InputError("a prepare on the local CE needs an output path")
             if Path(source.output).exists() and not source.overwrite:
                 raise OutputExists(f"{source.output} exists; use --force (overwrite) to replace it")
-        with open_disk(source.path, fs=source.fs) as reader:
-            fmt = DiskFormat.VHDX if reader.format is DiskFormat.VMDK_STREAM else reader.format
+        fmt = editable_format(source.path, source.fs)
         name = f"ce-{ledger.tags.stage}-{uuid.uuid4().hex[:8]}"
         workspace = self.ce_root / name
         ledger.creating(WORKSPACE, str(workspace), order=90)

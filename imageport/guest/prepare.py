@@ -18,7 +18,7 @@ from typing import Any
 
 from imageport.disks.base import LOCAL, FileSystem
 from imageport.disks.convert import Progress
-from imageport.disks.detect import open_disk
+from imageport.disks.detect import editable_format
 from imageport.errors import GuestError
 from imageport.guest import firstboot
 from imageport.guest.appliance import Timings, appliance
@@ -26,7 +26,6 @@ from imageport.guest.errors import translate_guestfs_errors
 from imageport.guest.facts import GuestFacts, gather
 from imageport.guest.plan import SOFTWARE, SYSTEM, FileChange, Plan, PrepareTarget, RegChange, plan_registry
 from imageport.guest.registry import OpenHive, RegValue
-from imageport.models import DiskFormat
 from imageport.transfer.copy import copy_image
 
 
@@ -228,8 +227,7 @@ def prepare_copy(
     """Copy ``source`` to the local file ``output`` (same container; a stream VMDK becomes VHDX, which
     can be opened in place), prepare the copy, and delete it if prepare fails -- a half-prepared copy
     must not look usable. The source is only read."""
-    with open_disk(source, fs=source_fs) as reader:
-        fmt = DiskFormat.VHDX if reader.format is DiskFormat.VMDK_STREAM else reader.format
+    fmt = editable_format(source, source_fs)
     copy_image(source, source_fs, output, LOCAL, fmt, overwrite=overwrite, progress=progress)
     try:
         return prepare_image(output, target, installers_dir=installers_dir)
