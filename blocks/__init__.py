@@ -1,5 +1,6 @@
 """Prefect blocks of imageport. ``prefect block register -m blocks`` registers them all."""
 
+import blocks.redaction  # noqa: F401  (redacted logs and tracebacks wherever the Prefect layer runs)
 from blocks.connectors import (
     CONNECTOR_KINDS,
     AzureConnector,

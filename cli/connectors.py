@@ -6,7 +6,9 @@ imported inside the commands, so the other command groups start fast.
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -21,9 +23,16 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output"
 
 KINDS = ("fileshare", "vsphere", "azure", "local")
 
+SECRET_SOURCES = (
+    "leave it out or give {f}=- (hidden prompt, or one line on standard input when piped), "
+    "{f}=@PATH (read from a file), or {f}=env:VARIABLE (read from that environment variable)"
+)
+
 
 def _parse_fields(kind: str, assignments: list[str]) -> dict[str, Any]:
-    """KEY=VALUE pairs; secret fields not given (or given as '-') are read without echo."""
+    """KEY=VALUE pairs. A secret field is never taken literally from the command line (shell history,
+    ``ps``): it is read at a hidden prompt or from stdin (left out, or ``-``), a file (``@PATH``) or an
+    environment variable (``env:NAME``)."""
     from blocks.registry import connector_class
 
     cls = connector_class(kind)
@@ -37,7 +46,7 @@ def _parse_fields(kind: str, assignments: list[str]) -> dict[str, Any]:
             raise InputError(f"{item!r}: settings are given as KEY=VALUE")
         if key not in known:
             raise InputError(f"{key!r} is not a {kind} connector setting; settings: {', '.join(sorted(known))}")
-        fields[key] = value
+        fields[key] = _secret_from(key, value) if key in secret_fields and value != "-" else value
     for secret in secret_fields:
         if fields.get(secret) == "-" or secret not in fields:
             # Optional secrets (e.g. client_secret, needed only for some auth choices) may be skipped.
@@ -45,6 +54,31 @@ def _parse_fields(kind: str, assignments: list[str]) -> dict[str, Any]:
             if value is not None:
                 fields[secret] = value
     return fields
+
+
+def _secret_from(field: str, value: str) -> str:
+    """A secret field's value from where ``value`` points: ``@PATH`` or ``env:NAME``; anything else is refused."""
+    if value.startswith("@"):
+        path = Path(value[1:]).expanduser()
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"{field}=@{path}: cannot read the file ({exc.strerror or exc})") from None
+        secret = text.removesuffix("\n").removesuffix("\r")
+        if not secret:
+            raise InputError(f"{field}=@{path}: the file is empty")
+        return secret
+    if value.startswith("env:"):
+        name = value.removeprefix("env:")
+        secret = os.environ.get(name, "") if name else ""
+        if not secret:
+            raise InputError(f"{field}=env:{name}: that environment variable is not set (or empty)")
+        return secret
+    # Never echo ``value``: it is the secret itself.
+    raise InputError(
+        f"{field}: a secret is not accepted on the command line (shell history, ps); "
+        + SECRET_SOURCES.format(f=field)
+    )
 
 
 def _read_secret(field: str, required: bool) -> str | None:
@@ -71,7 +105,10 @@ def create(
     name: Annotated[str, typer.Argument(help="Connector name (lowercase letters, digits, '-')")],
     settings: Annotated[
         list[str] | None,
-        typer.Argument(help="KEY=VALUE settings; secrets are prompted for, or read from stdin when piped"),
+        typer.Argument(
+            help="KEY=VALUE settings. Secrets: left out or KEY=- (hidden prompt, or stdin when piped), "
+            "KEY=@PATH (a file) or KEY=env:VARIABLE; never literally"
+        ),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing connector of the same kind")] = False,
     as_json: JsonFlag = False,

@@ -13,6 +13,12 @@ import logging
 import typer
 
 from cli import connectors, copy_image, disk, guest, jobs, publish, reap, snapshot, upload, vsphere
+from imageport import redaction
+
+# Every edge of the process, before any command runs: stdout/stderr (tables, JSON, echo and the
+# tracebacks the interpreter or typer print), log records, exception hooks. Prefect's handlers get
+# the filter too once the Prefect layer is imported (blocks/redaction.py).
+redaction.install()
 
 # Loading a connector emits a Prefect event; at exit the events worker warns "Still processing
 # items" while it flushes it. Noise for a CLI user: the flush itself still happens.

@@ -23,7 +23,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from imageport.errors import ImageportError, InputError, redact
+from imageport.errors import ImageportError, InputError
+from imageport.redaction import redact
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -56,7 +57,7 @@ def emit_json(data: Any) -> None:
 
 
 def emit_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=redact(title), title_justify="left")  # a title may name a SAS URL
     for column in columns:
         table.add_column(column)
     for row in rows:

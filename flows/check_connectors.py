@@ -7,11 +7,11 @@ share password expired *before* the monthly patch-day port fails on it.
 from __future__ import annotations
 
 from prefect import flow
-from prefect.artifacts import create_markdown_artifact
 from prefect.states import Failed
 
 from blocks.registry import list_connectors
 from imageport.errors import ImageportError
+from tasks.artifacts import create_markdown_artifact
 from tasks.connectors import check_connector
 
 

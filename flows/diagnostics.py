@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
-from prefect.artifacts import create_markdown_artifact
 
 from imageport.models import DiagnosticsSpec
+from tasks.artifacts import create_markdown_artifact
 from tasks.diagnostics import diagnose_image
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
-from prefect.artifacts import create_markdown_artifact
 
 from imageport.models import ExportSpec
+from tasks.artifacts import create_markdown_artifact
 from tasks.export import export_disk
 
 

@@ -21,7 +21,6 @@ import time
 from typing import Any
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact
 from prefect.futures import wait
 
 from blocks.resolve import describe_ref
@@ -39,6 +38,7 @@ from imageport.models import (
     UploadSpec,
     Workflow,
 )
+from tasks.artifacts import create_markdown_artifact
 from tasks.caching import run_stage
 from tasks.engine import reap_run_resources
 from tasks.export import export_disk

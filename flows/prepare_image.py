@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
-from prefect.artifacts import create_markdown_artifact
 
 from imageport.models import PrepareSpec
+from tasks.artifacts import create_markdown_artifact
 from tasks.engine import reap_run_resources
 from tasks.prepare import prepare_disk
 

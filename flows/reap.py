@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
-from prefect.artifacts import create_markdown_artifact
 
+from tasks.artifacts import create_markdown_artifact
 from tasks.engine import reap_all
 
 

@@ -25,12 +25,15 @@ final without knowing any SDK::
 Each SDK's exceptions are translated in exactly one module per adapter
 (for example ``storage/smb_errors.py``); nothing above that module ever sees
 an SDK exception. Messages name what failed and where, and must never carry
-a secret (passwords, SAS query strings): ``redact`` exists for that.
+a secret (passwords, SAS query strings): every message passes through
+``imageport.redaction.redact``.
 """
 
 from __future__ import annotations
 
-import re
+from imageport.redaction import redact
+
+__all__ = ["redact"]  # the error tree's messages pass through it; kept importable from here
 
 
 class ImageportError(Exception):
@@ -134,21 +137,3 @@ class EngineError(ImageportError):
 
 class GuestError(ImageportError):
     """An offline change inside a guest image was refused or failed."""
-
-
-# --- secrets never leave in messages --------------------------------------
-
-# SAS tokens carry their signature in ``sig=``; storage connection strings
-# carry ``AccountKey=``; URLs may carry ``user:password@``.
-_SECRET_PATTERNS = [
-    (re.compile(r"([?&]sig=)[^&\s'\"]+", re.IGNORECASE), r"\1REDACTED"),
-    (re.compile(r"(AccountKey=)[^;\s'\"]+", re.IGNORECASE), r"\1REDACTED"),
-    (re.compile(r"(://[^/\s:@]+:)[^@/\s]+@"), r"\1REDACTED@"),
-]
-
-
-def redact(text: str) -> str:
-    """Remove SAS signatures, account keys and URL passwords from ``text``."""
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text

@@ -28,6 +28,7 @@ from typing import Any
 from blocks.resolve import connector_adapter, describe_ref, located
 from imageport.errors import ImageportError
 from imageport.models import AzureDiskRef, AzureSnapshotRef, LocalRef, ShareRef, VsphereDiskRef
+from imageport.redaction import redact_data
 
 EXPORT_CACHE_HOURS = 24
 STAGE_CACHE = timedelta(days=30)
@@ -104,5 +105,5 @@ def run_stage(
     if reused and ref_identity(writes).startswith("missing"):
         state = task.with_options(**options, refresh_cache=True)(spec, return_state=True)
         result, reused = dict(state.result()), False
-    return {**result, "stage": stage, "reused": reused, "stage_seconds": time.monotonic() - started,
-            "from": describe_ref(reads), "to": describe_ref(writes)}  # fmt: skip
+    return redact_data({**result, "stage": stage, "reused": reused, "stage_seconds": time.monotonic() - started,
+                        "from": describe_ref(reads), "to": describe_ref(writes)})  # fmt: skip

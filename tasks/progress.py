@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.artifacts import update_progress_artifact
 from prefect.logging import get_run_logger
+
+from tasks.artifacts import create_progress_artifact
 
 
 def prefect_progress(description: str, every_s: float = 2.0) -> Callable[[int, int], None]:

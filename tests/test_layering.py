@@ -14,7 +14,9 @@ from tests.infra.services import REPO
 
 FORBIDDEN_IN_CORE = {"prefect", "flows", "tasks", "blocks", "deployments", "cli"}
 # Within the core, each layer may import only the layers below it.
-CORE_ORDER = ["errors", "models", "disks", "storage", "transfer", "platforms", "guest", "engine"]
+CORE_ORDER = [
+    "redaction", "errors", "credentials", "models", "disks", "storage", "transfer", "platforms", "guest", "engine"
+]  # fmt: skip
 
 
 def _imports(path: Path) -> set[str]:

@@ -36,6 +36,7 @@ from typing import Any
 from imageport.disks.base import Sink
 from imageport.errors import InputError
 from imageport.models import DiskFormat
+from imageport.redaction import redact_data
 
 PARTIAL_SUFFIX = ".imageport-partial"
 STATE_SUFFIX = ".json"
@@ -58,7 +59,7 @@ class StagedSink(Sink):
     def __init__(self, final: str, display: str, overwrite: bool, resume: dict[str, Any] | None) -> None:
         self.final = final
         self.name = display
-        self.identity = resume
+        self.identity = redact_data(resume)  # it goes into a sidecar file beside the image
         self.writes = 0  # data-phase writes issued so far
         self.skip = 0  # data-phase writes an earlier identical run made durable
         self.saved = False  # a checkpoint of this partial file exists

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from imageport.disks.base import ByteSource, Extent, FileSystem, MiB, Sink, coalesce
 from imageport.errors import InputError
+from imageport.redaction import register_sas
 from imageport.storage.azure_errors import translate_azure_errors
 
 MAX_PAGE_WRITE = 4 * MiB
@@ -29,12 +30,22 @@ class PageBlob:
     def __init__(self, sas_url: str) -> None:
         from azure.storage.blob import BlobClient
 
-        parts = urlsplit(sas_url)
+        register_sas(sas_url)  # from now on the signature is redacted wherever it would appear
+        try:
+            parts = urlsplit(sas_url)
+        except ValueError:
+            raise InputError("a page blob needs an http(s) URL with its SAS query string") from None
         if parts.scheme not in ("https", "http") or not parts.query:
             raise InputError("a page blob needs an http(s) URL with its SAS query string")
         self.display = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-        # Retries are the copier's job (it knows what is transient and honours Retry-After).
-        self.client = BlobClient.from_blob_url(sas_url, retry_total=0)
+        try:
+            # Retries are the copier's job (it knows what is transient and honours Retry-After).
+            self.client = BlobClient.from_blob_url(sas_url, retry_total=0)
+        except ValueError:  # its message repeats the whole URL, signature included
+            raise InputError(
+                f"{self.display}: not a blob URL (use http(s)://ACCOUNT-HOST/CONTAINER/BLOB?SAS, "
+                "or http://HOST:PORT/ACCOUNT/CONTAINER/BLOB?SAS for an emulator)"
+            ) from None
         with translate_azure_errors(f"read properties of {self.display}"):
             props = self.client.get_blob_properties()
         if props.blob_type != "PageBlob":

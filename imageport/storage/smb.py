@@ -14,16 +14,17 @@ import uuid
 from typing import Any
 
 import smbclient
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import Field, SecretStr
 
+from imageport.credentials import HostName, SecretsRegistered
 from imageport.models import RelativePath, ShareDiskFormat
 from imageport.storage.smb_errors import is_sharing_violation, translate_smb_errors
 
 
-class SmbShareConfig(BaseModel):
+class SmbShareConfig(SecretsRegistered):
     """Where a share is and how to log in. Also used for PVS stores."""
 
-    server: str = Field(description="SMB server host name or IP address.")
+    server: HostName = Field(description="SMB server host name or IP address.")
     port: int = Field(default=445, ge=1, le=65535, description="SMB port (445 unless the server uses another).")
     share: str = Field(min_length=1, description="Share name, e.g. 'images' or 'Store'.")
     base_path: RelativePath | None = Field(

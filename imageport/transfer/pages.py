@@ -38,6 +38,7 @@ from imageport.disks.convert import Progress, content_hash_of_windows, output_si
 from imageport.disks.vhd import ALL_ONES, FIXED, build_footer
 from imageport.errors import AlreadyExists, ImageportError, InputError, TransferError
 from imageport.models import DiskFormat
+from imageport.redaction import redact_data
 from imageport.storage.azure_errors import AzureThrottled
 from imageport.storage.page_blob import PageBlob
 from imageport.transfer.plan import CHUNK, Chunk, covered, plan_chunks, touched
@@ -83,7 +84,7 @@ class Checkpoint:
 
     def __init__(self, directory: Path, target: str, source: dict[str, Any]) -> None:
         self.path = directory / f"{hashlib.sha256(target.encode()).hexdigest()[:32]}.json"
-        self.identity = {"target": target, "source": source, "chunk": CHUNK}
+        self.identity = redact_data({"target": target, "source": source, "chunk": CHUNK})  # saved in a file
         self.digests: dict[int, bytes] = {}
         self.valid = False
         try:

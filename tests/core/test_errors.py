@@ -4,18 +4,7 @@ from imageport.errors import (
     PlatformUnreachable,
     StorageAccessDenied,
     StorageError,
-    redact,
 )
-
-
-def test_sas_signatures_keys_and_url_passwords_are_redacted() -> None:
-    text = (
-        "GET https://md-impexp.blob.core.windows.net/x/abcd?sv=2022&sr=b&sig=AbC%2Fdef123== failed; "
-        "AccountKey=c2VjcmV0a2V5; https://admin:hunter2@vc.corp/sdk"
-    )
-    out = redact(text)
-    assert "AbC%2Fdef123" not in out and "c2VjcmV0a2V5" not in out and "hunter2" not in out
-    assert "sig=REDACTED" in out and "sv=2022" in out
 
 
 def test_errors_redact_their_own_messages() -> None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 
+from imageport.credentials import EndpointUrl, SecretsRegistered
 from imageport.models import AzureResourceGroup
 from imageport.platforms.azure.errors import translate_azure_errors
 
@@ -26,7 +27,7 @@ class AzureAuth(StrEnum):
     DEFAULT = "default"
 
 
-class AzureConfig(BaseModel):
+class AzureConfig(SecretsRegistered):
     auth: AzureAuth = Field(
         default=AzureAuth.SERVICE_PRINCIPAL,
         description="service-principal (tenant/client id + secret), managed-identity, or default (credential chain).",
@@ -51,10 +52,10 @@ class AzureConfig(BaseModel):
     ce_max_concurrent: int = Field(
         default=4, ge=1, le=64, description="Compositing engines allowed at once here (a Prefect concurrency limit)."
     )
-    arm_endpoint: str = Field(
+    arm_endpoint: EndpointUrl = Field(
         default="https://management.azure.com", description="Resource Manager endpoint (sovereign clouds)."
     )
-    authority_host: str | None = Field(default=None, description="Entra ID authority host (sovereign clouds).")
+    authority_host: EndpointUrl | None = Field(default=None, description="Entra ID authority host (sovereign clouds).")
 
     @model_validator(mode="after")
     def _auth_fields(self) -> AzureConfig:

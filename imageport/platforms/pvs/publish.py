@@ -34,6 +34,7 @@ from imageport.disks.convert import CHECKPOINT_SECONDS, Progress
 from imageport.errors import AlreadyExists, InputError, TransferError
 from imageport.models import PublishOptions, ShareDiskFormat
 from imageport.platforms.pvs.store import StoreFolder, check_vdisk_name
+from imageport.redaction import redact
 from imageport.transfer.copy import copy_image
 
 
@@ -201,7 +202,7 @@ def publish(
         manifest_file,
         "\n".join(lines),
     )
-    folder.write_text(registration_file, "\r\n".join(lines) + "\r\n")  # read on Windows
+    folder.write_text(registration_file, redact("\r\n".join(lines) + "\r\n"))  # read on Windows
     manifest = {
         **result.as_dict(),
         "source": source,
@@ -209,5 +210,5 @@ def publish(
         "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "registration": lines,
     }
-    folder.write_text(manifest_file, json.dumps(manifest, indent=2) + "\n")
+    folder.write_text(manifest_file, redact(json.dumps(manifest, indent=2)) + "\n")
     return result

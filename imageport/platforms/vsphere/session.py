@@ -13,19 +13,20 @@ import tempfile
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
 
+from imageport.credentials import HostName, SecretsRegistered
 from imageport.errors import InputError, PlatformNotFound
 from imageport.platforms.vsphere.errors import VsphereSessionExpired, translate_vsphere_errors
 from imageport.storage.datastore import DatastoreFileSystem, DatastoreLocation
 
 
-class VsphereConfig(BaseModel):
+class VsphereConfig(SecretsRegistered):
     """How to reach vCenter, and where compositing engines may be placed."""
 
-    host: str = Field(description="vCenter (or ESXi) host name or IP address.")
+    host: HostName = Field(description="vCenter (or ESXi) host name or IP address.")
     port: int = Field(default=443, ge=1, le=65535, description="HTTPS port of the vSphere API.")
     username: str = Field(description="vSphere user, e.g. administrator@vsphere.local.")
     password: SecretStr = Field(description="Password of that user.")
