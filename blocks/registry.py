@@ -49,6 +49,11 @@ def find_connector(name: str) -> tuple[str, Block]:
         except ValueError as exc:
             if "Unable to find block document" not in str(exc):
                 raise
+        except RuntimeError as exc:  # saved before a rule existed: say which field breaks it, never its value
+            if not isinstance(exc.__cause__, ValidationError):
+                raise
+            what = f"saved {kind} connector {name!r} (recreate it with --overwrite)"
+            raise InputError(describe_validation_error(exc.__cause__, what)) from None
     raise ConnectorNotFound(f"no connector named {name!r} (see 'imageport connector list')")
 
 

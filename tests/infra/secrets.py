@@ -40,10 +40,10 @@ def find_leaks(secrets: Iterable[str], *texts: str | bytes, where: str = "output
         data = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
         for form in sorted(forms):
             if form in data:
-                found.append(f"{where}[{i}] holds {form[:4]}… ({data[max(0, data.index(form) - 60):][:140]!r})")
+                found.append(f"{where}[{i}] holds {form[:4]}… ({data[max(0, data.index(form) - 60) :][:140]!r})")
         match = SIG_IN_CLEAR.search(data)
         if match:
-            found.append(f"{where}[{i}] holds a SAS signature in clear: {data[max(0, match.start() - 60):][:140]!r}")
+            found.append(f"{where}[{i}] holds a SAS signature in clear: {data[max(0, match.start() - 60) :][:140]!r}")
     return found
 
 
