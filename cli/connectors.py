@@ -76,8 +76,7 @@ def _secret_from(field: str, value: str) -> str:
         return secret
     # Never echo ``value``: it is the secret itself.
     raise InputError(
-        f"{field}: a secret is not accepted on the command line (shell history, ps); "
-        + SECRET_SOURCES.format(f=field)
+        f"{field}: a secret is not accepted on the command line (shell history, ps); " + SECRET_SOURCES.format(f=field)
     )
 
 
