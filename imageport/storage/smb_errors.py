@@ -17,16 +17,14 @@ from smbprotocol import exceptions as smbex
 from smbprotocol.header import NtStatus
 
 from imageport.errors import (
-    AlreadyExists,
     StorageAccessDenied,
+    StorageAlreadyExists,
     StorageError,
     StorageNotFound,
     StorageUnreachable,
 )
 
-
-class StorageAlreadyExists(StorageError, AlreadyExists):
-    pass
+__all__ = ["StorageAlreadyExists", "StorageBusy", "is_sharing_violation", "translate_smb_errors"]
 
 
 class StorageBusy(StorageUnreachable):
