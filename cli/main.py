@@ -12,7 +12,7 @@ import logging
 
 import typer
 
-from cli import connectors, copy_image, disk, guest, jobs, publish, reap, snapshot, upload, vsphere
+from cli import clean, connectors, copy_image, disk, guest, jobs, publish, reap, snapshot, upload, vsphere
 
 # Loading a connector emits a Prefect event; at exit the events worker warns "Still processing
 # items" while it flushes it. Noise for a CLI user: the flush itself still happens.
@@ -33,6 +33,7 @@ app.command("snapshot")(snapshot.snapshot)
 app.command("prepare")(guest.prepare)
 app.command("diagnostics")(guest.diagnostics)
 app.command("reap")(reap.reap)
+app.command("clean")(clean.clean)
 app.command("run")(jobs.run)
 app.command("port")(jobs.port)
 app.command("serve")(jobs.serve)

@@ -429,6 +429,9 @@ class PublishOptions(_Model):
     )
     pvs_site: str | None = Field(default=None, description="PVS site name, for the registration instructions.")
     pvs_store: str | None = Field(default=None, description="PVS store name, for the registration instructions.")
+    wait_lock: bool = Field(
+        default=False, description="Wait while another run writes the same vDisk file, instead of failing at once."
+    )
 
 
 # --- stage specs ---------------------------------------------------------------

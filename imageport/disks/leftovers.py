@@ -105,7 +105,7 @@ def clean_folder(store: OutputStore, folder: str, dry_run: bool = False) -> Clea
                 finally:
                     lock.release()
                 dead, _ = parse_record(lock.previous)
-                if lock.previous is not None:
+                if base + LOCK_SUFFIX in names:
                     files.append(Leftover(name=base + LOCK_SUFFIX, output=base, state="removed", owner=_who(dead)))
                 continue
         for name in sorted(names):

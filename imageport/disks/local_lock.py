@@ -76,7 +76,7 @@ class LocalLock(Lock):
 
 class LocalOutputStore(OutputStore):
     def display(self, path: str) -> str:
-        return path
+        return path or "."
 
     def exists(self, path: str) -> bool:
         return os.path.lexists(path)

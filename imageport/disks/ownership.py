@@ -68,8 +68,8 @@ def lock_name(final: str) -> str:
 
 
 def record(temp: str) -> str:
-    """The text a lock file holds: this run and the temporary file it writes."""
-    return json.dumps({"owner": asdict(this_run()), "temp": temp})
+    """The text a lock file holds: this run, the temporary file it writes, a token for this lock."""
+    return json.dumps({"owner": asdict(this_run()), "temp": temp, "token": uuid.uuid4().hex})
 
 
 def parse_record(text: str | bytes | None) -> tuple[Owner | None, str | None]:
