@@ -167,9 +167,7 @@ def test_a_size_no_container_holds_leaves_nothing(source: Path, tmp_path: Path) 
     assert names(tmp_path) == ["src.raw"]
 
 
-def test_a_read_error_names_the_file_the_operation_and_the_errno(
-    source: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_read_error_names_the_file_the_operation_and_the_errno(source: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """EIO simulated at the system-call seam (no device-mapper in the test machine)."""
 
     def failing(fd: int, buffers: list[memoryview], offset: int) -> int:
