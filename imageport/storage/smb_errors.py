@@ -78,6 +78,8 @@ def translate_smb_errors(where: str) -> Iterator[None]:
             errno.EACCES: StorageAccessDenied,
             errno.EEXIST: StorageAlreadyExists,
         }.get(exc.errno or 0, StorageError)
+        if exc.ntstatus == NtStatus.STATUS_ACCESS_DENIED:  # smbprotocol gives it no errno
+            kind = StorageAccessDenied
         raise kind(f"{where}: {detail}") from None
     except _TRANSIENT as exc:
         raise StorageUnreachable(f"{where}: connection lost ({_status(exc)})") from None

@@ -21,6 +21,7 @@ from smbprotocol.exceptions import SMBOSError
 from smbprotocol.header import NtStatus
 
 from imageport.disks.ownership import LOCK_SUFFIX, WAIT_POLL_SECONDS, Lock, OutputStore, Owner, busy, parse_record
+from imageport.errors import StorageAccessDenied, StorageAlreadyExists
 from imageport.storage.smb import SmbShare
 from imageport.storage.smb_errors import StorageBusy, is_sharing_violation, translate_smb_errors
 
@@ -77,7 +78,14 @@ class SmbOutputStore(OutputStore):
             self.share.remove(path)
 
     def rename(self, source: str, target: str) -> None:
-        self.share.rename(source, target)  # SMB rename without replace-if-exists: a collision fails
+        """SMB rename without replace-if-exists: the server refuses it atomically when ``target`` exists
+        (Samba answers STATUS_ACCESS_DENIED rather than a name collision for some targets)."""
+        try:
+            self.share.rename(source, target)
+        except StorageAccessDenied:
+            if self.share.exists(target):
+                raise StorageAlreadyExists(f"{self.display(target)}: exists already; not replaced") from None
+            raise
 
     def listdir(self, folder: str) -> list[str]:
         return self.share.listdir(folder)
