@@ -18,6 +18,7 @@ from imageport.disks.convert import convert, hash_disk
 from imageport.disks.leftovers import clean_folder
 from imageport.errors import OutputBusy, StorageAlreadyExists
 from imageport.models import DiskFormat
+from imageport.storage import smb_lock
 from imageport.storage.smb_files import SmbFileSystem
 from imageport.transfer.copy import copy_image
 from tests.core.disks.images import MiB, make_raw
@@ -31,6 +32,7 @@ import json, os, signal, sys
 from imageport.disks.convert import convert
 from imageport.models import DiskFormat
 from imageport.storage.smb import SmbShare, SmbShareConfig
+from imageport.storage import smb_lock
 from imageport.storage.smb_files import SmbFileSystem
 rename = SmbShare.rename
 def dying(self, source, target):
@@ -131,3 +133,19 @@ def test_clean_on_a_share_keeps_a_live_runs_partial(shares, source: Path) -> Non
     finally:
         live.abort()
     assert os.listdir(on_disk) == []
+
+
+def test_a_waiting_writer_on_a_share_proceeds_once_the_first_lets_go(shares, source: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    first_fs, second_fs, on_disk, _ = shares
+    first = first_fs.open_sink("out.vhdx")
+    waits: list[float] = []
+
+    def first_finishes(seconds: float) -> None:  # instead of sleeping: the first run aborts meanwhile
+        waits.append(seconds)
+        first.abort()
+
+    monkeypatch.setattr(smb_lock.time, "sleep", first_finishes)
+    done = copy_image(str(source), LOCAL, "out.vhdx", second_fs, DiskFormat.VHDX, wait_lock=True)
+    assert waits == [smb_lock.WAIT_POLL_SECONDS]  # it was refused once, waited, then took the lock
+    assert done.content_hash == hash_disk(source).content_hash
+    assert sorted(os.listdir(on_disk)) == ["out.vhdx"]
