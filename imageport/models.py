@@ -297,6 +297,9 @@ class ExportOptions(_Model):
         default=True, description="Compute the virtual-disk SHA-256 and MD5 while exporting (Citrix -HashDisk)."
     )
     timeout_s: int = Field(default=7200, gt=0, le=7 * 86400, description="Export timeout in seconds.")
+    wait_lock: bool = Field(
+        default=False, description="Wait while another run writes the same destination file, instead of failing."
+    )
     tags: Tags
 
 

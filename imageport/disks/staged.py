@@ -183,12 +183,7 @@ class StagedSink(Sink):
         self._release()
 
     def abort(self) -> None:
-        try:
-            if self.is_open:
-                self.is_open = False
-                self._close(abandon=True)
-        finally:
-            self._cleanup()
+        self._cleanup()
 
     def _cleanup(self) -> None:
         """After a failure: drop the temporary file unless it is kept for a re-run; let go of the lock.
