@@ -63,15 +63,16 @@ class LocalLock(Lock):
         self.fd = fd
         self.previous = previous
 
-    def release(self) -> None:
+    def release(self, keep_record: bool = False) -> None:
         if self.fd < 0:
             return
         fd, self.fd = self.fd, -1
         try:
-            with translate_os_errors(self.path, "delete the lock"):
-                os.unlink(self.path)  # still holding it: a waiter re-checks the inode and retries
+            if not keep_record:
+                with translate_os_errors(self.path, "delete the lock"):
+                    os.unlink(self.path)  # still holding it: a waiter re-checks the inode and retries
         finally:
-            os.close(fd)
+            os.close(fd)  # the flock goes with the last descriptor
 
 
 class LocalOutputStore(OutputStore):

@@ -94,8 +94,9 @@ class Lock(ABC):
     previous: str | None = None
 
     @abstractmethod
-    def release(self) -> None:
-        """Delete the lock file, then let go (a waiting run then takes a fresh one)."""
+    def release(self, keep_record: bool = False) -> None:
+        """Delete the lock file, then let go (a waiting run then takes a fresh one). ``keep_record``:
+        let go but leave the file, so a partial kept for a re-run still says whose it was."""
 
 
 class OutputStore(ABC):

@@ -189,16 +189,17 @@ class StagedSink(Sink):
         """After a failure: drop the temporary file unless it is kept for a re-run; let go of the lock.
         Best effort while an error is on its way (that error is the one to report)."""
         failing = sys.exception() is not None
+        keep = self._keep_partial()
         try:
             with contextlib.suppress(ImageportError) if failing else contextlib.nullcontext():
                 if self.is_open:
                     self.is_open = False
                     self._close(abandon=True)
-                if not self._keep_partial():
+                if not keep:
                     self._discard()
         finally:
             with contextlib.suppress(ImageportError) if failing else contextlib.nullcontext():
-                self._release()
+                self._release(keep_record=keep)  # a kept partial keeps its owner record beside it
 
     def _keep_partial(self) -> bool:
         """A checkpointed partial survives an interruption; an error this run handled removes it."""
@@ -207,10 +208,10 @@ class StagedSink(Sink):
         error = sys.exception()
         return not (isinstance(error, ImageportError) and not error.transient)
 
-    def _release(self) -> None:
+    def _release(self, keep_record: bool = False) -> None:
         lock, self.lock = self.lock, None
         if lock is not None:
-            lock.release()
+            lock.release(keep_record)
 
     def _discard(self) -> None:
         self.saved = False

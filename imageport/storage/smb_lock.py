@@ -49,12 +49,13 @@ class SmbLock(Lock):
         self.token = _token(text)
         self.previous = previous
 
-    def release(self) -> None:
+    def release(self, keep_record: bool = False) -> None:
         raw, self.raw = self.raw, None
         if raw is None:
             return
         try:
-            self.share.remove(self.path)  # delete pending while we hold it; gone when we close
+            if not keep_record:
+                self.share.remove(self.path)  # delete pending while we hold it; gone when we close
             with translate_smb_errors(f"close {self.share.display}/{self.path}"):
                 raw.close()
         except BaseException:

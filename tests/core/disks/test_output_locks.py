@@ -176,3 +176,38 @@ def test_a_read_error_names_the_file_the_operation_and_the_errno(source: Path, m
     monkeypatch.setattr(os, "preadv", failing)
     with pytest.raises(StorageError, match=rf"^{source}: read of \d+ bytes at offset \d+ failed: .* \(EIO\)$"):
         hash_disk(source)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def failing_after(limit: int, error: BaseException):  # type: ignore[no-untyped-def]
+    def progress(done: int, total: int) -> None:
+        if done >= limit:
+            raise error
+
+    return progress
+
+
+def test_an_interrupted_resumable_run_keeps_its_partial_with_the_owner_record(source: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.vhdx"
+    with pytest.raises(Interrupted):
+        convert(source, out, DiskFormat.VHDX, resumable=True, checkpoint_seconds=0,
+                progress=failing_after(4 * MiB, Interrupted()))  # fmt: skip
+    assert names(tmp_path) == [
+        "out.vhdx.imageport-lock", "out.vhdx.imageport-partial", "out.vhdx.imageport-partial.json", "src.raw"
+    ]  # fmt: skip
+    listed = clean_folder(LocalOutputStore(), str(tmp_path), dry_run=True)
+    assert {f.state for f in listed.files} == {"stale"}
+    assert all(f.owner and f"pid {os.getpid()}" in f.owner for f in listed.files)
+    assert convert(source, out, DiskFormat.VHDX, resumable=True).resumed
+    assert names(tmp_path) == ["out.vhdx", "src.raw"]
+
+
+def test_an_error_the_run_handled_removes_even_a_checkpointed_partial(source: Path, tmp_path: Path) -> None:
+    full = StorageError(f"{tmp_path}/out.vhdx.imageport-partial: write failed: No space left on device (ENOSPC)")
+    with pytest.raises(StorageError, match="ENOSPC"):
+        convert(source, tmp_path / "out.vhdx", DiskFormat.VHDX, resumable=True, checkpoint_seconds=0,
+                progress=failing_after(4 * MiB, full))  # fmt: skip
+    assert names(tmp_path) == ["src.raw"]
