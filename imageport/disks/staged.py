@@ -107,6 +107,8 @@ class StagedSink(Sink):
         self.lock = self.store.lock(lock_name(final), record(self.temp), wait_lock)
         try:
             recover(self.store, final, keep=self.temp if resume is not None else None)
+            if not overwrite and self._exists(final):  # e.g. a half-done replace was just rolled back
+                raise InputError(f"{display}: exists already (use --force to replace it)")
             self._start(resume)
         except BaseException:
             self._cleanup()

@@ -16,7 +16,7 @@ import pytest
 from imageport.disks.base import LOCAL
 from imageport.disks.convert import convert, hash_disk
 from imageport.disks.leftovers import clean_folder
-from imageport.errors import OutputBusy, StorageAlreadyExists
+from imageport.errors import InputError, OutputBusy, StorageAlreadyExists
 from imageport.models import DiskFormat
 from imageport.storage import smb_lock
 from imageport.storage.smb_files import SmbFileSystem
@@ -149,3 +149,20 @@ def test_a_waiting_writer_on_a_share_proceeds_once_the_first_lets_go(shares, sou
     assert waits == [smb_lock.WAIT_POLL_SECONDS]  # it was refused once, waited, then took the lock
     assert done.content_hash == hash_disk(source).content_hash
     assert sorted(os.listdir(on_disk)) == ["out.vhdx"]
+
+
+def test_the_next_run_rolls_back_a_replace_killed_between_its_renames(shares, source: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    fs, other_fs, on_disk, config = shares
+    old = make_raw(tmp_path / "old.raw", 4 * MiB, runs=2, seed=3, max_run=MiB)
+    convert(old, "out.vhdx", DiskFormat.VHDX, output_fs=fs)
+    old_bytes = (on_disk / "out.vhdx").read_bytes()
+    settings = config.model_dump(mode="json") | {"password": config.password.get_secret_value()}
+    killed = subprocess.run([sys.executable, "-c", KILLED_BETWEEN_RENAMES, json.dumps(settings), str(source)],
+                            timeout=120)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL and not (on_disk / "out.vhdx").exists()
+
+    with pytest.raises(InputError, match="exists already"):  # the old file is back: not replaced without --force
+        convert(source, "out.vhdx", DiskFormat.VHDX, output_fs=other_fs)
+    assert sorted(os.listdir(on_disk)) == ["out.vhdx"] and (on_disk / "out.vhdx").read_bytes() == old_bytes
+    done = convert(source, "out.vhdx", DiskFormat.VHDX, output_fs=other_fs, overwrite=True)
+    assert done.content_hash == hash_disk(source).content_hash and sorted(os.listdir(on_disk)) == ["out.vhdx"]
