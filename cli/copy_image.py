@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cli.disk import Image, JsonFlag, located, show_convert_result
+from cli.disk import Image, JsonFlag, WaitLockFlag, located, show_convert_result
 from cli.output import progress_reporter, reports_errors
 from imageport.disks.convert import convert
 from imageport.disks.detect import open_disk
@@ -36,6 +36,7 @@ def copy(
             help="VHDX, VHD, raw: checkpoint, reconnect after a dropped connection, continue on a re-run",
         ),
     ] = True,
+    wait_lock: WaitLockFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Copy SOURCE to DESTINATION: allocated data only, hashed, under a temporary name until complete."""
@@ -49,11 +50,12 @@ def copy(
         with progress_reporter(f"copy {source}") as progress:
             if resume:
                 result = copy_image(
-                    source_path, source_fs, output_path, output_fs, fmt, overwrite=force, progress=progress
-                )
+                    source_path, source_fs, output_path, output_fs, fmt, overwrite=force, progress=progress,
+                    wait_lock=wait_lock,
+                )  # fmt: skip
             else:
                 result = convert(
                     source_path, output_path, fmt, overwrite=force, progress=progress,
-                    source_fs=source_fs, output_fs=output_fs,
+                    source_fs=source_fs, output_fs=output_fs, wait_lock=wait_lock,
                 )  # fmt: skip
     show_convert_result(result, as_json)

@@ -19,6 +19,12 @@ from imageport.models import DiskFormat
 app = typer.Typer(help="Disk images: info, convert, hash, check (raw, VHD, VHDX, VMDK).", no_args_is_help=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+WaitLockFlag = Annotated[
+    bool,
+    typer.Option(
+        "--wait-lock", help="If another run is writing the same output, wait for it instead of failing at once"
+    ),
+]
 Image = Annotated[
     str,
     typer.Argument(
@@ -142,6 +148,7 @@ def convert_cmd(
     sha256: Annotated[bool, typer.Option(help="Also compute the plain SHA-256 of the virtual disk")] = False,
     md5: Annotated[bool, typer.Option(help="Also compute the MD5 (Citrix -Md5Hash)")] = False,
     hashing: Annotated[bool, typer.Option("--hash/--no-hash", help="Compute the content hash (default on)")] = True,
+    wait_lock: WaitLockFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Convert SOURCE to OUTPUT, streaming, copying allocated data only."""
@@ -162,6 +169,7 @@ def convert_cmd(
             progress=progress,
             source_fs=source_fs,
             output_fs=output_fs,
+            wait_lock=wait_lock,
         )
     show_convert_result(result, as_json)
 

@@ -12,7 +12,7 @@ import logging
 
 import typer
 
-from cli import connectors, copy_image, disk, guest, jobs, publish, reap, snapshot, upload, vsphere
+from cli import clean, connectors, copy_image, disk, guest, jobs, publish, reap, snapshot, upload, vsphere
 from imageport import redaction
 
 # Every edge of the process, before any command runs: stdout/stderr (tables, JSON, echo and the
@@ -39,6 +39,7 @@ app.command("snapshot")(snapshot.snapshot)
 app.command("prepare")(guest.prepare)
 app.command("diagnostics")(guest.diagnostics)
 app.command("reap")(reap.reap)
+app.command("clean")(clean.clean)
 app.command("run")(jobs.run)
 app.command("port")(jobs.port)
 app.command("serve")(jobs.serve)

@@ -46,6 +46,7 @@ CATALOG: dict[str, Deployable] = {
         Deployable("diagnostics", "diagnostics", "flows.diagnostics:diagnostics_flow", DiagnosticsSpec),
         Deployable("reap", "reap", "flows.reap:reap_flow", None),
         Deployable("convert", "convert-disk", "flows.convert_disk:convert_disk", None),
+        Deployable("clean", "clean-outputs", "flows.clean_outputs:clean_outputs", None),
         Deployable("hourly", "check-connectors", "flows.check_connectors:check_connectors", None),
     )
 }

@@ -22,8 +22,9 @@ def convert_disk(
     format: DiskFormat = DiskFormat.VHDX,
     size: int | None = None,
     overwrite: bool = False,
+    wait_lock: bool = False,
 ) -> dict[str, Any]:
-    result = convert_image(source, output, format, size=size, overwrite=overwrite)
+    result = convert_image(source, output, format, size=size, overwrite=overwrite, wait_lock=wait_lock)
     create_markdown_artifact(
         key="convert-disk",
         markdown=(

@@ -11,7 +11,9 @@ final without knowing any SDK::
     ├── StorageError          byte stores: local, SMB, page blob (storage/)
     │   ├── StorageUnreachable      (+ Unreachable: transient)
     │   ├── StorageAccessDenied     (+ AccessDenied)
-    │   └── StorageNotFound         (+ NotFound)
+    │   ├── StorageNotFound         (+ NotFound)
+    │   ├── StorageAlreadyExists    (+ AlreadyExists)
+    │   └── OutputBusy              another run holds the output's lock
     ├── PlatformError         control planes: vSphere, Azure, local (platforms/)
     │   ├── PlatformUnreachable     (+ Unreachable: transient)
     │   ├── PlatformAccessDenied    (+ AccessDenied)
@@ -109,6 +111,14 @@ class StorageAccessDenied(StorageError, AccessDenied):
 
 class StorageNotFound(StorageError, NotFound):
     pass
+
+
+class StorageAlreadyExists(StorageError, AlreadyExists):
+    pass
+
+
+class OutputBusy(StorageError):
+    """Another live run is writing the same output (it holds the output's lock)."""
 
 
 class PlatformError(ImageportError):

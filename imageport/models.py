@@ -297,6 +297,9 @@ class ExportOptions(_Model):
         default=True, description="Compute the virtual-disk SHA-256 and MD5 while exporting (Citrix -HashDisk)."
     )
     timeout_s: int = Field(default=7200, gt=0, le=7 * 86400, description="Export timeout in seconds.")
+    wait_lock: bool = Field(
+        default=False, description="Wait while another run writes the same destination file, instead of failing."
+    )
     tags: Tags
 
 
@@ -429,6 +432,9 @@ class PublishOptions(_Model):
     )
     pvs_site: str | None = Field(default=None, description="PVS site name, for the registration instructions.")
     pvs_store: str | None = Field(default=None, description="PVS store name, for the registration instructions.")
+    wait_lock: bool = Field(
+        default=False, description="Wait while another run writes the same vDisk file, instead of failing at once."
+    )
 
 
 # --- stage specs ---------------------------------------------------------------

@@ -19,7 +19,12 @@ from tasks.progress import prefect_progress
     **RETRY_TRANSIENT,
 )
 def convert_image(
-    source: FileRef, output: FileRef, fmt: DiskFormat, size: int | None = None, overwrite: bool = False
+    source: FileRef,
+    output: FileRef,
+    fmt: DiskFormat,
+    size: int | None = None,
+    overwrite: bool = False,
+    wait_lock: bool = False,
 ) -> dict[str, Any]:
     """Convert an image between formats and stores, hashing the virtual disk on the way.
 
@@ -28,5 +33,7 @@ def convert_image(
     """
     progress = prefect_progress(f"convert {source.path} to {fmt.value}")
     with located(source) as (source_fs, src), located(output) as (output_fs, dst):
-        result = copy_image(src, source_fs, dst, output_fs, fmt, size=size, overwrite=overwrite, progress=progress)
+        result = copy_image(
+            src, source_fs, dst, output_fs, fmt, size=size, overwrite=overwrite, progress=progress, wait_lock=wait_lock
+        )
     return {**result.as_dict(), "source": source.path, "output": output.path}

@@ -28,10 +28,13 @@ from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from heapq import merge
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from imageport.errors import FormatError, InputError
 from imageport.models import DiskFormat
+
+if TYPE_CHECKING:
+    from imageport.disks.ownership import OutputStore
 
 SECTOR = 512
 KiB = 1024
@@ -157,32 +160,69 @@ class ByteSource(ABC):
         pass
 
 
+def _not_an_image(mode: int) -> str | None:
+    """Why a file of this type is never read as an image (a FIFO would hang, a device is no file)."""
+    if stat.S_ISDIR(mode):
+        return "directory"
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISCHR(mode):
+        return "character device"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return None
+
+
+def refuse_empty(path: str, size: int) -> None:
+    """An empty file holds no disk, in any format: say so before any format is tried."""
+    if size == 0:
+        raise FormatError(path, "file", 0, "empty (0 bytes): not a disk image")
+
+
 class RandomAccessFile(ByteSource):
     """A local read-only file read with ``pread``: thread-safe, no shared seek position;
     the file system's SEEK_DATA/SEEK_HOLE is its allocation map."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        from imageport.disks.os_errors import os_error  # one OSError mapping for local files
+
         self.path = str(path)
         try:
-            self.fd = os.open(self.path, os.O_RDONLY)
+            # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below)
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             raise InputError(f"{self.path}: no such file") from None
         except IsADirectoryError:
             raise InputError(f"{self.path}: is a directory, not a disk image") from None
         except PermissionError:
             raise InputError(f"{self.path}: permission denied") from None
+        except OSError as exc:
+            raise os_error(self.path, "open", exc) from None
         st = os.fstat(self.fd)
-        if stat.S_ISDIR(st.st_mode):
+        refusal = _not_an_image(st.st_mode)
+        if refusal:
             os.close(self.fd)
-            raise InputError(f"{self.path}: is a directory, not a disk image")
+            raise InputError(f"{self.path}: is a {refusal}, not a disk image")
         # A block device (a disk attached to a compositing engine) reports size 0 in stat.
         self.size = os.lseek(self.fd, 0, os.SEEK_END) if stat.S_ISBLK(st.st_mode) else st.st_size
+        refuse_empty(self.path, self.size)
 
     def preadv(self, view: memoryview, offset: int) -> int:
-        return os.preadv(self.fd, [view], offset)
+        try:
+            return os.preadv(self.fd, [view], offset)
+        except OSError as exc:
+            raise self._error(offset, len(view), exc) from None
 
     def pread(self, offset: int, length: int) -> bytes:
-        return os.pread(self.fd, length, offset)
+        try:
+            return os.pread(self.fd, length, offset)
+        except OSError as exc:
+            raise self._error(offset, length, exc) from None
+
+    def _error(self, offset: int, length: int, exc: OSError) -> Exception:
+        from imageport.disks.os_errors import os_error
+
+        return os_error(self.path, f"read of {length} bytes at offset {offset}", exc)
 
     def data_extents(self, start: int, end: int) -> Iterator[Extent]:
         pos = start
@@ -221,12 +261,19 @@ class FileSystem(ABC):
     def isfile(self, path: str) -> bool: ...
 
     @abstractmethod
-    def open_sink(self, path: str, overwrite: bool = False, resume: dict[str, Any] | None = None) -> Sink:
+    def open_sink(
+        self, path: str, overwrite: bool = False, resume: dict[str, Any] | None = None, wait_lock: bool = False
+    ) -> Sink:
         """Where a writer puts a new file; it appears under ``path`` only on commit.
 
         ``resume`` (what is being written: source, format, writer) makes the sink resumable:
-        see ``imageport.disks.staged.StagedSink``.
+        see ``imageport.disks.staged.StagedSink``. The output is locked for the sink's life;
+        another run holding it: ``OutputBusy``, or wait for it with ``wait_lock``.
         """
+
+    def output_store(self) -> OutputStore:
+        """Locks, listings and leftovers here (``imageport clean``); stores without staged outputs refuse."""
+        raise InputError(f"{type(self).__name__}: no staged outputs are written here, nothing to clean")
 
     def realpath(self, path: str) -> str:
         """A canonical form, for loop detection in parent chains."""
@@ -250,10 +297,17 @@ class LocalFileSystem(FileSystem):
     def isfile(self, path: str) -> bool:
         return os.path.isfile(path)
 
-    def open_sink(self, path: str, overwrite: bool = False, resume: dict[str, Any] | None = None) -> Sink:
+    def open_sink(
+        self, path: str, overwrite: bool = False, resume: dict[str, Any] | None = None, wait_lock: bool = False
+    ) -> Sink:
         from imageport.disks.staged import LocalFileSink  # staged builds on this module
 
-        return LocalFileSink(path, overwrite, resume)
+        return LocalFileSink(path, overwrite, resume, wait_lock)
+
+    def output_store(self) -> OutputStore:
+        from imageport.disks.local_lock import LocalOutputStore
+
+        return LocalOutputStore()
 
     def realpath(self, path: str) -> str:
         return os.path.realpath(path)

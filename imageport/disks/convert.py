@@ -355,6 +355,7 @@ def convert(
     output_fs: FileSystem = LOCAL,
     resumable: bool = False,
     checkpoint_seconds: float = CHECKPOINT_SECONDS,
+    wait_lock: bool = False,
     **writer_options: Any,
 ) -> ConvertResult:
     """Convert ``source`` to ``output`` in ``fmt``; the output appears only when complete.
@@ -364,6 +365,7 @@ def convert(
     ``resumable=True`` writes under a fixed partial name with checkpoints, so a re-run after a
     crash or a dropped connection sends only what had not been made durable (``StagedSink``);
     a resumed output is re-read and its content hash checked before it takes its final name.
+    Another run writing ``output`` makes this fail at once (``OutputBusy``), or wait with ``wait_lock``.
     """
     if resumable and fmt not in RESUMABLE_FORMATS:
         raise InputError(f"{fmt.value} output cannot be resumed; use one of " + ", ".join(sorted(RESUMABLE_FORMATS)))
@@ -399,6 +401,7 @@ def convert(
             writer_options,
             resume,
             checkpoint_seconds,
+            wait_lock,
         )
 
 
@@ -414,6 +417,7 @@ def convert_stream(
     progress: Progress | None = None,
     expected_size: int | None = None,
     output_fs: FileSystem = LOCAL,
+    wait_lock: bool = False,
     **writer_options: Any,
 ) -> ConvertResult:
     """Convert a streamOptimized VMDK read front to back (e.g. an NFC download) without seeking."""
@@ -438,6 +442,7 @@ def convert_stream(
         writer_options,
         None,
         CHECKPOINT_SECONDS,
+        wait_lock,
     )
 
 
@@ -459,10 +464,15 @@ def _write_pieces(
     writer_options: dict[str, Any],
     resume: dict[str, Any] | None,
     checkpoint_seconds: float,
+    wait_lock: bool,
 ) -> ConvertResult:
     """The shared tail of every conversion: write pieces into a new container, hash them, report."""
-    sink = output_fs.open_sink(output, overwrite=overwrite, resume=resume)
-    writer = make_writer(fmt, sink, out_size, **writer_options)
+    sink = output_fs.open_sink(output, overwrite=overwrite, resume=resume, wait_lock=wait_lock)
+    try:
+        writer = make_writer(fmt, sink, out_size, **writer_options)
+    except BaseException:
+        sink.abort()  # e.g. a size no container holds: the temporary file goes, the lock is released
+        raise
     hasher = DiskHasher(out_size, sha256, md5) if hashing else None
     digests: tuple[str | None, str | None, str | None] = (None, None, None)
     with writer:

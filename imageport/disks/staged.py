@@ -2,7 +2,18 @@
 
 ``StagedSink`` is the one implementation of "temporary name, verify, then
 rename" for every store; a store supplies a handful of primitives (open,
-pwrite, flush, rename, small text files).
+pwrite, flush, rename, small text files) and an ``OutputStore`` (locks,
+listing; see ``imageport.disks.ownership``).
+
+Ownership: before any temporary file exists the sink takes the output's lock
+(``NAME.imageport-lock``, with the owner record: host, pid, start time) and
+holds it until the final rename or the cleanup. A second run on the same
+output fails at once with ``OutputBusy`` -- or waits, ``wait_lock=True``. Right
+after taking the lock it removes what dead runs left for the same output
+(``imageport.disks.leftovers.recover``). The final rename never replaces a file
+that appeared meanwhile unless ``overwrite`` was given (``RENAME_NOREPLACE``
+locally, a rename without replace-if-exists on a share); a directory, device
+node or FIFO is never written over, not even with ``overwrite``.
 
 Two modes:
 
@@ -16,17 +27,22 @@ Two modes:
   data phase: a deterministic writer (``RESUMABLE_FORMATS``) issues exactly the
   same writes for the same source, so those bytes are already there. Writes
   after ``end_of_data()`` (tables, headers, footers) are never skipped.
-  ``abort()`` keeps a checkpointed partial file for the re-run. Because the
-  skipped bytes were sent by an earlier process, a resumed sink runs its
-  ``verifier`` on the finished temporary file before renaming it.
+  ``abort()`` keeps a checkpointed partial file for the re-run when the run was
+  interrupted (a transient error, Ctrl-C); an error the run handled (a full
+  disk, a refused rename, bad input) removes it. Because the skipped bytes were
+  sent by an earlier process, a resumed sink runs its ``verifier`` on the
+  finished temporary file before renaming it.
 
 Neither mode ever touches the final name before ``commit()``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import sys
 import uuid
 from abc import abstractmethod
 from collections.abc import Callable
@@ -34,12 +50,21 @@ from pathlib import Path
 from typing import Any
 
 from imageport.disks.base import Sink
-from imageport.errors import InputError
+from imageport.disks.leftovers import recover
+from imageport.disks.os_errors import os_error, translate_os_errors
+from imageport.disks.ownership import (
+    PARTIAL_SUFFIX,
+    STATE_SUFFIX,
+    Lock,
+    OutputStore,
+    lock_name,
+    record,
+)
+from imageport.errors import ImageportError, InputError, StorageAlreadyExists
 from imageport.models import DiskFormat
 from imageport.redaction import redact_data
 
-PARTIAL_SUFFIX = ".imageport-partial"
-STATE_SUFFIX = ".json"
+__all__ = ["PARTIAL_SUFFIX", "RESUMABLE_FORMATS", "STATE_SUFFIX", "LocalFileSink", "StagedSink", "partial_name"]
 
 # Writers whose data-phase writes depend only on the source (no randomness, no reordering).
 RESUMABLE_FORMATS = frozenset({DiskFormat.RAW, DiskFormat.VHD, DiskFormat.VHD_DYNAMIC, DiskFormat.VHDX})
@@ -50,41 +75,67 @@ def partial_name(final: str) -> str:
 
 
 def is_partial_name(name: str) -> bool:
-    return name.endswith(PARTIAL_SUFFIX) or name.endswith(PARTIAL_SUFFIX + STATE_SUFFIX) or ".partial-" in name
+    from imageport.disks.leftovers import output_of
+
+    return output_of(name) is not None
 
 
 class StagedSink(Sink):
     """A new file written under a temporary name; see the module docstring."""
 
-    def __init__(self, final: str, display: str, overwrite: bool, resume: dict[str, Any] | None) -> None:
+    store: OutputStore  # set by the store's subclass before ``__init__``
+
+    def __init__(
+        self, final: str, display: str, overwrite: bool, resume: dict[str, Any] | None, wait_lock: bool = False
+    ) -> None:
         self.final = final
         self.name = display
         self.identity = redact_data(resume)  # it goes into a sidecar file beside the image
+        self.overwrite = overwrite
         self.writes = 0  # data-phase writes issued so far
         self.skip = 0  # data-phase writes an earlier identical run made durable
         self.saved = False  # a checkpoint of this partial file exists
         self.in_data = True
         self.is_open = False
+        self.lock: Lock | None = None
         self.verifier: Callable[[str], None] | None = None
+        self._refuse_unwritable(final, display)
         if self._exists(final) and not overwrite:
             raise InputError(f"{display}: exists already (use --force to replace it)")
         self._check_parent()
-        if resume is None:
-            self.temp = f"{final}.partial-{uuid.uuid4().hex[:8]}"
-            self._open(self.temp, "new")
-        else:
-            self.temp = partial_name(final)
-            self.state = self.temp + STATE_SUFFIX
-            saved = self._load_state()
-            if saved is not None and saved.get("identity") == resume and self._exists(self.temp):
-                self.skip = int(saved.get("writes", 0))
-                self.saved = True
-                self._open(self.temp, "existing")
-            else:
-                self._open(self.temp, "truncate")
-                if saved is not None:
-                    self._remove(self.state)
+        self.temp = f"{final}.partial-{uuid.uuid4().hex[:8]}" if resume is None else partial_name(final)
+        self.state = self.temp + STATE_SUFFIX
+        self.lock = self.store.lock(lock_name(final), record(self.temp), wait_lock)
+        try:
+            recover(self.store, final, keep=self.temp if resume is not None else None)
+            if not overwrite and self._exists(final):  # e.g. a half-done replace was just rolled back
+                raise InputError(f"{display}: exists already (use --force to replace it)")
+            self._start(resume)
+        except BaseException:
+            self._cleanup()
+            raise
         self.is_open = True
+
+    def _start(self, resume: dict[str, Any] | None) -> None:
+        if resume is None:
+            self._open(self.temp, "new")
+            return
+        saved = self._load_state()
+        if saved is not None and saved.get("identity") == resume and self._exists(self.temp):
+            self.skip = int(saved.get("writes", 0))
+            self.saved = True
+            self._open(self.temp, "existing")
+        else:
+            self._open(self.temp, "truncate")
+            if saved is not None:
+                self._remove(self.state)
+
+    def _refuse_unwritable(self, final: str, display: str) -> None:
+        kind = self._kind(final)
+        if kind == "directory":
+            raise os_error(display, "write the output", IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)))
+        if kind not in (None, "file"):
+            raise InputError(f"{display}: is a {kind}, not a regular file; never written over, even with --force")
 
     @property
     def resumed(self) -> bool:  # type: ignore[override]
@@ -122,18 +173,48 @@ class StagedSink(Sink):
             except BaseException:
                 self._discard()  # a partial file that does not verify is worth nothing
                 raise
-        self._replace(self.temp, self.final)
+        if self.overwrite:
+            self._refuse_unwritable(self.final, self.name)
+        try:
+            self._replace(self.temp, self.final, self.overwrite)
+        except StorageAlreadyExists:
+            raise StorageAlreadyExists(
+                f"{self.name}: appeared while this run was writing it; not replaced (use --force to replace it)"
+            ) from None
         if self.identity is not None and self.saved:
             self._remove(self.state)
+        self._release()
 
     def abort(self) -> None:
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        """After a failure: drop the temporary file unless it is kept for a re-run; let go of the lock.
+        Best effort while an error is on its way (that error is the one to report)."""
+        failing = sys.exception() is not None
+        keep = self._keep_partial()
         try:
-            if self.is_open:
-                self.is_open = False
-                self._close(abandon=True)
+            with contextlib.suppress(ImageportError) if failing else contextlib.nullcontext():
+                if self.is_open:
+                    self.is_open = False
+                    self._close(abandon=True)
+                if not keep:
+                    self._discard()
         finally:
-            if not self.saved:
-                self._remove(self.temp)
+            with contextlib.suppress(ImageportError) if failing else contextlib.nullcontext():
+                self._release(keep_record=keep)  # a kept partial keeps its owner record beside it
+
+    def _keep_partial(self) -> bool:
+        """A checkpointed partial survives an interruption; an error this run handled removes it."""
+        if not self.saved:
+            return False
+        error = sys.exception()
+        return not (isinstance(error, ImageportError) and not error.transient)
+
+    def _release(self, keep_record: bool = False) -> None:
+        lock, self.lock = self.lock, None
+        if lock is not None:
+            lock.release(keep_record)
 
     def _discard(self) -> None:
         self.saved = False
@@ -157,6 +238,10 @@ class StagedSink(Sink):
     def _exists(self, path: str) -> bool: ...
 
     @abstractmethod
+    def _kind(self, path: str) -> str | None:
+        """``None`` (absent), "file" (a regular file), or what else it is ("directory", "FIFO", ...)."""
+
+    @abstractmethod
     def _check_parent(self) -> None:
         """Raise ``InputError`` when the final name's folder does not exist."""
 
@@ -178,8 +263,9 @@ class StagedSink(Sink):
     def _close(self, abandon: bool = False) -> None: ...
 
     @abstractmethod
-    def _replace(self, temp: str, final: str) -> None:
-        """Rename ``temp`` over ``final`` (which may exist: overwrite was allowed)."""
+    def _replace(self, temp: str, final: str, overwrite: bool) -> None:
+        """Rename ``temp`` to ``final``: over an existing ``final`` only when ``overwrite``,
+        else ``StorageAlreadyExists`` -- atomically, never check-then-rename."""
 
     @abstractmethod
     def _remove(self, path: str) -> None:
@@ -193,14 +279,28 @@ class StagedSink(Sink):
 
 
 class LocalFileSink(StagedSink):
-    """A staged file in a local directory (fsync before rename)."""
+    """A staged file in a local directory (fsync before rename); every OSError is translated."""
 
-    def __init__(self, path: str | os.PathLike[str], overwrite: bool = False, resume: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        overwrite: bool = False,
+        resume: dict[str, Any] | None = None,
+        wait_lock: bool = False,
+    ):
+        from imageport.disks.local_lock import LocalOutputStore
+
         self.fd = -1
-        super().__init__(os.fspath(path), os.fspath(path), overwrite, resume)
+        self.store = LocalOutputStore()
+        super().__init__(os.fspath(path), os.fspath(path), overwrite, resume, wait_lock)
 
     def _exists(self, path: str) -> bool:
-        return os.path.exists(path)
+        return os.path.lexists(path)
+
+    def _kind(self, path: str) -> str | None:
+        from imageport.disks.local_lock import file_kind
+
+        return file_kind(path)
 
     def _check_parent(self) -> None:
         parent = Path(self.final).parent
@@ -209,38 +309,50 @@ class LocalFileSink(StagedSink):
 
     def _open(self, path: str, how: str) -> None:
         flags = {"new": os.O_CREAT | os.O_EXCL, "truncate": os.O_CREAT | os.O_TRUNC, "existing": 0}[how]
-        self.fd = os.open(path, os.O_RDWR | flags, 0o644)
+        with translate_os_errors(path, "create" if how == "new" else "open for writing"):
+            self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW | flags, 0o644)
 
     def _pwrite(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
-        while len(view):
-            written = os.pwrite(self.fd, view, offset)
-            view = view[written:]
-            offset += written
+        with translate_os_errors(self.temp, f"write at offset {offset}"):
+            while len(view):
+                written = os.pwrite(self.fd, view, offset)
+                view = view[written:]
+                offset += written
 
     def _truncate(self, size: int) -> None:
-        os.ftruncate(self.fd, size)
+        with translate_os_errors(self.temp, f"resize to {size} bytes"):
+            os.ftruncate(self.fd, size)
 
     def _flush(self) -> None:
         if self.fd >= 0:
-            os.fsync(self.fd)
+            with translate_os_errors(self.temp, "flush (fsync)"):
+                os.fsync(self.fd)
 
     def _close(self, abandon: bool = False) -> None:
         if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+            fd, self.fd = self.fd, -1
+            with translate_os_errors(self.temp, "close"):
+                os.close(fd)
 
-    def _replace(self, temp: str, final: str) -> None:
-        os.replace(temp, final)
+    def _replace(self, temp: str, final: str, overwrite: bool) -> None:
+        if not overwrite:
+            self.store.rename(temp, final)
+            return
+        with translate_os_errors(final, f"rename {temp} over it"):
+            os.replace(temp, final)
 
     def _remove(self, path: str) -> None:
-        Path(path).unlink(missing_ok=True)
+        self.store.remove(path)
 
     def _read_text(self, path: str) -> str | None:
         try:
             return Path(path).read_text()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise os_error(path, "read", exc) from None
 
     def _write_text(self, path: str, text: str) -> None:
-        Path(path).write_text(text)
+        with translate_os_errors(path, "write"):
+            Path(path).write_text(text)

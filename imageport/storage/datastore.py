@@ -115,7 +115,9 @@ class DatastoreFileSystem(FileSystem):
         check_status(response, f"stat {self.where(path)}")
         return "text/html" not in response.headers.get("Content-Type", "")  # ...which is HTML
 
-    def open_sink(self, path: str, overwrite: bool = False, resume: dict[str, Any] | None = None) -> Sink:
+    def open_sink(
+        self, path: str, overwrite: bool = False, resume: dict[str, Any] | None = None, wait_lock: bool = False
+    ) -> Sink:
         """A streaming upload (front-to-back writers only); the vSphere import names the file and moves it."""
         if self.remove is None:
             raise InputError(f"{self.where(path)}: images are written to a datastore by the vSphere import")

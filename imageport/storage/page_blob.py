@@ -115,5 +115,7 @@ class PageBlobFileSystem(FileSystem):
     def isfile(self, path: str) -> bool:
         return True
 
-    def open_sink(self, path: str, overwrite: bool = False, resume: dict[str, Any] | None = None) -> Sink:
+    def open_sink(
+        self, path: str, overwrite: bool = False, resume: dict[str, Any] | None = None, wait_lock: bool = False
+    ) -> Sink:
         raise InputError(f"{self.blob.display}: a granted disk is read here, never written")

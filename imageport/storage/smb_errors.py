@@ -17,16 +17,14 @@ from smbprotocol import exceptions as smbex
 from smbprotocol.header import NtStatus
 
 from imageport.errors import (
-    AlreadyExists,
     StorageAccessDenied,
+    StorageAlreadyExists,
     StorageError,
     StorageNotFound,
     StorageUnreachable,
 )
 
-
-class StorageAlreadyExists(StorageError, AlreadyExists):
-    pass
+__all__ = ["StorageAlreadyExists", "StorageBusy", "is_sharing_violation", "translate_smb_errors"]
 
 
 class StorageBusy(StorageUnreachable):
@@ -80,6 +78,8 @@ def translate_smb_errors(where: str) -> Iterator[None]:
             errno.EACCES: StorageAccessDenied,
             errno.EEXIST: StorageAlreadyExists,
         }.get(exc.errno or 0, StorageError)
+        if exc.ntstatus == NtStatus.STATUS_ACCESS_DENIED:  # smbprotocol gives it no errno
+            kind = StorageAccessDenied
         raise kind(f"{where}: {detail}") from None
     except _TRANSIENT as exc:
         raise StorageUnreachable(f"{where}: connection lost ({_status(exc)})") from None

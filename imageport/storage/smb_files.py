@@ -18,18 +18,19 @@ from __future__ import annotations
 
 import contextlib
 import posixpath
-import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import smbclient
 
-from imageport.disks.base import ByteSource, FileSystem, Sink
+from imageport.disks.base import ByteSource, FileSystem, Sink, refuse_empty
+from imageport.disks.ownership import ASIDE_SUFFIX, OutputStore
 from imageport.disks.staged import StagedSink
 from imageport.errors import InputError, StorageError
 from imageport.storage.smb import SmbShare
 from imageport.storage.smb_errors import translate_smb_errors
+from imageport.storage.smb_lock import SmbOutputStore
 
 PAYLOAD = 65536  # bytes per credit (SMB2 "large MTU")
 IO_SIZE = 4 * 1024 * 1024
@@ -92,6 +93,9 @@ class SmbFile(ByteSource):
             )
         self.fd = self.raw.fd
         self.size = self.fd.end_of_file
+        if self.size == 0:
+            self.close()
+            refuse_empty(self.path, self.size)
         self.pipe = _Pipeline(self.fd, f"read {self.path}")
 
     def preadv(self, view: memoryview, offset: int) -> int:
@@ -126,14 +130,25 @@ class SmbFileSink(StagedSink):
     """A staged file on a share (see ``StagedSink``), written with pipelined requests."""
 
     def __init__(
-        self, share: SmbShare, path: str, overwrite: bool = False, resume: dict[str, Any] | None = None
+        self,
+        share: SmbShare,
+        path: str,
+        overwrite: bool = False,
+        resume: dict[str, Any] | None = None,
+        wait_lock: bool = False,
     ) -> None:
         self.share = share
         self.raw: Any = None
-        super().__init__(path, f"{share.display}/{path}", overwrite, resume)
+        self.store = SmbOutputStore(share)
+        super().__init__(path, f"{share.display}/{path}", overwrite, resume, wait_lock)
 
     def _exists(self, path: str) -> bool:
         return self.share.exists(path)
+
+    def _kind(self, path: str) -> str | None:
+        if not self.share.exists(path):
+            return None
+        return "file" if self.share.isfile(path) else "directory"
 
     def _check_parent(self) -> None:
         directory = posixpath.dirname(self.final)
@@ -188,19 +203,24 @@ class SmbFileSink(StagedSink):
         with translate_smb_errors(f"close {self.share.display}/{self.temp}"):
             raw.close()
 
-    def _replace(self, temp: str, final: str) -> None:
-        # Samba refuses rename-with-replace from smbclient (STATUS_ACCESS_DENIED), so an existing
-        # file is moved aside first and deleted only once the new one is in place.
-        aside = f"{final}.replaced-{uuid.uuid4().hex[:8]}" if self.share.exists(final) else None
-        if aside:
-            self.share.rename(final, aside)
+    def _replace(self, temp: str, final: str, overwrite: bool) -> None:
+        if not overwrite:
+            self.store.rename(temp, final)  # no replace-if-exists: a file that appeared meanwhile stays
+            return
+        # Samba refuses rename-with-replace from smbclient (STATUS_ACCESS_DENIED), so an existing file
+        # is moved aside first and deleted only once the new one is in place. A run killed in between
+        # leaves NAME.imageport-replaced, which the next run or 'imageport clean' renames back.
+        aside = final + ASIDE_SUFFIX
+        moved = self.share.exists(final)
+        if moved:
+            self.store.rename(final, aside)
         try:
-            self.share.rename(temp, final)
+            self.store.rename(temp, final)
         except BaseException:
-            if aside:
-                self.share.rename(aside, final)
+            if moved:
+                self.store.rename(aside, final)
             raise
-        if aside:
+        if moved:
             self.share.remove(aside)
 
     def _remove(self, path: str) -> None:
@@ -237,8 +257,13 @@ class SmbFileSystem(FileSystem):
     def realpath(self, path: str) -> str:
         return posixpath.normpath(path).lower()  # SMB names are case-insensitive
 
-    def open_sink(self, path: str, overwrite: bool = False, resume: dict[str, Any] | None = None) -> Sink:
-        return SmbFileSink(self.share, path, overwrite, resume)
+    def open_sink(
+        self, path: str, overwrite: bool = False, resume: dict[str, Any] | None = None, wait_lock: bool = False
+    ) -> Sink:
+        return SmbFileSink(self.share, path, overwrite, resume, wait_lock)
+
+    def output_store(self) -> OutputStore:
+        return SmbOutputStore(self.share)
 
     def reconnect(self) -> None:
         self.share.close()

@@ -33,9 +33,13 @@ def copy_image(
     progress: Progress | None = None,
     checkpoint_seconds: float = CHECKPOINT_SECONDS,
     sleep: Callable[[float], None] = time.sleep,
+    wait_lock: bool = False,
     **convert_options: Any,
 ) -> ConvertResult:
-    """``convert`` with resume and reconnect; ``result.attempts`` says how many passes it took."""
+    """``convert`` with resume and reconnect; ``result.attempts`` says how many passes it took.
+
+    Another run writing ``output`` is not a transient failure: ``OutputBusy`` at once, or
+    ``wait_lock`` waits for its lock."""
     resumable = fmt in RESUMABLE_FORMATS
     attempts = 0
     while True:
@@ -51,6 +55,7 @@ def copy_image(
                 output_fs=output_fs,
                 resumable=resumable,
                 checkpoint_seconds=checkpoint_seconds,
+                wait_lock=wait_lock,
                 **convert_options,
             )
         except ImageportError as exc:

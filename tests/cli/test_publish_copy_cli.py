@@ -75,3 +75,24 @@ def test_copy_between_stores_keeps_or_converts_the_format(run_cli, share_connect
     azure = run_cli("copy", str(vhdx), "azure-disk://c/rg/disk")
     assert azure.returncode == 2 and "imageport upload" in azure.stderr
     assert [p for p in os.listdir(folder) if "partial" in p] == []
+
+
+def test_clean_a_share_folder(run_cli, samba, share_connector) -> None:  # type: ignore[no-untyped-def]
+    """``imageport clean smb://CONNECTOR/folder``: a dead run's partial, sidecar and lock go; a dry run keeps them."""
+    name, folder = share_connector
+    share = samba_share(samba, f"cli-{name}").build()
+    with share:  # what a killed copy leaves, written as the share's user
+        share.write_bytes("Store/gold.vhdx.imageport-partial", b"x" * 4096)
+        share.write_bytes("Store/gold.vhdx.imageport-partial.json", b"{}")
+        share.write_bytes(
+            "Store/gold.vhdx.imageport-lock", b'{"owner": {"host": "h", "pid": 1, "since": "t", "run": "r"}}'
+        )
+    listed = run_cli("clean", f"smb://{name}/Store", "--dry-run", "--json")
+    assert listed.returncode == 0, listed.stderr
+    states = {f["name"]: (f["state"], f["owner"]) for f in json.loads(listed.stdout)["files"]}
+    assert states["gold.vhdx.imageport-partial"] == ("stale", "h, pid 1, since t")
+    assert len(os.listdir(folder / "Store")) == 3
+    cleaned = run_cli("clean", f"smb://{name}/Store", "--json")
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert {f["state"] for f in json.loads(cleaned.stdout)["files"]} == {"removed"}
+    assert os.listdir(folder / "Store") == []

@@ -8,6 +8,7 @@ import pytest
 from prefect.client.orchestration import get_client
 
 from blocks.registry import delete_connector, save_connector
+from flows.clean_outputs import clean_outputs
 from flows.convert_disk import convert_disk
 from imageport.models import DiskFormat, LocalRef
 from tests.core.disks.images import MiB, content_hash_file, make_raw, qemu_compare
@@ -53,3 +54,15 @@ def test_bad_input_fails_fast_without_retries(images_dir: Path) -> None:
     assert convert_runs and all(t.run_count == 1 for t in convert_runs)
     assert not (images_dir / "x.vhdx").exists()
     assert [p.name for p in images_dir.iterdir() if "partial" in p.name] == []
+
+
+def test_clean_flow_removes_dead_runs_leftovers(images_dir: Path) -> None:
+    (images_dir / "gold.vhdx.partial-0123abcd").write_bytes(b"left by a killed convert")
+    (images_dir / "gold.vhdx.imageport-lock").write_text("{}")
+    (images_dir / "keep.vhdx").write_bytes(b"an output")
+    report = clean_outputs(LocalRef(connector="flow-images", path="."))
+    assert {f["name"]: f["state"] for f in report["files"]} == {
+        "gold.vhdx.imageport-lock": "removed",
+        "gold.vhdx.partial-0123abcd": "removed",
+    }
+    assert sorted(p.name for p in images_dir.iterdir()) == ["keep.vhdx"]

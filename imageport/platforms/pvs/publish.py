@@ -182,6 +182,7 @@ def publish(
         progress=progress,
         checkpoint_seconds=checkpoint_seconds,
         sleep=sleep,
+        wait_lock=options.wait_lock,
     )
     lines = registration_text(plan, folder, options)
     registration_file, manifest_file = f"{plan.stem}.register.txt", f"{plan.stem}.imageport.json"

@@ -164,7 +164,8 @@ def test_a_killed_publish_leaves_nothing_complete_and_resumes(samba, store, tmp_
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     left = sorted(os.listdir(on_disk))
-    assert left == ["Gold.vhdx.imageport-partial", "Gold.vhdx.imageport-partial.json"]  # nothing looks complete
+    # nothing looks complete; the lock file keeps the killed run's owner record
+    assert left == ["Gold.vhdx.imageport-lock", "Gold.vhdx.imageport-partial", "Gold.vhdx.imageport-partial.json"]
 
     rerun = subprocess.run(
         [sys.executable, "-c", PUBLISHER, str(raw), config], capture_output=True, text=True, timeout=300
