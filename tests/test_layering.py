@@ -14,7 +14,7 @@ from tests.infra.services import REPO
 
 FORBIDDEN_IN_CORE = {"prefect", "flows", "tasks", "blocks", "deployments", "cli"}
 # Within the core, each layer may import only the layers below it.
-CORE_ORDER = ["errors", "models", "disks", "storage", "transfer", "platforms", "guest", "engine"]
+CORE_ORDER = ["errors", "names", "specfile", "models", "disks", "storage", "transfer", "platforms", "guest", "engine"]
 
 
 def _imports(path: Path) -> set[str]:
