@@ -53,7 +53,7 @@ _VERSION_SUFFIX = re.compile(r"\.\d+$")
 
 def shown(value: str, limit: int = 60) -> str:
     """``value`` as it appears in a refusal: quoted, escaped to one line, cut when long."""
-    return repr(value) if len(value) <= limit else repr(value[:limit]) + f"... ({len(value)} characters)"
+    return repr(value) if len(value) <= limit else repr(value[:limit]) + "..."
 
 
 def _is_control(ch: str) -> bool:
@@ -108,7 +108,7 @@ def store_path(value: str) -> str:
     if not value:
         raise ValueError("the path is empty (use '.' for the root itself)")
     if len(value) > MAX_PATH:
-        raise ValueError(f"{shown(value)}: the path has more than {MAX_PATH} characters")
+        raise ValueError(f"{shown(value)}: the path has {len(value)} characters, more than {MAX_PATH}")
     unified = value.replace("\\", "/")
     if unified.startswith("/"):
         raise ValueError(

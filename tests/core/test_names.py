@@ -79,7 +79,7 @@ BAD_PATHS = [
     ("CON/x.vhdx", "reserved Windows device name"),
     ("dir./x.vhdx", "ends with a dot or a space"),
     ("a/" + "b" * 256, "more than 255 characters"),
-    ("a/" * 600, "more than 1024 characters"),
+    ("a/" * 600, "1200 characters, more than 1024"),
     ("", "the path is empty"),
 ]
 
