@@ -44,7 +44,7 @@ def parse_location(text: str, field: str = "location") -> Any:
             if text.startswith(scheme):
                 from cli.upload import managed_disk_target
 
-                connector, resource_group, name = managed_disk_target(text)
+                connector, resource_group, name = managed_disk_target(text, field)
                 return model(connector=connector, resource_group=resource_group, name=name)
         if text.startswith("smb://"):
             connector, _, path = text.removeprefix("smb://").partition("/")

@@ -553,11 +553,20 @@ class PortResult(_Model):
 M = TypeVar("M", bound=BaseModel)
 
 
+_PLAIN_KEY = re.compile(r"[\w-]{1,64}")
+
+
+def _loc_part(part: int | str) -> str:
+    """A field path step; an unknown key that is not a plain word is quoted, so it cannot break the line."""
+    text = str(part)
+    return text if _PLAIN_KEY.fullmatch(text) else names.shown(text)
+
+
 def describe_validation_error(exc: ValidationError, what: str) -> str:
     lines = [f"invalid {what}:"]
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
+        loc = ".".join(_loc_part(p) for p in err["loc"]) or "(top level)"
+        msg = names.one_line(err["msg"].removeprefix("Value error, "))  # pydantic may quote the input
         lines.append(f"  {loc}: {msg}")
     return "\n".join(lines)
 

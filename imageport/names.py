@@ -19,7 +19,7 @@ flow building an output name:
   character Windows forbids in a file name (``<>:"|?*``; ``:`` would also
   open an NTFS alternate stream), no segment a Windows server would alter
   (trailing dot or space, device names). At most 1024 characters, 255 per
-  segment. ``.`` segments are dropped; ``.`` alone is the root itself.
+  segment. ``.`` segments are dropped; ``.`` or ``""`` alone is the root itself.
 - **Free text** (``free_text``: PVS site and store names): 1 to 128
   characters, no control or line-break characters (values are quoted as
   PowerShell literals, see ``platforms/pvs/powershell.py``, and also named
@@ -59,6 +59,11 @@ def shown(value: str, limit: int = 60) -> str:
 def _is_control(ch: str) -> bool:
     # Cc: C0/C1 controls incl. NUL, CR, LF, NEL; Zl/Zp: U+2028/U+2029 line and paragraph separators.
     return unicodedata.category(ch) in ("Cc", "Zl", "Zp")
+
+
+def one_line(text: str) -> str:
+    """``text`` with every control or line-break character escaped (``\\n``, ``\\x00``): one line of output."""
+    return "".join(ch.encode("unicode_escape").decode() if _is_control(ch) else ch for ch in text)
 
 
 def _device_name(segment: str) -> bool:
@@ -103,10 +108,9 @@ def _segment_problem(segment: str) -> str | None:
 def store_path(value: str) -> str:
     """A path confined to its store, share or connector root, normalized to ``/`` separators.
 
-    Returns ``""`` for the root itself (``.``); see the module docstring for the rules.
+    Returns ``""`` for the root itself (``.`` or ``""``), so the result validates again unchanged (specs
+    travel between processes as JSON); see the module docstring for the rules.
     """
-    if not value:
-        raise ValueError("the path is empty (use '.' for the root itself)")
     if len(value) > MAX_PATH:
         raise ValueError(f"{shown(value)}: the path has {len(value)} characters, more than {MAX_PATH}")
     unified = value.replace("\\", "/")

@@ -80,7 +80,6 @@ BAD_PATHS = [
     ("dir./x.vhdx", "ends with a dot or a space"),
     ("a/" + "b" * 256, "more than 255 characters"),
     ("a/" * 600, "1200 characters, more than 1024"),
-    ("", "the path is empty"),
 ]
 
 
@@ -98,7 +97,7 @@ def test_paths_that_leave_their_root_are_refused_naming_the_field(path: str, rul
 def test_good_paths_are_normalized_to_forward_slashes() -> None:
     assert store_path("images\\gold.vhdx") == "images/gold.vhdx"
     assert store_path("./a//b/") == "a/b"
-    assert store_path(".") == ""
+    assert store_path(".") == "" and store_path("") == ""  # the root; validating again changes nothing
     assert store_path("Win 11 (gold)/gold.vhdx") == "Win 11 (gold)/gold.vhdx"
 
 

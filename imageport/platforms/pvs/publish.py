@@ -135,8 +135,8 @@ def registration_text(plan: PublishPlan, folder: StoreFolder, options: PublishOp
     Every value is a single-quoted literal (``powershell.literal``) and every comment goes through
     ``powershell.comment``: a site name like ``Site1"; Write-Host "x`` stays a site name.
     """
-    store = literal(options.pvs_store) if options.pvs_store else "<StoreName>"
-    site = literal(options.pvs_site) if options.pvs_site else "<SiteName>"
+    store = literal(options.pvs_store or "<StoreName>")  # a placeholder is a literal too: the line stays inert
+    site = literal(options.pvs_site or "<SiteName>")
     vdisk = literal(plan.vdisk)
     vhdx = " -VHDX" if plan.format is ShareDiskFormat.VHDX else ""
     lines = [
