@@ -10,6 +10,7 @@ import typer
 from pydantic import ValidationError
 
 from cli.output import console, emit_json, emit_mapping, parse_size, progress_reporter, reports_errors
+from imageport import names
 from imageport.disks.base import LOCAL, FileSystem
 from imageport.disks.convert import ConvertResult, convert, hash_disk
 from imageport.disks.detect import open_disk
@@ -35,16 +36,21 @@ Image = Annotated[
 ]
 
 
-def parse_location(text: str) -> Any:
-    """A location typed on the command line, as a disk reference; a plain local path stays a string."""
+def parse_location(text: str, field: str = "location") -> Any:
+    """A location typed on the command line, as a disk reference; a plain local path stays a string.
+
+    Paths inside a connector follow ``imageport.names.store_path`` (no ``..``, nothing absolute, no
+    NUL...); a refusal names ``field`` (the argument) and the rule, as an ``InputError``.
+    """
     from imageport.models import AzureDiskRef, AzureSnapshotRef, DatastoreFileRef, ShareRef
 
+    where = f"{field} {names.shown(text)}"
     try:
         for scheme, model in (("azure-disk://", AzureDiskRef), ("azure-snapshot://", AzureSnapshotRef)):
             if text.startswith(scheme):
                 from cli.upload import managed_disk_target
 
-                connector, resource_group, name = managed_disk_target(text)
+                connector, resource_group, name = managed_disk_target(text, field)
                 return model(connector=connector, resource_group=resource_group, name=name)
         if text.startswith("smb://"):
             connector, _, path = text.removeprefix("smb://").partition("/")
@@ -53,12 +59,14 @@ def parse_location(text: str) -> Any:
             connector, _, rest = text.removeprefix("datastore://").partition("/")
             datastore, _, path = rest.partition("/")
             if not datastore or not path:
-                raise InputError(f"{text}: use datastore://CONNECTOR/DATASTORE/path/on/datastore")
+                raise InputError(f"{where}: use datastore://CONNECTOR/DATASTORE/path/on/datastore")
             return DatastoreFileRef(connector=connector, datastore=datastore, path=path)
     except ValidationError as exc:
-        problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
-        raise InputError(f"{text}: {problems}") from None
-    return text
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {str(e['msg']).removeprefix('Value error, ')}" for e in exc.errors()
+        )
+        raise InputError(f"{where}: {problems}") from None
+    return names.check(field, text, names.no_nul)
 
 
 @contextlib.contextmanager

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 
 from cli.output import console, emit_json, emit_table, reports_errors
 from deployments.catalog import deployable
+from imageport import specfile
 from imageport.errors import InputError
 from imageport.models import Workflow, parse_model
 
@@ -29,12 +29,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output"
 
 
 def _load_spec(path: Path, model: Any, workflow: str | None = None) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the spec ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({exc})") from None
+    data = specfile.load(path)  # duplicate keys, depth, size and aliases refused, with the line
     if not isinstance(data, dict):
         raise InputError(f"{path}: the spec must be a mapping of fields")
     if workflow is not None:

@@ -13,13 +13,14 @@ from cli.disk import Image, JsonFlag, WaitLockFlag, located, parse_location
 from cli.output import console, emit_json, progress_reporter, reports_errors
 from imageport.errors import InputError
 from imageport.models import PublishOptions, ShareDiskFormat, ShareRef, parse_model
+from imageport.names import check, free_text, vdisk_name
 from imageport.platforms.pvs.publish import publish as publish_vdisk
 from imageport.platforms.pvs.store import LocalStoreFolder, StoreFolder
 
 
 @contextlib.contextmanager
 def store_at(text: str) -> Iterator[StoreFolder]:
-    ref = parse_location(text)
+    ref = parse_location(text, "STORE")
     if isinstance(ref, str):
         yield LocalStoreFolder(Path(ref))
         return
@@ -35,7 +36,7 @@ def store_at(text: str) -> Iterator[StoreFolder]:
 def publish(
     image: Image,
     store: Annotated[str, typer.Argument(help="The PVS store folder: smb://CONNECTOR/folder or a local directory")],
-    name: Annotated[str, typer.Option("--name", help="vDisk name (no extension; at most 52 characters)")],
+    name: Annotated[str, typer.Option("--name", help="vDisk name: 1-52 letters, digits, space, - _ . (no extension)")],
     disk_format: Annotated[
         ShareDiskFormat, typer.Option("--format", help="vDisk container", case_sensitive=False)
     ] = ShareDiskFormat.VHDX,
@@ -49,6 +50,10 @@ def publish(
     as_json: JsonFlag = False,
 ) -> None:
     """Write IMAGE into the store as vDisk NAME: sparse, resumable, verified; prints how to register it."""
+    check("--name", name, vdisk_name)  # the same rules as specs, before anything is opened
+    for flag, text in (("--pvs-site", pvs_site), ("--pvs-store", pvs_store)):
+        if text is not None:
+            check(flag, text, free_text)
     options = parse_model(
         PublishOptions,
         {

@@ -13,6 +13,7 @@ from cli.output import console, emit_json, progress_reporter, reports_errors
 from imageport.disks.detect import open_disk
 from imageport.errors import InputError
 from imageport.models import AzureSku, HyperVGeneration, OsType
+from imageport.names import shown
 from imageport.platforms.azure.disks import upload_to_managed_disk
 from imageport.storage.page_blob import PageBlob
 from imageport.transfer.pages import DEFAULT_CHECKPOINTS, UploadResult, upload_to_page_blob
@@ -32,13 +33,13 @@ def _sas_url(target: str) -> str | None:
     return None
 
 
-def managed_disk_target(target: str) -> tuple[str, str, str]:
+def managed_disk_target(target: str, field: str = "TARGET") -> tuple[str, str, str]:
     """``azure-disk://`` or ``azure-snapshot://CONNECTOR/RESOURCE_GROUP/NAME`` as its three parts."""
     scheme, _, rest = target.partition("://")
     parts = rest.split("/")
     if len(parts) != 3 or not all(parts):
         last = "DISK" if scheme == "azure-disk" else "NAME"
-        raise InputError(f"{target}: use {scheme}://CONNECTOR/RESOURCE_GROUP/{last}")
+        raise InputError(f"{field} {shown(target)}: use {scheme}://CONNECTOR/RESOURCE_GROUP/{last}")
     return parts[0], parts[1], parts[2]
 
 

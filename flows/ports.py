@@ -83,9 +83,8 @@ def port_target(spec: PortSpec, index: int, target_name: str, image: Any, refres
     if Stage.PUBLISH in spec.stages:
         assert target.store is not None and target.vdisk_name is not None
         publish = PublishSpec(source=prepared, store=target.store, name=target.vdisk_name, **spec.publish.model_dump())
-        vdisk = target.store.model_copy(
-            update={"path": f"{target.store.path}/{target.vdisk_name}.{publish.disk_format.value}"}
-        )
+        file = posixpath.join(target.store.path, f"{target.vdisk_name}.{publish.disk_format.value}")
+        vdisk = target.store.model_validate({**target.store.model_dump(), "path": file})  # validated, root or not
         done.append(run_stage(publish_vdisk, publish, stage="publish", reads=prepared, writes=vdisk,
                               timeout_s=spec.prepare.timeout_s, refresh=refresh))  # fmt: skip
     return done

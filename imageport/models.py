@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
@@ -29,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from imageport import names
 from imageport.errors import InputError
 
 # --- shared vocabulary ------------------------------------------------------
@@ -133,8 +133,6 @@ class _Model(BaseModel):
 _AZURE_DISK_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$")
 # Azure resource group names: 1-90 chars of letters, digits, '_', '-', '.', '(' ,')'; not ending in '.'.
 _AZURE_RG_NAME = re.compile(r"^[\w().-]{0,89}[\w()-]$")
-_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)}
-_WINDOWS_BAD_CHARS = re.compile(r'[<>:"/\\|?*\x00-\x1f]')
 _CONNECTOR_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
@@ -156,19 +154,6 @@ def azure_resource_group(value: str) -> str:
     return value
 
 
-def windows_file_name(value: str) -> str:
-    """A name that is valid as a file on a Windows share (vDisk names)."""
-    if not value or len(value) > 200:
-        raise ValueError("a vDisk name needs 1 to 200 characters")
-    if _WINDOWS_BAD_CHARS.search(value):
-        raise ValueError(f'{value!r} contains a character Windows forbids in file names (<>:"/\\|?*)')
-    if value.endswith((" ", ".")):
-        raise ValueError(f"{value!r} ends with a space or a period, which Windows strips")
-    if value.split(".")[0].upper() in _WINDOWS_RESERVED:
-        raise ValueError(f"{value!r} is a reserved Windows device name")
-    return value
-
-
 def connector_name(value: str) -> str:
     """Connector names are Prefect block document names: lowercase slugs."""
     if not _CONNECTOR_NAME.match(value):
@@ -179,15 +164,6 @@ def connector_name(value: str) -> str:
     return value
 
 
-def share_relative_path(value: str) -> str:
-    """A path inside a share or connector root: relative, no '..', '/' separators."""
-    normalized = value.replace("\\", "/").strip("/")
-    parts = PurePosixPath(normalized).parts
-    if not normalized or ".." in parts or re.match(r"^[A-Za-z]:", normalized):
-        raise ValueError(f"{value!r} must be a relative path inside the share or connector root, without '..'")
-    return "/".join(parts)
-
-
 AzureName = Annotated[str, AfterValidator(azure_disk_name), Field(description="Azure disk or snapshot name.")]
 AzureResourceGroup = Annotated[str, AfterValidator(azure_resource_group), Field(description="Azure resource group.")]
 ConnectorName = Annotated[
@@ -195,8 +171,12 @@ ConnectorName = Annotated[
     AfterValidator(connector_name),
     Field(description="Name of a saved connector (Prefect block document name)."),
 ]
-RelativePath = Annotated[str, AfterValidator(share_relative_path)]
-VDiskName = Annotated[str, AfterValidator(windows_file_name), Field(description="vDisk name without extension.")]
+# The rules themselves live in imageport/names.py, shared with the CLI and the publish code.
+RelativePath = Annotated[str, AfterValidator(names.store_path)]
+VDiskName = Annotated[
+    str, AfterValidator(names.vdisk_name), Field(description="vDisk name without extension (PVS's rules).")
+]
+PvsText = Annotated[str, AfterValidator(names.free_text)]
 
 
 def _check_tags(tags: dict[str, str]) -> dict[str, str]:
@@ -430,8 +410,8 @@ class PublishOptions(_Model):
     new_version: bool = Field(
         default=False, description="Add the image as the next version of an existing vDisk instead of failing."
     )
-    pvs_site: str | None = Field(default=None, description="PVS site name, for the registration instructions.")
-    pvs_store: str | None = Field(default=None, description="PVS store name, for the registration instructions.")
+    pvs_site: PvsText | None = Field(default=None, description="PVS site name, for the registration instructions.")
+    pvs_store: PvsText | None = Field(default=None, description="PVS store name, for the registration instructions.")
     wait_lock: bool = Field(
         default=False, description="Wait while another run writes the same vDisk file, instead of failing at once."
     )
@@ -579,11 +559,20 @@ class PortResult(_Model):
 M = TypeVar("M", bound=BaseModel)
 
 
+_PLAIN_KEY = re.compile(r"[\w-]{1,64}")
+
+
+def _loc_part(part: int | str) -> str:
+    """A field path step; an unknown key that is not a plain word is quoted, so it cannot break the line."""
+    text = str(part)
+    return text if _PLAIN_KEY.fullmatch(text) else names.shown(text)
+
+
 def describe_validation_error(exc: ValidationError, what: str) -> str:
     lines = [f"invalid {what}:"]
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
+        loc = ".".join(_loc_part(p) for p in err["loc"]) or "(top level)"
+        msg = names.one_line(err["msg"].removeprefix("Value error, "))  # pydantic may quote the input
         lines.append(f"  {loc}: {msg}")
     return "\n".join(lines)
 

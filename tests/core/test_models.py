@@ -121,7 +121,7 @@ def test_provisioning_type_must_match_the_workflow() -> None:
 
 
 def test_paths_may_not_escape_their_connector() -> None:
-    rejects(PortSpec, port(staging={**STAGING, "path": "../etc/passwd"}), "staging.share.path", "without '..'")
+    rejects(PortSpec, port(staging={**STAGING, "path": "../etc/passwd"}), "staging.share.path", "'..' segments")
 
 
 def test_staging_software_needs_an_installers_folder() -> None:

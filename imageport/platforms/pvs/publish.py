@@ -33,7 +33,9 @@ from imageport.disks.base import FileSystem
 from imageport.disks.convert import CHECKPOINT_SECONDS, Progress
 from imageport.errors import AlreadyExists, InputError, TransferError
 from imageport.models import PublishOptions, ShareDiskFormat
-from imageport.platforms.pvs.store import StoreFolder, check_vdisk_name
+from imageport.names import check, vdisk_name
+from imageport.platforms.pvs.powershell import comment, literal
+from imageport.platforms.pvs.store import StoreFolder
 from imageport.redaction import redact
 from imageport.transfer.copy import copy_image
 
@@ -82,7 +84,7 @@ class PublishResult:
 
 def plan_publish(folder: StoreFolder, name: str, options: PublishOptions) -> PublishPlan:
     """Decide the file to write, refusing anything that would damage the store."""
-    check_vdisk_name(name)
+    check("vDisk name", name, vdisk_name)
     ext = options.disk_format.value
     names = folder.names()  # one listing of the store answers every question below
     existing = folder.vdisk_files(name, names)
@@ -129,32 +131,40 @@ def plan_publish(folder: StoreFolder, name: str, options: PublishOptions) -> Pub
 
 
 def registration_text(plan: PublishPlan, folder: StoreFolder, options: PublishOptions) -> list[str]:
-    """The PowerShell lines and console steps that register what was published."""
-    store = options.pvs_store or "<StoreName>"
-    site = options.pvs_site or "<SiteName>"
+    """The PowerShell lines and console steps that register what was published.
+
+    Every value is a single-quoted literal (``powershell.literal``) and every comment goes through
+    ``powershell.comment``: a site name like ``Site1"; Write-Host "x`` stays a site name.
+    """
+    store = literal(options.pvs_store or "<StoreName>")  # a placeholder is a literal too: the line stays inert
+    site = literal(options.pvs_site or "<SiteName>")
+    vdisk = literal(plan.vdisk)
     vhdx = " -VHDX" if plan.format is ShareDiskFormat.VHDX else ""
     lines = [
-        f"# imageport published {plan.file} to {folder.display}",
-        "# Run on a PVS server (or wherever the Citrix Provisioning console is installed):",
-        'Import-Module "C:\\Program Files\\Citrix\\Provisioning Services Console\\Citrix.PVS.SnapIn.dll"',
+        comment(f"imageport published {plan.file} to {folder.display}"),
+        comment("Run on a PVS server (or wherever the Citrix Provisioning console is installed):"),
+        "Import-Module " + literal("C:\\Program Files\\Citrix\\Provisioning Services Console\\Citrix.PVS.SnapIn.dll"),
     ]
     if plan.version == 0:
         lines += [
-            f'Import-PvsDisk -DiskLocatorName "{plan.vdisk}" -StoreName "{store}" -SiteName "{site}"{vhdx}',
+            f"Import-PvsDisk -DiskLocatorName {vdisk} -StoreName {store} -SiteName {site}{vhdx}",
             "",
-            "# Or in the Citrix Provisioning console: site "
-            f"{site} > vDisk Pool > right-click > Add or Import Existing vDisk; pick store {store}, "
-            f"Search, select {plan.vdisk}, Add.",
+            comment(
+                f"Or in the Citrix Provisioning console: site {site} > vDisk Pool > right-click > "
+                f"Add or Import Existing vDisk; pick store {store}, Search, select {vdisk}, Add."
+            ),
         ]
     else:
         lines += [
-            f'Add-PvsDiskVersion -DiskLocatorName "{plan.vdisk}" -StoreName "{store}" -SiteName "{site}"',
+            f"Add-PvsDiskVersion -DiskLocatorName {vdisk} -StoreName {store} -SiteName {site}",
             "",
-            f"# {plan.file} is a complete (merged) base: version {plan.version} of {plan.vdisk}. After adding it, "
-            "promote it in the vDisk's Versions dialog when it has been tested.",
+            comment(
+                f"{plan.file} is a complete (merged) base: version {plan.version} of {vdisk}. After adding it, "
+                "promote it in the vDisk's Versions dialog when it has been tested."
+            ),
         ]
     if not (options.pvs_store and options.pvs_site):
-        lines.append("# Replace <StoreName>/<SiteName> with your PVS store and site (publish --pvs-store/--pvs-site).")
+        lines.append(comment("Replace <StoreName>/<SiteName> with your PVS store and site (--pvs-store/--pvs-site)."))
     return lines
 
 
@@ -172,6 +182,9 @@ def publish(
     """Write ``source`` into the store as vDisk ``name`` (or its next version); see the module docstring."""
     started = time.monotonic()
     plan = plan_publish(folder, name, options)
+    registration_file, manifest_file = f"{plan.stem}.register.txt", f"{plan.stem}.imageport.json"
+    for file in (plan.file, registration_file, manifest_file):
+        folder.path(file)  # refuses a link out of the store before anything is written
     converted = copy_image(
         source,
         source_fs,
@@ -185,7 +198,6 @@ def publish(
         wait_lock=options.wait_lock,
     )
     lines = registration_text(plan, folder, options)
-    registration_file, manifest_file = f"{plan.stem}.register.txt", f"{plan.stem}.imageport.json"
     assert converted.content_hash is not None  # resumable conversions always hash
     result = PublishResult(
         plan.vdisk,

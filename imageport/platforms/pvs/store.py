@@ -32,16 +32,6 @@ from imageport.storage.smb_files import SmbFileSystem
 
 IMAGE_EXTENSIONS = (".vhdx", ".avhdx", ".vhd", ".avhd")
 LOCK_EXTENSION = ".lok"
-# Import-PvsDisk -DiskLocatorName accepts 1 to 52 characters.
-MAX_VDISK_NAME = 52
-
-
-def check_vdisk_name(name: str) -> str:
-    if len(name) > MAX_VDISK_NAME:
-        raise InputError(f"vDisk name {name!r}: PVS allows at most {MAX_VDISK_NAME} characters")
-    if re.search(r"\.\d+$", name):
-        raise InputError(f"vDisk name {name!r}: a name ending in .<number> would read as a PVS version file")
-    return name
 
 
 @dataclass(frozen=True)
@@ -146,13 +136,17 @@ class LocalStoreFolder(StoreFolder):
             raise InputError(f"{directory}: no such store folder")
 
     def path(self, name: str) -> str:
-        return str(self.directory / name)
+        """The file ``name`` in the folder; refused when it is a link that leads out of the folder."""
+        candidate = self.directory / name
+        if candidate.resolve().parent != self.directory.resolve():
+            raise InputError(f"{self.display}: {name!r} leads out of the store folder (a link or a path)")
+        return str(candidate)
 
     def names(self) -> list[str]:
         return sorted(p.name for p in self.directory.iterdir())
 
     def write_text(self, name: str, text: str) -> None:
-        (self.directory / name).write_text(text)
+        Path(self.path(name)).write_text(text)
 
     def open_elsewhere(self, name: str) -> bool:
         return False

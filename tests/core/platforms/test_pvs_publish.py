@@ -62,7 +62,7 @@ def test_publish_writes_an_identical_vhdx_and_registration_help(store, prepared)
     assert qemu_compare(raw, "raw", on_disk / "Gold.vhdx", "vhdx").returncode == 0
     assert result.content_hash == hash_disk(vhdx).content_hash
     text = (on_disk / "Gold.register.txt").read_text()
-    assert 'Import-PvsDisk -DiskLocatorName "Gold" -StoreName "Store1" -SiteName "Site1" -VHDX' in text
+    assert "Import-PvsDisk -DiskLocatorName 'Gold' -StoreName 'Store1' -SiteName 'Site1' -VHDX" in text
     manifest = json.loads((on_disk / "Gold.imageport.json").read_text())
     assert manifest["content_hash"] == result.content_hash and manifest["file"] == "Gold.vhdx"
 
@@ -77,7 +77,7 @@ def test_a_second_publish_refuses_then_adds_a_version_without_touching_the_base(
     second = publish(str(raw), LOCAL, folder, "Gold", options(new_version=True))
     assert (second.file, second.version) == ("Gold.1.vhdx", 1)
     assert (on_disk / "Gold.vhdx").read_bytes() == base
-    assert 'Add-PvsDiskVersion -DiskLocatorName "Gold" -StoreName "Store1" -SiteName "Site1"' in second.registration
+    assert "Add-PvsDiskVersion -DiskLocatorName 'Gold' -StoreName 'Store1' -SiteName 'Site1'" in second.registration
     assert (on_disk / "Gold.1.register.txt").exists()
     with pytest.raises(InputError, match="has versions"):  # replacing the base would break version 1
         publish(str(vhdx), LOCAL, folder, "Gold", options(overwrite=True))
