@@ -32,7 +32,7 @@ from typing import Any
 from imageport.disks.base import FileSystem
 from imageport.disks.convert import CHECKPOINT_SECONDS, Progress
 from imageport.errors import AlreadyExists, InputError, TransferError
-from imageport.models import PublishOptions, ShareDiskFormat
+from imageport.models import DiskFormat, PublishOptions, ShareDiskFormat
 from imageport.platforms.pvs.store import StoreFolder, check_vdisk_name
 from imageport.transfer.copy import copy_image
 
@@ -167,6 +167,7 @@ def publish(
     progress: Progress | None = None,
     checkpoint_seconds: float = CHECKPOINT_SECONDS,
     sleep: Callable[[float], None] = time.sleep,
+    source_format: DiskFormat | None = None,
 ) -> PublishResult:
     """Write ``source`` into the store as vDisk ``name`` (or its next version); see the module docstring."""
     started = time.monotonic()
@@ -181,6 +182,7 @@ def publish(
         progress=progress,
         checkpoint_seconds=checkpoint_seconds,
         sleep=sleep,
+        source_format=source_format,
     )
     lines = registration_text(plan, folder, options)
     registration_file, manifest_file = f"{plan.stem}.register.txt", f"{plan.stem}.imageport.json"
