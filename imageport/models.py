@@ -252,7 +252,6 @@ class DatastoreFileRef(_Model):
     connector: ConnectorName
     datastore: str = Field(min_length=1, description="Datastore name, e.g. 'LocalDS_0'.")
     path: RelativePath = Field(description="Path on the datastore, e.g. 'gold/gold.vmdk'.")
-    format: InputFormat = None
 
 
 class AzureDiskRef(_Model):

@@ -82,7 +82,10 @@ def _sniff(path: str, source: ByteSource) -> DiskFormat | None:
         return DiskFormat.VHD_DYNAMIC
     tail = source.pread(size - 512, 512) if size >= 512 else b""
     if vhd.is_vhd_footer(tail):
-        footer = vhd.parse_footer(path, tail, size - 512)
+        try:
+            footer = vhd.parse_footer(path, tail, size - 512)
+        except FormatError:
+            return None  # a damaged footer: probe_damage says how
         return DiskFormat.VHD if footer["disk_type"] == vhd.FIXED else DiskFormat.VHD_DYNAMIC
     if size <= MAX_DESCRIPTOR and head.lstrip().startswith(DESCRIPTOR_HEADER):
         return DiskFormat.VMDK_SPARSE
@@ -96,7 +99,8 @@ def probe_damage(path: str, source: ByteSource) -> FormatError | None:
     for signature, structure in ((VHDX_SIGNATURE, "VHDX file identifier"), (vhd.COOKIE, "VHD footer")):
         if _near(head[: len(signature)], signature):
             return _damaged(path, structure, 0, head[:8], f"a damaged {signature.decode()} signature")
-    if _near(head[:4], VMDK_MAGIC) or (head[0x49:0x4D] == b"\n \r\n" and head[4:8] in (b"\1\0\0\0", b"\3\0\0\0")):
+    vmdk_newline_test = head[0x49:0x4D] == b"\n \r\n" and int.from_bytes(head[4:8], "little") in (1, 2, 3)
+    if _near(head[:4], VMDK_MAGIC) or vmdk_newline_test:
         return _damaged(path, "VMDK sparse header", 0, head[:4], "a damaged VMDK sparse header (KDMV)")
     if head[512:520] == b"cxsparse" or _near(head[512:520], b"cxsparse"):
         return _damaged(path, "VHD footer", 0, head[:8], "a dynamic VHD header at 512 without a valid footer copy")
@@ -115,6 +119,11 @@ def probe_damage(path: str, source: ByteSource) -> FormatError | None:
     at = tail.rfind(vhd.COOKIE)
     if at >= 0:
         where = start + at
+        if where == size - 512:  # in place but invalid (checksum, disk type, saved state)
+            try:
+                vhd.parse_footer(path, tail[at:], where)
+            except FormatError as exc:
+                return _damaged(path, "VHD footer", where, vhd.COOKIE, str(exc).rsplit(": ", 1)[-1])
         return _damaged(
             path, "VHD footer", where, vhd.COOKIE, f"a VHD footer {size - where} bytes before the end, not 512"
         )

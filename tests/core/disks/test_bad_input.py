@@ -246,7 +246,10 @@ def test_a_padded_fixed_vhd_is_refused(images: dict[str, Path], tmp_path: Path) 
 def test_a_damaged_fixed_vhd_footer_is_refused(
     offset: int, bit: int, fragment: str, images: dict[str, Path], tmp_path: Path
 ) -> None:
-    fails(flip(tmp_path, images["vhd"], offset, bit), None, "VHD footer", fragment)
+    bad = flip(tmp_path, images["vhd"], offset, bit)
+    fails(bad, None, "VHD footer", fragment)
+    with open_disk(bad, DiskFormat.RAW) as reader:  # stated raw: data and footer, as the bytes they are
+        assert reader.virtual_size == bad.stat().st_size
 
 
 @pytest.mark.parametrize(
