@@ -38,7 +38,7 @@ from imageport.errors import FormatError
 SECTOR = 4 * KiB
 ENTRY = struct.Struct("<4sIIIQII16sQQ")
 DESCRIPTOR = struct.Struct("<4s4s8sQQ")
-MAX_LOG = 1024 * MiB  # a log this long would be absurd (Hyper-V writes 1 MiB)
+MAX_LOG = 64 * MiB  # read whole into memory; Hyper-V and qemu write 1 MiB
 
 
 @dataclass(frozen=True, slots=True)
