@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cli.disk import Image, JsonFlag, WaitLockFlag, located, show_convert_result
+from cli.disk import FromFormat, Image, JsonFlag, WaitLockFlag, located, show_convert_result
 from cli.output import progress_reporter, reports_errors
 from imageport.disks.convert import convert
 from imageport.disks.detect import open_disk
@@ -28,6 +28,7 @@ def copy(
         DiskFormat | None,
         typer.Option("--to", help="Output format (default: the source's own)", case_sensitive=False),
     ] = None,
+    source_format: FromFormat = None,
     force: Annotated[bool, typer.Option(help="Replace an existing destination file")] = False,
     resume: Annotated[
         bool,
@@ -43,19 +44,18 @@ def copy(
     if destination.startswith(PLATFORM_TARGETS):
         raise InputError(f"{destination}: a platform disk is written with 'imageport upload SOURCE {destination}'")
     with located(source) as (source_fs, source_path), located(destination) as (output_fs, output_path):
-        fmt = to
-        if fmt is None:
-            with open_disk(source_path, fs=source_fs) as reader:
-                fmt = reader.format
+        with open_disk(source_path, source_format, fs=source_fs) as reader:  # refused here if damaged
+            fmt = to or reader.format
         with progress_reporter(f"copy {source}") as progress:
             if resume:
                 result = copy_image(
                     source_path, source_fs, output_path, output_fs, fmt, overwrite=force, progress=progress,
                     wait_lock=wait_lock,
+                    source_format=source_format,
                 )  # fmt: skip
             else:
                 result = convert(
                     source_path, output_path, fmt, overwrite=force, progress=progress,
-                    source_fs=source_fs, output_fs=output_fs, wait_lock=wait_lock,
+                    source_fs=source_fs, output_fs=output_fs, wait_lock=wait_lock, source_format=source_format,
                 )  # fmt: skip
     show_convert_result(result, as_json)

@@ -26,6 +26,15 @@ WaitLockFlag = Annotated[
         "--wait-lock", help="If another run is writing the same output, wait for it instead of failing at once"
     ),
 ]
+FromFormat = Annotated[
+    DiskFormat | None,
+    typer.Option(
+        "--from",
+        help="The format the input must be (refused when its content says otherwise); "
+        "raw also reads a file whose damaged signatures would otherwise be refused",
+        case_sensitive=False,
+    ),
+]
 Image = Annotated[
     str,
     typer.Argument(
@@ -100,9 +109,9 @@ def _gib(n: int) -> str:
 
 @app.command("info")
 @reports_errors
-def info(image: Image, as_json: JsonFlag = False) -> None:
+def info(image: Image, source_format: FromFormat = None, as_json: JsonFlag = False) -> None:
     """Format, virtual size, allocated bytes, extents, parent chain."""
-    with located(image) as (fs, path), open_disk(path, fs=fs) as reader:
+    with located(image) as (fs, path), open_disk(path, source_format, fs=fs) as reader:
         extents = list(reader.extents())
         data = {
             "path": str(image),
@@ -151,6 +160,7 @@ def convert_cmd(
         str, typer.Argument(help="Output file or smb://CONNECTOR/path; written under a temporary name, then renamed")
     ],
     to: Annotated[DiskFormat, typer.Option("--to", help="Output format", case_sensitive=False)],
+    source_format: FromFormat = None,
     size: Annotated[str | None, typer.Option(help="Grow the virtual disk to this size (e.g. 128G)")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing output file")] = False,
     sha256: Annotated[bool, typer.Option(help="Also compute the plain SHA-256 of the virtual disk")] = False,
@@ -178,6 +188,7 @@ def convert_cmd(
             source_fs=source_fs,
             output_fs=output_fs,
             wait_lock=wait_lock,
+            source_format=source_format,
         )
     show_convert_result(result, as_json)
 
@@ -190,20 +201,21 @@ def hash_cmd(
         bool, typer.Option(help="Also the plain SHA-256 (comparable with sha256sum of a raw dump)")
     ] = False,
     md5: Annotated[bool, typer.Option(help="Also the MD5 (Citrix -Md5Hash)")] = False,
+    source_format: FromFormat = None,
     as_json: JsonFlag = False,
 ) -> None:
     """The disk's content hash (SHA-256 tree over 4 MiB windows): the same for every container of one disk."""
     with located(image) as (fs, path), progress_reporter(f"hash {image}") as progress:
-        result = hash_disk(path, sha256=sha256, md5=md5, progress=progress, fs=fs)
+        result = hash_disk(path, sha256=sha256, md5=md5, progress=progress, source_format=source_format, fs=fs)
     show_convert_result(result, as_json)
 
 
 @app.command("check")
 @reports_errors
-def check(image: Image, as_json: JsonFlag = False) -> None:
+def check(image: Image, source_format: FromFormat = None, as_json: JsonFlag = False) -> None:
     """Validate the structure and read every allocated byte (catches corrupt grains and blocks)."""
     with located(image) as (fs, path), progress_reporter(f"check {image}") as progress:
-        result = hash_disk(path, progress=progress, fs=fs)
+        result = hash_disk(path, progress=progress, source_format=source_format, fs=fs)
     if as_json:
         emit_json(
             {

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.disk import Image, JsonFlag, located, parse_location
+from cli.disk import FromFormat, Image, JsonFlag, located, parse_location
 from cli.output import console, emit_json, progress_reporter, reports_errors
 from imageport.errors import InputError
 from imageport.models import (
+    DiskFormat,
     HyperVGeneration,
     InstallType,
     PrepareOptions,
@@ -20,10 +21,13 @@ from imageport.models import (
 )
 
 
-def _local_image(image: str) -> str:
-    """Prepare opens an image in place only as a local file (the appliance needs one)."""
+def _local_image(image: str, source_format: DiskFormat | None) -> str:
+    """Prepare opens an image in place only as a local file (the appliance needs one), of the format stated."""
     if not isinstance(parse_location(image), str) or image.startswith("sas+"):
         raise InputError(f"{image}: prepare opens a local image file in place; use --output to copy it here first")
+    from imageport.disks.detect import detect_format
+
+    detect_format(image, expected=source_format)  # a damaged or unexpected container is refused before launch
     return image
 
 
@@ -36,6 +40,7 @@ def prepare(
     image: Image,
     target: Annotated[TargetPlatform, typer.Option(help="Platform the image will run on")],
     output: Annotated[Path | None, typer.Option(help="Prepare a copy written here (source untouched)")] = None,
+    source_format: FromFormat = None,
     in_place: Annotated[bool, typer.Option(help="Change IMAGE itself (it must be a local copy you can lose)")] = False,
     generation: Annotated[HyperVGeneration, typer.Option(help="Azure VM generation (V1 BIOS, V2 UEFI)")] = (
         HyperVGeneration.V2
@@ -76,15 +81,18 @@ def prepare(
     if dry_run:
         if output or in_place:
             raise InputError("--dry-run writes nothing: leave out --output/--in-place")
-        result = prepare_image(_local_image(image), request, dry_run=True, installers_dir=installers)
+        result = prepare_image(_local_image(image, source_format), request, dry_run=True, installers_dir=installers)
     elif in_place == (output is not None):
         raise InputError("say where to write: --output COPY (recommended) or --in-place")
     elif in_place:
-        result = prepare_image(_local_image(image), request, installers_dir=installers)
+        result = prepare_image(_local_image(image, source_format), request, installers_dir=installers)
     else:
         assert output is not None
         with located(image) as (fs, path), progress_reporter(f"copy {image}") as progress:
-            result = prepare_copy(path, fs, str(output), request, installers_dir=installers, progress=progress)
+            result = prepare_copy(
+                path, fs, str(output), request, installers_dir=installers, progress=progress,
+                source_format=source_format,
+            )  # fmt: skip
     if as_json:
         emit_json(result.as_dict())
         return

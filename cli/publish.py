@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from cli.disk import Image, JsonFlag, WaitLockFlag, located, parse_location
+from cli.disk import FromFormat, Image, JsonFlag, WaitLockFlag, located, parse_location
 from cli.output import console, emit_json, progress_reporter, reports_errors
 from imageport.errors import InputError
 from imageport.models import PublishOptions, ShareDiskFormat, ShareRef, parse_model
@@ -37,6 +37,7 @@ def publish(
     image: Image,
     store: Annotated[str, typer.Argument(help="The PVS store folder: smb://CONNECTOR/folder or a local directory")],
     name: Annotated[str, typer.Option("--name", help="vDisk name: 1-52 letters, digits, space, - _ . (no extension)")],
+    source_format: FromFormat = None,
     disk_format: Annotated[
         ShareDiskFormat, typer.Option("--format", help="vDisk container", case_sensitive=False)
     ] = ShareDiskFormat.VHDX,
@@ -70,7 +71,9 @@ def publish(
         store_at(store) as folder,
         progress_reporter(f"publish {name}") as progress,
     ):
-        result = publish_vdisk(source_path, source_fs, folder, name, options, progress=progress)
+        result = publish_vdisk(
+            source_path, source_fs, folder, name, options, progress=progress, source_format=source_format
+        )
     if as_json:
         emit_json(result.as_dict())
         return

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.disk import Image, JsonFlag, connector_for, located
+from cli.disk import FromFormat, Image, JsonFlag, connector_for, located
 from cli.output import console, emit_json, progress_reporter, reports_errors
 from imageport.disks.detect import open_disk
 from imageport.errors import InputError
@@ -57,6 +57,7 @@ def parse_tags(pairs: list[str]) -> dict[str, str]:
 def upload(
     source: Image,
     target: Annotated[str, typer.Argument(help=TARGETS)],
+    source_format: FromFormat = None,
     threads: Annotated[int, typer.Option(min=1, max=64, help="Writes in flight (Citrix default 5)")] = 5,
     force: Annotated[bool, typer.Option(help="Replace an existing disk, or data already in the blob")] = False,
     sku: Annotated[AzureSku, typer.Option(help="Managed-disk SKU")] = AzureSku.PREMIUM_LRS,
@@ -74,7 +75,7 @@ def upload(
     extra: dict[str, Any] = {}
     with (
         located(source) as (fs, path),
-        open_disk(path, fs=fs) as reader,
+        open_disk(path, source_format, fs=fs) as reader,
         progress_reporter(f"upload {source}") as progress,
     ):
         if disk is not None:

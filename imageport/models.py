@@ -200,6 +200,15 @@ Tags = Annotated[
 
 # --- disk references ---------------------------------------------------------
 
+# What an image file must be when read (refused when its content says otherwise); see disks/detect.py.
+InputFormat = Annotated[
+    DiskFormat | None,
+    Field(
+        description="Format the image must be when read (default: detected; a different content is refused). "
+        "'raw' also reads a file whose damaged signatures would otherwise be refused."
+    ),
+]
+
 
 class VsphereDiskRef(_Model):
     """A virtual disk of a vSphere VM."""
@@ -246,6 +255,7 @@ class ShareRef(_Model):
     kind: Literal["share"] = "share"
     connector: ConnectorName
     path: RelativePath = Field(description="Path inside the connector's base path, e.g. 'images/gold.vhdx'.")
+    format: InputFormat = None
 
 
 class LocalRef(_Model):
@@ -254,6 +264,7 @@ class LocalRef(_Model):
     kind: Literal["local"] = "local"
     connector: ConnectorName = "local"
     path: RelativePath = Field(description="Path inside the local connector's directory.")
+    format: InputFormat = None
 
 
 DiskRef = Annotated[

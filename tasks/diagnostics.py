@@ -9,6 +9,7 @@ from prefect import task
 
 from blocks.resolve import located
 from imageport.disks.base import LOCAL
+from imageport.disks.detect import detect_format
 from imageport.errors import InputError
 from imageport.guest.diagnostics import diagnose
 from imageport.models import DiagnosticsSpec
@@ -20,6 +21,7 @@ def diagnose_image(spec: DiagnosticsSpec) -> dict[str, Any]:
     with located(spec.disk) as (fs, path):
         if fs is not LOCAL:
             raise InputError(f"diagnostics reads a local image; a {spec.disk.kind} disk is read on its platform's CE")
+        detect_format(path, expected=getattr(spec.disk, "format", None))  # damaged or not as stated: refused
         report = diagnose(path)
     result = {**report.as_dict(), "markdown": report.markdown()}
     if spec.output is not None:

@@ -34,6 +34,7 @@ def convert_image(
     progress = prefect_progress(f"convert {source.path} to {fmt.value}")
     with located(source) as (source_fs, src), located(output) as (output_fs, dst):
         result = copy_image(
-            src, source_fs, dst, output_fs, fmt, size=size, overwrite=overwrite, progress=progress, wait_lock=wait_lock
-        )
+            src, source_fs, dst, output_fs, fmt, size=size, overwrite=overwrite, progress=progress,
+            wait_lock=wait_lock, source_format=source.format,
+        )  # fmt: skip
     return {**result.as_dict(), "source": source.path, "output": output.path}

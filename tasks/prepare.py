@@ -52,7 +52,7 @@ def _source(spec: PrepareSpec) -> tuple[Any, str]:
         output = _output_ref(spec)
         source = connector_adapter(spec.disk.connector, "local", f"disk {spec.disk.path}").path(spec.disk.path)
         target = connector_adapter(output.connector, "local", f"output {output.path}").path(output.path)
-        return LocalSource(LOCAL, str(source), str(target), spec.overwrite), output.path
+        return LocalSource(LOCAL, str(source), str(target), spec.overwrite, spec.disk.format), output.path
     if isinstance(spec.disk, AzureDiskRef):
         from imageport.engine.azure import AzureSource
 

@@ -18,4 +18,5 @@ def publish_vdisk(spec: PublishSpec) -> dict[str, Any]:
     """Write ``spec.source`` into ``spec.store`` as vDisk ``spec.name``; resumes after a retry."""
     progress = prefect_progress(f"publish {spec.name}")
     with located(spec.source) as (source_fs, source), store_folder(spec.store) as folder:
-        return publish(source, source_fs, folder, spec.name, spec, progress=progress).as_dict()
+        stated = getattr(spec.source, "format", None)  # file references can state their format
+        return publish(source, source_fs, folder, spec.name, spec, progress=progress, source_format=stated).as_dict()

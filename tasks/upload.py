@@ -36,7 +36,7 @@ def upload_image(spec: UploadSpec) -> dict[str, Any]:
     target = spec.target
     if isinstance(target, AzureDiskRef) and not isinstance(target, AzureSnapshotRef):
         session = connector_adapter(target.connector, "azure", f"azure-disk://{target.connector}")
-        with located(spec.source) as (fs, path), open_disk(path, fs=fs) as reader:
+        with located(spec.source) as (fs, path), open_disk(path, spec.source.format, fs=fs) as reader:
             outcome = upload_to_managed_disk(
                 session,
                 reader,
@@ -58,6 +58,9 @@ def upload_image(spec: UploadSpec) -> dict[str, Any]:
             raise InputError(f"target {target.path}: name it .vhd, .vhdx, .raw or .img to say which format to write")
         with located(spec.source) as (source_fs, src), located(target) as (output_fs, dst):
             Path(dst).parent.mkdir(parents=True, exist_ok=True)  # a platform makes its own folders
-            result = copy_image(src, source_fs, dst, output_fs, fmt, overwrite=spec.overwrite, progress=progress)
+            result = copy_image(
+                src, source_fs, dst, output_fs, fmt, overwrite=spec.overwrite, progress=progress,
+                source_format=spec.source.format,
+            )  # fmt: skip
         return {**result.as_dict(), "target": target.path}
     raise InputError(f"target kind {target.kind}: uploads go to an Azure managed disk or the local platform")

@@ -366,14 +366,22 @@ def open_vhd(path: str, fs: FileSystem = LOCAL, _seen: tuple[str, ...] = ()) -> 
         if size < 512:
             raise FormatError(path, "VHD footer", 0, f"file is {size} bytes, too small for a VHD")
         tail = source.pread(size - 512, 512)
-        if not is_vhd_footer(tail):
-            # Some old writers put a 511-byte footer; the copy at offset 0 still identifies dynamic disks.
-            tail = source.pread(0, 512)
+        head = source.pread(0, 512)
     finally:
         source.close()
+    if not is_vhd_footer(tail):
+        where = "the copy at offset 0 is there" if is_vhd_footer(head) else "no footer copy at offset 0 either"
+        raise FormatError(
+            path, "VHD footer", size - 512, f"missing at the end of the file ({where}): truncated or damaged"
+        )
     footer = parse_footer(path, tail, size - 512)
     if footer["disk_type"] == FIXED:
         return VhdFixedReader(path, footer, fs)
+    # qemu and Hyper-V read the copy at offset 0, we the one at the end: both must say the same.
+    if head != tail:
+        raise FormatError(
+            path, "VHD footer", 0, "the copy at offset 0 is missing or differs from the footer at the end: damaged"
+        )
     return VhdDynamicReader(path, footer, fs, _seen)
 
 

@@ -21,8 +21,9 @@ every *chunk ratio* payload entries comes one sector-bitmap entry, where
 chunk ratio = 2^23 * logical sector size / block size.
 
 A non-empty log (LogGuid set) means the file was not closed cleanly and its
-BAT or metadata may be stale: we refuse it with a clear error instead of
-misreading it. The writer produces a clean dynamic VHDX with Hyper-V's
+BAT or metadata may be stale: its active sequence is replayed into an
+in-memory overlay (``vhdx_log``) that every later read goes through, so the
+disk reads as after a replay and the file is never written. The writer produces a clean dynamic VHDX with Hyper-V's
 defaults (32 MiB blocks, 512-byte logical / 4096-byte physical sectors).
 """
 
@@ -52,6 +53,8 @@ from imageport.disks.base import (
     pack_array,
     unpack_array,
 )
+from imageport.disks.checksums import crc32c
+from imageport.disks.vhdx_log import replay
 from imageport.errors import FormatError
 from imageport.models import DiskFormat
 
@@ -85,28 +88,6 @@ NOT_PRESENT, UNDEFINED, ZERO, UNMAPPED, UNMAPPED_V095, FULLY_PRESENT, PARTIALLY_
 ZERO_STATES = {NOT_PRESENT, UNDEFINED, ZERO, UNMAPPED, UNMAPPED_V095}
 DEFAULT_BLOCK_SIZE = 32 * MiB
 NULL_GUID = bytes(16)
-
-
-def _crc32c_table() -> list[int]:
-    table = []
-    for i in range(256):
-        crc = i
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
-
-
-_CRC_TABLE = _crc32c_table()
-
-
-def crc32c(data: bytes) -> int:
-    """CRC-32C (Castagnoli). Only headers and region tables are checksummed, so a table loop is enough."""
-    crc = 0xFFFFFFFF
-    table = _CRC_TABLE
-    for byte in data:
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
 
 
 def _with_crc(block: bytes, field_offset: int = 4) -> bytes:
@@ -144,19 +125,16 @@ class VhdxReader(BlockMappedReader):
 
     def _parse(self, seen: tuple[str, ...]) -> None:
         f, path = self.file, self.path
+        self.file_on_disk = f
+        self.log_replayed = False
         ident = f.read_exact(0, 8, "VHDX file identifier")
         if ident != SIGNATURE:
             raise FormatError(path, "VHDX file identifier", 0, f"signature is {ident!r}, expected b'vhdxfile'")
         header = self._current_header()
         self.header = header
-        if header["log_guid"] != NULL_GUID:
-            raise FormatError(
-                path,
-                "VHDX header",
-                header["offset"],
-                "the log is not empty (the file was not closed cleanly); open it once in "
-                "Hyper-V, or run `qemu-img check -r all` on a copy, to replay it",
-            )
+        if header["log_guid"] != NULL_GUID:  # not closed cleanly: read as after a replay, writing nothing
+            self.file = f = replay(f, header)
+            self.log_replayed = f is not self.file_on_disk
         regions = self._regions()
         bat_off, bat_len = regions[BAT_GUID]
         meta_off, meta_len = regions[METADATA_GUID]
@@ -412,6 +390,7 @@ class VhdxReader(BlockMappedReader):
             "physical_sector_size": self.physical_sector,
             "subformat": self.subformat,
             "header_sequence": self.header["sequence"],
+            "log_replayed": self.log_replayed,
             "parent": self.parent.path if self.parent else None,
         }
 

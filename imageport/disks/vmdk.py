@@ -336,10 +336,45 @@ def inflate_grain(path: str, data: bytes, offset: int, grain_bytes: int) -> byte
 # --- the reader ---------------------------------------------------------------------------
 
 
+# What VMware and qemu write; anything else in createType is damage (or a format we do not read).
+CREATE_TYPES = frozenset(
+    {
+        "monolithicSparse",
+        "monolithicFlat",
+        "twoGbMaxExtentSparse",
+        "twoGbMaxExtentFlat",
+        "streamOptimized",
+        "vmfs",
+        "vmfsThin",
+        "vmfsPreallocated",
+        "vmfsEagerZeroedThick",
+        "vmfsRaw",
+        "vmfsRDM",
+        "vmfsPassthroughRawDeviceMap",
+        "vmfsSparse",
+        "seSparse",
+        "custom",
+    }
+)
+KEY = re.compile(r"^[A-Za-z][A-Za-z0-9._-]*$")
+CID = re.compile(r"^[0-9a-fA-F]{1,8}$")
+
+
+def descriptor_area_text(path: str, raw: bytes, offset: int) -> str:
+    """The text of a descriptor area: up to its first NUL, after which only NUL padding may follow
+    (qemu stops at the first NUL; text beyond it would be read differently by each reader)."""
+    text, _, rest = raw.partition(b"\0")
+    if rest.strip(b"\0"):
+        raise FormatError(path, "VMDK descriptor", offset + len(text), "a NUL byte inside the text: damaged")
+    return text.decode("utf-8", errors="replace")
+
+
 def parse_descriptor(path: str, text: str) -> dict[str, Any]:
+    """Fields and extents of a descriptor. Strict: every line is a comment, an extent or ``key = value``,
+    CID/parentCID are hex and createType is a known one -- a damaged descriptor is refused, not guessed at."""
     fields: dict[str, str] = {}
     extents: list[tuple[str, int, str, str | None, int]] = []
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
@@ -349,10 +384,18 @@ def parse_descriptor(path: str, text: str) -> dict[str, Any]:
             extents.append((access, int(sectors), kind, name, int(off or 0)))
             continue
         key, sep, value = stripped.partition("=")
-        if sep:
-            fields[key.strip()] = value.strip().strip('"')
+        if not sep or not KEY.match(key.strip()):
+            raise FormatError(
+                path, "VMDK descriptor", None, f"line {number} is not a comment, an extent or key=value: {line[:60]!r}"
+            )
+        fields[key.strip()] = value.strip().strip('"')
     if not extents:
         raise FormatError(path, "VMDK descriptor", None, "lists no extents")
+    for key in ("CID", "parentCID"):
+        if not CID.match(fields.get(key, "")):
+            raise FormatError(path, "VMDK descriptor", None, f"{key} {fields.get(key)!r} is missing or not hex")
+    if fields.get("createType") not in CREATE_TYPES:
+        raise FormatError(path, "VMDK descriptor", None, f"createType {fields.get('createType')!r} is unknown")
     return {"fields": fields, "extents": extents}
 
 
@@ -382,7 +425,7 @@ class VmdkReader(DiskReader):
                     min(h.descriptor_size * SECTOR, MAX_DESCRIPTOR),
                     "VMDK embedded descriptor",
                 )
-                desc = parse_descriptor(self.path, raw.split(b"\0", 1)[0].decode("utf-8", errors="replace"))
+                desc = parse_descriptor(self.path, descriptor_area_text(self.path, raw, h.descriptor_offset * SECTOR))
             else:
                 desc = {
                     "fields": {"createType": "streamOptimized" if h.compressed else "monolithicSparse"},
@@ -401,7 +444,7 @@ class VmdkReader(DiskReader):
                     0,
                     f"magic is {head[:4]!r}, expected b'KDMV', and the file is not a text descriptor",
                 )
-            self.descriptor = parse_descriptor(self.path, text_bytes.decode("utf-8", errors="replace"))
+            self.descriptor = parse_descriptor(self.path, descriptor_area_text(self.path, text_bytes, 0))
             self._layout(self.descriptor, own=None)
         fields = self.descriptor["fields"]
         self.create_type = fields.get("createType", "")

@@ -52,6 +52,7 @@ class LocalSource:
     path: str
     output: str | None = None  # local path of the kept output (prepare)
     overwrite: bool = False
+    format: DiskFormat | None = None  # what the disk must be (a spec's ``format:``), checked when read
 
 
 @dataclass
@@ -79,7 +80,7 @@ class LocalBackend:
                 raise InputError("a prepare on the local CE needs an output path")
             if Path(source.output).exists() and not source.overwrite:
                 raise OutputExists(f"{source.output} exists; use --force (overwrite) to replace it")
-        fmt = editable_format(source.path, source.fs)
+        fmt = editable_format(source.path, source.fs, source.format)
         name = f"ce-{ledger.tags.stage}-{uuid.uuid4().hex[:8]}"
         workspace = self.ce_root / name
         ledger.creating(WORKSPACE, str(workspace), order=90)
@@ -92,7 +93,7 @@ class LocalBackend:
             output = ledger.creating(
                 OUTPUT, str(copy), order=10, keep=True, final=source.output, overwrite=source.overwrite
             )
-        copy_image(source.path, source.fs, str(copy), LOCAL, fmt)
+        copy_image(source.path, source.fs, str(copy), LOCAL, fmt, source_format=source.format)
         return Provisioned(LocalEngine(workspace, ledger.tags), AgentDisk(path=str(copy)), output)
 
     # --- run -----------------------------------------------------------------------------------

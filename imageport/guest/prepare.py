@@ -26,6 +26,7 @@ from imageport.guest.errors import translate_guestfs_errors
 from imageport.guest.facts import GuestFacts, gather
 from imageport.guest.plan import SOFTWARE, SYSTEM, FileChange, Plan, PrepareTarget, RegChange, plan_registry
 from imageport.guest.registry import OpenHive, RegValue
+from imageport.models import DiskFormat
 from imageport.transfer.copy import copy_image
 
 
@@ -223,12 +224,15 @@ def prepare_copy(
     installers_dir: Path | None = None,
     overwrite: bool = False,
     progress: Progress | None = None,
+    source_format: DiskFormat | None = None,
 ) -> PrepareResult:
     """Copy ``source`` to the local file ``output`` (same container; a stream VMDK becomes VHDX, which
     can be opened in place), prepare the copy, and delete it if prepare fails -- a half-prepared copy
     must not look usable. The source is only read."""
-    fmt = editable_format(source, source_fs)
-    copy_image(source, source_fs, output, LOCAL, fmt, overwrite=overwrite, progress=progress)
+    fmt = editable_format(source, source_fs, source_format)
+    copy_image(
+        source, source_fs, output, LOCAL, fmt, overwrite=overwrite, progress=progress, source_format=source_format
+    )
     try:
         return prepare_image(output, target, installers_dir=installers_dir)
     except BaseException:

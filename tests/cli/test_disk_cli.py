@@ -83,3 +83,51 @@ def test_convert_to_and_from_a_share_by_connector_name(run_cli, samba, raw: Path
     assert json.loads(down.stdout)["content_hash"] == json.loads(up.stdout)["content_hash"]
     wrong = run_cli("disk", "info", "smb://no-such-connector/x.vhdx")
     assert wrong.returncode == 1 and "no connector named 'no-such-connector'" in wrong.stderr
+
+
+def test_a_damaged_descriptor_is_refused_by_every_command_and_from_states_the_format(
+    imageport_bin: str, tmp_path: Path
+) -> None:
+    """Issue 14.4: one flipped bit in '# Disk DescriptorFile' made 'disk check' say 'ok ... raw, 512
+    allocated bytes' and 'copy' write a 512-byte VHDX while qemu-img read a 12 MiB VMDK."""
+    raw = make_raw(tmp_path / "src.raw", 12 * MiB, runs=3, seed=14, max_run=MiB)
+    desc = tmp_path / "disk.vmdk"
+    made = subprocess.run(
+        ["qemu-img", "convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=monolithicFlat", str(raw), str(desc)],
+        capture_output=True,
+    )
+    assert made.returncode == 0, made.stderr
+    data = bytearray(desc.read_bytes())
+    data[2] ^= 0x04  # '# Disk' -> '# @isk'
+    desc.write_bytes(data)
+    out = tmp_path / "out"
+    out.mkdir()
+    for args in (
+        ("disk", "check", str(desc)),
+        ("disk", "info", str(desc)),
+        ("disk", "hash", str(desc)),
+        ("copy", str(desc), str(out / "copy.vhdx")),
+        ("publish", str(desc), str(out), "--name", "gold"),
+        ("prepare", str(desc), "--target", "azure", "--output", str(out / "prep.vhdx")),
+    ):
+        result = cli(imageport_bin, *args)
+        assert result.returncode == 1, (args, result.stdout, result.stderr)
+        assert "VMDK descriptor at offset 0" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert list(out.iterdir()) == []  # nothing written, not even a partial
+
+    # --from raw: the user says it is raw, so it is read as the 512 bytes it holds
+    as_raw = cli(imageport_bin, "disk", "check", str(desc), "--from", "raw", "--json")
+    assert as_raw.returncode == 0 and json.loads(as_raw.stdout)["format"] == "raw", as_raw.stderr
+    # a stated format that does not match the content is refused, wherever the image is read
+    vhdx = tmp_path / "disk.vhdx"
+    assert cli(imageport_bin, "disk", "convert", str(raw), str(vhdx), "--to", "vhdx").returncode == 0
+    for args in (
+        ("disk", "convert", str(vhdx), str(out / "x.raw"), "--to", "raw", "--from", "raw"),
+        ("upload", str(vhdx), "sas+http://127.0.0.1:9/c/b?sig=x", "--from", "vhd"),
+        ("prepare", str(vhdx), "--target", "azure", "--in-place", "--from", "vmdk-sparse"),
+    ):
+        result = cli(imageport_bin, *args)
+        assert result.returncode == 1 and "(as stated), but the content is vhdx" in result.stderr, (args, result.stderr)
+    assert list(out.iterdir()) == []
+    same = cli(imageport_bin, "disk", "hash", str(vhdx), "--from", "vhdx", "--json")
+    assert same.returncode == 0 and json.loads(same.stdout)["content_hash"] == content_hash_file(raw)

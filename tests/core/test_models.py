@@ -170,3 +170,15 @@ def test_too_many_or_malformed_tags_are_rejected() -> None:
 def test_specs_round_trip_through_json() -> None:
     spec = parse_model(PortSpec, port(prepare={"xd_reconfigure": [{"name": "/portnumber", "value": "80"}]}))
     assert PortSpec.model_validate_json(spec.model_dump_json()) == spec
+
+
+def test_file_references_can_state_the_format_they_must_be() -> None:
+    from pydantic import ValidationError
+
+    from imageport.models import DiskFormat, LocalRef, ShareRef
+
+    share = ShareRef.model_validate({"connector": "pvs", "path": "gold.vhdx", "format": "vhdx"})
+    assert share.format is DiskFormat.VHDX
+    assert LocalRef.model_validate({"path": "gold.img"}).format is None  # default: detected from content
+    with pytest.raises(ValidationError, match="format"):
+        LocalRef.model_validate({"path": "gold.img", "format": "qcow2"})

@@ -53,3 +53,22 @@ def test_flow_uploads_to_a_managed_disk_and_to_the_local_platform(arm, connector
     state = upload_image_flow(local, return_state=True)
     assert state.is_completed(), state.message
     assert qemu_compare(raw, "raw", staging / "platform/gold.vhd", "vpc").returncode == 0
+
+
+def test_a_source_format_stated_in_the_spec_is_checked(connectors) -> None:  # type: ignore[no-untyped-def]
+    staging = connectors
+    make_raw(staging / "plain.raw", 4 * MiB, runs=2, seed=62, max_run=MiB)
+    (staging / "platform").mkdir()
+
+    def spec(fmt: str) -> UploadSpec:
+        return UploadSpec.model_validate(
+            {
+                "source": {"kind": "local", "connector": "flow-staging", "path": "plain.raw", "format": fmt},
+                "target": {"kind": "local", "connector": "flow-staging", "path": f"platform/{fmt}.vhd"},
+            }
+        )
+
+    refused = upload_image_flow(spec("vhdx"), return_state=True)
+    assert refused.is_failed() and "expected vhdx (as stated), but the content is raw" in str(refused.message)
+    assert not (staging / "platform/vhdx.vhd").exists()
+    assert upload_image_flow(spec("raw"), return_state=True).is_completed()

@@ -32,7 +32,7 @@ from typing import Any
 from imageport.disks.base import FileSystem
 from imageport.disks.convert import CHECKPOINT_SECONDS, Progress
 from imageport.errors import AlreadyExists, InputError, TransferError
-from imageport.models import PublishOptions, ShareDiskFormat
+from imageport.models import DiskFormat, PublishOptions, ShareDiskFormat
 from imageport.names import check, vdisk_name
 from imageport.platforms.pvs.powershell import comment, literal
 from imageport.platforms.pvs.store import StoreFolder
@@ -178,6 +178,7 @@ def publish(
     progress: Progress | None = None,
     checkpoint_seconds: float = CHECKPOINT_SECONDS,
     sleep: Callable[[float], None] = time.sleep,
+    source_format: DiskFormat | None = None,
 ) -> PublishResult:
     """Write ``source`` into the store as vDisk ``name`` (or its next version); see the module docstring."""
     started = time.monotonic()
@@ -196,6 +197,7 @@ def publish(
         checkpoint_seconds=checkpoint_seconds,
         sleep=sleep,
         wait_lock=options.wait_lock,
+        source_format=source_format,
     )
     lines = registration_text(plan, folder, options)
     assert converted.content_hash is not None  # resumable conversions always hash

@@ -15,7 +15,7 @@ from imageport.disks.convert import convert, hash_disk
 from imageport.disks.detect import open_disk
 from imageport.errors import FormatError, InputError
 from imageport.models import DiskFormat
-from tests.core.disks.images import MiB, make_raw, qemu_convert
+from tests.core.disks.images import MiB, content_hash_file, make_raw, qemu_compare, qemu_convert
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +28,9 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         out[fmt] = d / f"ok.{fmt}"
         convert(raw, out[fmt], DiskFormat(fmt), **options)
     out["qemu-stream"] = qemu_convert(raw, d / "q.vmdk", "vmdk-stream")
+    out["vhd"] = qemu_convert(raw, d / "fixed.vhd", "vhd-fixed")
+    (d / "flat").mkdir()
+    out["vmdk-flat"] = qemu_convert(raw, d / "flat" / "disk.vmdk", "vmdk-flat")  # descriptor + disk-flat.vmdk
     return out
 
 
@@ -108,7 +111,9 @@ def test_vhdx_survives_one_bad_header(images: dict[str, Path], tmp_path: Path) -
     assert hash_disk(path).content_hash == hash_disk(images["vhdx"]).content_hash
 
 
-def test_vhdx_with_a_dirty_log_is_refused(images: dict[str, Path], tmp_path: Path) -> None:
+def test_vhdx_naming_a_log_without_entries_reads_as_it_is(images: dict[str, Path], tmp_path: Path) -> None:
+    """LogGuid set but no valid entry: nothing to replay (qemu agrees; tests/core/disks/test_vhdx_log.py
+    covers logs that hold entries)."""
     from imageport.disks.vhdx import HEADER_OFFSETS, _with_crc
 
     path = damaged(tmp_path, images["vhdx"])
@@ -119,7 +124,7 @@ def test_vhdx_with_a_dirty_log_is_refused(images: dict[str, Path], tmp_path: Pat
             header[48:64] = b"\x11" * 16  # LogGuid
             f.seek(off)
             f.write(_with_crc(bytes(header)))
-    fails(path, None, "VHDX header", "log is not empty")
+    assert hash_disk(path).content_hash == hash_disk(images["vhdx"]).content_hash
 
 
 def test_vhd_bat_entry_past_eof(images: dict[str, Path], tmp_path: Path) -> None:
@@ -188,6 +193,159 @@ def test_a_failed_convert_leaves_nothing_behind(images: dict[str, Path], tmp_pat
     with pytest.raises(FormatError):
         convert(bad, out / "x.vhdx", DiskFormat.VHDX)
     assert list(out.iterdir()) == []
+
+
+# --- damaged signatures: refused, never read as raw ----------------------------------------
+
+
+def flip(tmp_path: Path, src: Path, offset: int, bit: int = 0, name: str | None = None) -> Path:
+    """A copy of ``src`` with one bit flipped (``offset`` < 0 counts from the end)."""
+    data = bytearray(src.read_bytes())
+    data[offset] ^= 1 << bit
+    dst = tmp_path / (name or f"flipped-{src.name}")
+    dst.write_bytes(data)
+    return dst
+
+
+def test_a_flipped_bit_in_the_descriptor_line_is_refused(images: dict[str, Path]) -> None:
+    """The issue's case: '# Disk DescriptorFile' with one bit flipped read as a 512-byte raw disk."""
+    src = images["vmdk-flat"]
+    bad = flip(src.parent, src, 3, name="bad.vmdk")  # beside its extent, as a user would have it
+    error = fails(bad, None, "VMDK descriptor", "offset 0", "damaged '# Disk DescriptorFile'")
+    assert "--from raw" in str(error)
+    with open_disk(bad, DiskFormat.RAW) as reader:  # stated raw: the user said so
+        assert reader.virtual_size == bad.stat().st_size
+
+
+def test_descriptor_text_without_its_header_line_is_refused(images: dict[str, Path], tmp_path: Path) -> None:
+    text = images["vmdk-flat"].read_bytes().replace(b"# Disk DescriptorFile", b"#")
+    bad = tmp_path / "nohead.vmdk"
+    bad.write_bytes(b"\0" + text)  # not even starting with the comment
+    fails(bad, None, "VMDK descriptor", "offset 26", "parentCID=")
+
+
+@pytest.mark.parametrize(
+    ("cut", "structure"), [(1, "VHD footer"), (100, "VHD footer"), (511, "file size"), (4096 + 3, "file size")]
+)
+def test_a_truncated_fixed_vhd_is_refused(cut: int, structure: str, images: dict[str, Path], tmp_path: Path) -> None:
+    """Cut inside the footer: its cookie is found short of the end; cut further, the odd size gives it away."""
+    src = images["vhd"]
+    bad = damaged(tmp_path, src, size=src.stat().st_size - cut)
+    fails(bad, None, structure)
+
+
+def test_a_padded_fixed_vhd_is_refused(images: dict[str, Path], tmp_path: Path) -> None:
+    bad = damaged(tmp_path, images["vhd"])
+    with open(bad, "ab") as f:
+        f.write(bytes(1024))
+    size = images["vhd"].stat().st_size
+    fails(bad, None, "VHD footer", f"offset {size - 512}", "1536 bytes before the end")
+
+
+@pytest.mark.parametrize(("offset", "bit", "fragment"), [(-512, 0, "damaged VHD footer cookie"), (-448, 3, "checksum")])
+def test_a_damaged_fixed_vhd_footer_is_refused(
+    offset: int, bit: int, fragment: str, images: dict[str, Path], tmp_path: Path
+) -> None:
+    bad = flip(tmp_path, images["vhd"], offset, bit)
+    fails(bad, None, "VHD footer", fragment)
+    with open_disk(bad, DiskFormat.RAW) as reader:  # stated raw: data and footer, as the bytes they are
+        assert reader.virtual_size == bad.stat().st_size
+
+
+@pytest.mark.parametrize(
+    ("fmt", "offset", "structure"),
+    [
+        ("vhdx", 0, "VHDX file identifier"),
+        ("vhdx", 7, "VHDX file identifier"),
+        ("vmdk-sparse", 0, "VMDK sparse header"),
+        ("vmdk-stream", 3, "VMDK sparse header"),
+        ("vhd-dynamic", 0, "VHD footer"),
+        ("vhd-dynamic", -512, "VHD footer"),  # the copies at 0 and at the end must agree
+    ],
+)
+def test_a_flipped_bit_in_a_magic_number_is_refused(
+    fmt: str, offset: int, structure: str, images: dict[str, Path], tmp_path: Path
+) -> None:
+    fails(flip(tmp_path, images[fmt], offset, 1), None, structure)
+
+
+def test_a_size_that_is_not_a_multiple_of_512_is_refused_unless_stated_raw(tmp_path: Path) -> None:
+    odd = make_raw(tmp_path / "odd.img", MiB + 7, runs=2, seed=5, max_run=4096)
+    fails(odd, None, "file size", f"offset {MiB + 7}", "not a multiple of 512")
+    assert hash_disk(odd, source_format=DiskFormat.RAW).content_hash == content_hash_file(odd)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "stated"),
+    [("vhdx", DiskFormat.RAW), ("vmdk-sparse", DiskFormat.VHDX), ("raw", DiskFormat.VHD), ("vhd", DiskFormat.RAW)],
+)
+def test_a_stated_format_that_does_not_match_is_refused(
+    fmt: str, stated: DiskFormat, images: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    error = fails(images[fmt], stated, "format", f"expected {stated.value}")
+    assert "the content is" in str(error)
+    with pytest.raises(FormatError, match=f"expected {stated.value}"):
+        convert(images[fmt], out / "x.vhdx", DiskFormat.VHDX, source_format=stated)
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize(("fmt", "stated"), [("vhd-dynamic", DiskFormat.VHD), ("qemu-stream", DiskFormat.VMDK_SPARSE)])
+def test_a_stated_format_of_the_same_family_is_accepted(fmt: str, stated: DiskFormat, images: dict[str, Path]) -> None:
+    assert hash_disk(images[fmt], source_format=stated).content_hash == hash_disk(images[fmt]).content_hash
+
+
+def test_valid_images_still_read_as_qemu_reads_them(images: dict[str, Path], tmp_path: Path) -> None:
+    for fmt, qemu_fmt in (("vhd", "vpc"), ("vmdk-flat", "vmdk"), ("vhd-dynamic", "vpc")):
+        out = tmp_path / f"{fmt}.raw"
+        convert(images[fmt], out, DiskFormat.RAW)
+        assert qemu_compare(out, "raw", images[fmt], qemu_fmt).returncode == 0
+
+
+SIGNATURES = {  # (offset, length) of the bytes detection relies on
+    "vhd": [(-512, 8)],
+    "vhd-dynamic": [(0, 8), (512, 8), (-512, 8)],
+    "vhdx": [(0, 8)],
+    "vmdk-sparse": [(0, 4)],
+    "vmdk-stream": [(0, 4)],
+    "vmdk-flat": [(0, 21)],
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(SIGNATURES))
+def test_fuzz_damaged_signatures_are_never_read_as_raw(
+    fmt: str, images: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Bit flips and byte substitutions in the magic numbers: refused, or (when the damage left
+    the format recognisable) read as that format -- never as a raw disk of the file's bytes."""
+    template = images[fmt].read_bytes()
+    folder = tmp_path_factory.mktemp(f"sig-{fmt}")
+    if fmt == "vmdk-flat":
+        shutil.copy(images[fmt].parent / "disk-flat.vmdk", folder)
+    work = folder / "disk.vmdk"
+    areas = SIGNATURES[fmt]
+    family = fmt.split("-")[0]
+
+    @settings(max_examples=60, deadline=None, derandomize=True, database=None)
+    @given(
+        st.lists(
+            st.tuples(st.integers(0, len(areas) - 1), st.integers(0, 20), st.integers(0, 255)), min_size=1, max_size=3
+        )
+    )
+    def run(mutations: list[tuple[int, int, int]]) -> None:
+        data = bytearray(template)
+        for area, pos, value in mutations:
+            start, length = areas[area]
+            data[(start if start >= 0 else len(data) + start) + pos % length] = value
+        work.write_bytes(data)
+        try:
+            with open_disk(work) as reader:
+                assert reader.format.value.split("-")[0] == family, reader.format
+        except FormatError:
+            pass
+
+    run()
 
 
 # --- fuzzing: random byte damage in the structures of each format --------------------------

@@ -11,6 +11,7 @@ import pytest
 
 from imageport.disks.convert import convert, hash_disk
 from imageport.disks.detect import detect_format, open_disk
+from imageport.errors import FormatError
 from imageport.models import DiskFormat
 from tests.core.disks.images import (
     QEMU_READS,
@@ -114,7 +115,9 @@ def test_a_raw_source_not_a_multiple_of_512(tmp_path: Path) -> None:
         f.seek(3 * MiB + 90)
         f.write(b"0123456789")
     dst = tmp_path / "odd.vhdx"
-    result = convert(src, dst, DiskFormat.VHDX)
+    with pytest.raises(FormatError, match="not a multiple of 512"):  # a truncated container, unless stated raw
+        convert(src, dst, DiskFormat.VHDX)
+    result = convert(src, dst, DiskFormat.VHDX, source_format=DiskFormat.RAW)
     assert result.virtual_size == 3 * MiB + 512
     assert result.content_hash == content_hash_file(src, pad_to=3 * MiB + 512)
     with open_disk(dst) as reader:
