@@ -153,6 +153,11 @@ class ByteSource(ABC):
         if end > start:
             yield Extent(start, end - start)
 
+    def stamp(self) -> dict[str, int | str]:
+        """What the store says about this file's current version: size, modification time and a
+        file id where it has one (part of the source fingerprint, ``disks.fingerprint``)."""
+        return {"size": self.size}
+
     def close(self) -> None:  # noqa: B027 - most sources hold nothing to release
         pass
 
@@ -183,6 +188,11 @@ class RandomAccessFile(ByteSource):
 
     def pread(self, offset: int, length: int) -> bytes:
         return os.pread(self.fd, length, offset)
+
+    def stamp(self) -> dict[str, int | str]:
+        st = os.fstat(self.fd)
+        return {"size": self.size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns,
+                "ino": st.st_ino, "dev": st.st_dev}  # fmt: skip
 
     def data_extents(self, start: int, end: int) -> Iterator[Extent]:
         pos = start
@@ -309,6 +319,21 @@ class DiskReader(ABC):
         """Format-specific facts for ``disk info`` (block size, creator, ...)."""
         return {}
 
+    # --- what the source fingerprint (``disks.fingerprint``) reads; this link only, not the parent
+
+    def stamps(self) -> list[dict[str, int | str]]:
+        """The store's version stamp of every file of this link (``ByteSource.stamp``)."""
+        return []
+
+    def change_markers(self) -> dict[str, str]:
+        """The container's own change markers (VHDX DataWriteGuid, VHD footer stamp, VMDK CID...)."""
+        return {}
+
+    def metadata(self) -> Iterator[bytes]:
+        """The container's metadata as parsed (headers, BAT, grain directory): already in memory, so
+        digesting it costs no read. Raw images have none."""
+        return iter(())
+
     def chain(self) -> list[DiskReader]:
         links: list[DiskReader] = []
         node: DiskReader | None = self
@@ -335,6 +360,9 @@ class FileReader(DiskReader):
         super().__init__(path)
         self.fs = fs
         self.file = fs.open(path)
+
+    def stamps(self) -> list[dict[str, int | str]]:
+        return [self.file.stamp()]
 
     def close(self) -> None:
         self.file.close()

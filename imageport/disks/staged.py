@@ -18,7 +18,11 @@ Two modes:
   after ``end_of_data()`` (tables, headers, footers) are never skipped.
   ``abort()`` keeps a checkpointed partial file for the re-run. Because the
   skipped bytes were sent by an earlier process, a resumed sink runs its
-  ``verifier`` on the finished temporary file before renaming it.
+  ``verifier`` on the finished temporary file before renaming it (every sink
+  does with ``verify_always``). The identity's source part is the source's
+  fingerprint (``disks.fingerprint``): a partial file written from another
+  version of the source is truncated, never resumed (``stale_identity`` says
+  what was found).
 
 Neither mode ever touches the final name before ``commit()``.
 """
@@ -65,6 +69,8 @@ class StagedSink(Sink):
         self.in_data = True
         self.is_open = False
         self.verifier: Callable[[str], None] | None = None
+        self.verify_always = False  # run the verifier on a fresh output too (``verify="full"``)
+        self.stale_identity: Any = None  # an earlier run's identity whose partial file was not resumed
         if self._exists(final) and not overwrite:
             raise InputError(f"{display}: exists already (use --force to replace it)")
         self._check_parent()
@@ -82,6 +88,7 @@ class StagedSink(Sink):
             else:
                 self._open(self.temp, "truncate")
                 if saved is not None:
+                    self.stale_identity = saved.get("identity", saved)
                     self._remove(self.state)
         self.is_open = True
 
@@ -115,7 +122,7 @@ class StagedSink(Sink):
         self._flush()
         self._close()
         self.is_open = False
-        if self.resumed and self.verifier is not None:
+        if (self.resumed or self.verify_always) and self.verifier is not None:
             try:
                 self.verifier(self.temp)
             except BaseException:
