@@ -6,12 +6,12 @@ from typing import Annotated
 
 import typer
 
-from cli.disk import Image, JsonFlag, located, show_convert_result
+from cli.disk import Image, JsonFlag, VerifyFlag, located, show_convert_result
 from cli.output import progress_reporter, reports_errors
 from imageport.disks.convert import convert
 from imageport.disks.detect import open_disk
 from imageport.errors import InputError
-from imageport.models import DiskFormat
+from imageport.models import DiskFormat, VerifyMode
 from imageport.transfer.copy import copy_image
 
 PLATFORM_TARGETS = ("azure-disk://", "sas+https://", "sas+http://", "-")
@@ -36,6 +36,7 @@ def copy(
             help="VHDX, VHD, raw: checkpoint, reconnect after a dropped connection, continue on a re-run",
         ),
     ] = True,
+    verify: VerifyFlag = VerifyMode.AUTO,
     as_json: JsonFlag = False,
 ) -> None:
     """Copy SOURCE to DESTINATION: allocated data only, hashed, under a temporary name until complete."""
@@ -49,11 +50,12 @@ def copy(
         with progress_reporter(f"copy {source}") as progress:
             if resume:
                 result = copy_image(
-                    source_path, source_fs, output_path, output_fs, fmt, overwrite=force, progress=progress
-                )
+                    source_path, source_fs, output_path, output_fs, fmt, overwrite=force, progress=progress,
+                    verify=verify.value,
+                )  # fmt: skip
             else:
                 result = convert(
                     source_path, output_path, fmt, overwrite=force, progress=progress,
-                    source_fs=source_fs, output_fs=output_fs,
+                    source_fs=source_fs, output_fs=output_fs, verify=verify.value,
                 )  # fmt: skip
     show_convert_result(result, as_json)

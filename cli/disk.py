@@ -14,11 +14,19 @@ from imageport.disks.base import LOCAL, FileSystem
 from imageport.disks.convert import ConvertResult, convert, hash_disk
 from imageport.disks.detect import open_disk
 from imageport.errors import InputError
-from imageport.models import DiskFormat
+from imageport.models import DiskFormat, VerifyMode
 
 app = typer.Typer(help="Disk images: info, convert, hash, check (raw, VHD, VHDX, VMDK).", no_args_is_help=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+VerifyFlag = Annotated[
+    VerifyMode,
+    typer.Option(
+        "--verify",
+        help="full: re-read the whole target after writing (one read of its data) and compare content hashes",
+        case_sensitive=False,
+    ),
+]
 Image = Annotated[
     str,
     typer.Argument(
@@ -119,8 +127,12 @@ def show_convert_result(result: ConvertResult, as_json: bool) -> None:
             f"wrote {result.output} ({result.format.value if result.format else '?'}, "
             f"{_gib(result.virtual_size)}), {result.data_written:,} data bytes in {result.seconds:.1f} s"
         )
+    if result.restarted:
+        console.print(f"started afresh: {result.restarted}", highlight=False)
     if result.resumed:
         console.print("resumed an interrupted run; the result was re-read and verified", highlight=False)
+    elif result.verified == "full":
+        console.print("the result was re-read and verified", highlight=False)
     if result.content_hash:
         console.print(f"content {result.content_hash}", highlight=False)
     if result.sha256:

@@ -9,10 +9,10 @@ from typing import Annotated
 
 import typer
 
-from cli.disk import Image, JsonFlag, located, parse_location
+from cli.disk import Image, JsonFlag, VerifyFlag, located, parse_location
 from cli.output import console, emit_json, progress_reporter, reports_errors
 from imageport.errors import InputError
-from imageport.models import PublishOptions, ShareDiskFormat, ShareRef, parse_model
+from imageport.models import PublishOptions, ShareDiskFormat, ShareRef, VerifyMode, parse_model
 from imageport.platforms.pvs.publish import publish as publish_vdisk
 from imageport.platforms.pvs.store import LocalStoreFolder, StoreFolder
 
@@ -45,6 +45,7 @@ def publish(
     ] = False,
     pvs_site: Annotated[str | None, typer.Option(help="PVS site, for the registration commands")] = None,
     pvs_store: Annotated[str | None, typer.Option(help="PVS store name, for the registration commands")] = None,
+    verify: VerifyFlag = VerifyMode.AUTO,
     as_json: JsonFlag = False,
 ) -> None:
     """Write IMAGE into the store as vDisk NAME: sparse, resumable, verified; prints how to register it."""
@@ -56,6 +57,7 @@ def publish(
             "new_version": new_version,
             "pvs_site": pvs_site,
             "pvs_store": pvs_store,
+            "verify": verify,
         },
     )
     with (

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from cli.disk import Image, JsonFlag, connector_for, located
+from cli.disk import Image, JsonFlag, VerifyFlag, connector_for, located
 from cli.output import console, emit_json, emit_table, progress_reporter, reports_errors
-from imageport.models import DiskFormat
+from imageport.models import DiskFormat, VerifyMode
 
 app = typer.Typer(help="vSphere: VMs, disks, export and import.", no_args_is_help=True)
 Connector = Annotated[str, typer.Option("--connector", "-c", help="Name of a saved vSphere connector")]
@@ -70,6 +70,7 @@ def export(
     read_path: Annotated[str, typer.Option(help="auto, datastore (ranged HTTPS) or nfc (export lease)")] = "auto",
     to: Annotated[DiskFormat, typer.Option("--to", help="Output format", case_sensitive=False)] = DiskFormat.VHDX,
     force: Annotated[bool, typer.Option(help="Replace an existing output file")] = False,
+    verify: VerifyFlag = VerifyMode.AUTO,
     as_json: JsonFlag = False,
 ) -> None:
     """Export a VM's disk without touching it: snapshot, read the disk as of the snapshot, remove the snapshot."""
@@ -82,7 +83,7 @@ def export(
     ):
         result = export_vm_disk(
             session, vm, output_path, output_fs, to, disk=disk, snapshot=snapshot, read_path=read_path,
-            overwrite=force, progress=progress,
+            overwrite=force, progress=progress, verify=verify.value,
         )  # fmt: skip
     if as_json:
         emit_json(result.as_dict())

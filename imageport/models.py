@@ -57,6 +57,13 @@ class ShareDiskFormat(StrEnum):
         return DiskFormat.VHDX if self is ShareDiskFormat.VHDX else DiskFormat.VHD_DYNAMIC
 
 
+class VerifyMode(StrEnum):
+    """How a stage that writes proves what the target holds."""
+
+    AUTO = "auto"  # digests of what this run wrote, plus a read-back of anything it skipped or resumed
+    FULL = "full"  # and re-read the whole target afterwards (one read of its allocated data)
+
+
 class ProvisioningType(StrEnum):
     MCS = "mcs"
     PVS = "pvs"
@@ -297,6 +304,10 @@ class ExportOptions(_Model):
         default=True, description="Compute the virtual-disk SHA-256 and MD5 while exporting (Citrix -HashDisk)."
     )
     timeout_s: int = Field(default=7200, gt=0, le=7 * 86400, description="Export timeout in seconds.")
+    verify: VerifyMode = Field(
+        default=VerifyMode.AUTO,
+        description="full: re-read the whole target after writing (one read of its data) and compare content hashes.",
+    )
     tags: Tags
 
 
@@ -309,6 +320,10 @@ class UploadOptions(_Model):
         default=HyperVGeneration.V2, description="Azure Hyper-V generation; fixed at disk creation."
     )
     os_type: OsType = Field(default=OsType.WINDOWS, description="OS type recorded on the Azure disk.")
+    verify: VerifyMode = Field(
+        default=VerifyMode.AUTO,
+        description="full: re-read the whole target after writing (one read of its data) and compare content hashes.",
+    )
     tags: Tags
 
 
@@ -429,6 +444,10 @@ class PublishOptions(_Model):
     )
     pvs_site: str | None = Field(default=None, description="PVS site name, for the registration instructions.")
     pvs_store: str | None = Field(default=None, description="PVS store name, for the registration instructions.")
+    verify: VerifyMode = Field(
+        default=VerifyMode.AUTO,
+        description="full: re-read the whole target after writing (one read of its data) and compare content hashes.",
+    )
 
 
 # --- stage specs ---------------------------------------------------------------

@@ -14,6 +14,7 @@ from imageport.models import AzureDiskRef, AzureSnapshotRef, DiskFormat, LocalRe
 from imageport.platforms.azure.disks import upload_to_managed_disk
 from imageport.transfer.copy import copy_image
 from imageport.transfer.pages import DEFAULT_CHECKPOINTS
+from tasks.engine import current_run_id
 from tasks.policy import RETRY_TRANSIENT
 from tasks.progress import prefect_progress
 
@@ -50,14 +51,20 @@ def upload_image(spec: UploadSpec) -> dict[str, Any]:
                 threads=spec.threads,
                 checkpoint_dir=DEFAULT_CHECKPOINTS,
                 progress=progress,
+                run_id=current_run_id(),
+                verify=spec.verify.value,
             )
-        return {**outcome.transfer.__dict__, "disk_id": outcome.disk_id, "resumed_disk": outcome.resumed_disk}
+        return {**outcome.transfer.__dict__, "disk_id": outcome.disk_id, "resumed_disk": outcome.resumed_disk,
+                "run_id": outcome.run_id, "revoked_leftover": outcome.revoked_leftover}  # fmt: skip
     if isinstance(target, LocalRef):
         fmt = LOCAL_FORMATS.get("." + target.path.rsplit(".", 1)[-1].lower())
         if fmt is None:
             raise InputError(f"target {target.path}: name it .vhd, .vhdx, .raw or .img to say which format to write")
         with located(spec.source) as (source_fs, src), located(target) as (output_fs, dst):
             Path(dst).parent.mkdir(parents=True, exist_ok=True)  # a platform makes its own folders
-            result = copy_image(src, source_fs, dst, output_fs, fmt, overwrite=spec.overwrite, progress=progress)
+            result = copy_image(
+                src, source_fs, dst, output_fs, fmt, overwrite=spec.overwrite, progress=progress,
+                verify=spec.verify.value,
+            )  # fmt: skip
         return {**result.as_dict(), "target": target.path}
     raise InputError(f"target kind {target.kind}: uploads go to an Azure managed disk or the local platform")

@@ -181,6 +181,7 @@ def publish(
         progress=progress,
         checkpoint_seconds=checkpoint_seconds,
         sleep=sleep,
+        verify=options.verify.value,
     )
     lines = registration_text(plan, folder, options)
     registration_file, manifest_file = f"{plan.stem}.register.txt", f"{plan.stem}.imageport.json"

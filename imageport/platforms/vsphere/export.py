@@ -96,6 +96,7 @@ def export_vm_disk(
     progress: Progress | None = None,
     lease_factory: LeaseFactory = _default_lease,
     digests: bool = False,
+    verify: str = "auto",
 ) -> VsphereExport:
     """See the module docstring. ``digests`` adds the plain SHA-256 and MD5 (Citrix -HashDisk)."""
     if read_path not in READ_PATHS:
@@ -145,6 +146,7 @@ def export_vm_disk(
                     progress=progress,
                     sha256=digests,
                     md5=digests,
+                    verify=verify,
                 )
             finally:
                 source_fs.close()
@@ -165,6 +167,7 @@ def export_vm_disk(
                 overwrite=overwrite,
                 progress=progress,
                 digests=digests,
+                verify_target=verify,
             )
     finally:
         if created is not None:  # ours alone, also after a failure -- and after a long read outlived the session

@@ -86,6 +86,7 @@ def export_from_lease(
     overwrite: bool = False,
     progress: Progress | None = None,
     digests: bool = False,
+    verify_target: str = "auto",
 ) -> ConvertResult:
     """Stream disk ``index`` of a lease into ``output``; complete or abort the lease.
 
@@ -121,6 +122,7 @@ def export_from_lease(
                 output_fs=output_fs,
                 sha256=digests,
                 md5=digests,
+                verify=verify_target,
             )
     except BaseException:
         keepalive.stopped.set()

@@ -51,7 +51,7 @@ def test_an_interrupted_resumable_convert_resumes_and_matches(source: Path, tmp_
     assert not out.exists()
     assert leftovers(tmp_path) == [f"out.img{PARTIAL_SUFFIX}", f"out.img{PARTIAL_SUFFIX}.json"]
     state = json.loads((tmp_path / f"out.img{PARTIAL_SUFFIX}.json").read_text())
-    assert state["writes"] > 0 and state["identity"]["source"]["path"] == str(source)
+    assert state["writes"] > 0 and state["identity"]["source"]["links"][0]["path"] == str(source)
 
     done = convert(source, out, fmt, resumable=True, checkpoint_seconds=0)
     assert done.resumed

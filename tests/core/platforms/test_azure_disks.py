@@ -13,6 +13,7 @@ from imageport.errors import PlatformAccessDenied, PlatformError, PlatformNotFou
 from imageport.models import DiskFormat
 from imageport.platforms.azure.disks import DiskExists, upload_to_managed_disk
 from imageport.platforms.azure.session import AzureConfig
+from imageport.platforms.runs import process_run_id
 from tests.core.disks.images import MiB, make_raw, qemu_compare
 
 pytestmark = pytest.mark.integration
@@ -57,7 +58,11 @@ def test_upload_creates_grants_uploads_and_revokes(arm, azure_settings, image, t
     assert done.disk_id.endswith(f"/disks/{name}") and not done.resumed_disk
     disk = arm.disks[f"rg-vdi/{name}"]
     assert disk["state"] == "Unattached" and disk["upload_size"] == 40 * MiB + 512
-    assert disk["tags"] == {"image": "gold", "created-by": "imageport"} and disk["hyper_v_generation"] == "V2"
+    # tagged at creation with the run that uploads it (this process), so a dead run's grant can be found
+    assert done.run_id == process_run_id()
+    assert disk["tags"] == {"image": "gold", "created-by": "imageport", "imageport-run": done.run_id,
+                            "imageport-stage": "upload"}  # fmt: skip
+    assert disk["hyper_v_generation"] == "V2"
     assert disk["sku"] == "Premium_LRS" and not arm.sas_is_live("rg-vdi", name)  # the write SAS was revoked
     assert qemu_compare(raw, "raw", download_disk(arm, "rg-vdi", name, tmp_path / "d.vhd"), "vpc").returncode == 0
 
