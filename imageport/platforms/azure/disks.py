@@ -29,7 +29,7 @@ from typing import Any
 
 from imageport.disks.base import DiskReader
 from imageport.disks.convert import Progress, output_size
-from imageport.errors import AlreadyExists, PlatformError, PlatformNotFound
+from imageport.errors import AlreadyExists, ImageportError, PlatformError, PlatformNotFound
 from imageport.models import AzureSku, DiskFormat, HyperVGeneration, OsType
 from imageport.platforms.azure.errors import translate_azure_errors
 from imageport.platforms.azure.session import AzureSession
@@ -132,10 +132,16 @@ def upload_to_managed_disk(
             progress=progress,
             verify=verify,
         )
-    finally:
-        # Always revoke: a write SAS must not outlive the upload, and the disk stays billed meanwhile.
-        with translate_azure_errors(f"revoke access to {where} (Azure validates the VHD footer here)"):
-            compute.disks.begin_revoke_access(resource_group, name).result()
+    except BaseException:
+        # Always revoke: a write SAS must not outlive the upload. Half a VHD has no footer, so Azure
+        # refuses to finish it (the grant still ends); the upload's own error is the one to report.
+        try:
+            revoke_upload_grant(compute, resource_group, name)
+        except ImageportError as exc:
+            log.warning("%s: revoking the write grant after a failed upload failed too: %s", where, exc)
+        raise
+    with translate_azure_errors(f"revoke access to {where} (Azure validates the VHD footer here)"):
+        compute.disks.begin_revoke_access(resource_group, name).result()
     return ManagedDiskUpload(existing.id, resumed, transfer, run, revoked_leftover)
 
 
