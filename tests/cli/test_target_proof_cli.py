@@ -112,3 +112,29 @@ def test_a_plain_local_copy_holds_the_source(run_cli, tmp_path: Path) -> None:  
     assert plain.returncode == 0, plain.stderr
     assert json.loads(plain.stdout)["verified"] == "written"  # nothing skipped: the hash of what it wrote
     assert disk_hash(run_cli, str(tmp_path / "plain.vhdx")) == disk_hash(run_cli, str(vhdx))
+
+
+def test_reap_lists_a_killed_uploads_disk_and_revokes_its_grant(azure_settings, arm, run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.core.platforms.test_azure_disks import kill_mid_upload
+
+    settings = [f"{k}={v}" for k, v in azure_settings.items() if k != "client_secret"]
+    secret = azure_settings["client_secret"] + "\n"
+    created = run_cli("connector", "create", "azure", "az-reap", *settings, stdin=secret)
+    assert created.returncode == 0, created.stderr
+    source = tmp_path / "full.raw"
+    source.write_bytes(os.urandom(40 * MiB))
+    kill_mid_upload(azure_settings, source, "reap-me", tmp_path)
+    run = arm.disks["rg-vdi/reap-me"]["tags"]["imageport-run"]
+    assert arm.sas_is_live("rg-vdi", "reap-me")
+
+    looked = run_cli("reap", "--dry-run", "--connector", "az-reap")
+    assert looked.returncode == 0, looked.stderr
+    assert f"half-uploaded disk rg-vdi/reap-me (ActiveUpload, run {run}): would revoke its write grant" in looked.stdout
+    assert arm.sas_is_live("rg-vdi", "reap-me")
+
+    reaped = run_cli("reap", "--connector", "az-reap", "--json")
+    assert reaped.returncode == 0, reaped.stderr
+    (entry,) = [h for h in json.loads(reaped.stdout)["half_uploaded"] if h["disk"] == "rg-vdi/reap-me"]
+    assert entry == {"disk": "rg-vdi/reap-me", "state": "ActiveUpload", "run": run,
+                     "action": "write grant revoked (now ReadyToUpload)"}  # fmt: skip
+    assert not arm.sas_is_live("rg-vdi", "reap-me")
