@@ -175,6 +175,8 @@ def upload_to_page_blob(
     for _ in range(threads + 2):
         pool.put(bytearray(CHUNK))
     last_save = time.monotonic()
+    # what the target holds where an earlier run sent chunks: read back (in parallel) before anything is sent
+    held = _read_back_digests(blob, [c for c in chunks if c.index in arrived], threads, sleep)
 
     def send(chunk: Chunk, view: memoryview) -> None:
         _retrying(lambda: blob.write(chunk.offset, view), sleep)
@@ -207,16 +209,15 @@ def upload_to_page_blob(
                 have_source = False
                 if chunk.index in arrived:
                     # sent by an interrupted run: trust what the target holds, not what that run remembered
-                    held = hashlib.sha256(_read_back(blob, chunk, sleep)).digest()
                     stats["read_back"] += 1
                     expected = recorded.get(chunk.index)
                     if expected is None:  # in flight when it stopped: digest the source now
                         _read_chunk(reader, chunk, data)
                         have_source = True
                         expected = hashlib.sha256(data).digest()
-                    if held == expected:
+                    if held[chunk.index] == expected:
                         stats["resumed"] += 1
-                        digests[chunk.index] = held
+                        digests[chunk.index] = expected
                         pool.put(buf)
                         stats["done"] += chunk.length
                         if progress is not None:
@@ -250,10 +251,10 @@ def upload_to_page_blob(
     _verify(blob, size, set(digests))
     content_hash = content_hash_of_windows(size, digests)
     if verify == "full":
-        held = hash_page_blob(blob, size, sleep)
-        if held != content_hash:
+        on_target = hash_page_blob(blob, size, threads, sleep)
+        if on_target != content_hash:
             raise TransferError(
-                f"{blob.display}: read back, the blob holds {held}, not the source's {content_hash}; run again"
+                f"{blob.display}: read back, the blob holds {on_target}, not the source's {content_hash}; run again"
             )
     checkpoint.remove()
     return UploadResult(
@@ -286,15 +287,22 @@ def _read_back(blob: PageBlob, chunk: Chunk, sleep: Callable[[float], None]) -> 
     return got[-1]
 
 
-def hash_page_blob(blob: PageBlob, size: int, sleep: Callable[[float], None] = time.sleep) -> str:
+def _read_back_digests(
+    blob: PageBlob, chunks: list[Chunk], threads: int, sleep: Callable[[float], None]
+) -> dict[int, bytes]:
+    """SHA-256 of what the blob holds in each of ``chunks``, read ``threads`` at a time."""
+    if not chunks:
+        return {}
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="page-read-back") as pool:
+        found = pool.map(lambda c: hashlib.sha256(_read_back(blob, c, sleep)).digest(), chunks)
+        return {c.index: digest for c, digest in zip(chunks, found, strict=True)}
+
+
+def hash_page_blob(blob: PageBlob, size: int, threads: int = 5, sleep: Callable[[float], None] = time.sleep) -> str:
     """The content hash of the first ``size`` bytes of a page blob, reading only its page ranges."""
     present = [Extent(e.offset, min(e.end, size) - e.offset) for e in blob.present() if e.offset < size]
-    digests = {}
-    for index in sorted(touched(present)):
-        offset = index * CHUNK
-        chunk = Chunk(index, offset, min(CHUNK, size - offset))
-        digests[index] = hashlib.sha256(_read_back(blob, chunk, sleep)).digest()
-    return content_hash_of_windows(size, digests)
+    chunks = [Chunk(i, i * CHUNK, min(CHUNK, size - i * CHUNK)) for i in sorted(touched(present))]
+    return content_hash_of_windows(size, _read_back_digests(blob, chunks, threads, sleep))
 
 
 def _clear(blob: PageBlob, ranges: list[Any], sleep: Callable[[float], None]) -> None:
