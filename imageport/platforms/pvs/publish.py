@@ -74,6 +74,8 @@ class PublishResult:
     registration_file: str
     manifest_file: str
     registration: str
+    verified: str | None = None  # what the content hash rests on (``ConvertResult.verified``)
+    restarted: str | None = None  # why an interrupted earlier publish was not resumed, if it was not
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -201,6 +203,8 @@ def publish(
         registration_file,
         manifest_file,
         "\n".join(lines),
+        converted.verified,
+        converted.restarted,
     )
     folder.write_text(registration_file, "\r\n".join(lines) + "\r\n")  # read on Windows
     manifest = {
