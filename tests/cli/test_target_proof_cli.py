@@ -7,7 +7,6 @@ first attempt stopped, with ``--verify full`` (the target re-read in full).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -19,22 +18,10 @@ from imageport.models import DiskFormat
 from imageport.platforms.azure.session import AzureConfig
 from imageport.storage.smb_files import SmbFileSystem
 from imageport.transfer.copy import copy_image
-from tests.core.disks.images import MiB, make_raw
+from tests.core.disks.images import Interrupted, MiB, interrupt_after, make_full, make_raw
 from tests.infra.configs import samba_share
 
 pytestmark = pytest.mark.integration
-
-
-class Interrupted(Exception):
-    pass
-
-
-def stop_after(limit: int):  # type: ignore[no-untyped-def]
-    def progress(done: int, total: int) -> None:
-        if done >= limit:
-            raise Interrupted(done)
-
-    return progress
 
 
 def disk_hash(run_cli, image: str) -> str:  # type: ignore[no-untyped-def]
@@ -44,8 +31,7 @@ def disk_hash(run_cli, image: str) -> str:  # type: ignore[no-untyped-def]
 
 
 def full_vhdx(tmp_path: Path, size: int) -> Path:
-    raw = tmp_path / "src.raw"
-    raw.write_bytes(os.urandom(size))  # data in every 4 MiB window
+    raw = make_full(tmp_path / "src.raw", size)
     vhdx = tmp_path / "src.vhdx"
     convert(raw, vhdx, DiskFormat.VHDX)
     return vhdx
@@ -62,7 +48,7 @@ def test_a_resumed_upload_to_azure_holds_the_source(azure_settings, arm, run_cli
     cp = tmp_path / "cp"
     with open_disk(source) as reader, pytest.raises(Interrupted):
         upload_to_managed_disk(AzureConfig(**azure_settings).build(), reader, "rg-vdi", "proof", threads=2,
-                               checkpoint_dir=cp, progress=stop_after(20 * MiB))  # fmt: skip
+                               checkpoint_dir=cp, progress=interrupt_after(20 * MiB))  # fmt: skip
     assert arm.disks["rg-vdi/proof"]["state"] == "ReadyToUpload"  # half uploaded; the grant was revoked
 
     up = run_cli("upload", str(source), "azure-disk://az-proof/rg-vdi/proof", "--checkpoint-dir", str(cp),
@@ -87,7 +73,7 @@ def test_a_resumed_copy_to_a_share_holds_the_source(run_cli, samba, tmp_path: Pa
     try:  # the first attempt dies half-way, leaving a checkpointed partial file on the share
         with pytest.raises(Interrupted):
             copy_image(str(source), LOCAL, "out.raw", fs, DiskFormat.RAW, checkpoint_seconds=0,
-                       progress=stop_after(16 * MiB))  # fmt: skip
+                       progress=interrupt_after(16 * MiB))  # fmt: skip
         assert fs.isfile("out.raw.imageport-partial")
     finally:
         fs.close()
@@ -121,8 +107,7 @@ def test_reap_lists_a_killed_uploads_disk_and_revokes_its_grant(azure_settings, 
     secret = azure_settings["client_secret"] + "\n"
     created = run_cli("connector", "create", "azure", "az-reap", *settings, stdin=secret)
     assert created.returncode == 0, created.stderr
-    source = tmp_path / "full.raw"
-    source.write_bytes(os.urandom(40 * MiB))
+    source = make_full(tmp_path / "full.raw", 40 * MiB)
     kill_mid_upload(azure_settings, source, "reap-me", tmp_path)
     run = arm.disks["rg-vdi/reap-me"]["tags"]["imageport-run"]
     assert arm.sas_is_live("rg-vdi", "reap-me")

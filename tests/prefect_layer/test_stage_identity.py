@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-import smbclient
 
 from blocks.registry import delete_connector, save_connector
 from imageport.disks.convert import convert
@@ -14,6 +13,7 @@ from imageport.models import DiskFormat, LocalRef, ShareRef, UploadSpec
 from imageport.storage.smb_files import SmbFileSystem
 from tasks.caching import ref_identity, stage_key
 from tests.core.disks.images import MiB, make_raw
+from tests.core.transfer.test_copy import edit_on_share
 from tests.infra.configs import samba_share
 
 pytestmark = pytest.mark.integration
@@ -49,9 +49,7 @@ def test_an_image_edited_in_place_to_the_same_size_gets_a_new_cache_key(  # type
             })  # fmt: skip
             key = stage_key("upload", spec, on_share)
 
-            with smbclient.open_file(fs.share.unc("gold.vhdx"), mode="r+b", **fs.share.io_options()) as f:
-                f.seek(vhdx.stat().st_size // 2)  # same size, in place
-                f.write(os.urandom(4096))
+            edit_on_share(fs, "gold.vhdx", vhdx.stat().st_size // 2, os.urandom(4096))  # same size, in place
             st = vhdx.stat()
             with open(vhdx, "r+b") as f:
                 f.seek(st.st_size // 2)

@@ -11,19 +11,7 @@ from imageport.disks.convert import convert
 from imageport.disks.staged import PARTIAL_SUFFIX, LocalFileSink
 from imageport.errors import InputError, TransferError
 from imageport.models import DiskFormat
-from tests.core.disks.images import MiB, make_raw, qemu_compare
-
-
-class Interrupted(Exception):
-    pass
-
-
-def interrupt_after(limit: int):  # type: ignore[no-untyped-def]
-    def progress(done: int, total: int) -> None:
-        if done >= limit:
-            raise Interrupted(f"stopped at {done} of {total}")
-
-    return progress
+from tests.core.disks.images import Interrupted, MiB, interrupt_after, make_raw, qemu_compare
 
 
 @pytest.fixture

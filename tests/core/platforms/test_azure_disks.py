@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from imageport.models import DiskFormat
 from imageport.platforms.azure.disks import DiskExists, revoke_upload_grant, upload_to_managed_disk
 from imageport.platforms.azure.session import AzureConfig
 from imageport.platforms.runs import process_run_id
-from tests.core.disks.images import MiB, make_raw, qemu_compare
+from tests.core.disks.images import MiB, make_full, make_raw, qemu_compare
 
 pytestmark = pytest.mark.integration
 
@@ -203,9 +202,7 @@ with open_disk(sys.argv[1]) as reader:
 @pytest.fixture
 def full(tmp_path: Path) -> Path:
     """40 MiB of data in every chunk: a killed upload has surely sent its first chunks."""
-    path = tmp_path / "full.raw"
-    path.write_bytes(os.urandom(40 * MiB))
-    return path
+    return make_full(tmp_path / "full.raw", 40 * MiB)
 
 
 def kill_mid_upload(azure_settings, source: Path, name: str, checkpoints: Path) -> None:  # type: ignore[no-untyped-def]

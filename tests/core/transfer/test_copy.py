@@ -12,7 +12,7 @@ from imageport.errors import FormatError
 from imageport.models import DiskFormat
 from imageport.storage.smb_files import SmbFileSystem
 from imageport.transfer.copy import copy_image
-from tests.core.disks.images import MiB, make_raw, qemu_compare, qemu_convert
+from tests.core.disks.images import Interrupted, MiB, interrupt_after, make_raw, qemu_compare, qemu_convert
 from tests.infra.configs import samba_share
 from tests.infra.tcp_proxy import CuttingProxy
 
@@ -56,18 +56,6 @@ def test_a_bad_source_is_not_retried(tmp_path: Path) -> None:
     assert slept == [] and not (tmp_path / "o.vhdx").exists()
 
 
-class Interrupted(Exception):
-    pass
-
-
-def stop_after(limit: int):  # type: ignore[no-untyped-def]
-    def progress(done: int, total: int) -> None:
-        if done >= limit:
-            raise Interrupted(done)
-
-    return progress
-
-
 def edit_on_share(fs: SmbFileSystem, path: str, offset: int, data: bytes) -> None:
     """Change bytes of a file on the share in place (same size), as a PVS admin's tool would."""
     import smbclient
@@ -101,7 +89,7 @@ def test_a_source_edited_on_the_share_before_the_resume_is_copied_afresh(samba, 
         put_on_share(fs, raw, tmp_path)
         with pytest.raises(Interrupted):
             copy_image("src.vhdx", fs, "out.vhdx", fs, DiskFormat.VHDX, overwrite=True, checkpoint_seconds=0,
-                       progress=stop_after(24 * MiB))  # fmt: skip
+                       progress=interrupt_after(24 * MiB))  # fmt: skip
         assert fs.isfile("out.vhdx.imageport-partial")  # a checkpointed partial output, for a resume
         old_hash = hash_disk("src.vhdx", fs=fs).content_hash
         edit_on_share(fs, "src.vhdx", first_data_in_file(fs, "src.vhdx"), b"\xa5" * 4096)  # same size, in place

@@ -20,7 +20,7 @@ from imageport.models import DiskFormat
 from imageport.storage.page_blob import PageBlob
 from imageport.transfer.pages import TargetNotEmpty, upload_to_page_blob
 from imageport.transfer.plan import covered, plan_chunks
-from tests.core.disks.images import MiB, make_raw, qemu_compare
+from tests.core.disks.images import Interrupted, MiB, interrupt_after, make_full, make_raw, qemu_compare
 from tests.infra.services import AZURITE_ACCOUNT, AZURITE_KEY
 
 pytestmark = pytest.mark.integration
@@ -261,15 +261,8 @@ print("RESULT " + json.dumps(r.__dict__), flush=True)
 """
 
 
-def full_raw(path: Path, size: int) -> Path:
-    with open(path, "wb") as f:  # data in every chunk
-        for _ in range(size // (4 * MiB)):
-            f.write(os.urandom(4 * MiB))
-    return path
-
-
 def test_a_source_edited_between_kill_and_resume_starts_afresh(container, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    raw = full_raw(tmp_path / "src.raw", 96 * MiB)
+    raw = make_full(tmp_path / "src.raw", 96 * MiB)
     url = page_blob_sas(container, 96 * MiB + 512)
     cp = tmp_path / "cp"
     command = [sys.executable, "-c", JSON_UPLOADER, str(raw), url, str(cp)]
@@ -293,25 +286,15 @@ def test_a_source_edited_between_kill_and_resume_starts_afresh(container, tmp_pa
     assert result["chunks_resumed"] == 0 and result["chunks_sent"] == 24
 
 
-class Interrupted(Exception):
-    pass
-
-
-def stop_after(limit: int):  # type: ignore[no-untyped-def]
-    def progress(done: int, total: int) -> None:
-        if done >= limit:
-            raise Interrupted(done)
-
-    return progress
-
-
 def test_resumed_chunks_are_read_back_from_the_target_and_a_wrong_one_is_sent_again(  # type: ignore[no-untyped-def]
     container, tmp_path: Path
 ) -> None:
-    raw = full_raw(tmp_path / "src.raw", 48 * MiB)
+    raw = make_full(tmp_path / "src.raw", 48 * MiB)
     url = page_blob_sas(container, 48 * MiB + 512)
     with open_disk(raw) as reader, pytest.raises(Interrupted):
-        upload_to_page_blob(reader, PageBlob(url), threads=2, checkpoint_dir=tmp_path, progress=stop_after(24 * MiB))
+        upload_to_page_blob(
+            reader, PageBlob(url), threads=2, checkpoint_dir=tmp_path, progress=interrupt_after(24 * MiB)
+        )
     arrived = covered(list(PageBlob(url).present()), 48 * MiB)
     assert 0 in arrived and len(arrived) < 12
     PageBlob(url).write(0, os.urandom(4 * MiB))  # the target no longer holds what the first run sent
