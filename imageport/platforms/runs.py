@@ -18,7 +18,8 @@ RUN_TAG = "imageport-run"
 STAGE_TAG = "imageport-stage"
 
 
-def _start_ticks(pid: int) -> str | None:
+def start_ticks(pid: int) -> str | None:
+    """A process's start time (clock ticks since boot), or None when there is no such process."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             stat = f.read()
@@ -29,7 +30,7 @@ def _start_ticks(pid: int) -> str | None:
 
 def process_run_id() -> str:
     """The run id of this process."""
-    return f"{PREFIX}{socket.gethostname()}-{os.getpid()}-{_start_ticks(os.getpid()) or 0}"
+    return f"{PREFIX}{socket.gethostname()}-{os.getpid()}-{start_ticks(os.getpid()) or 0}"
 
 
 def process_run_is_live(run_id: str) -> bool | None:
@@ -39,4 +40,4 @@ def process_run_is_live(run_id: str) -> bool | None:
     parts = run_id[len(PREFIX) :].rsplit("-", 2)
     if len(parts) != 3 or not parts[1].isdigit() or parts[0] != socket.gethostname():
         return None
-    return _start_ticks(int(parts[1])) == parts[2]
+    return start_ticks(int(parts[1])) == parts[2]

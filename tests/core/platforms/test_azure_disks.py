@@ -296,3 +296,37 @@ def test_the_next_run_revokes_the_grant_a_killed_upload_left_before_resuming(  #
     assert arm.disks[key]["state"] == "Unattached" and not arm.sas_is_live("rg-vdi", name)
     assert finished.transfer.chunks_read_back > 0 and finished.transfer.content_hash == hash_disk(raw).content_hash
     assert qemu_compare(raw, "raw", download_disk(arm, "rg-vdi", name, tmp_path / "d.vhd"), "vpc").returncode == 0
+
+
+def test_the_next_run_refuses_a_disk_a_live_upload_on_this_host_is_writing(  # type: ignore[no-untyped-def]
+    arm, azure_settings, full, tmp_path: Path
+) -> None:
+    import socket
+    import subprocess
+
+    from azure.mgmt.compute.models import CreationData, Disk, GrantAccessData
+
+    from imageport.platforms.runs import start_ticks
+
+    other = subprocess.Popen(["sleep", "300"])  # another upload process, alive on this host
+    try:
+        live_run = f"cli-{socket.gethostname()}-{other.pid}-{start_ticks(other.pid)}"
+        name = f"busy-{uuid.uuid4().hex[:6]}"
+        compute = session(azure_settings).compute()
+        body = Disk(
+            location="westeurope",
+            tags={"created-by": "imageport", "imageport-run": live_run, "imageport-stage": "upload"},
+            properties={"creationData": CreationData(create_option="Upload", upload_size_bytes=40 * MiB + 512)},
+        )
+        compute.disks.begin_create_or_update("rg-vdi", name, body).result()
+        grant = GrantAccessData(access="Write", duration_in_seconds=600)
+        compute.disks.begin_grant_access("rg-vdi", name, grant).result()
+        with open_disk(full) as reader, pytest.raises(DiskExists, match=f"being uploaded by run {live_run}"):
+            upload_to_managed_disk(session(azure_settings), reader, "rg-vdi", name, checkpoint_dir=tmp_path)
+        assert arm.sas_is_live("rg-vdi", name)  # its grant is left alone
+    finally:
+        other.kill()
+        other.wait()
+    with open_disk(full) as reader:  # that process is gone: its grant is revoked and the upload goes ahead
+        done = upload_to_managed_disk(session(azure_settings), reader, "rg-vdi", name, checkpoint_dir=tmp_path)
+    assert done.revoked_leftover == live_run and done.transfer.content_hash == hash_disk(full).content_hash
