@@ -6,12 +6,12 @@ from typing import Annotated
 
 import typer
 
-from cli.disk import FromFormat, Image, JsonFlag, WaitLockFlag, located, show_convert_result
+from cli.disk import FromFormat, Image, JsonFlag, VerifyFlag, WaitLockFlag, located, show_convert_result
 from cli.output import progress_reporter, reports_errors
 from imageport.disks.convert import convert
 from imageport.disks.detect import open_disk
 from imageport.errors import InputError
-from imageport.models import DiskFormat
+from imageport.models import DiskFormat, VerifyMode
 from imageport.transfer.copy import copy_image
 
 PLATFORM_TARGETS = ("azure-disk://", "sas+https://", "sas+http://", "-")
@@ -38,6 +38,7 @@ def copy(
         ),
     ] = True,
     wait_lock: WaitLockFlag = False,
+    verify: VerifyFlag = VerifyMode.AUTO,
     as_json: JsonFlag = False,
 ) -> None:
     """Copy SOURCE to DESTINATION: allocated data only, hashed, under a temporary name until complete."""
@@ -52,10 +53,12 @@ def copy(
                     source_path, source_fs, output_path, output_fs, fmt, overwrite=force, progress=progress,
                     wait_lock=wait_lock,
                     source_format=source_format,
+                    verify=verify.value,
                 )  # fmt: skip
             else:
                 result = convert(
                     source_path, output_path, fmt, overwrite=force, progress=progress,
                     source_fs=source_fs, output_fs=output_fs, wait_lock=wait_lock, source_format=source_format,
+                    verify=verify.value,
                 )  # fmt: skip
     show_convert_result(result, as_json)

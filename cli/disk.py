@@ -15,7 +15,7 @@ from imageport.disks.base import LOCAL, FileSystem
 from imageport.disks.convert import ConvertResult, convert, hash_disk
 from imageport.disks.detect import open_disk
 from imageport.errors import InputError
-from imageport.models import DiskFormat
+from imageport.models import DiskFormat, VerifyMode
 
 app = typer.Typer(help="Disk images: info, convert, hash, check (raw, VHD, VHDX, VMDK).", no_args_is_help=True)
 
@@ -32,6 +32,14 @@ FromFormat = Annotated[
         "--from",
         help="The format the input must be (refused when its content says otherwise); "
         "raw also reads a file whose damaged signatures would otherwise be refused",
+        case_sensitive=False,
+    ),
+]
+VerifyFlag = Annotated[
+    VerifyMode,
+    typer.Option(
+        "--verify",
+        help="full: re-read the whole target after writing (one read of its data) and compare content hashes",
         case_sensitive=False,
     ),
 ]
@@ -142,8 +150,12 @@ def show_convert_result(result: ConvertResult, as_json: bool) -> None:
             f"wrote {result.output} ({result.format.value if result.format else '?'}, "
             f"{_gib(result.virtual_size)}), {result.data_written:,} data bytes in {result.seconds:.1f} s"
         )
+    if result.restarted:
+        console.print(f"started afresh: {result.restarted}", highlight=False)
     if result.resumed:
         console.print("resumed an interrupted run; the result was re-read and verified", highlight=False)
+    elif result.verified == "full":
+        console.print("the result was re-read and verified", highlight=False)
     if result.content_hash:
         console.print(f"content {result.content_hash}", highlight=False)
     if result.sha256:

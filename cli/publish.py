@@ -9,10 +9,10 @@ from typing import Annotated
 
 import typer
 
-from cli.disk import FromFormat, Image, JsonFlag, WaitLockFlag, located, parse_location
+from cli.disk import FromFormat, Image, JsonFlag, VerifyFlag, WaitLockFlag, located, parse_location
 from cli.output import console, emit_json, progress_reporter, reports_errors
 from imageport.errors import InputError
-from imageport.models import PublishOptions, ShareDiskFormat, ShareRef, parse_model
+from imageport.models import PublishOptions, ShareDiskFormat, ShareRef, VerifyMode, parse_model
 from imageport.names import check, free_text, vdisk_name
 from imageport.platforms.pvs.publish import publish as publish_vdisk
 from imageport.platforms.pvs.store import LocalStoreFolder, StoreFolder
@@ -48,6 +48,7 @@ def publish(
     pvs_site: Annotated[str | None, typer.Option(help="PVS site, for the registration commands")] = None,
     pvs_store: Annotated[str | None, typer.Option(help="PVS store name, for the registration commands")] = None,
     wait_lock: WaitLockFlag = False,
+    verify: VerifyFlag = VerifyMode.AUTO,
     as_json: JsonFlag = False,
 ) -> None:
     """Write IMAGE into the store as vDisk NAME: sparse, resumable, verified; prints how to register it."""
@@ -64,6 +65,7 @@ def publish(
             "pvs_site": pvs_site,
             "pvs_store": pvs_store,
             "wait_lock": wait_lock,
+            "verify": verify,
         },
     )
     with (

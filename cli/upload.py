@@ -8,11 +8,11 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.disk import FromFormat, Image, JsonFlag, connector_for, located
+from cli.disk import FromFormat, Image, JsonFlag, VerifyFlag, connector_for, located
 from cli.output import console, emit_json, progress_reporter, reports_errors
 from imageport.disks.detect import open_disk
 from imageport.errors import InputError
-from imageport.models import AzureSku, HyperVGeneration, OsType
+from imageport.models import AzureSku, HyperVGeneration, OsType, VerifyMode
 from imageport.names import shown
 from imageport.platforms.azure.disks import upload_to_managed_disk
 from imageport.storage.page_blob import PageBlob
@@ -65,6 +65,7 @@ def upload(
     hyper_v_generation: Annotated[HyperVGeneration, typer.Option(help="Fixed at creation")] = HyperVGeneration.V2,
     os_type: Annotated[OsType, typer.Option(help="OS type recorded on the disk")] = OsType.WINDOWS,
     checkpoint_dir: Annotated[Path, typer.Option(help="Where resume checkpoints live")] = DEFAULT_CHECKPOINTS,
+    verify: VerifyFlag = VerifyMode.AUTO,
     as_json: JsonFlag = False,
 ) -> None:
     """Upload SOURCE as a fixed VHD, converted on the fly: sparse, parallel, resumable, verified."""
@@ -93,9 +94,11 @@ def upload(
                 threads=threads,
                 checkpoint_dir=checkpoint_dir,
                 progress=progress,
+                verify=verify.value,
             )
             result: UploadResult = outcome.transfer
-            extra = {"disk_id": outcome.disk_id, "resumed_disk": outcome.resumed_disk}
+            extra = {"disk_id": outcome.disk_id, "resumed_disk": outcome.resumed_disk, "run_id": outcome.run_id,
+                     "revoked_leftover": outcome.revoked_leftover}  # fmt: skip
         else:
             assert sas is not None
             result = upload_to_page_blob(
@@ -105,6 +108,7 @@ def upload(
                 checkpoint_dir=checkpoint_dir,
                 overwrite=force,
                 progress=progress,
+                verify=verify.value,
             )
     if as_json:
         emit_json({**result.__dict__, **extra})
@@ -115,4 +119,15 @@ def upload(
         f"in {result.seconds:.1f} s",
         highlight=False,
     )
-    console.print(f"content {result.content_hash}", highlight=False)
+    if result.restarted:
+        console.print(f"started afresh: {result.restarted}", highlight=False)
+    if extra.get("revoked_leftover"):
+        console.print(f"revoked the write grant left by run {extra['revoked_leftover']}", highlight=False)
+    if result.chunks_read_back:
+        console.print(
+            f"read back {result.chunks_read_back} resumed chunks from the target"
+            + (f", {result.chunks_repaired} differed and were sent again" if result.chunks_repaired else ""),
+            highlight=False,
+        )
+    console.print(f"content {result.content_hash}" + (" (re-read in full)" if result.verified == "full" else ""),
+                  highlight=False)  # fmt: skip

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from cli.disk import Image, JsonFlag, WaitLockFlag, connector_for, located
+from cli.disk import Image, JsonFlag, VerifyFlag, WaitLockFlag, connector_for, located
 from cli.output import console, emit_json, emit_table, progress_reporter, reports_errors
-from imageport.models import DiskFormat
+from imageport.models import DiskFormat, VerifyMode
 
 app = typer.Typer(help="vSphere: VMs, disks, export and import.", no_args_is_help=True)
 Connector = Annotated[str, typer.Option("--connector", "-c", help="Name of a saved vSphere connector")]
@@ -71,6 +71,7 @@ def export(
     to: Annotated[DiskFormat, typer.Option("--to", help="Output format", case_sensitive=False)] = DiskFormat.VHDX,
     force: Annotated[bool, typer.Option(help="Replace an existing output file")] = False,
     wait_lock: WaitLockFlag = False,
+    verify: VerifyFlag = VerifyMode.AUTO,
     as_json: JsonFlag = False,
 ) -> None:
     """Export a VM's disk without touching it: snapshot, read the disk as of the snapshot, remove the snapshot."""
@@ -83,7 +84,7 @@ def export(
     ):
         result = export_vm_disk(
             session, vm, output_path, output_fs, to, disk=disk, snapshot=snapshot, read_path=read_path,
-            overwrite=force, progress=progress, wait_lock=wait_lock,
+            overwrite=force, progress=progress, wait_lock=wait_lock, verify=verify.value,
         )  # fmt: skip
     if as_json:
         emit_json(result.as_dict())

@@ -57,6 +57,13 @@ class ShareDiskFormat(StrEnum):
         return DiskFormat.VHDX if self is ShareDiskFormat.VHDX else DiskFormat.VHD_DYNAMIC
 
 
+class VerifyMode(StrEnum):
+    """How a stage that writes proves what the target holds."""
+
+    AUTO = "auto"  # digests of what this run wrote, plus a read-back of anything it skipped or resumed
+    FULL = "full"  # and re-read the whole target afterwards (one read of its allocated data)
+
+
 class ProvisioningType(StrEnum):
     MCS = "mcs"
     PVS = "pvs"
@@ -291,6 +298,10 @@ class ExportOptions(_Model):
     wait_lock: bool = Field(
         default=False, description="Wait while another run writes the same destination file, instead of failing."
     )
+    verify: VerifyMode = Field(
+        default=VerifyMode.AUTO,
+        description="full: re-read the whole target after writing (one read of its data) and compare content hashes.",
+    )
     tags: Tags
 
 
@@ -303,6 +314,10 @@ class UploadOptions(_Model):
         default=HyperVGeneration.V2, description="Azure Hyper-V generation; fixed at disk creation."
     )
     os_type: OsType = Field(default=OsType.WINDOWS, description="OS type recorded on the Azure disk.")
+    verify: VerifyMode = Field(
+        default=VerifyMode.AUTO,
+        description="full: re-read the whole target after writing (one read of its data) and compare content hashes.",
+    )
     tags: Tags
 
 
@@ -425,6 +440,10 @@ class PublishOptions(_Model):
     pvs_store: PvsText | None = Field(default=None, description="PVS store name, for the registration instructions.")
     wait_lock: bool = Field(
         default=False, description="Wait while another run writes the same vDisk file, instead of failing at once."
+    )
+    verify: VerifyMode = Field(
+        default=VerifyMode.AUTO,
+        description="full: re-read the whole target after writing (one read of its data) and compare content hashes.",
     )
 
 

@@ -8,9 +8,12 @@ and runs the rest; partial work inside a stage resumes by the stage's own
 checkpoints (staged files, page-blob checkpoints). A cached stage whose
 output has since disappeared is run again.
 
-Identities: a file by size and modification time (size alone on SMB); an
-Azure disk by id, state and creation time; a vSphere disk by VM, disk file,
-the VM's ``config.changeVersion`` and its snapshot, if one is named. vSphere
+Identities: an image file (local or on a share) by its source fingerprint
+(``imageport.disks.fingerprint``: the store's size, modification time and file
+id, the container's change markers and a digest of its metadata), so a vDisk
+edited in place -- even to the same size -- is a new input; an Azure disk
+by id, state and creation time; a vSphere disk by VM, disk file, the VM's
+``config.changeVersion`` and its snapshot, if one is named. vSphere
 has no content change id for a disk without CBT, so an export is cached for
 at most ``EXPORT_CACHE_HOURS``; pass ``refresh=True`` to a workflow (or name a
 snapshot) to be exact.
@@ -20,13 +23,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from datetime import timedelta
 from typing import Any
 
 from blocks.resolve import connector_adapter, describe_ref, located
-from imageport.errors import ImageportError
+from imageport.disks.detect import open_disk
+from imageport.disks.fingerprint import fingerprint
+from imageport.errors import FormatError, ImageportError
 from imageport.models import AzureDiskRef, AzureSnapshotRef, LocalRef, ShareRef, VsphereDiskRef
 from imageport.redaction import redact_data
 
@@ -43,21 +47,9 @@ def ref_identity(ref: Any) -> str:
 
 
 def _identity(ref: Any) -> str:
-    if isinstance(ref, LocalRef):
-        path = connector_adapter(ref.connector, "local", ref.path).path(ref.path)
-        if not path.exists():
-            return "missing"
-        st = os.stat(path)
-        return f"local {path} {st.st_size} {st.st_mtime_ns}"
-    if isinstance(ref, ShareRef):
+    if isinstance(ref, LocalRef | ShareRef):
         with located(ref) as (fs, path):
-            if not fs.isfile(path):
-                return "missing"
-            source = fs.open(path)
-            try:
-                return f"share {ref.connector}/{path} {source.size}"
-            finally:
-                source.close()
+            return _file_identity(f"{ref.kind} {ref.connector}/{path}", fs, path)
     if isinstance(ref, AzureDiskRef):
         from imageport.platforms.azure.disks import disk_state, get_or_none
 
@@ -76,6 +68,21 @@ def _identity(ref: Any) -> str:
             ((_, props),) = retrieve(si, [vm], ["config.changeVersion"])
             return f"vsphere {vm._moId} {ref.disk} {ref.snapshot} {props.get('config.changeVersion')}"
     return f"{getattr(ref, 'kind', type(ref).__name__)} {ref!r}"
+
+
+def _file_identity(where: str, fs: Any, path: str) -> str:
+    """An image file by its source fingerprint (any edit changes it); a file that is no image by its stamp."""
+    if not fs.isfile(path):
+        return "missing"
+    try:
+        with open_disk(path, fs=fs) as reader:
+            return f"{where} {fingerprint(reader).digest}"
+    except FormatError:
+        source = fs.open(path)
+        try:
+            return f"{where} {json.dumps(source.stamp(), sort_keys=True)}"
+        finally:
+            source.close()
 
 
 def stage_key(stage: str, spec: Any, reads: Any) -> str:

@@ -43,11 +43,12 @@ def export_disk(spec: ExportSpec) -> dict[str, Any]:
                     progress=progress,
                     digests=spec.hash_disk,
                     wait_lock=spec.wait_lock,
+                    verify=spec.verify.value,
                 )
             return result.as_dict()
         with located(source) as (source_fs, path):
             copied = copy_image(
                 path, source_fs, output, output_fs, fmt, progress=progress, sha256=spec.hash_disk,
-                md5=spec.hash_disk, wait_lock=spec.wait_lock,
+                md5=spec.hash_disk, wait_lock=spec.wait_lock, verify=spec.verify.value,
             )  # fmt: skip
         return {**copied.as_dict(), "output": spec.destination.path}

@@ -14,6 +14,7 @@ from imageport.models import AzureDiskRef, AzureSnapshotRef, DiskFormat, LocalRe
 from imageport.platforms.azure.disks import upload_to_managed_disk
 from imageport.transfer.copy import copy_image
 from imageport.transfer.pages import DEFAULT_CHECKPOINTS
+from tasks.engine import current_run_id
 from tasks.policy import RETRY_TRANSIENT
 from tasks.progress import prefect_progress
 
@@ -50,8 +51,11 @@ def upload_image(spec: UploadSpec) -> dict[str, Any]:
                 threads=spec.threads,
                 checkpoint_dir=DEFAULT_CHECKPOINTS,
                 progress=progress,
+                run_id=current_run_id(),
+                verify=spec.verify.value,
             )
-        return {**outcome.transfer.__dict__, "disk_id": outcome.disk_id, "resumed_disk": outcome.resumed_disk}
+        return {**outcome.transfer.__dict__, "disk_id": outcome.disk_id, "resumed_disk": outcome.resumed_disk,
+                "run_id": outcome.run_id, "revoked_leftover": outcome.revoked_leftover}  # fmt: skip
     if isinstance(target, LocalRef):
         fmt = LOCAL_FORMATS.get("." + target.path.rsplit(".", 1)[-1].lower())
         if fmt is None:
@@ -61,6 +65,7 @@ def upload_image(spec: UploadSpec) -> dict[str, Any]:
             result = copy_image(
                 src, source_fs, dst, output_fs, fmt, overwrite=spec.overwrite, progress=progress,
                 source_format=spec.source.format,
+                verify=spec.verify.value,
             )  # fmt: skip
         return {**result.as_dict(), "target": target.path}
     raise InputError(f"target kind {target.kind}: uploads go to an Azure managed disk or the local platform")

@@ -156,6 +156,11 @@ class ByteSource(ABC):
         if end > start:
             yield Extent(start, end - start)
 
+    def stamp(self) -> dict[str, int | str]:
+        """What the store says about this file's current version: size, modification time and a
+        file id where it has one (part of the source fingerprint, ``disks.fingerprint``)."""
+        return {"size": self.size}
+
     def close(self) -> None:  # noqa: B027 - most sources hold nothing to release
         pass
 
@@ -223,6 +228,11 @@ class RandomAccessFile(ByteSource):
         from imageport.disks.os_errors import os_error
 
         return os_error(self.path, f"read of {length} bytes at offset {offset}", exc)
+
+    def stamp(self) -> dict[str, int | str]:
+        st = os.fstat(self.fd)
+        return {"size": self.size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns,
+                "ino": st.st_ino, "dev": st.st_dev}  # fmt: skip
 
     def data_extents(self, start: int, end: int) -> Iterator[Extent]:
         pos = start
@@ -363,6 +373,21 @@ class DiskReader(ABC):
         """Format-specific facts for ``disk info`` (block size, creator, ...)."""
         return {}
 
+    # --- what the source fingerprint (``disks.fingerprint``) reads; this link only, not the parent
+
+    def stamps(self) -> list[dict[str, int | str]]:
+        """The store's version stamp of every file of this link (``ByteSource.stamp``)."""
+        return []
+
+    def change_markers(self) -> dict[str, str]:
+        """The container's own change markers (VHDX DataWriteGuid, VHD footer stamp, VMDK CID...)."""
+        return {}
+
+    def metadata(self) -> Iterator[bytes]:
+        """The container's metadata as parsed (headers, BAT, grain directory): already in memory, so
+        digesting it costs no read. Raw images have none."""
+        return iter(())
+
     def chain(self) -> list[DiskReader]:
         links: list[DiskReader] = []
         node: DiskReader | None = self
@@ -389,6 +414,9 @@ class FileReader(DiskReader):
         super().__init__(path)
         self.fs = fs
         self.file = fs.open(path)
+
+    def stamps(self) -> list[dict[str, int | str]]:
+        return [self.file.stamp()]
 
     def close(self) -> None:
         self.file.close()

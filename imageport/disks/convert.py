@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import queue
 import threading
@@ -35,6 +36,7 @@ from imageport.disks.base import (
     is_zero,
 )
 from imageport.disks.detect import open_disk
+from imageport.disks.fingerprint import fingerprint, parse_fingerprint
 from imageport.disks.raw import RawWriter
 from imageport.disks.staged import RESUMABLE_FORMATS, StagedSink
 from imageport.disks.vhd import VhdDynamicWriter, VhdFixedWriter
@@ -47,6 +49,8 @@ PIECE = 4 * MiB
 CHECKPOINT_SECONDS = 5.0  # how often a resumable sink records what is durable
 ZERO_GRANULE = 64 * 1024
 _ZERO8 = memoryview(bytes(8))
+
+log = logging.getLogger("imageport.disks")
 
 Progress = Callable[[int, int], None]
 """progress(bytes_done, bytes_total) over the source's allocated bytes."""
@@ -197,6 +201,11 @@ class ConvertResult:
     seconds: float
     resumed: bool = False  # an interrupted earlier run's bytes were reused (and the result re-verified)
     attempts: int = 1  # passes it took (``transfer.copy.copy_image`` retries after dropped connections)
+    # why an interrupted earlier run's partial output was discarded (the source changed...), if it was
+    restarted: str | None = None
+    # what the content hash rests on: "written" (this run wrote every byte it hashes), "re-read"
+    # (resumed: the finished target was read back), "full" (``verify="full"``: the target was read back)
+    verified: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (v.value if isinstance(v, DiskFormat) else v) for k, v in self.__dict__.items()}
@@ -356,6 +365,7 @@ def convert(
     resumable: bool = False,
     checkpoint_seconds: float = CHECKPOINT_SECONDS,
     wait_lock: bool = False,
+    verify: str = "auto",
     **writer_options: Any,
 ) -> ConvertResult:
     """Convert ``source`` to ``output`` in ``fmt``; the output appears only when complete.
@@ -366,6 +376,7 @@ def convert(
     crash or a dropped connection sends only what had not been made durable (``StagedSink``);
     a resumed output is re-read and its content hash checked before it takes its final name.
     Another run writing ``output`` makes this fail at once (``OutputBusy``), or wait with ``wait_lock``.
+    ``verify="full"`` re-reads every output that way (one read of its allocated data).
     """
     if resumable and fmt not in RESUMABLE_FORMATS:
         raise InputError(f"{fmt.value} output cannot be resumed; use one of " + ", ".join(sorted(RESUMABLE_FORMATS)))
@@ -378,7 +389,7 @@ def convert(
         resume = None
         if resumable:
             resume = {
-                "source": source_identity(reader),
+                "source": fingerprint(reader).model_dump(mode="json"),
                 "format": fmt.value,
                 "size": out_size,
                 "writer": writer_options,
@@ -402,6 +413,7 @@ def convert(
             resume,
             checkpoint_seconds,
             wait_lock,
+            verify,
         )
 
 
@@ -418,6 +430,7 @@ def convert_stream(
     expected_size: int | None = None,
     output_fs: FileSystem = LOCAL,
     wait_lock: bool = False,
+    verify: str = "auto",
     **writer_options: Any,
 ) -> ConvertResult:
     """Convert a streamOptimized VMDK read front to back (e.g. an NFC download) without seeking."""
@@ -443,6 +456,7 @@ def convert_stream(
         None,
         CHECKPOINT_SECONDS,
         wait_lock,
+        verify,
     )
 
 
@@ -465,15 +479,24 @@ def _write_pieces(
     resume: dict[str, Any] | None,
     checkpoint_seconds: float,
     wait_lock: bool,
+    verify: str = "auto",
 ) -> ConvertResult:
     """The shared tail of every conversion: write pieces into a new container, hash them, report."""
+    if verify not in ("auto", "full"):
+        raise InputError(f"verify {verify!r}: use auto or full")
     sink = output_fs.open_sink(output, overwrite=overwrite, resume=resume, wait_lock=wait_lock)
     try:
+        restarted = _restart_reason(sink, resume)
+        if restarted:
+            log.warning("%s: not resuming the interrupted earlier run, starting afresh: %s", output, restarted)
+        full = verify == "full"
+        if full and isinstance(sink, StagedSink):
+            sink.verify_always = True
         writer = make_writer(fmt, sink, out_size, **writer_options)
     except BaseException:
         sink.abort()  # e.g. a size no container holds: the temporary file goes, the lock is released
         raise
-    hasher = DiskHasher(out_size, sha256, md5) if hashing else None
+    hasher = DiskHasher(out_size, sha256, md5) if hashing or full else None
     digests: tuple[str | None, str | None, str | None] = (None, None, None)
     with writer:
         seen, written = pump(pieces, writer, hasher, progress_total, progress, checkpoint_seconds)
@@ -481,6 +504,11 @@ def _write_pieces(
             digests = hasher.result()
         if isinstance(sink, StagedSink) and digests[0] is not None:
             sink.verifier = functools.partial(_verify_output, output_fs, fmt, digests[0])
+    if full and not isinstance(sink, StagedSink) and digests[0] is not None:
+        _verify_output(output_fs, fmt, digests[0], output)  # a streamed upload: read back once it is there
+    verified = None
+    if digests[0] is not None:
+        verified = "full" if full else ("re-read" if sink.resumed else "written")
     return ConvertResult(
         source,
         source_format,
@@ -492,7 +520,24 @@ def _write_pieces(
         *digests,
         time.monotonic() - started,
         sink.resumed,
+        restarted=restarted,
+        verified=verified,
     )
+
+
+def _restart_reason(sink: Sink, resume: dict[str, Any] | None) -> str | None:
+    """Why a resumable sink found an earlier run's partial output and did not resume it (None: nothing found)."""
+    stale = getattr(sink, "stale_identity", None)
+    if resume is None or stale is None:
+        return None
+    if not isinstance(stale, dict):
+        return "its checkpoint was unreadable"
+    if stale.get("source") != resume["source"]:
+        now = parse_fingerprint(resume["source"])
+        why = now.differences(parse_fingerprint(stale.get("source"))) if now is not None else ""
+        return f"the source changed since it was interrupted ({why or 'fingerprint differs'})"
+    changed = sorted(k for k in {*stale, *resume} if stale.get(k) != resume.get(k))
+    return f"the output options changed ({', '.join(changed)})" if changed else "its partial file was missing"
 
 
 def _verify_output(fs: FileSystem, fmt: DiskFormat, expected: str, path: str) -> None:
@@ -503,17 +548,6 @@ def _verify_output(fs: FileSystem, fmt: DiskFormat, expected: str, path: str) ->
             f"{path}: resumed output does not match the source (content {got}, expected {expected}); "
             "the partial file was discarded, run again to write it afresh"
         )
-
-
-def source_identity(reader: DiskReader) -> dict[str, Any]:
-    """What names a source for resumption: a changed file (other size or format) is a different source."""
-    file = getattr(reader, "file", None)
-    return {
-        "path": reader.path,
-        "format": reader.format.value,
-        "virtual_size": reader.virtual_size,
-        "file_size": getattr(file, "size", None),
-    }
 
 
 def hash_disk(

@@ -31,7 +31,10 @@ Two modes:
   interrupted (a transient error, Ctrl-C); an error the run handled (a full
   disk, a refused rename, bad input) removes it. Because the skipped bytes were
   sent by an earlier process, a resumed sink runs its ``verifier`` on the
-  finished temporary file before renaming it.
+  finished temporary file before renaming it (every sink does with
+  ``verify_always``). The identity's source part is the source's fingerprint
+  (``disks.fingerprint``): a partial file written from another version of the
+  source is truncated, never resumed (``stale_identity`` says what was found).
 
 Neither mode ever touches the final name before ``commit()``.
 """
@@ -99,6 +102,8 @@ class StagedSink(Sink):
         self.is_open = False
         self.lock: Lock | None = None
         self.verifier: Callable[[str], None] | None = None
+        self.verify_always = False  # run the verifier on a fresh output too (``verify="full"``)
+        self.stale_identity: Any = None  # an earlier run's identity whose partial file was not resumed
         self._refuse_unwritable(final, display)
         if self._exists(final) and not overwrite:
             raise InputError(f"{display}: exists already (use --force to replace it)")
@@ -121,13 +126,14 @@ class StagedSink(Sink):
             self._open(self.temp, "new")
             return
         saved = self._load_state()
-        if saved is not None and saved.get("identity") == resume and self._exists(self.temp):
+        if saved is not None and saved.get("identity") == self.identity and self._exists(self.temp):
             self.skip = int(saved.get("writes", 0))
             self.saved = True
             self._open(self.temp, "existing")
         else:
             self._open(self.temp, "truncate")
             if saved is not None:
+                self.stale_identity = saved.get("identity", saved)
                 self._remove(self.state)
 
     def _refuse_unwritable(self, final: str, display: str) -> None:
@@ -167,7 +173,7 @@ class StagedSink(Sink):
         self._flush()
         self._close()
         self.is_open = False
-        if self.resumed and self.verifier is not None:
+        if (self.resumed or self.verify_always) and self.verifier is not None:
             try:
                 self.verifier(self.temp)
             except BaseException:

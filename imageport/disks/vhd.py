@@ -175,6 +175,7 @@ def parse_footer(path: str, data: bytes, offset: int) -> dict[str, Any]:
         "geometry": (cyl, heads, spt),
         "disk_type": disk_type,
         "unique_id": uuid.UUID(bytes=unique_id),
+        "checksum": csum,
     }
 
 
@@ -209,6 +210,9 @@ class VhdFixedReader(FileReader):
 
     def details(self) -> dict[str, Any]:
         return {"creator": self.footer["creator"], "geometry": self.footer["geometry"]}
+
+    def change_markers(self) -> dict[str, str]:
+        return footer_markers(self.footer)
 
 
 class VhdDynamicReader(BlockMappedReader):
@@ -357,6 +361,21 @@ class VhdDynamicReader(BlockMappedReader):
             "block_size": self.block_size,
             "parent": self.parent.path if self.parent else None,
         }
+
+    def change_markers(self) -> dict[str, str]:
+        return footer_markers(self.footer)
+
+    def metadata(self) -> Iterator[bytes]:
+        yield self.bat.tobytes()
+
+
+def footer_markers(footer: dict[str, Any]) -> dict[str, str]:
+    """A VHD's change markers: the footer's timestamp, checksum and unique id."""
+    return {
+        "vhd_timestamp": str(footer["timestamp"]),
+        "vhd_checksum": f"{footer['checksum']:08x}",
+        "vhd_unique_id": str(footer["unique_id"]),
+    }
 
 
 def open_vhd(path: str, fs: FileSystem = LOCAL, _seen: tuple[str, ...] = ()) -> DiskReader:

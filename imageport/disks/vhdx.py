@@ -383,6 +383,19 @@ class VhdxReader(BlockMappedReader):
             else:
                 self.parent.readinto(voff + i * ls, sector_view)
 
+    def change_markers(self) -> dict[str, str]:
+        h = self.header
+        return {
+            "vhdx_data_write_guid": str(uuid.UUID(bytes_le=h["data_write_guid"])),
+            "vhdx_file_write_guid": str(uuid.UUID(bytes_le=h["file_write_guid"])),
+            "vhdx_log_guid": str(uuid.UUID(bytes_le=h["log_guid"])),
+            "vhdx_sequence": str(h["sequence"]),
+            "vhdx_disk_id": str(self.disk_id),
+        }
+
+    def metadata(self) -> Iterator[bytes]:
+        yield self.bat.tobytes()
+
     def details(self) -> dict[str, Any]:
         return {
             "block_size": self.block_size,

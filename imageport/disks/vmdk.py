@@ -24,6 +24,7 @@ disks (``-s001.vmdk``...) are several extents laid end to end.
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 import re
@@ -406,6 +407,7 @@ class VmdkReader(DiskReader):
         super().__init__(path)
         self.fs = fs
         self._parts: list[_Extent] = []
+        self._descriptor_stamp: dict[str, int | str] | None = None  # a separate descriptor file's
         try:
             self._open(_seen)
         except BaseException:
@@ -436,6 +438,7 @@ class VmdkReader(DiskReader):
         else:
             size = source.size
             text_bytes = source.pread(0, min(size, MAX_DESCRIPTOR))
+            self._descriptor_stamp = source.stamp()
             source.close()
             if size > MAX_DESCRIPTOR or not (head.lstrip().startswith(b"#") or b"createType" in head):
                 raise FormatError(
@@ -540,6 +543,21 @@ class VmdkReader(DiskReader):
             "extents": len(self.descriptor["extents"]),
             "parent": self.parent.path if self.parent else None,
         }
+
+    def stamps(self) -> list[dict[str, int | str]]:
+        files = [p.file.stamp() for p in self._parts if isinstance(p, _FlatExtent | _SparseExtent)]
+        return [self._descriptor_stamp, *files] if self._descriptor_stamp is not None else files
+
+    def change_markers(self) -> dict[str, str]:
+        fields = self.descriptor["fields"]
+        return {"vmdk_cid": fields.get("CID", "").lower(), "vmdk_parent_cid": fields.get("parentCID", "").lower()}
+
+    def metadata(self) -> Iterator[bytes]:
+        yield json.dumps(self.descriptor, sort_keys=True, default=str).encode()
+        for part in self._parts:
+            if isinstance(part, _SparseExtent):
+                yield repr(part.h).encode()
+                yield part.gd.tobytes()
 
     def close(self) -> None:
         for part in self._parts:

@@ -25,7 +25,14 @@ from imageport.engine.tags import CeTags
 from imageport.errors import InputError, NotFound, PlatformNotFound
 from imageport.models import AzureSku
 from imageport.platforms.azure import vms
-from imageport.platforms.azure.disks import create_snapshot, get_or_none, make_room
+from imageport.platforms.azure.disks import (
+    HalfUpload,
+    create_snapshot,
+    get_or_none,
+    half_uploaded,
+    make_room,
+    revoke_upload_grant,
+)
 from imageport.platforms.azure.errors import translate_azure_errors
 from imageport.platforms.azure.session import AzureSession
 
@@ -177,6 +184,12 @@ class AzureBackend:
         with translate_azure_errors(f"keep disk {name} (drop its expiry tag)"):
             compute.disks.begin_update(self.rg, name, {"tags": kept}).result()
         return f"{self.rg}/{name}"
+
+    def half_uploaded(self) -> list[HalfUpload]:
+        return half_uploaded(self.session)
+
+    def revoke_upload(self, name: str) -> str:
+        return revoke_upload_grant(self.session.compute(), self.rg, name)
 
     def list_resources(self) -> list[Resource]:
         found = []

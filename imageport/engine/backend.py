@@ -12,10 +12,11 @@ no-op in every backend.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from imageport.engine.job import AgentDisk, AgentJob, AgentResult
 from imageport.engine.tags import CeTags
+from imageport.platforms.azure.disks import HalfUpload
 
 
 @dataclass(frozen=True)
@@ -88,4 +89,19 @@ class CeBackend(Protocol):
 
     def list_resources(self) -> list[Resource]:
         """Every resource this backend's platform holds that carries imageport's tags."""
+        ...
+
+
+@runtime_checkable
+class UploadGrants(Protocol):
+    """A backend whose platform hands out write grants for uploads (Azure): the reaper ends dead runs' grants."""
+
+    platform: str
+
+    def half_uploaded(self) -> list[HalfUpload]:
+        """Disks left in an upload state, with the run that left them."""
+        ...
+
+    def revoke_upload(self, name: str) -> str:
+        """End the write grant on disk ``name``; returns the state it is left in."""
         ...

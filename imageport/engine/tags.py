@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from imageport.platforms.runs import RUN_TAG as RUN
+from imageport.platforms.runs import STAGE_TAG as STAGE
+
 CREATED_BY = "created-by"
-RUN = "imageport-run"
-STAGE = "imageport-stage"
 EXPIRES = "imageport-expires"
 
 

@@ -147,11 +147,19 @@ class DatastoreFileSystem(FileSystem):
             return response.content[:length]
 
     def size(self, path: str) -> int:
+        return int(self.head(path)["size"])
+
+    def head(self, path: str) -> dict[str, int | str]:
+        """Size and version (``Last-Modified``, ``ETag`` where the host sends them) of a file."""
         where = f"stat {self.where(path)}"
         with translate_datastore_errors(where):
             response = self.session().head(self.url(path), timeout=TIMEOUT)
         check_status(response, where)
-        return int(response.headers.get("Content-Length", 0))
+        found: dict[str, int | str] = {"size": int(response.headers.get("Content-Length", 0))}
+        for header in ("Last-Modified", "ETag"):
+            if header in response.headers:
+                found[header.lower()] = response.headers[header]
+        return found
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -170,11 +178,15 @@ class DatastoreFile(ByteSource):
         self.fs = fs
         self.path = fs.where(path)
         self.name = path
-        self.size = fs.size(path)
+        self.head = fs.head(path)
+        self.size = int(self.head["size"])
         self.next_offset = -1
         self.ahead: deque[tuple[int, Future[bytes]]] = deque()  # contiguous parts, ascending
         self.leftover: tuple[int, bytes] | None = None  # the unread tail of a consumed part
         self.lock = threading.Lock()
+
+    def stamp(self) -> dict[str, int | str]:
+        return dict(self.head)
 
     def _submit(self, start: int, length: int) -> Future[bytes]:
         return self.fs._pool.submit(self.fs.get_range, self.name, start, length)

@@ -51,6 +51,7 @@ class PageBlob:
         if props.blob_type != "PageBlob":
             raise InputError(f"{self.display} is a {props.blob_type}, not a page blob")
         self.size: int = props.size
+        self.version = {"size": props.size, "etag": str(props.etag), "last_modified": str(props.last_modified)}
 
     def present(self) -> Iterator[Extent]:
         """Ranges holding written pages, in segments."""
@@ -87,6 +88,9 @@ class PageBlobFile(ByteSource):
         self.blob = blob
         self.path = blob.display
         self.size = blob.size
+
+    def stamp(self) -> dict[str, int | str]:
+        return dict(self.blob.version)
 
     def preadv(self, view: memoryview, offset: int) -> int:
         end = min(offset + len(view), self.size)

@@ -121,9 +121,32 @@ class SmbFile(ByteSource):
         self.pipe.drain()
         return got[0]
 
+    def stamp(self) -> dict[str, int | str]:
+        """Size, last-write and change times (100 ns units) and the server's file id (FileInternalInformation)."""
+        from smbclient._io import SMBFileTransaction, query_info
+        from smbprotocol.file_info import FileBasicInformation, FileInternalInformation, FileStandardInformation
+
+        with translate_smb_errors(f"query {self.path}"), SMBFileTransaction(self.raw) as transaction:
+            query_info(transaction, FileBasicInformation)
+            query_info(transaction, FileInternalInformation)
+            query_info(transaction, FileStandardInformation)
+        basic, internal, standard = transaction.results
+        return {
+            "size": standard["end_of_file"].get_value(),
+            "last_write": _filetime(basic["last_write_time"]),
+            "change": _filetime(basic["change_time"]),
+            "file_id": internal["index_number"].get_value(),
+        }
+
     def close(self) -> None:
         with translate_smb_errors(f"close {self.path}"):
             self.raw.close()
+
+
+def _filetime(field: Any) -> int:
+    """A FILETIME as its 100 ns count."""
+    raw = field.get_value()
+    return raw if isinstance(raw, int) else int.from_bytes(field.pack(), "little")
 
 
 class SmbFileSink(StagedSink):

@@ -9,20 +9,29 @@ file is written.
 - Parallel: the main thread reads chunks in order into a small buffer pool
   and digests them; ``threads`` workers upload, each write retried with
   backoff (or the server's Retry-After) on transient errors only.
-- Resumable: a checkpoint file binds this target to this source. On a re-run
-  the target's own page ranges say which chunks arrived (a ≤4 MiB Put Page is
-  atomic), so at most the chunks that were in flight are sent again; chunks
-  skipped are read locally to get their digests for the content hash.
+- Resumable: a checkpoint file binds this target to this source's
+  *fingerprint* (``disks.fingerprint``: file stamps, container change markers,
+  metadata digest). On a re-run the target's own page ranges say which chunks
+  arrived (a ≤4 MiB Put Page is atomic), so at most the chunks that were in
+  flight are sent again. A checkpoint of another version of the source (the
+  file was edited in place meanwhile) is not resumed: the blob is cleared and
+  the upload starts afresh, saying why (``restarted``).
+- Proof from the target: a chunk that arrived earlier is read back from the
+  blob and its digest compared with the source's (recorded by the earlier run
+  of the same fingerprint, or read now); a mismatch is sent again. The content
+  hash is made of the digests of what this run sent plus what it read back.
 - Nothing looks complete early: the VHD footer is written last.
 - Verified: afterwards the target's page ranges must cover every data chunk
-  and hold nothing where the source is zero; the content hash comes from the
-  per-chunk digests (no second read of the disk).
+  and hold nothing where the source is zero. ``verify="full"`` also reads every
+  page range back and recomputes the content hash from the blob (one read of
+  the data, not of the virtual size).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import queue
 import time
@@ -34,7 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from imageport.disks.base import DiskReader, Extent, is_zero
-from imageport.disks.convert import Progress, content_hash_of_windows, output_size, source_identity
+from imageport.disks.convert import Progress, content_hash_of_windows, output_size
+from imageport.disks.fingerprint import SourceFingerprint, fingerprint, parse_fingerprint
 from imageport.disks.vhd import ALL_ONES, FIXED, build_footer
 from imageport.errors import AlreadyExists, ImageportError, InputError, TransferError
 from imageport.models import DiskFormat
@@ -42,6 +52,8 @@ from imageport.redaction import redact_data
 from imageport.storage.azure_errors import AzureThrottled
 from imageport.storage.page_blob import PageBlob
 from imageport.transfer.plan import CHUNK, Chunk, covered, plan_chunks, touched
+
+log = logging.getLogger("imageport.transfer")
 
 RETRY_DELAYS = (0.5, 1, 2, 4, 8, 16)
 # Where upload checkpoints live unless told otherwise (one small JSON file per target).
@@ -63,6 +75,10 @@ class UploadResult:
     bytes_sent: int
     content_hash: str
     seconds: float
+    chunks_read_back: int = 0  # chunks an earlier run sent, read back from the blob and compared
+    chunks_repaired: int = 0  # of those, chunks that did not match the source and were sent again
+    restarted: str | None = None  # why an interrupted upload's chunks were not resumed, if they were not
+    verified: str = "page-ranges"  # "page-ranges" (+ read-back of resumed chunks), or "full" (every range read)
 
 
 def _retrying(action: Callable[[], None], sleep: Callable[[float], None] = time.sleep) -> None:
@@ -80,20 +96,27 @@ def _retrying(action: Callable[[], None], sleep: Callable[[float], None] = time.
 
 
 class Checkpoint:
-    """Which source this target is receiving; digests of chunks already read."""
+    """Which source (by fingerprint) this target is receiving; digests of chunks already read."""
 
-    def __init__(self, directory: Path, target: str, source: dict[str, Any]) -> None:
+    def __init__(self, directory: Path, target: str, source: SourceFingerprint) -> None:
         self.path = directory / f"{hashlib.sha256(target.encode()).hexdigest()[:32]}.json"
-        self.identity = redact_data({"target": target, "source": source, "chunk": CHUNK})  # saved in a file
+        self.source = source
+        # Saved in a file beside the upload: redacted like every other sidecar.
+        self.identity = redact_data({"target": target, "source": source.model_dump(mode="json"), "chunk": CHUNK})
         self.digests: dict[int, bytes] = {}
         self.valid = False
+        self.stale: str | None = None  # a checkpoint of this target made from another version of the source
         try:
             saved = json.loads(self.path.read_text())
         except (OSError, ValueError):
             return
-        if saved.get("identity") == self.identity:
+        identity = saved.get("identity") if isinstance(saved, dict) else None
+        if identity == self.identity:
             self.valid = True
             self.digests = {int(k): bytes.fromhex(v) for k, v in saved.get("digests", {}).items()}
+        elif isinstance(identity, dict) and identity.get("target") == self.identity["target"]:
+            why = source.differences(parse_fingerprint(identity.get("source")))
+            self.stale = f"the source changed since the interrupted upload ({why or 'fingerprint differs'})"
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,18 +140,25 @@ def upload_to_page_blob(
     overwrite: bool = False,
     progress: Progress | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    verify: str = "auto",
 ) -> UploadResult:
     started = time.monotonic()
+    if verify not in ("auto", "full"):
+        raise InputError(f"verify {verify!r}: use auto or full")
     size = output_size(DiskFormat.VHD, reader.virtual_size)
     if blob.size != size + 512:
         raise InputError(
             f"{blob.display} is {blob.size} bytes; this image needs exactly {size + 512} "
             f"({size // 2**20} MiB + 512): create the disk with that upload size"
         )
-    checkpoint = Checkpoint(checkpoint_dir, blob.display, source_identity(reader))
+    checkpoint = Checkpoint(checkpoint_dir, blob.display, fingerprint(reader))
     present_ranges = list(blob.present())
+    restarted = None
     if present_ranges and not checkpoint.valid:
-        if not overwrite:
+        if checkpoint.stale is not None:
+            restarted = checkpoint.stale  # never trust what it sent: those chunks came from other bytes
+            log.warning("%s: starting the upload afresh: %s", blob.display, restarted)
+        elif not overwrite:
             raise TargetNotEmpty(
                 f"{blob.display} already holds data not written by this upload of {reader.path}; "
                 "use --force to replace it"
@@ -140,12 +170,15 @@ def upload_to_page_blob(
     chunks = plan_chunks(reader.extents(), size)  # one walk of the allocation map
     arrived = covered(present_ranges, size) & {c.index for c in chunks}
     total = sum(c.length for c in chunks)
-    digests = dict(checkpoint.digests)
-    stats = {"sent": 0, "bytes": 0, "zero": 0, "resumed": 0, "done": 0}
+    recorded = dict(checkpoint.digests)  # the source's digests, as the earlier run of this fingerprint read them
+    digests: dict[int, bytes] = {}
+    stats = {"sent": 0, "bytes": 0, "zero": 0, "resumed": 0, "done": 0, "read_back": 0, "repaired": 0}
     pool: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
     for _ in range(threads + 2):
         pool.put(bytearray(CHUNK))
     last_save = time.monotonic()
+    # what the target holds where an earlier run sent chunks: read back (in parallel) before anything is sent
+    held = _read_back_digests(blob, [c for c in chunks if c.index in arrived], threads, sleep)
 
     def send(chunk: Chunk, view: memoryview) -> None:
         _retrying(lambda: blob.write(chunk.offset, view), sleep)
@@ -165,34 +198,44 @@ def upload_to_page_blob(
                 stats["sent"] += 1
                 stats["bytes"] += chunk.length
             if time.monotonic() - last_save > 2:
-                checkpoint.digests = dict(digests)
+                checkpoint.digests = {**recorded, **digests}
                 checkpoint.save()
                 last_save = time.monotonic()
 
         try:
             for chunk in chunks:
-                if chunk.index in arrived and chunk.index in digests:
-                    stats["resumed"] += 1
-                    stats["done"] += chunk.length
-                    continue
                 while pool.empty():
                     settle(block=True)
                 buf = pool.get()
-                view = reader.readinto(
-                    chunk.offset, memoryview(buf)[: min(chunk.length, reader.virtual_size - chunk.offset)]
-                )
                 data = memoryview(buf)[: chunk.length]
-                if len(view) < chunk.length:  # the last chunk of a disk rounded up to a MiB
-                    data[len(view) :] = bytes(chunk.length - len(view))
-                digests[chunk.index] = hashlib.sha256(data).digest()
+                have_source = False
                 if chunk.index in arrived:
-                    stats["resumed"] += 1  # arrived before an interruption: digest only
-                    pool.put(buf)
-                elif is_zero(data):
+                    # sent by an interrupted run: trust what the target holds, not what that run remembered
+                    stats["read_back"] += 1
+                    expected = recorded.get(chunk.index)
+                    if expected is None:  # in flight when it stopped: digest the source now
+                        _read_chunk(reader, chunk, data)
+                        have_source = True
+                        expected = hashlib.sha256(data).digest()
+                    if held[chunk.index] == expected:
+                        stats["resumed"] += 1
+                        digests[chunk.index] = expected
+                        pool.put(buf)
+                        stats["done"] += chunk.length
+                        if progress is not None:
+                            progress(stats["done"], total)
+                        continue
+                    stats["repaired"] += 1
+                    log.warning("%s: chunk at %d differs from the source; sending it again", blob.display, chunk.offset)
+                if not have_source:
+                    _read_chunk(reader, chunk, data)
+                if is_zero(data):
                     stats["zero"] += 1
-                    del digests[chunk.index]
+                    if chunk.index in arrived:  # a repaired chunk that is zero in the source: make it a hole
+                        _retrying(lambda c=chunk: blob.clear(c.offset, c.length), sleep)
                     pool.put(buf)
                 else:
+                    digests[chunk.index] = hashlib.sha256(data).digest()
                     in_flight[executor.submit(send, chunk, data)] = (chunk, buf)
                 settle(block=False)
                 stats["done"] += chunk.length
@@ -201,13 +244,20 @@ def upload_to_page_blob(
             while in_flight:
                 settle(block=True)
         finally:
-            # Digests of chunks still in flight are kept too: a re-run trusts a digest only for
-            # a chunk the target's page ranges show as arrived.
-            checkpoint.digests = dict(digests)
+            # Digests of chunks still in flight are kept too: a re-run compares them with what the
+            # target holds, for the chunks its page ranges show as arrived.
+            checkpoint.digests = {**recorded, **digests}
             checkpoint.save()
 
     _retrying(lambda: blob.write(size, build_footer(size, FIXED, ALL_ONES, uuid.uuid4().bytes)), sleep)
     _verify(blob, size, set(digests))
+    content_hash = content_hash_of_windows(size, digests)
+    if verify == "full":
+        on_target = hash_page_blob(blob, size, threads, sleep)
+        if on_target != content_hash:
+            raise TransferError(
+                f"{blob.display}: read back, the blob holds {on_target}, not the source's {content_hash}; run again"
+            )
     checkpoint.remove()
     return UploadResult(
         blob.display,
@@ -217,9 +267,44 @@ def upload_to_page_blob(
         stats["resumed"],
         stats["zero"],
         stats["bytes"] + 512,
-        content_hash_of_windows(size, digests),
+        content_hash,
         time.monotonic() - started,
+        stats["read_back"],
+        stats["repaired"],
+        restarted,
+        "full" if verify == "full" else "page-ranges",
     )
+
+
+def _read_chunk(reader: DiskReader, chunk: Chunk, data: memoryview) -> None:
+    """The source's bytes of ``chunk`` into ``data`` (zeros past the virtual size: the disk rounded up to a MiB)."""
+    view = reader.readinto(chunk.offset, data[: max(0, min(chunk.length, reader.virtual_size - chunk.offset))])
+    if len(view) < chunk.length:
+        data[len(view) :] = bytes(chunk.length - len(view))
+
+
+def _read_back(blob: PageBlob, chunk: Chunk, sleep: Callable[[float], None]) -> bytes:
+    got: list[bytes] = []
+    _retrying(lambda: got.append(blob.read(chunk.offset, chunk.length)), sleep)
+    return got[-1]
+
+
+def _read_back_digests(
+    blob: PageBlob, chunks: list[Chunk], threads: int, sleep: Callable[[float], None]
+) -> dict[int, bytes]:
+    """SHA-256 of what the blob holds in each of ``chunks``, read ``threads`` at a time."""
+    if not chunks:
+        return {}
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="page-read-back") as pool:
+        found = pool.map(lambda c: hashlib.sha256(_read_back(blob, c, sleep)).digest(), chunks)
+        return {c.index: digest for c, digest in zip(chunks, found, strict=True)}
+
+
+def hash_page_blob(blob: PageBlob, size: int, threads: int = 5, sleep: Callable[[float], None] = time.sleep) -> str:
+    """The content hash of the first ``size`` bytes of a page blob, reading only its page ranges."""
+    present = [Extent(e.offset, min(e.end, size) - e.offset) for e in blob.present() if e.offset < size]
+    chunks = [Chunk(i, i * CHUNK, min(CHUNK, size - i * CHUNK)) for i in sorted(touched(present))]
+    return content_hash_of_windows(size, _read_back_digests(blob, chunks, threads, sleep))
 
 
 def _clear(blob: PageBlob, ranges: list[Any], sleep: Callable[[float], None]) -> None:

@@ -118,6 +118,8 @@ class ArmStandIn:
         self.snapshots: dict[str, dict[str, Any]] = {}
         self.operations: dict[str, dict[str, Any]] = {}
         self.tokens: set[str] = set()
+        # (action, "rg/name", access) of every grant and revoke, in order: for tests to see who ended which grant
+        self.access_log: list[tuple[str, str, str]] = []
         self.lock = threading.Lock()
         self.vms = VmHost(self)
         self.cert, key = make_certificate(directory)
@@ -343,11 +345,13 @@ class ArmStandIn:
         )
         disk["state"] = "ActiveUpload" if access == "Write" else "ActiveSAS"
         disk["sas"] = sas
+        self.access_log.append(("grant", f"{rg.lower()}/{name.lower()}", access))
         url = f"{self.container.url}/{self._blob_name(rg, name, kind)}?{sas}"
         return 202, {}, self._operation(result={"accessSAS": url})
 
     def revoke(self, rg: str, name: str, kind: str = "disks") -> tuple[int, dict[str, Any], str | None]:
         disk = self.table(kind)[f"{rg.lower()}/{name.lower()}"]
+        self.access_log.append(("revoke", f"{rg.lower()}/{name.lower()}", disk["state"]))
         if disk["state"] == "ActiveSAS":  # end of a read grant: nothing to validate
             disk.pop("sas", None)
             disk["state"] = "Unattached"

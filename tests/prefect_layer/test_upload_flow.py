@@ -41,7 +41,10 @@ def test_flow_uploads_to_a_managed_disk_and_to_the_local_platform(arm, connector
     assert result["disk_id"].endswith("/disks/flowdisk")
     assert result["content_hash"] == hash_disk(raw).content_hash  # 30 MiB: already a whole MiB
     disk = arm.disks["rg-vdi/flowdisk"]
-    assert disk["state"] == "Unattached" and disk["tags"] == {"stage": "upload", "created-by": "imageport"}
+    assert result["run_id"] == str(state.state_details.flow_run_id)  # tagged with the flow run that uploads it
+    assert disk["state"] == "Unattached" and disk["tags"] == {
+        "stage": "upload", "created-by": "imageport", "imageport-run": result["run_id"], "imageport-stage": "upload"
+    }  # fmt: skip
 
     again = upload_image_flow(spec, return_state=True)  # exists, no overwrite: final, not retried
     assert again.is_failed() and "--force" in str(again.message)

@@ -77,6 +77,8 @@ class PublishResult:
     registration_file: str
     manifest_file: str
     registration: str
+    verified: str | None = None  # what the content hash rests on (``ConvertResult.verified``)
+    restarted: str | None = None  # why an interrupted earlier publish was not resumed, if it was not
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -198,6 +200,7 @@ def publish(
         sleep=sleep,
         wait_lock=options.wait_lock,
         source_format=source_format,
+        verify=options.verify.value,
     )
     lines = registration_text(plan, folder, options)
     assert converted.content_hash is not None  # resumable conversions always hash
@@ -216,6 +219,8 @@ def publish(
         registration_file,
         manifest_file,
         "\n".join(lines),
+        converted.verified,
+        converted.restarted,
     )
     folder.write_text(registration_file, redact("\r\n".join(lines) + "\r\n"))  # read on Windows
     manifest = {

@@ -97,6 +97,7 @@ def export_vm_disk(
     lease_factory: LeaseFactory = _default_lease,
     digests: bool = False,
     wait_lock: bool = False,
+    verify: str = "auto",
 ) -> VsphereExport:
     """See the module docstring. ``digests`` adds the plain SHA-256 and MD5 (Citrix -HashDisk)."""
     if read_path not in READ_PATHS:
@@ -147,6 +148,7 @@ def export_vm_disk(
                     sha256=digests,
                     md5=digests,
                     wait_lock=wait_lock,
+                    verify=verify,
                 )
             finally:
                 source_fs.close()
@@ -168,6 +170,7 @@ def export_vm_disk(
                 progress=progress,
                 digests=digests,
                 wait_lock=wait_lock,
+                verify_target=verify,
             )
     finally:
         if created is not None:  # ours alone, also after a failure -- and after a long read outlived the session

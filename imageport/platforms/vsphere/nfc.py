@@ -87,6 +87,7 @@ def export_from_lease(
     progress: Progress | None = None,
     digests: bool = False,
     wait_lock: bool = False,
+    verify_target: str = "auto",
 ) -> ConvertResult:
     """Stream disk ``index`` of a lease into ``output``; complete or abort the lease.
 
@@ -123,6 +124,7 @@ def export_from_lease(
                 sha256=digests,
                 md5=digests,
                 wait_lock=wait_lock,
+                verify=verify_target,
             )
     except BaseException:
         keepalive.stopped.set()

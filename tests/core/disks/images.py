@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import subprocess
 from pathlib import Path
@@ -33,6 +34,28 @@ QEMU_READS = {
     "vmdk-stream": "vmdk",
     "vmdk-sparse": "vmdk",
 }
+
+
+def make_full(path: Path, size: int) -> Path:
+    """A raw file with random data in every 4 MiB window (an interrupted transfer has surely sent its first)."""
+    with open(path, "wb") as f:
+        for _ in range(-(-size // (4 * MiB))):
+            f.write(os.urandom(min(4 * MiB, size - f.tell())))
+    return path
+
+
+class Interrupted(Exception):
+    """Raised by ``interrupt_after``: a run stopped half-way."""
+
+
+def interrupt_after(limit: int):  # type: ignore[no-untyped-def]
+    """A progress callback that stops the run once ``limit`` bytes were done."""
+
+    def progress(done: int, total: int) -> None:
+        if done >= limit:
+            raise Interrupted(f"stopped at {done} of {total}")
+
+    return progress
 
 
 def make_raw(path: Path, size: int, runs: int, seed: int, max_run: int = 3 * MiB) -> Path:

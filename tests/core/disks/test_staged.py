@@ -11,19 +11,7 @@ from imageport.disks.convert import convert
 from imageport.disks.staged import PARTIAL_SUFFIX, LocalFileSink
 from imageport.errors import InputError, TransferError
 from imageport.models import DiskFormat
-from tests.core.disks.images import MiB, make_raw, qemu_compare
-
-
-class Interrupted(Exception):
-    pass
-
-
-def interrupt_after(limit: int):  # type: ignore[no-untyped-def]
-    def progress(done: int, total: int) -> None:
-        if done >= limit:
-            raise Interrupted(f"stopped at {done} of {total}")
-
-    return progress
+from tests.core.disks.images import Interrupted, MiB, interrupt_after, make_raw, qemu_compare
 
 
 @pytest.fixture
@@ -51,7 +39,7 @@ def test_an_interrupted_resumable_convert_resumes_and_matches(source: Path, tmp_
     assert not out.exists()
     assert leftovers(tmp_path) == [f"out.img{PARTIAL_SUFFIX}", f"out.img{PARTIAL_SUFFIX}.json"]
     state = json.loads((tmp_path / f"out.img{PARTIAL_SUFFIX}.json").read_text())
-    assert state["writes"] > 0 and state["identity"]["source"]["path"] == str(source)
+    assert state["writes"] > 0 and state["identity"]["source"]["links"][0]["path"] == str(source)
 
     done = convert(source, out, fmt, resumable=True, checkpoint_seconds=0)
     assert done.resumed

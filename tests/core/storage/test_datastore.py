@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import ssl
+import time
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,20 @@ def test_cli_reads_and_copies_from_a_datastore_by_connector(run_cli, vcsim, data
     assert qemu_compare(images["raw"], "raw", tmp_path / "gold.vhdx", "vhdx").returncode == 0
     missing = run_cli("disk", "info", "datastore://ds-vc/NoSuchDS/cli/gold.vmdk")
     assert missing.returncode == 1 and "no datastore 'NoSuchDS'" in missing.stderr
+
+
+def test_a_datastore_file_is_fingerprinted_by_its_version(datastore, images) -> None:  # type: ignore[no-untyped-def]
+    from imageport.disks.fingerprint import fingerprint
+
+    put_file(datastore, images["vhdx"], "gold/version.vhdx")
+    with open_disk("gold/version.vhdx", fs=datastore) as reader:
+        before = fingerprint(reader)
+    stamp = before.links[0].files[0]
+    assert stamp["size"] == images["vhdx"].stat().st_size and "last-modified" in stamp
+    changed = bytearray(images["vhdx"].read_bytes())
+    changed[len(changed) // 2] ^= 0xFF  # a same-size edit, written again
+    time.sleep(1.1)  # Last-Modified has whole seconds (the datastore sends no ETag): a later second
+    datastore.put("gold/version.vhdx", bytes(changed))
+    with open_disk("gold/version.vhdx", fs=datastore) as reader:
+        after = fingerprint(reader)
+    assert after.links[0].files[0]["size"] == stamp["size"] and after != before

@@ -15,11 +15,12 @@ import pytest
 
 from imageport.disks.convert import convert, hash_disk
 from imageport.disks.detect import open_disk
-from imageport.errors import InputError, StorageAccessDenied
+from imageport.errors import InputError, StorageAccessDenied, TransferError
 from imageport.models import DiskFormat
 from imageport.storage.page_blob import PageBlob
 from imageport.transfer.pages import TargetNotEmpty, upload_to_page_blob
-from tests.core.disks.images import MiB, make_raw, qemu_compare
+from imageport.transfer.plan import covered, plan_chunks
+from tests.core.disks.images import Interrupted, MiB, interrupt_after, make_full, make_raw, qemu_compare
 from tests.infra.services import AZURITE_ACCOUNT, AZURITE_KEY
 
 pytestmark = pytest.mark.integration
@@ -244,3 +245,99 @@ def test_a_non_transient_error_stops_at_once_and_leaves_no_footer(
     finally:
         proxy.close()
     assert download(url, tmp_path / "partial.vhd").read_bytes()[-512:] == bytes(512)
+
+
+JSON_UPLOADER = """
+import json, sys
+from pathlib import Path
+from imageport.disks.detect import open_disk
+from imageport.storage.page_blob import PageBlob
+from imageport.transfer.pages import upload_to_page_blob
+progress = lambda done, total: print(done, total, flush=True)
+with open_disk(sys.argv[1]) as reader:
+    r = upload_to_page_blob(reader, PageBlob(sys.argv[2]), threads=1, checkpoint_dir=Path(sys.argv[3]),
+                            progress=progress)
+print("RESULT " + json.dumps(r.__dict__), flush=True)
+"""
+
+
+def test_a_source_edited_between_kill_and_resume_starts_afresh(container, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    raw = make_full(tmp_path / "src.raw", 96 * MiB)
+    url = page_blob_sas(container, 96 * MiB + 512)
+    cp = tmp_path / "cp"
+    command = [sys.executable, "-c", JSON_UPLOADER, str(raw), url, str(cp)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:  # kill -9 once 40 MiB were read (and mostly sent)
+        if int(line.split()[0]) >= 40 * MiB:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 0 < sum(e.length for e in PageBlob(url).present()) < 96 * MiB
+    with open(raw, "r+b") as f:  # edited in place, same size: the first chunks, which have surely arrived
+        f.write(os.urandom(8 * MiB))
+
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    result = json.loads(rerun.stdout.strip().splitlines()[-1].removeprefix("RESULT "))
+    assert qemu_compare(raw, "raw", download(url, tmp_path / "done.vhd"), "vpc").returncode == 0
+    assert result["content_hash"] == hash_disk(raw).content_hash
+    assert "the source changed since the interrupted upload" in result["restarted"]
+    assert result["chunks_resumed"] == 0 and result["chunks_sent"] == 24
+
+
+def test_resumed_chunks_are_read_back_from_the_target_and_a_wrong_one_is_sent_again(  # type: ignore[no-untyped-def]
+    container, tmp_path: Path
+) -> None:
+    raw = make_full(tmp_path / "src.raw", 48 * MiB)
+    url = page_blob_sas(container, 48 * MiB + 512)
+    with open_disk(raw) as reader, pytest.raises(Interrupted):
+        upload_to_page_blob(
+            reader, PageBlob(url), threads=2, checkpoint_dir=tmp_path, progress=interrupt_after(24 * MiB)
+        )
+    arrived = covered(list(PageBlob(url).present()), 48 * MiB)
+    assert 0 in arrived and len(arrived) < 12
+    PageBlob(url).write(0, os.urandom(4 * MiB))  # the target no longer holds what the first run sent
+    with open_disk(raw) as reader:
+        result = upload_to_page_blob(reader, PageBlob(url), threads=2, checkpoint_dir=tmp_path)
+    assert qemu_compare(raw, "raw", download(url, tmp_path / "done.vhd"), "vpc").returncode == 0
+    assert result.content_hash == hash_disk(raw).content_hash
+    assert result.restarted is None and result.chunks_read_back == len(arrived)
+    assert result.chunks_repaired == 1 and result.chunks_resumed == len(arrived) - 1
+
+
+class CountingBlob(PageBlob):
+    """A page blob that counts what is read back, and can be told to corrupt one write silently."""
+
+    def __init__(self, url: str, corrupt_at: int | None = None) -> None:
+        super().__init__(url)
+        self.read_bytes = 0
+        self.corrupt_at = corrupt_at
+
+    def read(self, offset: int, length: int) -> bytes:
+        self.read_bytes += length
+        return super().read(offset, length)
+
+    def write(self, offset: int, data: bytes | memoryview) -> None:
+        if offset == self.corrupt_at:
+            data = bytes(b ^ 1 for b in bytes(data[:512])) + bytes(data[512:])
+        super().write(offset, data)
+
+
+def test_verify_full_reads_the_target_once_and_catches_what_the_writer_believes(  # type: ignore[no-untyped-def]
+    container, image, tmp_path: Path
+) -> None:
+    _, vhdx = image
+    url = page_blob_sas(container, NEEDED)
+    blob = CountingBlob(url)
+    with open_disk(vhdx) as reader:
+        data_chunks = len(plan_chunks(reader.extents(), 97 * MiB))
+        result = upload_to_page_blob(reader, blob, checkpoint_dir=tmp_path / "cp", verify="full")
+    assert result.verified == "full" and result.content_hash == as_fixed_vhd_hash(vhdx, tmp_path)
+    # one read of the data (the page ranges, on the 4 MiB grid), not of the 97 MiB virtual size
+    assert blob.read_bytes <= data_chunks * 4 * MiB < 97 * MiB
+
+    first = next(iter(PageBlob(url).present())).offset // (4 * MiB) * (4 * MiB)
+    lying = CountingBlob(page_blob_sas(container, NEEDED), corrupt_at=first)
+    with open_disk(vhdx) as reader, pytest.raises(TransferError, match="read back, the blob holds"):
+        upload_to_page_blob(reader, lying, checkpoint_dir=tmp_path / "cp2", verify="full")
