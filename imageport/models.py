@@ -284,6 +284,23 @@ FileRef = Annotated[ShareRef | LocalRef, Field(discriminator="kind")]
 PlatformDiskRef = Annotated[VsphereDiskRef | AzureDiskRef | AzureSnapshotRef | LocalRef, Field(discriminator="kind")]
 
 
+def _written(ref: Any) -> Any:
+    """A reference a stage writes: ``format`` (what an input must be) would be accepted there and ignored."""
+    if getattr(ref, "format", None) is not None:
+        raise ValueError(
+            "format states what an image read must be; this reference is written (its container comes from "
+            "disk_format): remove format here"
+        )
+    return ref
+
+
+# The same references where a stage writes them.
+WrittenFileRef = Annotated[FileRef, AfterValidator(_written)]
+WrittenStoreRef = Annotated[ShareRef | LocalRef, AfterValidator(_written)]
+WrittenPlatformDiskRef = Annotated[PlatformDiskRef, AfterValidator(_written)]
+WrittenLocalRef = Annotated[LocalRef, AfterValidator(_written)]
+
+
 # --- stage options (shared by the stage specs and the workflow specs) ---------
 
 
@@ -454,14 +471,14 @@ class ExportSpec(ExportOptions):
     """Copy a disk off its platform onto shared storage, read-only for the source."""
 
     source: PlatformDiskRef
-    destination: FileRef
+    destination: WrittenFileRef
 
 
 class UploadSpec(UploadOptions):
     """Put an image from shared storage onto the target platform."""
 
     source: FileRef
-    target: PlatformDiskRef
+    target: WrittenPlatformDiskRef
 
 
 class PrepareSpec(PrepareOptions):
@@ -472,7 +489,7 @@ class PrepareSpec(PrepareOptions):
     hyper_v_generation: HyperVGeneration = Field(
         default=HyperVGeneration.V2, description="Azure VM generation the image must boot as (V1 BIOS, V2 UEFI)."
     )
-    output: LocalRef | None = Field(
+    output: WrittenLocalRef | None = Field(
         default=None, description="Where the prepared copy goes on the local platform (default: NAME-prepared.EXT)."
     )
 
@@ -481,7 +498,7 @@ class PublishSpec(PublishOptions):
     """Write a prepared image into a PVS store share as a ready-to-register vDisk."""
 
     source: DiskRef
-    store: ShareRef | LocalRef = Field(description="Store folder (a share connector path).")
+    store: WrittenStoreRef = Field(description="Store folder (a share connector path).")
     name: VDiskName
 
 
@@ -489,7 +506,7 @@ class DiagnosticsSpec(_Model):
     """Read-only report on an image: OS, Citrix components, drivers, previous prepare logs."""
 
     disk: DiskRef
-    output: FileRef | None = Field(default=None, description="Where to write the report (JSON + Markdown).")
+    output: WrittenFileRef | None = Field(default=None, description="Where to write the report (JSON + Markdown).")
     ce_logs: bool = Field(default=False, description="Also collect the compositing engine's own logs.")
 
 
@@ -499,10 +516,10 @@ class DiagnosticsSpec(_Model):
 class PortTarget(_Model):
     """One destination of a port. A workflow may fan one export out to several targets."""
 
-    disk: PlatformDiskRef | None = Field(
+    disk: WrittenPlatformDiskRef | None = Field(
         default=None, description="Target disk (MCS targets, and the upload step of PVS targets)."
     )
-    store: ShareRef | LocalRef | None = Field(default=None, description="PVS store folder (PVS targets).")
+    store: WrittenStoreRef | None = Field(default=None, description="PVS store folder (PVS targets).")
     vdisk_name: VDiskName | None = Field(default=None, description="vDisk name in the store (PVS targets).")
 
 
@@ -511,7 +528,7 @@ class PortSpec(_Model):
 
     workflow: Workflow
     source: DiskRef = Field(description="MCS: the master image's disk on its platform; PVS: the vDisk file.")
-    staging: FileRef = Field(description="Share path (file) where the exported image is written.")
+    staging: WrittenFileRef = Field(description="Share path (file) where the exported image is written.")
     targets: list[PortTarget] = Field(min_length=1, max_length=16)
     export: ExportOptions = Field(default_factory=ExportOptions)
     upload: UploadOptions = Field(default_factory=UploadOptions)

@@ -50,5 +50,6 @@ def export_disk(spec: ExportSpec) -> dict[str, Any]:
             copied = copy_image(
                 path, source_fs, output, output_fs, fmt, progress=progress, sha256=spec.hash_disk,
                 md5=spec.hash_disk, wait_lock=spec.wait_lock, verify=spec.verify.value,
+                source_format=getattr(source, "format", None),  # a local disk may state its format
             )  # fmt: skip
         return {**copied.as_dict(), "output": spec.destination.path}

@@ -123,6 +123,9 @@ class DatastoreFileSystem(FileSystem):
             raise InputError(f"{self.where(path)}: images are written to a datastore by the vSphere import")
         if resume is not None:
             raise InputError(f"{self.where(path)}: a streamed datastore upload cannot be resumed")
+        if wait_lock:
+            # A datastore has no lock a second writer would see; accepting the flag would promise one.
+            raise InputError(f"{self.where(path)}: --wait-lock (wait_lock): a datastore upload takes no output lock")
         if not overwrite and self.isfile(path):
             raise InputError(f"{self.where(path)}: exists already (use --force to replace it)")
         return DatastoreUploadSink(self, path, self.remove)

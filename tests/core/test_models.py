@@ -182,3 +182,50 @@ def test_file_references_can_state_the_format_they_must_be() -> None:
     assert LocalRef.model_validate({"path": "gold.img"}).format is None  # default: detected from content
     with pytest.raises(ValidationError, match="format"):
         LocalRef.model_validate({"path": "gold.img", "format": "qcow2"})
+
+
+@pytest.mark.parametrize(
+    ("model", "data", "field"),
+    [
+        ("ExportSpec", {"source": {"kind": "local", "path": "a.raw"}, "destination": "W"}, "destination"),
+        ("UploadSpec", {"source": {"kind": "local", "path": "a.vhdx"}, "target": "W"}, "target"),
+        ("PrepareSpec", {"disk": {"kind": "local", "path": "a.vhdx"}, "target_platform": "azure", "output": "W"},
+         "output"),
+        ("PublishSpec", {"source": {"kind": "local", "path": "a.vhdx"}, "store": "W", "name": "Gold"}, "store"),
+        ("DiagnosticsSpec", {"disk": {"kind": "local", "path": "a.vhdx"}, "output": "W"}, "output"),
+    ],
+)  # fmt: skip
+def test_a_stated_format_on_a_reference_a_stage_writes_is_refused(model: str, data: dict, field: str) -> None:
+    """``format:`` says what an input must be; on an output it would be accepted and ignored."""
+    import imageport.models as models
+    from imageport.errors import InputError
+
+    spec_model = getattr(models, model)
+    written = {"kind": "local", "path": "out.vhdx"}
+    models.parse_model(spec_model, {**data, field: written})  # the same reference without format is fine
+    with pytest.raises(InputError, match=rf"{field}: format states what an image read must be"):
+        models.parse_model(spec_model, {**data, field: {**written, "format": "vhdx"}})
+
+
+def test_a_stated_format_on_a_port_s_staging_or_targets_is_refused() -> None:
+    from imageport.errors import InputError
+    from imageport.models import PortSpec, parse_model
+
+    port = {
+        "workflow": "mcs-to-pvs",
+        "source": {"kind": "local", "path": "gold.raw", "format": "raw"},  # an input: allowed
+        "staging": {"kind": "share", "connector": "nas", "path": "staging/gold.vhdx"},
+        "targets": [{"disk": {"kind": "local", "path": "t/gold.vhd"}, "store": {"kind": "share",
+                     "connector": "pvs", "path": "Store"}, "vdisk_name": "Gold"}],
+        "prepare": {"provisioning_type": "pvs"},
+    }  # fmt: skip
+    parse_model(PortSpec, port)
+    for where, patch in (
+        ("staging", {"staging": {**port["staging"], "format": "vhdx"}}),
+        ("targets.0.disk", {"targets": [{**port["targets"][0], "disk": {"kind": "local", "path": "t/g.vhd",
+                                                                          "format": "vhd"}}]}),
+        ("targets.0.store", {"targets": [{**port["targets"][0], "store": {"kind": "share", "connector": "pvs",
+                                                                           "path": "Store", "format": "vhdx"}}]}),
+    ):  # fmt: skip
+        with pytest.raises(InputError, match=rf"{where}: format states"):
+            parse_model(PortSpec, {**port, **patch})

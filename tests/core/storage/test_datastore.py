@@ -78,6 +78,11 @@ def test_ranges_are_exact_and_missing_files_are_named(datastore, images) -> None
         open_disk("gold/nope.vhdx", fs=datastore)
     with pytest.raises(InputError, match="vSphere import"):
         datastore.open_sink("gold/new.vhdx")
+    # A datastore has no output lock: asking to wait for one is refused, not accepted and ignored.
+    writable = DatastoreFileSystem(datastore.location, remove=lambda path: None)
+    with pytest.raises(InputError, match="wait_lock"):
+        writable.open_sink("gold/new.vhdx", wait_lock=True)
+    writable.close()
 
 
 def test_a_pinned_certificate_is_enforced(vcsim, datastore, images) -> None:  # type: ignore[no-untyped-def]
