@@ -113,12 +113,13 @@ def prepare(
 def diagnostics(
     image: Image,
     report: Annotated[Path | None, typer.Option(help="Also write REPORT.json and REPORT.md")] = None,
+    source_format: FromFormat = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Read-only report: OS, Citrix and hypervisor components, driver start types, first-boot actions and logs."""
     from imageport.guest.diagnostics import diagnose
 
-    result = diagnose(_local_image(image))
+    result = diagnose(_local_image(image, source_format))
     if report is not None:
         result.save(report)
     if as_json:

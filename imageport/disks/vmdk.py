@@ -362,11 +362,15 @@ CID = re.compile(r"^[0-9a-fA-F]{1,8}$")
 
 
 def descriptor_area_text(path: str, raw: bytes, offset: int) -> str:
-    """The text of a descriptor area: up to its first NUL, after which only NUL padding may follow
-    (qemu stops at the first NUL; text beyond it would be read differently by each reader)."""
+    """The text of a descriptor area: up to its first NUL, as qemu reads it.
+
+    What follows that NUL is ignored when the text before it ends a line: qemu rewrites the
+    descriptor in place when it updates the CID (a random hex number of varying length) and leaves
+    the tail of the longer earlier text behind its NUL. A NUL in the middle of a line is damage.
+    """
     text, _, rest = raw.partition(b"\0")
-    if rest.strip(b"\0"):
-        raise FormatError(path, "VMDK descriptor", offset + len(text), "a NUL byte inside the text: damaged")
+    if rest.strip(b"\0") and not text.endswith(b"\n"):
+        raise FormatError(path, "VMDK descriptor", offset + len(text), "a NUL byte inside a line: damaged")
     return text.decode("utf-8", errors="replace")
 
 

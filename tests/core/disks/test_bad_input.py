@@ -217,6 +217,23 @@ def test_a_flipped_bit_in_the_descriptor_line_is_refused(images: dict[str, Path]
         assert reader.virtual_size == bad.stat().st_size
 
 
+def test_a_descriptor_qemu_rewrote_shorter_reads_as_qemu_reads_it(images: dict[str, Path]) -> None:
+    """qemu rewrites a descriptor in place when it sets the CID and leaves the tail of the longer old
+    text behind the NUL (seen with twoGbMaxExtentFlat: ``...3647"\\n\\0\\n\\0...``): that is not damage,
+    but a NUL in the middle of a line is."""
+    src = images["vmdk-flat"]
+    data = bytearray(src.read_bytes())
+    end = data.index(b"\0")
+    leftover = src.parent / "leftover.vmdk"
+    leftover.write_bytes(bytes(data[: end + 1]) + b'7"\n' + bytes(data[end + 4 :]))
+    assert hash_disk(leftover).content_hash == hash_disk(src).content_hash
+    assert qemu_compare(leftover, "vmdk", src, "vmdk").returncode == 0  # qemu agrees
+    cut = data.index(b"\nddb.")  # a NUL inside the ddb.virtualHWVersion line, text after it
+    midline = src.parent / "midline.vmdk"
+    midline.write_bytes(bytes(data[: cut + 4]) + b"\0" + bytes(data[cut + 5 :]))
+    fails(midline, None, "VMDK descriptor", "a NUL byte inside a line")
+
+
 def test_descriptor_text_without_its_header_line_is_refused(images: dict[str, Path], tmp_path: Path) -> None:
     text = images["vmdk-flat"].read_bytes().replace(b"# Disk DescriptorFile", b"#")
     bad = tmp_path / "nohead.vmdk"
