@@ -142,3 +142,12 @@ def libvhdi_sha256(path: Path, parent: Path | None = None) -> tuple[int, str]:
     if parent_file is not None:
         parent_file.close()
     return size, h.hexdigest()
+
+
+def commit_or_abort(sink) -> None:  # type: ignore[no-untyped-def]
+    """Commit ``sink`` as a writer does: on any failure abort it (temporary file and lock go), then re-raise."""
+    try:
+        sink.commit()
+    except BaseException:
+        sink.abort()
+        raise

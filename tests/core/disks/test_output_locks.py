@@ -22,7 +22,7 @@ from imageport.disks.staged import PARTIAL_SUFFIX, LocalFileSink
 from imageport.errors import OutputBusy, StorageAlreadyExists, StorageError
 from imageport.models import DiskFormat
 from imageport.transfer.copy import copy_image
-from tests.core.disks.images import MiB, make_raw, qemu_compare
+from tests.core.disks.images import MiB, commit_or_abort, make_raw, qemu_compare
 
 # A run that dies without any cleanup, as SIGKILL would (at its first progress report).
 KILLED_RUN = """
@@ -99,11 +99,7 @@ def test_the_final_rename_never_replaces_a_file_that_appeared_meanwhile(tmp_path
     sink.pwrite(0, b"new")
     out.write_bytes(b"someone else's file")
     with pytest.raises(StorageAlreadyExists, match="appeared while this run was writing it"):
-        try:
-            sink.commit()
-        except BaseException:
-            sink.abort()
-            raise
+        commit_or_abort(sink)
     assert out.read_bytes() == b"someone else's file"
     assert names(tmp_path) == ["out.bin"]
 

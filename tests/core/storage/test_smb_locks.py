@@ -21,7 +21,7 @@ from imageport.models import DiskFormat
 from imageport.storage import smb_lock
 from imageport.storage.smb_files import SmbFileSystem
 from imageport.transfer.copy import copy_image
-from tests.core.disks.images import MiB, make_raw
+from tests.core.disks.images import MiB, commit_or_abort, make_raw
 from tests.infra.configs import samba_share
 
 pytestmark = pytest.mark.integration
@@ -88,16 +88,13 @@ def test_the_final_rename_on_a_share_never_replaces_a_file_that_appeared(shares)
     sink.pwrite(0, b"new")
     other_fs.share.write_bytes("out.bin", b"someone else's file")  # another client, meanwhile
     with pytest.raises(StorageAlreadyExists, match="appeared while this run was writing it"):
-        try:
-            sink.commit()
-        except BaseException:
-            sink.abort()
-            raise
+        commit_or_abort(sink)
     assert (on_disk / "out.bin").read_bytes() == b"someone else's file"
     assert os.listdir(on_disk) == ["out.bin"]
 
 
-def test_a_replace_killed_between_its_renames_is_rolled_back(shares, source: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def _replace_killed_between_renames(shares, source: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """An existing out.vhdx, then a replace of it SIGKILLed between its two renames (in a subprocess)."""
     fs, other_fs, on_disk, config = shares
     old = make_raw(tmp_path / "old.raw", 4 * MiB, runs=2, seed=3, max_run=MiB)
     convert(old, "out.vhdx", DiskFormat.VHDX, output_fs=fs)
@@ -105,6 +102,11 @@ def test_a_replace_killed_between_its_renames_is_rolled_back(shares, source: Pat
     settings = config.model_dump(mode="json") | {"password": config.password.get_secret_value()}
     killed = subprocess.run([sys.executable, "-c", KILLED_BETWEEN_RENAMES, json.dumps(settings), str(source)],
                             timeout=120)  # fmt: skip
+    return other_fs, on_disk, old_bytes, killed
+
+
+def test_a_replace_killed_between_its_renames_is_rolled_back(shares, source: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    other_fs, on_disk, old_bytes, killed = _replace_killed_between_renames(shares, source, tmp_path)
     assert killed.returncode == -signal.SIGKILL
     left = sorted(os.listdir(on_disk))
     assert "out.vhdx" not in left and "out.vhdx.imageport-replaced" in left and "out.vhdx.imageport-lock" in left
@@ -152,13 +154,7 @@ def test_a_waiting_writer_on_a_share_proceeds_once_the_first_lets_go(shares, sou
 
 
 def test_the_next_run_rolls_back_a_replace_killed_between_its_renames(shares, source: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    fs, other_fs, on_disk, config = shares
-    old = make_raw(tmp_path / "old.raw", 4 * MiB, runs=2, seed=3, max_run=MiB)
-    convert(old, "out.vhdx", DiskFormat.VHDX, output_fs=fs)
-    old_bytes = (on_disk / "out.vhdx").read_bytes()
-    settings = config.model_dump(mode="json") | {"password": config.password.get_secret_value()}
-    killed = subprocess.run([sys.executable, "-c", KILLED_BETWEEN_RENAMES, json.dumps(settings), str(source)],
-                            timeout=120)  # fmt: skip
+    other_fs, on_disk, old_bytes, killed = _replace_killed_between_renames(shares, source, tmp_path)
     assert killed.returncode == -signal.SIGKILL and not (on_disk / "out.vhdx").exists()
 
     with pytest.raises(InputError, match="exists already"):  # the old file is back: not replaced without --force
