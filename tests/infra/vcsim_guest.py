@@ -127,6 +127,10 @@ class GuestStandIn:
         self.thread = threading.Thread(target=self._watch, daemon=True)
         self.thread.start()
 
+    def use(self, python: str) -> None:
+        """Boot the next helper VMs with this stock interpreter as python3 (``system`` or a pyenv version)."""
+        self.python = interpreter(python)
+
     def close(self) -> None:
         self.stopped.set()
         self.thread.join(10)
