@@ -22,6 +22,9 @@ from imageport.errors import EngineError, ImageportError, InputError
 from imageport.guest.errors import GuestRefused
 from imageport.models import HyperVGeneration, PrepareOptions, ShareDiskFormat, TargetPlatform
 
+# The job/result protocol: bumped whenever a job or result field changes meaning. An agent refuses a job
+# of another protocol and the orchestrator a result of another, each in one line (see ``check_protocol``).
+PROTOCOL_VERSION = 1
 RESULT_MARKER = "IMAGEPORT-RESULT "
 # zlib + base64: an Azure run-command returns only the last 4096 bytes of stdout.
 COMPRESSED_MARKER = "IMAGEPORT-RESULT-Z "
