@@ -21,15 +21,16 @@ import pytest
 from pyVmomi import vim
 
 from imageport.disks.base import LOCAL
+from imageport.disks.convert import hash_disk
 from imageport.engine import vsphere
 from imageport.engine.bundle import AgentBundle
 from imageport.engine.ce_delivery import Envelope
-from imageport.engine.job import AgentMode
+from imageport.engine.job import AgentMode, ExportDestination
 from imageport.engine.lifecycle import EngineTimeout, Outcome, compositing_engine
 from imageport.engine.reaper import reap
 from imageport.engine.vsphere import JOB_KEY, VsphereBackend, VsphereSource
 from imageport.errors import EngineError
-from imageport.models import PrepareOptions, TargetPlatform
+from imageport.models import PrepareOptions, ShareDiskFormat, TargetPlatform
 from imageport.platforms.vsphere import ce_host
 from imageport.platforms.vsphere.imports import import_to_datastore
 from imageport.platforms.vsphere.inventory import find_vm, retrieve, split_datastore_path
@@ -89,9 +90,13 @@ def assert_all_gone(session, name: str) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def small_disk(session, tmp_path_factory: pytest.TempPathFactory) -> str:  # type: ignore[no-untyped-def]
-    raw = make_raw(tmp_path_factory.mktemp("small") / "small.raw", 8 * MiB, runs=4, seed=17, max_run=MiB)
-    return import_to_datastore(session, str(raw), LOCAL, "LocalDS_0", "small-ce", "small").disk
+def small_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_raw(tmp_path_factory.mktemp("small") / "small.raw", 8 * MiB, runs=4, seed=17, max_run=MiB)
+
+
+@pytest.fixture(scope="module")
+def small_disk(session, small_raw: Path) -> str:  # type: ignore[no-untyped-def]
+    return import_to_datastore(session, str(small_raw), LOCAL, "LocalDS_0", "small-ce", "small").disk
 
 
 class PackageIndex:
@@ -177,6 +182,24 @@ def test_prepare_on_a_vsphere_ce_then_nothing_is_left(session, guest, windows_di
     tools = [(tool, args[0].split()[0]) for tool, args in guest.rpc_log]
     assert ("vmware-rpctool", "info-get") in tools and ("vmware-rpctool", "info-set") in tools
     assert ("systemctl", "poweroff") in tools
+
+
+@pytest.mark.parametrize("python", ["3.10.13", "3.12.1"])
+def test_an_export_job_runs_the_real_bundle_under_a_stock_python(
+    session, guest, small_disk, small_raw, tmp_path, python
+) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "exported.vhdx"
+    guest.use(python)
+    try:
+        with compositing_engine(VsphereBackend(session), VsphereSource(small_disk), AgentMode.EXPORT, "run-x") as ce:
+            (vm,) = ce_host.list_ce_vms(session)
+            result = ce.run(ce.job(export=ExportDestination(path=str(out), disk_format=ShareDiskFormat.VHDX)))
+    finally:
+        guest.use("system")
+    assert result.ok and result.result["format"] == "vhdx"
+    assert result.result["content_hash"] == hash_disk(small_raw).content_hash == hash_disk(out).content_hash
+    assert result.result["sha256"] == sha256(out)
+    assert_all_gone(session, vm.name)
 
 
 @pytest.mark.parametrize("python", ["3.10.13", "3.12.1"])
