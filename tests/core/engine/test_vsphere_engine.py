@@ -198,7 +198,7 @@ def test_an_export_job_runs_the_real_bundle_under_a_stock_python(
         guest.use("system")
     assert result.ok and result.result["format"] == "vhdx"
     assert result.result["content_hash"] == hash_disk(small_raw).content_hash == hash_disk(out).content_hash
-    assert result.result["sha256"] == sha256(out)
+    assert result.result["sha256"] == hash_disk(small_raw, sha256=True).sha256  # of the disk's content
     assert_all_gone(session, vm.name)
 
 
@@ -282,8 +282,11 @@ def test_hang_past_timeout_and_a_crash_leave_nothing_and_reap_takes_a_kept_ce(se
     ):
         ce.run(ce.job(simulate="crash"))
     (kept,) = ce_host.list_ce_vms(session)
+    work = local_path(session, f"[LocalDS_0] {kept.name}-work")
+    assert {p.name for p in work.iterdir()} >= {f"{kept.name}-job.iso", f"{kept.name}-result-flat.vmdk"}
     assert reap([backend], is_live=lambda run: True, run_id=None).deleted == []
     report = reap([backend], is_live=lambda run: False, run_id="run-k")
     assert report.deleted == [f"vsphere vsphere-vm {kept.name} (run run-k)"]
     assert ce_host.list_ce_vms(session) == [] and sha256(local_file(session, disk)) == before
+    assert_all_gone(session, kept.name)  # the reaper took its job CD and result disk with the work folder
     assert not guest.agents or all(a.poll() is not None for a in guest.agents)
