@@ -17,7 +17,7 @@ from imageport.platforms.vsphere.ce_host import (
     list_ce_vms,
 )
 from imageport.platforms.vsphere.imports import DatastoreFileExists, create_vm_for_disk, import_to_datastore
-from imageport.platforms.vsphere.inventory import describe_vm, find_vm
+from imageport.platforms.vsphere.inventory import describe_vm, find_vm, retrieve
 from tests.core.disks.images import MiB, make_raw, qemu_compare, qemu_convert
 
 pytestmark = pytest.mark.integration
@@ -33,6 +33,13 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     d = tmp_path_factory.mktemp("import")
     raw = make_raw(d / "gold.raw", 32 * MiB, runs=6, seed=23, max_run=3 * MiB)
     return raw, qemu_convert(raw, d / "gold.vhdx", "vhdx-dynamic")
+
+
+def nics(session, vm: str) -> list[object]:  # type: ignore[no-untyped-def]
+    from pyVmomi import vim
+
+    ((_, props),) = retrieve(session.si, [find_vm(session.si, vm)], ["config.hardware.device"])
+    return [d for d in props["config.hardware.device"] if isinstance(d, vim.vm.device.VirtualEthernetCard)]
 
 
 def download(session, datastore_path: str, to: Path) -> Path:  # type: ignore[no-untyped-def]
@@ -83,6 +90,7 @@ def test_helper_vm_lifecycle_and_listing_by_mark(session, image) -> None:  # typ
     disk = import_to_datastore(session, str(vhdx), LOCAL, "LocalDS_0", "imp-ce", "work").disk
     ce = create_ce_vm(session, "imageport-ce-test", run_id="run42", ttl_s=600)
     assert not ce.expired
+    assert nics(session, "DC0_H0_VM1") and not nics(session, ce.moref)  # the template's NIC is not cloned along
     assert [(v.moref, v.run_id) for v in list_ce_vms(session)] == [(ce.moref, "run42")]
     attach_disk(session, ce.moref, disk, mode="independent_nonpersistent")
     disks = describe_vm(session.si, find_vm(session.si, ce.moref)).disks
