@@ -1,38 +1,50 @@
 """The vSphere backend: the CE is a helper VM cloned from the connector's template, with a disk copy attached.
 
 Provisioning (each recorded in the ledger before it is created): the helper VM
-(``ce_host.create_ce_vm``, marked in its annotation with run and expiry), a
-work folder ``[datastore] NAME-work`` and in it a copy of the source disk
-(VirtualDiskManager copy, so the source file is only read), attached as a
-persistent disk. The agent is started by the CE's boot image: the job is put
-in the VM's ``guestinfo.imageport.job`` key and the VM powered on; the boot
-service (``imageport/engine/ce_boot/``) runs the agent on the attached disk,
-writes its compressed result to ``guestinfo.imageport.result`` and powers the
-VM off. Teardown: detach, move the copy to its output name (prepare) or
-delete it, delete the work folder, destroy the VM. The reaper finds helper
-VMs by their mark and removes the VM and its work folder.
+(``ce_host.create_ce_vm``: marked in its annotation with run, stage and
+expiry, every network card removed), a work folder ``[datastore] NAME-work``
+and in it a copy of the source disk (VirtualDiskManager copy, so the source
+file is only read) attached persistent, and a small thin result disk
+(``ce_result``). Running the agent: the job CD (``ce_delivery``: the agent
+bundle and the job) is uploaded into the work folder and attached as a
+CD-ROM, the envelope (boot protocol, bundle and job sha256, result disk unit)
+is put in ``guestinfo.imageport.job``, and the VM powered on. The template's
+boot service (``imageport/engine/ce_boot/``) checks the digests, runs the
+bundle on the attached disk, writes the result to the result disk, puts its
+digest in ``guestinfo.imageport.result`` and powers the VM off; the
+orchestrator then reads the result disk's flat file from the datastore.
+Teardown: eject and delete the CD, detach and delete the result disk, detach
+the copy, move it to its output name (prepare) or delete it, delete the work
+folder, destroy the VM. The reaper finds helper VMs by their mark and removes
+the VM and its work folder (with the CD and result disk in it).
 """
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyVmomi import vim
 
 from imageport.engine.backend import Ledger, Provisioned, Resource
-from imageport.engine.job import AgentDisk, AgentJob, AgentResult, parse_result
+from imageport.engine.ce_delivery import BOOT_PROTOCOL, Envelope, job_iso, sha256_hex
+from imageport.engine.ce_result import REFUSED, RESULT_DISK_MB, agent_result, read_result_disk
+from imageport.engine.job import AgentDisk, AgentJob, AgentResult
 from imageport.engine.tags import CeTags
 from imageport.errors import EngineError, InputError, NotFound
 from imageport.platforms.vsphere import ce_host
 from imageport.platforms.vsphere.errors import translate_vsphere_errors
-from imageport.platforms.vsphere.inventory import find_vm, retrieve
+from imageport.platforms.vsphere.inventory import find_vm, retrieve, split_datastore_path
 from imageport.platforms.vsphere.session import VsphereSession
 from imageport.platforms.vsphere.waiting import wait_for_task
+
+if TYPE_CHECKING:
+    from imageport.engine.bundle import AgentBundle
 
 JOB_KEY = "guestinfo.imageport.job"
 RESULT_KEY = "guestinfo.imageport.result"
@@ -40,7 +52,8 @@ RESULT_KEY = "guestinfo.imageport.result"
 GUEST_DEVICE_ROOT = "/run/imageport/luns"
 POLL_S = 1.0
 ATTACH, DISK, FOLDER, VM = "vsphere-attachment", "vsphere-disk", "vsphere-folder", "vsphere-vm"
-ORDER = {ATTACH: 5, DISK: 10, FOLDER: 15, VM: 20}
+JOB_CD, RESULT_DISK = "vsphere-job-cd", "vsphere-result-disk"
+ORDER = {ATTACH: 5, JOB_CD: 6, RESULT_DISK: 7, DISK: 10, FOLDER: 15, VM: 20}
 
 
 @dataclass(frozen=True)
@@ -56,13 +69,23 @@ class VsphereSource:
 class VsphereEngine:
     moref: str
     name: str
+    job_cd: str  # datastore path of the job CD (uploaded when the agent runs)
+    result_disk: str  # datastore path of the result disk
+    result_lun: int  # its SCSI unit
+
+
+def _default_bundle() -> AgentBundle:
+    from imageport.engine.bundle import agent_bundle
+
+    return agent_bundle()
 
 
 class VsphereBackend:
     platform = "vsphere"
 
-    def __init__(self, session: VsphereSession) -> None:
+    def __init__(self, session: VsphereSession, bundle: Callable[[], AgentBundle] = _default_bundle) -> None:
         self.session = session
+        self.bundle = bundle  # the agent bundle every job ships with (built or reused)
 
     @property
     def si(self) -> Any:
@@ -98,8 +121,13 @@ class VsphereBackend:
         ledger.creating(ATTACH, copy, order=ORDER[ATTACH], parent=ce)
         key = ce_host.attach_disk(self.session, vm.moref, copy, "persistent")
         unit = self._unit(vm.moref, key)
-        return Provisioned(VsphereEngine(vm.moref, ce), AgentDisk(lun=unit, device_root=GUEST_DEVICE_ROOT),
-                           output if keep_copy else None)  # fmt: skip
+        result_disk = f"{folder}/{ce}-result.vmdk"
+        ledger.creating(RESULT_DISK, result_disk, order=ORDER[RESULT_DISK], parent=ce)
+        result_lun = self._unit(vm.moref, ce_host.create_disk(self.session, vm.moref, result_disk, RESULT_DISK_MB))
+        job_cd = f"{folder}/{ce}-job.iso"
+        ledger.creating(JOB_CD, job_cd, order=ORDER[JOB_CD], parent=ce)  # uploaded when the agent runs
+        engine = VsphereEngine(vm.moref, ce, job_cd, result_disk, result_lun)
+        return Provisioned(engine, AgentDisk(lun=unit, device_root=GUEST_DEVICE_ROOT), output if keep_copy else None)
 
     def _unit(self, moref: str, key: int) -> int:
         ((_, props),) = retrieve(self.si, [find_vm(self.si, moref)], ["config.hardware.device"])
@@ -112,8 +140,9 @@ class VsphereBackend:
 
         where = f"vSphere CE {engine.name}"
         vm = find_vm(self.si, engine.moref)
-        encoded = base64.b64encode(job.model_dump_json().encode()).decode()
-        spec = vim.vm.ConfigSpec(extraConfig=[vim.option.OptionValue(key=JOB_KEY, value=encoded)])
+        envelope = self._deliver(engine, job, where)
+        spec = vim.vm.ConfigSpec(extraConfig=[vim.option.OptionValue(key=JOB_KEY, value=envelope.line()),
+                                              vim.option.OptionValue(key=RESULT_KEY, value="")])  # fmt: skip
         with translate_vsphere_errors(f"{where}: hand over the job"):
             task = vm.ReconfigVM_Task(spec=spec)
         wait_for_task(self.si, task, f"{where}: hand over the job")
@@ -122,15 +151,44 @@ class VsphereBackend:
         wait_for_task(self.si, task, f"{where}: power on")
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            result, powered = self._guest_state(vm)
-            if result:
-                return parse_result(result, where)
+            digest, powered = self._guest_state(vm)
             if powered == "poweredOff":
-                raise EngineError(f"{where}: the CE powered off without a result (the agent crashed?)")
+                return self._collect(engine, digest, where)
             time.sleep(POLL_S)
         raise EngineTimeout(
             f"{where}: the {job.mode.value} job outlived its {timeout_s:.0f} s timeout; the helper VM was destroyed"
         )
+
+    def _deliver(self, engine: VsphereEngine, job: AgentJob, where: str) -> Envelope:
+        """Upload the job CD into the work folder and insert it; the envelope says what the CE must find on it."""
+        bundle = self.bundle()
+        data = bundle.path.read_bytes()
+        if sha256_hex(data) != bundle.sha256:
+            raise EngineError(f"{where}: the agent bundle {bundle.path} changed since it was built; rebuild it")
+        job_bytes = job.model_dump_json().encode()
+        datastore, path = split_datastore_path(engine.job_cd)
+        files = self.session.datastore_files(datastore)
+        try:
+            files.put(path, job_iso(data, job_bytes))
+        finally:
+            files.close()
+        ce_host.attach_iso(self.session, engine.moref, engine.job_cd)
+        return Envelope(bundle.protocol, bundle.sha256, sha256_hex(job_bytes), engine.result_lun, BOOT_PROTOCOL)
+
+    def _collect(self, engine: VsphereEngine, digest: str | None, where: str) -> AgentResult:
+        """The result of a CE that powered off: from the result disk, checked against the guestinfo digest."""
+        if not digest:
+            raise EngineError(f"{where}: the CE powered off without a result (its boot service never ran the job?)")
+        if digest.startswith(REFUSED):
+            raise EngineError(f"{where}: the CE's boot service {digest}")
+        datastore, path = split_datastore_path(engine.result_disk)
+        files = self.session.datastore_files(datastore)
+        flat = path.removesuffix(".vmdk") + "-flat.vmdk"
+        try:
+            found = read_result_disk(lambda offset, length: files.get_range(flat, offset, length), digest, where)
+        finally:
+            files.close()
+        return agent_result(found, where)
 
     def _guest_state(self, vm: Any) -> tuple[str | None, str]:
         with translate_vsphere_errors("read the CE's state"):
@@ -149,6 +207,16 @@ class VsphereBackend:
                 vm = find_vm(self.si, resource.id)
                 ce_host.destroy_ce_vm(self.session, vm._moId)
                 self._delete_file(self._work_folder(resource.id))  # a reaped VM's work folder goes with it
+            elif resource.kind == JOB_CD:
+                assert resource.parent is not None
+                with contextlib.suppress(NotFound):  # the VM may be gone already: the file is still deleted
+                    ce_host.detach_iso(self.session, resource.parent, resource.id)
+                self._delete_file(resource.id)
+            elif resource.kind == RESULT_DISK:
+                assert resource.parent is not None
+                with contextlib.suppress(NotFound):
+                    ce_host.detach_disk(self.session, resource.parent, resource.id)
+                self._delete_file(resource.id, disk=True)
             elif resource.kind in (DISK, FOLDER):
                 self._delete_file(resource.id, disk=resource.kind == DISK)
             else:

@@ -72,8 +72,16 @@ def create_ce_vm(
         task = template.CloneVM_Task(folder=dc.vmFolder, name=name, spec=spec)
     vm = wait_for_task(si, task, f"clone {cfg.ce_template} into {name}")
     # Marked again by a reconfigure: not every vCenter (nor the simulator) applies a clone's config spec.
+    # The same reconfigure removes every network card the template has: a CE reads and writes only
+    # through the datastore and guestinfo, so it gets no network at all.
+    ((_, props),) = retrieve(si, [vm], ["config.hardware.device"])
+    nics = [d for d in props.get("config.hardware.device") or [] if isinstance(d, vim.vm.device.VirtualEthernetCard)]
+    spec = vim.vm.ConfigSpec(
+        annotation=annotation(run_id, expires, stage),
+        deviceChange=[vim.vm.device.VirtualDeviceSpec(operation="remove", device=nic) for nic in nics],
+    )
     with translate_vsphere_errors(f"mark helper VM {name}"):
-        task = vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(annotation=annotation(run_id, expires, stage)))
+        task = vm.ReconfigVM_Task(spec=spec)
     wait_for_task(si, task, f"mark helper VM {name}")
     return CeVm(vm._moId, name, run_id, expires, stage or "?")
 
@@ -100,6 +108,15 @@ def list_ce_vms(session: VsphereSession) -> list[CeVm]:
 
 def attach_disk(session: VsphereSession, moref: str, disk_file: str, mode: str = "persistent") -> int:
     """Attach an existing disk file to the helper VM; returns the new device's key."""
+    return _add_disk(session, moref, disk_file, mode)
+
+
+def create_disk(session: VsphereSession, moref: str, disk_file: str, capacity_mb: int) -> int:
+    """Create a new thin disk file ``disk_file`` attached (persistent) to the helper VM; returns its key."""
+    return _add_disk(session, moref, disk_file, "persistent", capacity_kb=capacity_mb * 1024)
+
+
+def _add_disk(session: VsphereSession, moref: str, disk_file: str, mode: str, capacity_kb: int | None = None) -> int:
     if mode not in DISK_MODES:
         raise InputError(f"disk mode {mode!r}: use one of {', '.join(DISK_MODES)}")
     si = session.si or session.connect()
@@ -114,6 +131,10 @@ def attach_disk(session: VsphereSession, moref: str, disk_file: str, mode: str =
     backing = vim.vm.device.VirtualDisk.FlatVer2BackingInfo(fileName=disk_file, diskMode=mode)
     disk = vim.vm.device.VirtualDisk(key=-100, controllerKey=controller.key, unitNumber=unit, backing=backing)
     change = vim.vm.device.VirtualDeviceSpec(operation="add", device=disk)
+    if capacity_kb is not None:
+        backing.thinProvisioned = True
+        disk.capacityInKB = capacity_kb
+        change.fileOperation = "create"
     with translate_vsphere_errors(f"attach {disk_file} to {moref}"):
         task = vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=[change]))
     wait_for_task(si, task, f"attach {disk_file} to {moref}")
@@ -143,6 +164,50 @@ def detach_disk(session: VsphereSession, moref: str, disk_file: str) -> None:
     with translate_vsphere_errors(f"detach {disk_file} from {moref}"):
         task = vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=[change]))
     wait_for_task(si, task, f"detach {disk_file} from {moref}")
+
+
+def attach_iso(session: VsphereSession, moref: str, iso_file: str) -> None:
+    """Insert the datastore ISO ``iso_file`` into a new CD-ROM drive of the helper VM, connected at power-on."""
+    si = session.si or session.connect()
+    vm = find_vm(si, moref)
+    ((_, props),) = retrieve(si, [vm], ["config.hardware.device"])
+    devices = list(props.get("config.hardware.device") or [])
+    used = {d.key: 0 for d in devices if isinstance(d, vim.vm.device.VirtualIDEController)}
+    for d in devices:
+        if getattr(d, "controllerKey", None) in used:
+            used[d.controllerKey] += 1
+    controller = next((key for key, n in sorted(used.items()) if n < 2), None)  # two drives per IDE channel
+    if controller is None:
+        raise PlatformError(f"helper VM {moref} has no free IDE slot for a CD-ROM drive (the job CD)")
+    drive = vim.vm.device.VirtualCdrom(
+        key=-101,
+        controllerKey=controller,
+        backing=vim.vm.device.VirtualCdrom.IsoBackingInfo(fileName=iso_file),
+        connectable=vim.vm.device.VirtualDevice.ConnectInfo(
+            startConnected=True, connected=True, allowGuestControl=False
+        ),
+    )
+    change = vim.vm.device.VirtualDeviceSpec(operation="add", device=drive)
+    with translate_vsphere_errors(f"attach {iso_file} to {moref}"):
+        task = vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=[change]))
+    wait_for_task(si, task, f"attach {iso_file} to {moref}")
+
+
+def detach_iso(session: VsphereSession, moref: str, iso_file: str) -> None:
+    """Remove the CD-ROM drive holding ``iso_file``; the ISO file stays where it is."""
+    si = session.si or session.connect()
+    vm = find_vm(si, moref)
+    ((_, props),) = retrieve(si, [vm], ["config.hardware.device"])
+    drives = [
+        d for d in props.get("config.hardware.device") or []
+        if isinstance(d, vim.vm.device.VirtualCdrom) and getattr(d.backing, "fileName", None) == iso_file
+    ]  # fmt: skip
+    if not drives:
+        return
+    changes = [vim.vm.device.VirtualDeviceSpec(operation="remove", device=d) for d in drives]
+    with translate_vsphere_errors(f"detach {iso_file} from {moref}"):
+        task = vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=changes))
+    wait_for_task(si, task, f"detach {iso_file} from {moref}")
 
 
 def destroy_ce_vm(session: VsphereSession, moref: str) -> None:
