@@ -1,8 +1,10 @@
 """The inside of a vSphere helper VM, for the simulator: runs the template's real boot service.
 
 vcsim runs no guest code, so when a marked helper VM is powered on this plays
-the machine, not the boot service: it runs ``imageport/engine/ce_boot/imageport-ce.sh``
-itself, as written, with ``sh`` in a clean environment -- only a stock
+the machine, not the boot service: it lays the template out with the recipe
+(``scripts/build-vsphere-ce-template.sh --root DIR --no-packages``) and runs the
+command its ``imageport-ce.service`` starts -- ``imageport/engine/ce_boot/imageport-ce.sh``
+as written, with ``sh`` -- in a clean environment -- only a stock
 interpreter as ``python3`` on PATH (no venv, no PYTHONPATH), its own
 HOME/TMPDIR, and no network at all (``unshare -n``: no package index, nor
 anything else, is reachable, as a CE without a NIC). Stand-ins exist only for
@@ -48,7 +50,8 @@ from imageport.platforms.vsphere import ce_host
 from imageport.platforms.vsphere.inventory import find_vm, retrieve, split_datastore_path
 from imageport.platforms.vsphere.waiting import wait_for_task
 
-BOOT_SCRIPT = Path(__file__).resolve().parents[2] / "imageport/engine/ce_boot/imageport-ce.sh"
+RECIPE = Path(__file__).resolve().parents[2] / "scripts/build-vsphere-ce-template.sh"
+UNIT = "etc/systemd/system/imageport-ce.service"
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, the only one python3-guestfs is built for
 PYENV = Path.home() / ".pyenv/versions"
 # What the guest keeps of this machine's environment: how libguestfs runs here (TCG, its appliance cache).
@@ -84,6 +87,17 @@ _UMOUNT = """#!/bin/sh
 # umount DIR: what the CD showed is gone again.
 find "$1" -mindepth 1 -delete
 """
+
+
+def template_boot_command(template: Path) -> list[str]:
+    """Lay the template out with the recipe (files only) and return its unit's ExecStart, under ``template``."""
+    subprocess.run(["sh", str(RECIPE), "--root", str(template), "--no-packages"], check=True, capture_output=True)
+    (line,) = [ln for ln in (template / UNIT).read_text().splitlines() if ln.startswith("ExecStart=")]
+    command = line.removeprefix("ExecStart=").split()
+    return [
+        command[0].rsplit("/", 1)[1],
+        *(str(template) + arg if arg.startswith("/usr/") else arg for arg in command[1:]),
+    ]
 
 
 def interpreter(version: str) -> str:
@@ -122,7 +136,8 @@ class GuestStandIn:
         self.handled: set[str] = set()
         self.stopped = threading.Event()
         self.agents: list[subprocess.Popen[bytes]] = []  # the boot scripts run (the agent is their child)
-        self.roots: list[Path] = []
+        self.roots: list[Path] = [Path(tempfile.mkdtemp(prefix="vcsim-template-"))]
+        self.boot_command = template_boot_command(self.roots[0])  # what the template's unit starts
         self.rpc_log: list[tuple[str, list[str]]] = []  # every guest tool call, for the tests
         self.thread = threading.Thread(target=self._watch, daemon=True)
         self.thread.start()
@@ -216,7 +231,7 @@ class GuestStandIn:
             "IMAGEPORT_CE_ROOT": str(root),
             **{k: os.environ[k] for k in PASSED if k in os.environ},
         }
-        script = subprocess.Popen(["unshare", "--net", "sh", str(BOOT_SCRIPT)], env=env, cwd=root,
+        script = subprocess.Popen(["unshare", "--net", *self.boot_command], env=env, cwd=root,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   start_new_session=True)  # fmt: skip
         self.agents.append(script)
