@@ -38,7 +38,13 @@ def tagged(arm) -> list[str]:  # type: ignore[no-untyped-def]
     found = [f"vm {k}" for k, v in arm.vms.vms.items()] + [f"nic {k}" for k in arm.vms.nics]
     for table in ("disks", "snapshots"):
         found += [f"{table} {k}" for k, v in arm.table(table).items() if "imageport-expires" in v["tags"]]
-    return found
+    return found + [f"blob {b}" for b in ce_blobs(arm)]
+
+
+def ce_blobs(arm) -> list[str]:  # type: ignore[no-untyped-def]
+    """Every blob in the CE container (bundles, jobs, results): none may outlive its run."""
+    container = arm.blobs.get_container_client("imageport-ce")
+    return [b.name for b in container.list_blobs()] if container.exists() else []
 
 
 @pytest.fixture
@@ -65,11 +71,12 @@ def test_prepare_on_an_azure_ce_creates_vm_nic_and_copy_then_deletes_all_but_the
                        for c in n["doc"]["properties"]["ipConfigurations"])  # fmt: skip
         result = ce.run(ce.job(target_platform=TargetPlatform.AZURE, prepare=PrepareOptions(enable_rdp=True)))
     assert result.ok and result.result["verified"] is True and result.result["applied"] > 0
-    assert {r.kind for r in outcome.created} == {"azure-vm", "azure-nic", "azure-os-disk", "azure-disk"}
+    assert {r.kind for r in outcome.created} == {"azure-vm", "azure-nic", "azure-os-disk", "azure-disk", "azure-blob"}
+    assert result.agent_version.startswith("0.1.0+") and "prepare job for run run-az" in result.log
     assert outcome.output == "rg-vdi/gold-azure-ready"
-    # The script the CE ran installs imageport only if missing and carries no plain-text job.
+    # The script the CE ran installs nothing and carries no job (the job is a blob behind a read-only SAS).
     (script,) = arm.vms.scripts
-    assert "pip3 install" in script and "enable_rdp" not in script
+    assert not any(word in script for word in ("pip", "apt", "enable_rdp"))
     # Everything else is gone; the output is kept without an expiry, the source is unchanged.
     assert tagged(arm) == []
     output = arm.disks["rg-vdi/gold-azure-ready"]
