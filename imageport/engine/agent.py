@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -81,7 +82,8 @@ def agent_version() -> str:
 def run_job(job: AgentJob) -> dict[str, Any]:
     """Do the job; returns what the result should report."""
     disk = job.disk.resolve()
-    log.info("%s job for run %s on %s", job.mode.value, job.run_id, disk)
+    log.info("%s job for run %s on %s (agent %s, Python %s)", job.mode.value, job.run_id, disk, agent_version(),
+             platform.python_version())  # fmt: skip
     if job.simulate == "crash":  # fault tests: die the way a killed or crashing agent does
         os._exit(70)
     if job.simulate == "hang":
