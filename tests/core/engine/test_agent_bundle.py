@@ -98,3 +98,20 @@ def test_the_cli_builds_the_bundle_into_a_directory(bundle, imageport_bin: str, 
     refused = subprocess.run([imageport_bin, "engine", "bundle", "--out", str(not_a_dir)], capture_output=True,
                              text=True, check=False)  # fmt: skip
     assert refused.returncode == 2 and f"{not_a_dir}: not a directory" in refused.stderr
+
+
+@pytest.mark.parametrize("version", ["3.9.18", "3.13.0"])
+def test_every_agent_module_imports_from_the_bundle_under_the_oldest_and_newest_python(  # type: ignore[no-untyped-def]
+    bundle, sandbox, version: str, tmp_path: Path
+) -> None:
+    """The guest modules too (prepare, diagnostics): they import guestfs only when they launch an appliance."""
+    vm_bin = tmp_path / "bin"
+    vm_bin.mkdir()
+    (vm_bin / "python3").symlink_to(PYENV / version / "bin" / "python3")
+    modules = ("imageport.engine.agent", "imageport.guest.prepare", "imageport.guest.diagnostics",
+               "imageport.transfer.copy", "imageport.storage.smb_files", "imageport.disks.detect")  # fmt: skip
+    code = f"import importlib; [importlib.import_module(m) for m in {modules!r}]; print('imported')"
+    process = sandbox.popen(f'PEX_ROOT="$PWD/pex" PEX_INTERPRETER=1 python3 {bundle.path} -c "{code}"', vm_bin, {},
+                            tmp_path)  # fmt: skip
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0 and out.decode().strip() == "imported", err.decode()[-2000:]

@@ -22,6 +22,7 @@ from imageport.engine.bundle import AgentBundle, BundleError
 from imageport.engine.job import AgentMode, ExportDestination, ProtocolMismatch
 from imageport.engine.lifecycle import EngineCleanupFailed, EngineTimeout, Outcome, compositing_engine
 from imageport.engine.reaper import reap
+from imageport.engine.tags import CeTags
 from imageport.errors import EngineError, InputError, PlatformAccessDenied, PlatformError
 from imageport.models import PrepareOptions, TargetPlatform
 from imageport.platforms.azure import vms
@@ -416,3 +417,15 @@ def test_the_backend_refuses_a_policy_denial_as_access_denied(arm, pb, source_di
     ):
         pass
     assert tagged(arm) == []
+
+
+def test_the_reaper_removes_ce_blobs_a_dead_run_left(arm, azure_settings) -> None:  # type: ignore[no-untyped-def]
+    backend = AzureBackend(session(azure_settings))
+    storage = backend.storage()
+    storage.ensure_container()
+    storage.upload("imageport-ce-x/job-1.json", b"{}", CeTags.for_run("run-dead", "prepare", -1).as_dict())
+    storage.upload("not-ours.bin", b"x", {})
+    report = reap([backend], is_live=lambda run: False, run_id=None)
+    assert "azure azure-blob imageport-ce-x/job-1.json (run run-dead)" in report.deleted
+    assert ce_blobs(arm) == ["not-ours.bin"]
+    storage.delete("not-ours.bin")
