@@ -18,7 +18,7 @@ export LIBGUESTFS_BACKEND := direct
 export LIBGUESTFS_BACKEND_SETTINGS := force_tcg
 export LIBGUESTFS_CACHEDIR := $(CURDIR)/.cache/guestfs
 
-.PHONY: help demo test deps test-deps venv test-services lint format bench ui serve clean
+.PHONY: help demo test deps test-deps venv test-services lint format bench ui serve clean bundle
 
 help:
 	@echo "make demo   install what the demo needs, then run it on the embedded default"
@@ -26,6 +26,7 @@ help:
 	@echo "make bench  run the benchmarks (ratios against the reference tools)"
 	@echo "make ui     start a local Prefect server + UI on http://127.0.0.1:4200 over the demo's state"
 	@echo "make serve  the same server + UI, with every deployment served (run ports from the UI or REST API)"
+	@echo "make bundle build the compositing engine's agent bundle into dist/ (path + sha256)"
 
 deps:
 	@scripts/install-system-packages.sh runtime
@@ -42,6 +43,10 @@ venv: $(STAMP)/venv
 
 test-services: test-deps
 	@scripts/build-test-services.sh
+
+# The agent bundle every compositing engine runs (python3 BUNDLE JOB.json); prints its path and sha256.
+bundle: venv
+	$(VENV)/bin/imageport engine bundle --out dist
 
 lint: venv
 	$(VENV)/bin/ruff check .

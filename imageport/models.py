@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from enum import StrEnum
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Optional, TypeVar, Union
 
 from pydantic import (
     AfterValidator,
@@ -29,6 +28,7 @@ from pydantic import (
 )
 
 from imageport import names
+from imageport.compat import StrEnum
 from imageport.errors import InputError
 
 # --- shared vocabulary ------------------------------------------------------
@@ -208,8 +208,9 @@ Tags = Annotated[
 # --- disk references ---------------------------------------------------------
 
 # What an image file must be when read (refused when its content says otherwise); see disks/detect.py.
+# Aliases are evaluated at import, so they spell unions as Optional/Union: the agent runs on 3.9 too.
 InputFormat = Annotated[
-    DiskFormat | None,
+    Optional[DiskFormat],  # noqa: UP045
     Field(
         description="Format the image must be when read (default: detected; a different content is refused). "
         "'raw' also reads a file whose damaged signatures would otherwise be refused."
@@ -275,13 +276,16 @@ class LocalRef(_Model):
 
 
 DiskRef = Annotated[
-    VsphereDiskRef | AzureDiskRef | AzureSnapshotRef | ShareRef | LocalRef,
+    Union[VsphereDiskRef, AzureDiskRef, AzureSnapshotRef, ShareRef, LocalRef],  # noqa: UP007
     Field(discriminator="kind"),
 ]
 # Where an image file can sit between stages (export output, upload input).
-FileRef = Annotated[ShareRef | LocalRef, Field(discriminator="kind")]
+FileRef = Annotated[Union[ShareRef, LocalRef], Field(discriminator="kind")]  # noqa: UP007
 # Disks that live on a platform (export sources, upload targets, prepare inputs).
-PlatformDiskRef = Annotated[VsphereDiskRef | AzureDiskRef | AzureSnapshotRef | LocalRef, Field(discriminator="kind")]
+PlatformDiskRef = Annotated[
+    Union[VsphereDiskRef, AzureDiskRef, AzureSnapshotRef, LocalRef],  # noqa: UP007
+    Field(discriminator="kind"),
+]
 
 
 def _written(ref: Any) -> Any:
@@ -296,7 +300,7 @@ def _written(ref: Any) -> Any:
 
 # The same references where a stage writes them.
 WrittenFileRef = Annotated[FileRef, AfterValidator(_written)]
-WrittenStoreRef = Annotated[ShareRef | LocalRef, AfterValidator(_written)]
+WrittenStoreRef = Annotated[Union[ShareRef, LocalRef], AfterValidator(_written)]  # noqa: UP007
 WrittenPlatformDiskRef = Annotated[PlatformDiskRef, AfterValidator(_written)]
 WrittenLocalRef = Annotated[LocalRef, AfterValidator(_written)]
 

@@ -118,6 +118,11 @@ def arm(azurite, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
         ARM_SUBSCRIPTION,
         {"rg-vdi": "westeurope"},
     )
+    # The connector's CE subnet is the one the posture policy allows (tests use vnet-ce/default in rg-vdi).
+    standin.vms.allowed_subnets.add(
+        f"/subscriptions/{ARM_SUBSCRIPTION}/resourceGroups/rg-vdi/providers/Microsoft.Network/"
+        "virtualNetworks/vnet-ce/subnets/default"
+    )
     previous = os.environ.get("REQUESTS_CA_BUNDLE")
     os.environ["REQUESTS_CA_BUNDLE"] = str(standin.cert)  # azure-core and MSAL verify TLS through requests
     try:
@@ -142,7 +147,13 @@ def azure_settings(arm) -> dict[str, str]:  # type: ignore[no-untyped-def]
         "location": "westeurope",
         "arm_endpoint": arm.url,
         "authority_host": arm.url,
+        **ce_storage_settings(arm),
     }
+
+
+def ce_storage_settings(arm) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """The CE storage account of an Azure connector: Azurite's account (bundle, job and result blobs)."""
+    return {"ce_storage_account_url": arm.blobs.url, "ce_storage_account_key": arm.blobs.credential.account_key}
 
 
 @pytest.fixture(scope="session")

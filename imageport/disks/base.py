@@ -28,12 +28,15 @@ from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from heapq import merge
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
+from imageport.compat import SLOTS
 from imageport.errors import FormatError, InputError
 from imageport.models import DiskFormat
 
 if TYPE_CHECKING:
+    from typing import Self
+
     from imageport.disks.ownership import OutputStore
 
 SECTOR = 512
@@ -48,7 +51,7 @@ MAX_CHAIN_DEPTH = 32
 ZERO_4MiB = bytes(4 * MiB)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, **SLOTS)
 class Extent:
     """A half-open byte range [offset, offset + length) of the virtual disk."""
 

@@ -62,7 +62,7 @@ class SourceFingerprint(BaseModel):
             return ""
         if len(earlier.links) != len(self.links):
             return f"the parent chain has {len(self.links)} disk(s), was {len(earlier.links)}"
-        for now, then in zip(self.links, earlier.links, strict=True):
+        for now, then in zip(self.links, earlier.links):  # noqa: B905 (equal lengths, checked; the agent runs on 3.9)
             for field in ("path", "format", "virtual_size"):
                 if getattr(now, field) != getattr(then, field):
                     return f"{now.path}: {field} is {getattr(now, field)}, was {getattr(then, field)}"
@@ -70,9 +70,8 @@ class SourceFingerprint(BaseModel):
             if changed:
                 return f"{now.path}: container marker(s) {', '.join(changed)} changed"
             if now.files != then.files:
-                keys = sorted(
-                    {k for a, b in zip(now.files, then.files, strict=False) for k in {*a, *b} if a.get(k) != b.get(k)}
-                )
+                pairs = zip(now.files, then.files)  # noqa: B905 (the agent runs on 3.9: no strict=)
+                keys = sorted({k for a, b in pairs for k in {*a, *b} if a.get(k) != b.get(k)})
                 return f"{now.path}: file {', '.join(keys) or 'list'} changed"
             if now.metadata_sha256 != then.metadata_sha256:
                 return f"{now.path}: container metadata (allocation table) changed"

@@ -28,9 +28,10 @@ import socket
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from imageport.compat import UTC
 from imageport.errors import OutputBusy
 
 PARTIAL_SUFFIX = ".imageport-partial"  # a resumable partial file; its checkpoint sidecar adds STATE_SUFFIX

@@ -31,6 +31,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+from imageport.compat import SLOTS
 from imageport.disks.base import ByteSource, KiB, MiB
 from imageport.disks.checksums import crc32c
 from imageport.errors import FormatError
@@ -41,7 +42,7 @@ DESCRIPTOR = struct.Struct("<4s4s8sQQ")
 MAX_LOG = 64 * MiB  # read whole into memory; Hyper-V and qemu write 1 MiB
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, **SLOTS)
 class _Write:
     offset: int
     length: int

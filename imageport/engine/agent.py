@@ -1,4 +1,9 @@
-"""The agent: the one program every compositing engine runs (``python -m imageport.engine.agent JOB.json``).
+"""The agent: the one program every compositing engine runs (``python3 BUNDLE JOB.json``, or
+``python -m imageport.engine.agent JOB.json`` from a checkout).
+
+It runs under the CE's own python3, 3.9 to 3.13 (engine/bundle.py): every
+module it imports keeps to what 3.9 offers (imageport/compat.py). It reads the
+job's ``protocol`` before anything else and refuses a job of another one.
 
 It does exactly one job on the disk attached to its CE -- prepare it, export
 it to a share, or report on it -- then writes its ``AgentResult`` beside the
@@ -12,14 +17,24 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import logging
 import os
+import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from imageport.engine.job import RESULT_ENCODING_ENV, AgentJob, AgentMode, AgentResult, ExitCode, error_code
+from imageport.engine.job import (
+    RESULT_ENCODING_ENV,
+    AgentJob,
+    AgentMode,
+    AgentResult,
+    ExitCode,
+    check_protocol,
+    error_code,
+)
 from imageport.errors import InputError
 from imageport.models import describe_validation_error
 
@@ -45,15 +60,30 @@ def load_job(path: str) -> AgentJob:
     except OSError as exc:
         raise InputError(f"{path}: cannot read the job file ({exc.strerror})") from None
     try:
-        return AgentJob.model_validate_json(text)
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"agent job {path}: not JSON ({exc})") from None
+    check_protocol(raw, "job", f"agent {agent_version()}, job {path}")
+    try:
+        return AgentJob.model_validate(raw)
     except ValidationError as exc:
         raise InputError(describe_validation_error(exc, f"agent job {path}")) from None
+
+
+def agent_version() -> str:
+    """The bundle's version, written into it by the build; 'source' when run from a checkout."""
+    try:
+        from imageport.engine._bundled import VERSION  # type: ignore[import-not-found]
+    except ImportError:
+        return "source"
+    return str(VERSION)
 
 
 def run_job(job: AgentJob) -> dict[str, Any]:
     """Do the job; returns what the result should report."""
     disk = job.disk.resolve()
-    log.info("%s job for run %s on %s", job.mode.value, job.run_id, disk)
+    log.info("%s job for run %s on %s (agent %s, Python %s)", job.mode.value, job.run_id, disk, agent_version(),
+             platform.python_version())  # fmt: skip
     if job.simulate == "crash":  # fault tests: die the way a killed or crashing agent does
         os._exit(70)
     if job.simulate == "hang":
@@ -101,7 +131,7 @@ def main(argv: list[str]) -> int:
     tail.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logging.getLogger().addHandler(tail)
     if len(argv) != 1:
-        print("usage: python -m imageport.engine.agent JOB.json", file=sys.stderr)
+        print("usage: python3 BUNDLE JOB.json (or python -m imageport.engine.agent JOB.json)", file=sys.stderr)
         return ExitCode.BAD_JOB
     mode = AgentMode.DIAGNOSTICS
     try:
@@ -113,7 +143,7 @@ def main(argv: list[str]) -> int:
         log.exception("job failed")
         code = error_code(exc)
         result = AgentResult(ok=False, mode=mode, exit_code=code, error_kind=type(exc).__name__, error=str(exc))
-    result = result.model_copy(update={"log": "\n".join(tail.lines)})
+    result = result.model_copy(update={"log": "\n".join(tail.lines), "agent_version": agent_version()})
     with contextlib.suppress(OSError):  # the stdout line still carries it
         Path(argv[0]).with_suffix(".result.json").write_text(result.model_dump_json(indent=2))
     print(result.line(compressed=os.environ.get(RESULT_ENCODING_ENV) == "zlib"), flush=True)

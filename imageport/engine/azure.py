@@ -2,29 +2,33 @@
 
 Provisioning order (each recorded in the ledger before it is created): the
 disk copy (``createOption: Copy`` from the source disk or snapshot -- Citrix's
-OutputDiskName; scratch unless this is a prepare), the NIC (on the
-connector's subnet, no public IP), the OS disk's name, then the VM. The agent
-is started by run-command with a bootstrap script that installs imageport if
-the CE image lacks it; the job travels base64-encoded inside the script and
-the result comes back compressed in the last 4 KiB of stdout, all that
-run-command returns. Teardown: VM, OS disk, NIC, then the copy (unless kept).
+OutputDiskName; scratch unless this is a prepare; encrypted as the source is),
+the NIC (on the connector's subnet, no public IP), the agent bundle's blob,
+the OS disk's name, then the VM (no managed identity; cloud-init custom data
+with the distribution's packages unless the image is a prebuilt gallery
+image). Per job, the job's blob and the result's blob are ledgered too; the
+agent is started by run-command with the script of ``azure_bootstrap.py``,
+which fetches bundle and job through read-only SAS URLs, checks the bundle's
+sha256, runs it with the CE's own python3 and sends the result back through a
+write-only SAS. Teardown: VM, OS disk, NIC, blobs, then the copy (unless kept).
 A kept copy is finalized by dropping its expiry tag; with
 ``output_snapshot_name`` it becomes a snapshot and the intermediate disk goes.
 """
 
 from __future__ import annotations
 
-import base64
 import uuid
-from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
+from dataclasses import dataclass, field
 
+from imageport.engine import azure_bootstrap
 from imageport.engine.backend import Ledger, Provisioned, Resource
-from imageport.engine.job import AgentDisk, AgentJob, AgentResult, parse_result
+from imageport.engine.bundle import AgentBundle, agent_bundle, verify_bundle
+from imageport.engine.job import AgentDisk, AgentJob, AgentResult, BundleStamp
 from imageport.engine.tags import CeTags
 from imageport.errors import InputError, NotFound, PlatformNotFound
 from imageport.models import AzureSku
 from imageport.platforms.azure import vms
+from imageport.platforms.azure.ce_storage import CeStorage
 from imageport.platforms.azure.disks import (
     HalfUpload,
     create_snapshot,
@@ -37,7 +41,10 @@ from imageport.platforms.azure.errors import translate_azure_errors
 from imageport.platforms.azure.session import AzureSession
 
 VM, NIC, OS_DISK, DISK, SNAPSHOT = "azure-vm", "azure-nic", "azure-os-disk", "azure-disk", "azure-snapshot"
-ORDER = {VM: 10, OS_DISK: 30, NIC: 40, DISK: 80, SNAPSHOT: 80}
+BLOB = "azure-blob"
+ORDER = {VM: 10, OS_DISK: 30, NIC: 40, BLOB: 60, DISK: 80, SNAPSHOT: 80}
+# How long the CE's SAS URLs live: reading the bundle and the job happens at the start (after cloud-init).
+READ_SAS_S = 3600
 PROVIDER_KIND = {
     "Microsoft.Compute/virtualMachines": VM,
     "Microsoft.Network/networkInterfaces": NIC,
@@ -62,40 +69,26 @@ class AzureSource:
 @dataclass
 class AzureEngine:
     vm: str
-
-
-def bootstrap_script(job: AgentJob) -> list[str]:
-    """The run-command script: install imageport if missing, run the agent once, print its compressed result."""
-    try:
-        pin = f"imageport=={version('imageport')}"
-    except PackageNotFoundError:
-        pin = "imageport"
-    encoded = base64.b64encode(job.model_dump_json().encode()).decode()
-    return [
-        "set -u",
-        "export DEBIAN_FRONTEND=noninteractive LIBGUESTFS_BACKEND=direct",
-        "if ! python3 -c 'import imageport' 2>/dev/null; then",
-        "  apt-get update -q >/dev/null && apt-get install -yq python3-pip python3-guestfs python3-hivex "
-        "libguestfs-tools qemu-utils >/dev/null",
-        f"  pip3 install -q '{pin}' >/dev/null",
-        "fi",
-        "work=$(mktemp -d); umask 077",
-        f"echo '{encoded}' | base64 -d > \"$work/job.json\"",
-        'IMAGEPORT_RESULT_ENCODING=zlib python3 -m imageport.engine.agent "$work/job.json" 2>"$work/agent.log" '
-        "| tail -n 1",
-        'rm -rf "$work"',
-    ]
+    bundle: AgentBundle
+    bundle_blob: str
+    ledger: Ledger
+    jobs: int = field(default=0)
 
 
 class AzureBackend:
     platform = "azure"
 
-    def __init__(self, session: AzureSession) -> None:
+    def __init__(self, session: AzureSession, bundle: AgentBundle | None = None) -> None:
         self.session = session
         self.rg = session.config.resource_group
+        self._bundle = bundle  # default: the bundle of this checkout (built on first use)
+
+    def storage(self) -> CeStorage:
+        return CeStorage(self.session)
 
     def provision(self, source: AzureSource, ledger: Ledger, *, keep_copy: bool) -> Provisioned:
         vms.subnet_id(self.session)  # fails before anything exists if the connector has no network for CEs
+        storage = self.storage()  # and without a storage account to carry the bundle
         if self.session.config.use_public_ip:
             raise InputError(
                 f"{self.session.display}: use_public_ip is set, but a compositing engine never gets a public IP "
@@ -108,6 +101,8 @@ class AzureBackend:
                              source.name)  # fmt: skip
         if origin is None:
             raise PlatformNotFound(f"{where} not found")
+        bundle = self._bundle or agent_bundle()
+        verify_bundle(bundle.path, bundle.sha256)
         ce = f"imageport-ce-{ledger.tags.stage}-{uuid.uuid4().hex[:8]}"
         copy_name = f"{ce}-disk"
         if keep_copy:
@@ -126,16 +121,24 @@ class AzureBackend:
                 "creationData": {"createOption": "Copy", "sourceResourceId": origin.id},
                 "hyperVGeneration": origin.properties.hyper_v_generation,
                 "osType": origin.properties.os_type,
+                **_encryption_of(origin),
             },
         }
         with translate_azure_errors(f"copy {where} into disk {copy_name}"):
             copy = compute.disks.begin_create_or_update(self.rg, copy_name, disk).result()
         ledger.creating(NIC, f"{ce}-nic", order=ORDER[NIC])
         nic_id = vms.create_nic(self.session, f"{ce}-nic", tags)
+        storage.ensure_container()
+        bundle_blob = f"{ce}/agent-{bundle.sha256[:16]}.pex"
+        ledger.creating(BLOB, bundle_blob, order=ORDER[BLOB])
+        storage.upload(bundle_blob, bundle.path, tags)
         ledger.creating(OS_DISK, f"{ce}-osdisk", order=ORDER[OS_DISK])
         ledger.creating(VM, ce, order=ORDER[VM])
-        vms.create_vm(self.session, ce, nic_id, copy.id, f"{ce}-osdisk", tags)
-        return Provisioned(AzureEngine(ce), AgentDisk(lun=0), output if keep_copy else None)
+        # A prebuilt gallery image has the packages; a stock image gets them from cloud-init at first boot.
+        data = None if self.session.config.ce_gallery_image else azure_bootstrap.custom_data()
+        vms.create_vm(self.session, ce, nic_id, copy.id, f"{ce}-osdisk", tags, custom_data=data)
+        engine = AzureEngine(ce, bundle, bundle_blob, ledger)
+        return Provisioned(engine, AgentDisk(lun=0), output if keep_copy else None)
 
     def _refuse_existing(self, source: AzureSource, name: str) -> None:
         """Before anything is created: the output name must be free, or freed when ``overwrite``."""
@@ -148,13 +151,35 @@ class AzureBackend:
     def run_agent(self, engine: AzureEngine, job: AgentJob, timeout_s: float) -> AgentResult:
         from imageport.engine.lifecycle import EngineTimeout
 
-        message = vms.run_shell_script(self.session, engine.vm, bootstrap_script(job), timeout_s)
+        where = f"Azure CE {engine.vm}"
+        storage = self.storage()
+        engine.jobs += 1
+        job_blob, result_blob = f"{engine.vm}/job-{engine.jobs}.json", f"{engine.vm}/result-{engine.jobs}.tar.gz"
+        tags = engine.ledger.tags.as_dict()
+        job = job.model_copy(update={"bundle": BundleStamp(version=engine.bundle.version, sha256=engine.bundle.sha256)})
+        engine.ledger.creating(BLOB, job_blob, order=ORDER[BLOB])
+        engine.ledger.creating(BLOB, result_blob, order=ORDER[BLOB])  # the CE creates it; the run deletes it
+        storage.upload(job_blob, job.model_dump_json().encode(), tags)  # an export job carries share credentials
+        delivery = azure_bootstrap.Delivery(
+            bundle_url=storage.url(engine.bundle_blob, READ_SAS_S),
+            bundle_sha256=engine.bundle.sha256,
+            job_url=storage.url(job_blob, READ_SAS_S),
+            result_url=storage.url(result_blob, timeout_s + READ_SAS_S, write=True),
+            mode=job.mode,
+        )
+        try:
+            message = vms.run_shell_script(self.session, engine.vm, azure_bootstrap.bootstrap_script(delivery),
+                                           timeout_s)  # fmt: skip
+        finally:
+            storage.delete(job_blob)  # read once; no reason to keep credentials around until teardown
         if message is None:
             raise EngineTimeout(
-                f"Azure CE {engine.vm}: the {job.mode.value} job outlived its {timeout_s:.0f} s timeout; "
+                f"{where}: the {job.mode.value} job outlived its {timeout_s:.0f} s timeout; "
                 "the VM and its resources were deleted"
             )
-        return parse_result(message, f"Azure CE {engine.vm}")
+        outcome = azure_bootstrap.parse_outcome(message, where)
+        members = azure_bootstrap.unpack(storage.download(result_blob), outcome, where) if outcome.uploaded else {}
+        return azure_bootstrap.result_of(outcome, members, where, storage.display)
 
     def delete(self, resource: Resource) -> None:
         name = resource.id
@@ -162,6 +187,8 @@ class AzureBackend:
             vms.delete_vm(self.session, name)
         elif resource.kind == NIC:
             vms.delete_nic(self.session, name)
+        elif resource.kind == BLOB:
+            self.storage().delete(name)
         elif resource.kind in (DISK, OS_DISK, SNAPSHOT):
             compute = self.session.compute()
             ops = compute.snapshots if resource.kind == SNAPSHOT else compute.disks
@@ -201,4 +228,21 @@ class AzureBackend:
             if kind == DISK and name.endswith("-osdisk"):
                 kind = OS_DISK
             found.append(Resource(kind, name, tags, ORDER[kind]))
+        if self.session.config.ce_storage_account_url:
+            for name, raw_tags in self.storage().list_tagged():
+                tags = CeTags.from_dict(raw_tags)
+                if tags is not None:
+                    found.append(Resource(BLOB, name, tags, ORDER[BLOB]))
         return found
+
+
+def _encryption_of(origin: object) -> dict[str, object]:
+    """The source's encryption settings, for its copy: the same type and disk encryption set (or none given)."""
+    encryption = getattr(getattr(origin, "properties", None), "encryption", None)
+    if encryption is None or getattr(encryption, "type", None) is None:
+        return {}
+    kind = encryption.type
+    settings: dict[str, object] = {"type": str(getattr(kind, "value", kind))}  # the SDK's enum, or its string
+    if getattr(encryption, "disk_encryption_set_id", None):
+        settings["diskEncryptionSetId"] = encryption.disk_encryption_set_id
+    return {"encryption": settings}

@@ -12,11 +12,13 @@ so a CE never reaches a package index. The bundle falls back to the
 interpreter's own site-packages (``--inherit-path=fallback``) for what only the
 distribution provides: python3-guestfs and python3-hivex.
 
-The build reaches a package index (PyPI, or whatever pip is configured with)
-once per set of requirements; pex caches the wheels. A built bundle is cached
-under ``.cache/bundle`` of the checkout, named by its version: the imageport
-version plus a digest of every source file that goes in, so an edit makes a
-new bundle and an unchanged tree reuses the last one.
+The build reaches a package index (PyPI) once per set of requirements: the
+third-party wheels go into a dependencies pex cached under ``.cache/bundle``
+(named by a digest of requirements and platforms); each bundle is then built
+from that pex alone (``--pex-repository``, no index). A built bundle is cached
+beside it, named by its version: the imageport version plus a digest of every
+source file that goes in, so an edit makes a new bundle and an unchanged tree
+reuses the last one.
 """
 
 from __future__ import annotations
@@ -138,7 +140,7 @@ def agent_bundle() -> AgentBundle:
     path = directory / f"imageport-agent-{version}.pex"
     with _locked(directory):
         if not path.exists():
-            _build(path, version)
+            _build(path, version, _dependencies(directory))
     return AgentBundle(path, file_sha256(path), version, PROTOCOL_VERSION)
 
 
@@ -179,7 +181,37 @@ def complete_platform(python: tuple[int, int]) -> dict[str, object]:
     return {"marker_environment": markers, "compatible_tags": [str(tag) for tag in tags]}
 
 
-def _build(path: Path, version: str) -> None:
+def _platform_args() -> list[str]:
+    return [arg for python in PYTHONS for arg in ("--complete-platform", json.dumps(complete_platform(python)))]
+
+
+def _pex(command: list[str], what: str) -> None:
+    # pip runs isolated under pex; a process-wide CA override meant for something else (a test's
+    # stand-in sets REQUESTS_CA_BUNDLE) must not replace the system's trust for the package index.
+    env = {k: v for k, v in os.environ.items() if k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
+    full = [sys.executable, "-m", "pex", *command, "--no-build", "--no-compile", "--python-shebang",
+            "/usr/bin/env python3"]  # fmt: skip
+    try:
+        done = subprocess.run(full, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False, env=env)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BundleError(f"agent bundle: {what}: pex did not run ({exc})") from None
+    if done.returncode != 0:
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
+        raise BundleError(f"agent bundle: {what} failed (pex exit {done.returncode}):\n{tail}")
+
+
+def _dependencies(directory: Path) -> Path:
+    """The third-party wheels for every platform, as a pex (the only step that reaches a package index)."""
+    digest = hashlib.sha256(repr((REQUIREMENTS, PYTHONS, list(GLIBC_MINORS))).encode()).hexdigest()[:16]
+    deps = directory / f"deps-{digest}.pex"
+    if not deps.exists():
+        partial = directory / f".deps-{digest}.partial"
+        _pex([*REQUIREMENTS, *_platform_args(), "-o", str(partial)], "resolving the dependencies")
+        os.replace(partial, deps)
+    return deps
+
+
+def _build(path: Path, version: str, deps: Path) -> None:
     package = _package_root()
     with tempfile.TemporaryDirectory(prefix="imageport-bundle-") as tmp:
         staged = Path(tmp) / "src" / "imageport"
@@ -188,19 +220,8 @@ def _build(path: Path, version: str) -> None:
             f'"""Written by the bundle build."""\n\nVERSION = {version!r}\nPROTOCOL = {PROTOCOL_VERSION}\n'
         )
         partial = Path(tmp) / path.name
-        command = [
-            sys.executable, "-m", "pex", "-D", str(staged.parent), *REQUIREMENTS,
-            *(arg for python in PYTHONS for arg in ("--complete-platform", json.dumps(complete_platform(python)))),
-            "-m", ENTRY, "--inherit-path=fallback", "--python-shebang", "/usr/bin/env python3",
-            "--no-compile", "--no-build", "-o", str(partial),
-        ]  # fmt: skip
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise BundleError(f"agent bundle {path.name}: pex did not run ({exc})") from None
-        if done.returncode != 0:
-            tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
-            raise BundleError(f"agent bundle {path.name}: the pex build failed (exit {done.returncode}):\n{tail}")
+        _pex(["-D", str(staged.parent), "--pex-repository", str(deps), *REQUIREMENTS, *_platform_args(),
+              "-m", ENTRY, "--inherit-path=fallback", "-o", str(partial)], f"building {path.name}")  # fmt: skip
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(partial), path.with_suffix(".partial"))
         os.replace(path.with_suffix(".partial"), path)

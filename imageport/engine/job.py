@@ -1,9 +1,14 @@
 """What the agent is asked to do and what it answers: the contract between a CE and its orchestrator.
 
-The job travels as JSON (a file for the local backend, inside a run-command
-script on Azure, in a guestinfo key on vSphere); the result comes back as a
-file and as one ``IMAGEPORT-RESULT {json}`` line on stdout, which is all an
-Azure run-command or a guestinfo key can carry.
+The job travels as JSON (a file for the local backend, a blob behind a
+read-only SAS on Azure, in a guestinfo key on vSphere); the result comes back
+as a file and as one ``IMAGEPORT-RESULT {json}`` line on stdout (on Azure the
+file, compressed with the full log, goes back through a blob and stdout
+carries only its digest: ``azure_delivery.py``).
+
+Both carry ``protocol``. Each side reads it from the raw JSON *before*
+validating anything else, so an agent and an orchestrator of different
+protocols refuse each other in one line each, whatever else changed.
 """
 
 from __future__ import annotations
@@ -12,12 +17,13 @@ import base64
 import json
 import os
 import zlib
-from enum import IntEnum, StrEnum
+from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from imageport.compat import StrEnum
 from imageport.errors import EngineError, ImageportError, InputError
 from imageport.guest.errors import GuestRefused
 from imageport.models import HyperVGeneration, PrepareOptions, ShareDiskFormat, TargetPlatform
@@ -35,6 +41,26 @@ AZURE_LUN_ROOT = "/dev/disk/azure/scsi1"
 DEVICE_ROOT_ENV = "IMAGEPORT_DEVICE_ROOT"
 
 
+class ProtocolMismatch(EngineError):
+    """The job or the result speaks another protocol version than this side: the bundle is of another release."""
+
+
+def check_protocol(raw: object, what: str, where: str) -> None:
+    """Refuse ``raw`` (a parsed job or result) unless it speaks ``PROTOCOL_VERSION``."""
+    theirs = raw.get("protocol") if isinstance(raw, dict) else None
+    if theirs == PROTOCOL_VERSION:
+        return
+    spoken = f"protocol {theirs}" if isinstance(theirs, int) else "no protocol version (a release before protocol 1)"
+    side = "agent" if what == "job" else "orchestrator"
+    advice = (
+        "ship the bundle built from the orchestrator's release (imageport engine bundle)"
+        if what == "job"
+        else "the CE ran an agent bundle of another release; rebuild it (imageport engine bundle)"
+    )
+    raise ProtocolMismatch(f"{where}: the {what} speaks {spoken}, this {side} speaks protocol {PROTOCOL_VERSION}; "
+                           f"{advice}")  # fmt: skip
+
+
 class AgentMode(StrEnum):
     PREPARE = "prepare"
     EXPORT = "export"
@@ -47,6 +73,7 @@ class ExitCode(IntEnum):
     OK = 0
     FAILED = 1  # an unexpected error inside the agent
     BAD_JOB = 2  # the job file is unreadable or invalid
+    PROTOCOL = 5  # the job speaks another protocol version (checked before anything else in it)
     REFUSED = 3  # the guest refused the change (hibernated, BitLocker, ...): a user matter
     IMAGE_ERROR = 4  # any other imageport error (format, storage, transfer)
 
@@ -84,7 +111,15 @@ class ExportDestination(_Strict):
     disk_format: ShareDiskFormat = ShareDiskFormat.VHDX
 
 
+class BundleStamp(_Strict):
+    """Which agent bundle the job was made for (recorded in the job; the CE checks the file's digest)."""
+
+    version: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 class AgentJob(_Strict):
+    protocol: int = PROTOCOL_VERSION
     mode: AgentMode
     run_id: str = Field(min_length=1)
     disk: AgentDisk
@@ -93,6 +128,7 @@ class AgentJob(_Strict):
     prepare: PrepareOptions | None = None
     installers_dir: str | None = None
     export: ExportDestination | None = None
+    bundle: BundleStamp | None = Field(default=None, description="The agent bundle this job is for.")
     simulate: str | None = Field(
         default=None, description="Test hook: 'crash' or 'hang' instead of the work (fault tests)."
     )
@@ -107,6 +143,8 @@ class AgentJob(_Strict):
 
 
 class AgentResult(_Strict):
+    protocol: int = PROTOCOL_VERSION
+    agent_version: str = Field(default="source", description="The bundle's version ('source': not from a bundle).")
     ok: bool
     mode: AgentMode
     exit_code: int
@@ -130,7 +168,22 @@ class AgentResult(_Strict):
             raise GuestRefused(message)
         if self.exit_code == ExitCode.BAD_JOB:
             raise InputError(message)
+        if self.exit_code == ExitCode.PROTOCOL:
+            raise ProtocolMismatch(f"{where}: the agent refused the job: {self.error}")
         raise EngineError(message)
+
+
+def result_from_json(text: str, where: str) -> AgentResult:
+    """A result document (the agent's ``JOB.result.json``): its protocol first, then the rest."""
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise EngineError(f"{where}: unreadable agent result: {exc}") from None
+    check_protocol(raw, "result", where)
+    try:
+        return AgentResult.model_validate(raw)
+    except ValueError as exc:
+        raise EngineError(f"{where}: unreadable agent result: {exc}") from None
 
 
 def parse_result(output: str, where: str) -> AgentResult:
@@ -145,12 +198,14 @@ def parse_result(output: str, where: str) -> AgentResult:
             text = zlib.decompress(base64.b64decode(last[len(COMPRESSED_MARKER) :])).decode()
         else:
             text = last[len(RESULT_MARKER) :]
-        return AgentResult.model_validate(json.loads(text))
     except (ValueError, zlib.error) as exc:
         raise EngineError(f"{where}: unreadable agent result: {exc}") from None
+    return result_from_json(text, where)
 
 
 def error_code(exc: BaseException) -> ExitCode:
+    if isinstance(exc, ProtocolMismatch):
+        return ExitCode.PROTOCOL
     if isinstance(exc, GuestRefused):
         return ExitCode.REFUSED
     if isinstance(exc, InputError):

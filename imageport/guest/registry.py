@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union
 
 from imageport.errors import GuestError
 from imageport.guest.errors import translate_guestfs_errors
@@ -22,7 +22,7 @@ REG_SZ, REG_EXPAND_SZ, REG_BINARY, REG_DWORD, REG_MULTI_SZ, REG_QWORD = 1, 2, 3,
 TYPE_NAMES = {REG_SZ: "REG_SZ", REG_EXPAND_SZ: "REG_EXPAND_SZ", REG_BINARY: "REG_BINARY", REG_DWORD: "REG_DWORD",
               REG_MULTI_SZ: "REG_MULTI_SZ", REG_QWORD: "REG_QWORD"}  # fmt: skip
 
-Value = int | str | list[str] | bytes
+Value = Union[int, str, list[str], bytes]  # noqa: UP007 (evaluated at import; the agent runs on 3.9)
 
 
 def encode(kind: int, value: Value) -> bytes:

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from imageport.compat import SLOTS
 from imageport.disks.base import Extent, MiB
 
 CHUNK = 4 * MiB
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, **SLOTS)
 class Chunk:
     index: int
     offset: int

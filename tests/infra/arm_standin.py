@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.infra import arm_policy
+from tests.infra.arm_policy import Refusal
 from tests.infra.arm_vms import VmHost
 
 MiB = 1024 * 1024
@@ -89,14 +91,6 @@ def valid_fixed_footer(footer: bytes, size: int) -> bool:
     return disk_type == 2 and stored == (~total) & 0xFFFFFFFF and current == size
 
 
-class Refusal(Exception):
-    """An ARM error answer, raised from a validation helper and returned by the operation."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.reply: tuple[int, dict[str, Any], str | None] = (status, _err(code, message), None)
-
-
 class ArmStandIn:
     def __init__(
         self,
@@ -135,6 +129,7 @@ class ArmStandIn:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self.vms.sandbox.close()
 
     # --- the operations ------------------------------------------------------------------
 
@@ -167,6 +162,7 @@ class ArmStandIn:
                 "diskState": snap["state"],
                 "hyperVGeneration": snap["hyper_v_generation"],
                 "osType": snap["os_type"],
+                "encryption": arm_policy.encryption(snap.get("encryption")),
                 "incremental": False,
                 "provisioningState": "Succeeded",
             },
@@ -192,6 +188,7 @@ class ArmStandIn:
             "source_id": creation["sourceResourceId"],
             "hyper_v_generation": disk["hyper_v_generation"],
             "os_type": disk["os_type"],
+            "encryption": arm_policy.encryption(disk.get("encryption")),
         }
         doc = self._snapshot_json(rg, name)
         doc["properties"]["provisioningState"] = "Updating"
@@ -244,6 +241,7 @@ class ArmStandIn:
                 "diskState": disk["state"],
                 "hyperVGeneration": disk["hyper_v_generation"],
                 "osType": disk["os_type"],
+                "encryption": arm_policy.encryption(disk.get("encryption")),
                 "provisioningState": "Succeeded",
             },
         }
@@ -278,6 +276,7 @@ class ArmStandIn:
             "state": "ReadyToUpload",
             "hyper_v_generation": props.get("hyperVGeneration", "V1"),
             "os_type": props.get("osType"),
+            "encryption": arm_policy.encryption(props.get("encryption")),
         }
         doc = self._disk_json(rg, name)
         doc["properties"]["provisioningState"] = "Updating"
@@ -290,6 +289,7 @@ class ArmStandIn:
             source_rg, source_name, kind, origin = self._copy_source(
                 creation, ("disks", "snapshots"), "disks", rg, name
             )
+            arm_policy.check_copy(name, body, origin)
         except Refusal as refusal:
             return refusal.reply
         key = f"{rg.lower()}/{name.lower()}"
@@ -306,6 +306,7 @@ class ArmStandIn:
             "hyper_v_generation": props.get("hyperVGeneration") or origin["hyper_v_generation"],
             "os_type": props.get("osType") or origin["os_type"],
             "creation": {"createOption": "Copy", "sourceResourceId": creation["sourceResourceId"]},
+            "encryption": arm_policy.encryption(props.get("encryption")),
         }
         doc = self._disk_json(rg, name)
         doc["properties"]["provisioningState"] = "Updating"

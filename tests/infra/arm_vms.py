@@ -7,12 +7,22 @@ a CE needs, enforcing the documented rules imageport depends on:
   cannot be attached to another, nor deleted, until the VM is gone;
 - the OS disk (``createOption: FromImage``) becomes a managed disk of its own,
   deleted with the VM only when ``deleteOption`` is ``Delete``;
-- ``runCommand`` (``RunShellScript``) runs the script with bash on this machine
-  with each data disk materialized as ``lunN`` in a directory named by
-  ``IMAGEPORT_DEVICE_ROOT`` (as Azure's udev links do under
-  /dev/disk/azure/scsi1), writes changed pages back to the disk's page blob,
-  and returns only the last 4096 bytes of stdout and stderr, as Azure does.
-  Deleting the VM kills a script still running.
+- ``osProfile.customData`` is base64 of at most 65535 bytes; a ``#cloud-config``
+  in it is "run at first boot": its ``packages`` are installed if this machine
+  has them (dpkg) and the mirrors are reachable (``mirrors_reachable``); the
+  VM's ``cloud-init status`` then reports how that went. A gallery image
+  (``imageReference.id``) counts as having every package;
+- ``runCommand`` (``RunShellScript``) runs the exact script in a clean machine
+  (tests/infra/ce_sandbox.py): its own network namespace where only Azurite
+  (and ``reachable_ports``) can be reached -- no package index --, an
+  environment cleared as a VM's, ``python3`` the stock ``interpreter`` chosen
+  for the VM (without the distribution's site-packages when cloud-init did not
+  install python3-guestfs), each data disk materialized as ``lunN`` in a
+  directory named by ``IMAGEPORT_DEVICE_ROOT`` (as Azure's udev links do under
+  /dev/disk/azure/scsi1); changed pages are written back to the disk's page
+  blob, and only the last 4096 bytes of stdout and stderr are returned, as
+  Azure does. Deleting the VM kills a script still running;
+- the posture rules of tests/infra/arm_policy.py (403 RequestDisallowedByPolicy).
 
 Faults for the tests: ``fail_vm_create`` (the VM is left in ``Failed`` state, as
 Azure does) and ``fail_deletes[name] = n`` (the next n deletes of that
@@ -21,17 +31,25 @@ resource fail as a failed long-running operation).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import os
 import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from tests.infra import arm_policy
+from tests.infra.arm_policy import Refusal
+from tests.infra.ce_sandbox import Sandbox
 
 MiB = 1024 * 1024
 OUTPUT_LIMIT = 4096
@@ -60,7 +78,13 @@ class VmHost:
         self.fail_deletes: dict[str, int] = {}
         self.scripts: list[str] = []  # every script run, for the tests to inspect
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
-        self.python_dir = str(Path(sys.executable).parent)
+        # The stock interpreter a new VM's image has as python3 (Debian's: the one with python3-guestfs).
+        self.interpreter = "/usr/bin/python3"
+        self.mirrors_reachable = True
+        # Subnets a CE's NIC may join (the policy's allowed list); tests add the connector's.
+        self.allowed_subnets: set[str] = set()
+        self.sandbox = Sandbox()
+        self.sandbox.allow(urlsplit(arm.blobs.url).port or 80)  # the storage account: the CE's one way out
 
     # --- routing ---------------------------------------------------------------------
 
@@ -102,8 +126,10 @@ class VmHost:
         subnet = (configs[0].get("properties", {}).get("subnet") or {}).get("id", "") if configs else ""
         if not re.search(r"/virtualNetworks/[^/]+/subnets/[^/]+$", subnet):
             return 400, _err("InvalidRequestFormat", "ipConfigurations[0].subnet.id must be a subnet id"), None
-        if any(c.get("properties", {}).get("publicIPAddress") for c in configs):
-            return 400, _err("InvalidParameter", "the stand-in has no public IPs"), None
+        try:
+            arm_policy.check_nic(name, body, {s.lower() for s in self.allowed_subnets})
+        except Refusal as refusal:
+            return refusal.reply
         doc = {
             "id": self._id(rg, "Microsoft.Network/networkInterfaces", name),
             "name": name,
@@ -121,6 +147,11 @@ class VmHost:
         key = f"{rg.lower()}/{name.lower()}"
         if key in self.vms:
             return 409, _err("Conflict", f"VM {name} exists"), None
+        try:
+            arm_policy.check_vm(name, body)
+            first_boot = self._first_boot(name, props)
+        except Refusal as refusal:
+            return refusal.reply
         nic_ids = [n["id"] for n in props.get("networkProfile", {}).get("networkInterfaces", [])]
         nics = [self.nics.get(self._key(i)) for i in nic_ids]
         if not nic_ids or any(n is None for n in nics):
@@ -137,6 +168,11 @@ class VmHost:
         os_disk = storage.get("osDisk", {})
         if os_disk.get("createOption") != "FromImage" or not storage.get("imageReference"):
             return 400, _err("InvalidParameter", "osDisk must be createOption FromImage with an imageReference"), None
+        image = storage["imageReference"]
+        if not image.get("id") and not all(image.get(k) for k in ("publisher", "offer", "sku", "version")):
+            return 400, _err("InvalidParameter", "imageReference needs an id or publisher/offer/sku/version"), None
+        if image.get("id"):  # a prebuilt gallery image carries the packages
+            first_boot = {"status": "done", "installed": "*", "log": "image: " + image["id"]}
         os_name = os_disk.get("name") or f"{name}_OsDisk"
         # The OS disk exists as soon as the VM starts deploying, even if the deployment then fails.
         self.arm.disks[f"{rg.lower()}/{os_name.lower()}"] = {
@@ -153,7 +189,8 @@ class VmHost:
             "properties": {**props, "provisioningState": state},
         }
         self.vms[key] = {"doc": doc, "data": data, "nics": nic_ids, "os_disk": f"{rg.lower()}/{os_name.lower()}",
-                         "os_delete": os_disk.get("deleteOption") == "Delete"}  # fmt: skip
+                         "os_delete": os_disk.get("deleteOption") == "Delete", "first_boot": first_boot,
+                         "interpreter": self.interpreter}  # fmt: skip
         for nic in nics:
             assert nic is not None
             nic["vm"] = key
@@ -163,6 +200,32 @@ class VmHost:
             message, self.fail_vm_create = self.fail_vm_create, None
             return 201, doc, self.arm._operation(error={"code": "AllocationFailed", "message": message})
         return 201, doc, self.arm._operation()
+
+    def _first_boot(self, name: str, props: dict[str, Any]) -> dict[str, Any]:
+        """What cloud-init does with the custom data at first boot: which packages end up installed."""
+        raw = (props.get("osProfile") or {}).get("customData")
+        if raw is None:
+            return {"status": "done", "installed": "", "log": "no custom data"}
+        try:
+            data = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise Refusal(400, "InvalidParameter", "osProfile.customData must be base64") from None
+        if len(data) > 65535:
+            raise Refusal(400, "InvalidParameter", "osProfile.customData decodes to more than 65535 bytes")
+        if not data.startswith(b"#cloud-config"):
+            return {"status": "done", "installed": "", "log": "custom data is not a cloud-config"}
+        packages = [str(p) for p in (yaml.safe_load(data) or {}).get("packages") or []]
+        if not self.mirrors_reachable:
+            log = ("E: Failed to fetch http://azure.archive.ubuntu.com/ubuntu/dists/jammy/InRelease  "
+                   "Temporary failure resolving 'azure.archive.ubuntu.com'\n"
+                   f"E: Unable to locate package {packages[0] if packages else '?'}")  # fmt: skip
+            return {"status": "error", "installed": "", "log": log, "module": "package_update_upgrade_install"}
+        absent = [p for p in packages if not _dpkg_installed(p)]
+        if absent:
+            log = f"E: Unable to locate package {absent[0]}"
+            return {"status": "error", "installed": " ".join(packages), "log": log,
+                    "module": "package_update_upgrade_install"}  # fmt: skip
+        return {"status": "done", "installed": " ".join(packages), "log": f"installed: {' '.join(packages)}"}
 
     def injected_delete_failure(self, name: str) -> Reply | None:
         """A failed delete operation while ``fail_deletes[name]`` lasts (VMs, NICs and disks alike)."""
@@ -214,14 +277,35 @@ class VmHost:
         threading.Thread(target=self._execute, args=(key, vm, script, op), daemon=True).start()
         return 202, {}, op_id
 
+    def _vm_bin(self, vm: dict[str, Any], where: Path) -> Path:
+        """The VM's own bin directory: python3 (its stock interpreter) and cloud-init (its first boot's status)."""
+        where.mkdir()
+        boot = vm["first_boot"]
+        python3 = where / "python3"
+        if boot["installed"] == "*" or "python3-guestfs" in boot["installed"].split():
+            python3.symlink_to(vm["interpreter"])
+        else:  # the distribution's python3-guestfs/hivex were not installed: its site-packages are not there
+            python3.write_text(f'#!/bin/sh\nexec {vm["interpreter"]} -S "$@"\n')
+            python3.chmod(0o755)
+        failed = boot["status"] != "done"
+        status = f"status: {boot['status']}\n" + (
+            f"errors:\n\t('{boot.get('module')}', ProcessExecutionError('Unexpected error while running apt'))\n"
+            if failed else ""
+        )  # fmt: skip
+        cloud_init = where / "cloud-init"
+        cloud_init.write_text("#!/bin/sh\n[ \"$1\" = status ] || exit 2\ncat <<'EOF'\n" + status + boot["log"]
+                              + "\nEOF\n" + f"exit {1 if failed else 0}\n")  # fmt: skip
+        cloud_init.chmod(0o755)
+        return where
+
     def _execute(self, key: str, vm: dict[str, Any], script: str, op: dict[str, Any]) -> None:
-        devices = Path(tempfile.mkdtemp(prefix="arm-luns-"))
+        devices = Path(tempfile.mkdtemp(prefix="arm-vm-"))
         try:
             before = {lun: self._materialize(disk_key, devices / f"lun{lun}") for lun, disk_key in vm["data"]}
-            env = {**os.environ, "IMAGEPORT_DEVICE_ROOT": str(devices),
-                   "PATH": self.python_dir + os.pathsep + os.environ.get("PATH", "")}  # fmt: skip
-            process = subprocess.Popen(["bash", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                       env=env, start_new_session=True)  # fmt: skip
+            vm_bin = self._vm_bin(vm, devices / "bin")
+            cwd = devices / "run-command"  # as waagent's download directory
+            cwd.mkdir()
+            process = self.sandbox.popen(script, vm_bin, {"IMAGEPORT_DEVICE_ROOT": str(devices)}, cwd)
             self.processes[key] = process
             out, err = process.communicate()
             if key in self.vms:  # a deleted VM's disks are not written back
@@ -275,3 +359,8 @@ class VmHost:
 
 def _err(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
+
+
+def _dpkg_installed(package: str) -> bool:
+    done = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True, check=False)
+    return done.returncode == 0 and done.stdout.strip().endswith("installed")

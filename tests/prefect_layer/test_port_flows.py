@@ -29,7 +29,7 @@ def sha256(path: Path) -> str:
 @pytest.fixture(scope="module")
 def lab(prefect_api, vcsim, samba, arm, windows_disks, tmp_path_factory):  # type: ignore[no-untyped-def]
     """Connectors for every platform, a master VM on the simulator and a vDisk on the share."""
-    from tests.conftest import ARM_CLIENT, ARM_SECRET, ARM_SUBSCRIPTION, ARM_TENANT
+    from tests.conftest import ARM_CLIENT, ARM_SECRET, ARM_SUBSCRIPTION, ARM_TENANT, ce_storage_settings
 
     root = tmp_path_factory.mktemp("ports")
     gold = windows_disks["gpt"]
@@ -55,6 +55,7 @@ def lab(prefect_api, vcsim, samba, arm, windows_disks, tmp_path_factory):  # typ
         "tenant_id": ARM_TENANT, "client_id": ARM_CLIENT, "client_secret": ARM_SECRET,
         "subscription_id": ARM_SUBSCRIPTION, "resource_group": "rg-vdi", "location": "westeurope",
         "arm_endpoint": arm.url, "authority_host": arm.url, "vnet": "vnet-ce", "subnet": "default",
+        **ce_storage_settings(arm),
     }, overwrite=True)  # fmt: skip
     share_dir = Path(samba.info["share_dir"]) / "ports"
     yield {"root": root, "share": share_dir, "gold_sha": sha256(gold), "arm": arm}

@@ -9,6 +9,7 @@ workload identity, Azure CLI login...). ``arm_endpoint`` and
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any
 
@@ -18,6 +19,11 @@ from imageport.credentials import EndpointUrl, SecretsRegistered
 from imageport.models import AzureResourceGroup
 from imageport.platforms.azure.errors import translate_azure_errors
 
+GALLERY_IMAGE = re.compile(
+    r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Compute/galleries/[^/]+/images/[^/]+"
+    r"(/versions/[^/]+)?$",
+    re.IGNORECASE,
+)
 KNOWN_AUTHORITIES = ("login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn")
 
 
@@ -45,6 +51,24 @@ class AzureConfig(SecretsRegistered):
         default="Canonical:0001-com-ubuntu-server-jammy:22_04-lts-gen2:latest",
         description="Marketplace image URN (publisher:offer:sku:version) the compositing engine boots.",
     )
+    ce_gallery_image: str | None = Field(
+        default=None,
+        description="Prebuilt CE image instead of ce_image: an Azure Compute Gallery image definition or version id "
+        "(/subscriptions/.../galleries/G/images/D[/versions/V]); built by scripts/build-ce-image.sh, it needs no "
+        "egress to the distribution's mirrors.",
+    )
+    ce_storage_account_url: EndpointUrl | None = Field(
+        default=None,
+        description="Blob endpoint of the storage account that carries the agent bundle, jobs and results to and "
+        "from a CE (https://ACCOUNT.blob.core.windows.net); the CE's subnet must reach it.",
+    )
+    ce_storage_account_key: SecretStr | None = Field(
+        default=None, description="Access key of that storage account (signs the short-lived per-blob SAS)."
+    )
+    ce_storage_container: str = Field(
+        default="imageport-ce", pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$",
+        description="Container for CE blobs (created if missing; every blob is deleted after its run).",
+    )  # fmt: skip
     vnet_resource_group: str | None = Field(default=None, description="Resource group of the CE's virtual network.")
     vnet: str | None = Field(default=None, description="Virtual network the CE joins.")
     subnet: str | None = Field(default=None, description="Subnet the CE joins.")
@@ -67,6 +91,13 @@ class AzureConfig(SecretsRegistered):
             raise ValueError(f"auth '{self.auth.value}' takes no client_secret")
         if (self.vnet is None) != (self.subnet is None):
             raise ValueError("give both vnet and subnet, or neither")
+        if (self.ce_storage_account_url is None) != (self.ce_storage_account_key is None):
+            raise ValueError("give both ce_storage_account_url and ce_storage_account_key, or neither")
+        if self.ce_gallery_image is not None and not GALLERY_IMAGE.match(self.ce_gallery_image):
+            raise ValueError(
+                "ce_gallery_image must be a gallery image id: "
+                "/subscriptions/S/resourceGroups/RG/providers/Microsoft.Compute/galleries/G/images/D[/versions/V]"
+            )
         return self
 
     def build(self) -> AzureSession:

@@ -3,8 +3,9 @@
 Bodies are sent in the REST shape (camelCase), which azure-mgmt-compute's
 operations accept as JSON; NICs go through the same authenticated pipeline
 with plain REST (``Microsoft.Network``), so no second SDK is needed for one
-resource type. No public IP is ever created unless the connector asks for it;
-the CE needs only outbound access (package mirrors, the share).
+resource type. No public IP is ever created, nor a managed identity; the CE
+needs only outbound access (its storage account's blobs, the distribution's
+mirrors unless its image is prebuilt, the share of an export).
 """
 
 from __future__ import annotations
@@ -117,22 +118,47 @@ def list_tagged(session: AzureSession) -> list[tuple[str, str, dict[str, str]]]:
     return found
 
 
-def create_vm(
-    session: AzureSession, name: str, nic_id: str, data_disk_id: str, os_disk_name: str, tags: dict[str, str]
-) -> None:
-    """The CE VM: the connector's image and size, one NIC, the disk copy at LUN 0, and a throwaway login."""
+def image_reference(session: AzureSession) -> dict[str, str]:
+    """The CE's image: the prebuilt gallery image if the connector names one, else the marketplace URN."""
     cfg = session.config
+    if cfg.ce_gallery_image:
+        return {"id": cfg.ce_gallery_image}
     try:
         publisher, offer, sku, version = cfg.ce_image.split(":")
     except ValueError:
         raise InputError(f"ce_image {cfg.ce_image!r}: use publisher:offer:sku:version") from None
+    return {"publisher": publisher, "offer": offer, "sku": sku, "version": version}
+
+
+def create_vm(
+    session: AzureSession,
+    name: str,
+    nic_id: str,
+    data_disk_id: str,
+    os_disk_name: str,
+    tags: dict[str, str],
+    custom_data: str | None = None,
+) -> None:
+    """The CE VM: the connector's image and size, one NIC, the disk copy at LUN 0, and a throwaway login.
+
+    No ``identity`` (the CE holds no credential of its own: it reaches only its SAS URLs) and no public IP.
+    ``custom_data`` is cloud-init's cloud-config (the distribution's packages), base64.
+    """
+    cfg = session.config
+    os_profile: dict[str, str] = {
+        "computerName": name[:15],
+        "adminUsername": "imageport",
+        "adminPassword": secrets.token_urlsafe(24) + "Aa1!",
+    }
+    if custom_data is not None:
+        os_profile["customData"] = custom_data
     body = {
         "location": cfg.location,
         "tags": tags,
         "properties": {
             "hardwareProfile": {"vmSize": cfg.ce_vm_size},
             "storageProfile": {
-                "imageReference": {"publisher": publisher, "offer": offer, "sku": sku, "version": version},
+                "imageReference": image_reference(session),
                 "osDisk": {
                     "name": os_disk_name,
                     "createOption": "FromImage",
@@ -142,11 +168,7 @@ def create_vm(
                 "dataDisks": [{"lun": 0, "createOption": "Attach", "managedDisk": {"id": data_disk_id}}],
             },
             # Nobody logs in: the agent is started by run-command. The password is random and never kept.
-            "osProfile": {
-                "computerName": name[:15],
-                "adminUsername": "imageport",
-                "adminPassword": secrets.token_urlsafe(24) + "Aa1!",
-            },
+            "osProfile": os_profile,
             "networkProfile": {"networkInterfaces": [{"id": nic_id, "properties": {"deleteOption": "Detach"}}]},
         },
     }
