@@ -1,7 +1,7 @@
 """What the agent is asked to do and what it answers: the contract between a CE and its orchestrator.
 
 The job travels as JSON (a file for the local backend, a blob behind a
-read-only SAS on Azure, in a guestinfo key on vSphere); the result comes back
+read-only SAS on Azure, on the job CD on vSphere); the result comes back
 as a file and as one ``IMAGEPORT-RESULT {json}`` line on stdout (on Azure the
 file, compressed with the full log, goes back through a blob and stdout
 carries only its digest: ``azure_delivery.py``).

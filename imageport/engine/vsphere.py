@@ -34,7 +34,7 @@ from pyVmomi import vim
 from imageport.engine.backend import Ledger, Provisioned, Resource
 from imageport.engine.ce_delivery import BOOT_PROTOCOL, Envelope, job_iso, sha256_hex
 from imageport.engine.ce_result import REFUSED, RESULT_DISK_MB, agent_result, read_result_disk
-from imageport.engine.job import AgentDisk, AgentJob, AgentResult
+from imageport.engine.job import AgentDisk, AgentJob, AgentResult, BundleStamp
 from imageport.engine.tags import CeTags
 from imageport.errors import EngineError, InputError, NotFound
 from imageport.platforms.vsphere import ce_host
@@ -165,6 +165,7 @@ class VsphereBackend:
         data = bundle.path.read_bytes()
         if sha256_hex(data) != bundle.sha256:
             raise EngineError(f"{where}: the agent bundle {bundle.path} changed since it was built; rebuild it")
+        job = job.model_copy(update={"bundle": BundleStamp(version=bundle.version, sha256=bundle.sha256)})
         job_bytes = job.model_dump_json().encode()
         datastore, path = split_datastore_path(engine.job_cd)
         files = self.session.datastore_files(datastore)

@@ -4,7 +4,7 @@ vcsim runs no guest code, so when a marked helper VM is powered on this plays
 the machine, not the boot service: it lays the template out with the recipe
 (``scripts/build-vsphere-ce-template.sh --root DIR --no-packages``) and runs the
 command its ``imageport-ce.service`` starts -- ``imageport/engine/ce_boot/imageport-ce.sh``
-as written, with ``sh`` -- in a clean environment -- only a stock
+as written, with ``sh`` -- in the clean machine of ``tests/infra/ce_sandbox.py`` -- only a stock
 interpreter as ``python3`` on PATH (no venv, no PYTHONPATH), its own
 HOME/TMPDIR, and no network at all (``unshare -n``: no package index, nor
 anything else, is reachable, as a CE without a NIC). Stand-ins exist only for
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import socketserver
@@ -49,13 +50,12 @@ from imageport.engine.vsphere import JOB_KEY
 from imageport.platforms.vsphere import ce_host
 from imageport.platforms.vsphere.inventory import find_vm, retrieve, split_datastore_path
 from imageport.platforms.vsphere.waiting import wait_for_task
+from tests.infra.ce_sandbox import Sandbox
 
 RECIPE = Path(__file__).resolve().parents[2] / "scripts/build-vsphere-ce-template.sh"
 UNIT = "etc/systemd/system/imageport-ce.service"
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, the only one python3-guestfs is built for
 PYENV = Path.home() / ".pyenv/versions"
-# What the guest keeps of this machine's environment: how libguestfs runs here (TCG, its appliance cache).
-PASSED = ("LIBGUESTFS_BACKEND_SETTINGS", "LIBGUESTFS_CACHEDIR")
 
 _CLIENT = """#!{python} -I
 import json, socket, sys
@@ -139,6 +139,7 @@ class GuestStandIn:
         self.roots: list[Path] = [Path(tempfile.mkdtemp(prefix="vcsim-template-"))]
         self.boot_command = template_boot_command(self.roots[0])  # what the template's unit starts
         self.rpc_log: list[tuple[str, list[str]]] = []  # every guest tool call, for the tests
+        self.sandbox = Sandbox()  # the clean machine the ARM stand-in's run-command uses too
         self.thread = threading.Thread(target=self._watch, daemon=True)
         self.thread.start()
 
@@ -149,6 +150,7 @@ class GuestStandIn:
     def close(self) -> None:
         self.stopped.set()
         self.thread.join(10)
+        self.sandbox.close()
         for root in self.roots:
             shutil.rmtree(root, ignore_errors=True)
 
@@ -223,17 +225,9 @@ class GuestStandIn:
         root = self._machine(vm)
         vmx = _Vmx(str(root / "vmx.sock"), self, vm)
         threading.Thread(target=vmx.serve_forever, daemon=True).start()
-        env = {
-            "PATH": f"{root / 'bin'}:/usr/sbin:/usr/bin:/sbin:/bin",
-            "HOME": str(root / "home"),
-            "TMPDIR": str(root / "tmp"),
-            "LANG": "C.UTF-8",
-            "IMAGEPORT_CE_ROOT": str(root),
-            **{k: os.environ[k] for k in PASSED if k in os.environ},
-        }
-        script = subprocess.Popen(["unshare", "--net", *self.boot_command], env=env, cwd=root,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  start_new_session=True)  # fmt: skip
+        env = {"HOME": str(root / "home"), "TMPDIR": str(root / "tmp"), "IMAGEPORT_CE_ROOT": str(root)}
+        # No port forwarded: the helper VM has no NIC, so nothing at all is reachable from inside.
+        script = self.sandbox.popen(shlex.join(["exec", *self.boot_command]), root / "bin", env, root)
         self.agents.append(script)
         try:
             while script.poll() is None:

@@ -128,7 +128,8 @@ except OSError as exc:
 open({marker!r}, "w").write("ran")
 probe = {{"version": sys.version.split()[0], "venv": sys.prefix != sys.base_prefix, "reached": reached,
           "env": sorted(os.environ), "path": sys.path, "argv": sys.argv}}
-print("IMAGEPORT-RESULT " + json.dumps({{"ok": True, "mode": "diagnostics", "exit_code": 0, "result": probe}}))
+print("IMAGEPORT-RESULT " + json.dumps({{"protocol": 1, "ok": True, "mode": "diagnostics", "exit_code": 0,
+                                         "result": probe}}))
 """
 
 
