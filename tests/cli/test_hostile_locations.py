@@ -105,12 +105,8 @@ SIGNATURE = "c2VjcmV0LXNpZ25hdHVyZS0xMjM0NTY3ODkw"  # planted: no byte of it may
 
 
 @BOUNDED
-@given(
-    st.sampled_from(["info", "check", "hash"]),
-    st.sampled_from(["https://127.0.0.1:9", "http://", "https://"]),
-    hostile_strings,
-    hostile_strings,
-)
+@given(st.sampled_from(["info", "check", "hash"]), st.sampled_from(["https://127.0.0.1:9", "http://", "https://"]),
+       hostile_strings, hostile_strings)
 def test_hostile_sas_locations_never_show_their_signature(command: str, host: str, path: str, extra: str) -> None:
     """A SAS location (well-formed or not) with hostile pieces around its signature: its sig never printed."""
     location = f"sas+{host}/c/{path}?sv=2022-11-02&{extra}&sig={SIGNATURE}&se=2030-01-01"
