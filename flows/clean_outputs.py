@@ -25,6 +25,12 @@ def clean_task(folder: FileRef, dry_run: bool) -> dict[str, Any]:
 
 @flow(name="clean-outputs", log_prints=True)
 def clean_outputs(folder: FileRef, dry_run: bool = False) -> dict[str, Any]:
+    """Remove stale partial files, sidecars and dead runs' locks from a folder; a live run's are kept.
+
+    Args:
+        folder: The folder to clean (share or local connector path).
+        dry_run: Only list what would be removed.
+    """
     report = clean_task(folder, dry_run)
     for leftover in report["files"]:
         print(f"{leftover['state']}: {leftover['name']}" + (f" ({leftover['owner']})" if leftover["owner"] else ""))

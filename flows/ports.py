@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import posixpath
 import time
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow, task
 from prefect.futures import wait
+from pydantic import BeforeValidator
 
 from blocks.resolve import describe_ref
 from imageport.errors import InputError
+from imageport.forms import FixedField
 from imageport.models import (
     AzureDiskRef,
     ExportSpec,
@@ -138,27 +140,55 @@ def _report(workflow: Workflow, stages: list[dict[str, Any]], wall: float) -> No
 HOOKS: dict[str, Any] = {"on_cancellation": [reap_run_resources], "on_crashed": [reap_run_resources]}
 
 
+def _spec_of(workflow: Workflow) -> Any:
+    """The ``spec`` parameter of one port flow: a PortSpec whose workflow the deployment fixes (pre-set in the
+    UI's form, filled in when a caller leaves it out)."""
+    fixed = FixedField("workflow", workflow, f"Fixed by this deployment: {workflow.value}.")
+    return Annotated[PortSpec, BeforeValidator(fixed.fill), fixed]
+
+
+McsToMcsSpec = _spec_of(Workflow.MCS_TO_MCS)
+PvsToMcsSpec = _spec_of(Workflow.PVS_TO_MCS)
+PvsToPvsSpec = _spec_of(Workflow.PVS_TO_PVS)
+McsToPvsSpec = _spec_of(Workflow.MCS_TO_PVS)
+
+
+def _documented(summary: str) -> Any:
+    """One ``Args:`` text for the four port flows (Prefect reads the form's descriptions from it)."""
+
+    def apply(fn: Any) -> Any:
+        fn.__doc__ = f"""{summary}
+
+        Args:
+            spec: The port: its source, the staging file, the targets, and each stage's options.
+            refresh: Redo every stage even when an earlier run's verified result could be reused.
+        """
+        return fn
+
+    return apply
+
+
 @flow(name="mcs-to-mcs", log_prints=True, **HOOKS)
-def mcs_to_mcs(spec: PortSpec, refresh: bool = False) -> dict[str, Any]:
-    """Export a master image's disk, upload it to each MCS target, prepare it there."""
+@_documented("Export a master image's disk, upload it to each MCS target, prepare it there.")
+def mcs_to_mcs(spec: McsToMcsSpec, refresh: bool = False) -> dict[str, Any]:
     return run_port(spec, Workflow.MCS_TO_MCS, refresh)
 
 
 @flow(name="pvs-to-mcs", log_prints=True, **HOOKS)
-def pvs_to_mcs(spec: PortSpec, refresh: bool = False) -> dict[str, Any]:
-    """Upload a PVS vDisk to each MCS target and prepare it there."""
+@_documented("Upload a PVS vDisk to each MCS target and prepare it there.")
+def pvs_to_mcs(spec: PvsToMcsSpec, refresh: bool = False) -> dict[str, Any]:
     return run_port(spec, Workflow.PVS_TO_MCS, refresh)
 
 
 @flow(name="pvs-to-pvs", log_prints=True, **HOOKS)
-def pvs_to_pvs(spec: PortSpec, refresh: bool = False) -> dict[str, Any]:
-    """Upload a PVS vDisk to where it will be prepared, prepare it, publish it into each target store."""
+@_documented("Upload a PVS vDisk to where it will be prepared, prepare it, publish it into each target store.")
+def pvs_to_pvs(spec: PvsToPvsSpec, refresh: bool = False) -> dict[str, Any]:
     return run_port(spec, Workflow.PVS_TO_PVS, refresh)
 
 
 @flow(name="mcs-to-pvs", log_prints=True, **HOOKS)
-def mcs_to_pvs(spec: PortSpec, refresh: bool = False) -> dict[str, Any]:
-    """Export a master image's disk, upload, prepare, and publish it into each target PVS store."""
+@_documented("Export a master image's disk, upload, prepare, and publish it into each target PVS store.")
+def mcs_to_pvs(spec: McsToPvsSpec, refresh: bool = False) -> dict[str, Any]:
     return run_port(spec, Workflow.MCS_TO_PVS, refresh)
 
 
