@@ -12,12 +12,13 @@ JSON box instead:
   ``enum``), boolean, integer, number, array (of ``items``), object (its
   ``properties``), null. ``oneOf`` is not known: with no ``type`` the property
   is a JSON box, and so is an object without ``properties`` (a ``dict``);
+- ``anyOf`` of objects sharing keys cannot be used: see ``KindForm``;
 - properties appear in ``position`` order (0 for all nested ones: the schema's
   own order), required ones unmarked, the rest "(Optional)".
 
 So pydantic's defaults are reshaped here, once for every model (``shape_model``
-is the models' ``json_schema_extra``): discriminated unions become plain
-``anyOf`` (pydantic still validates them by ``kind``), an optional string is a
+is the models' ``json_schema_extra``): the disk reference unions are one form
+with a ``kind`` select (``KindForm``), an optional string is a
 plain string property with no default (clearing the box omits it; Prefect's
 server-side check still allows ``null`` for a property that is neither
 required nor defaulted), an optional enum is a string select, required
@@ -110,7 +111,7 @@ def _shape_property(name: str, prop: dict[str, Any], field: Any) -> dict[str, An
     if options and len(options) == 2 and _is_null(options[1]) and prop.get("default", ...) is None:
         enum_class = _enum_of(field.annotation) if field is not None else None
         (kept,) = options[:1]
-        if kept.get("type") == "string":  # an optional string: a text box, empty means omitted
+        if kept.get("type") in ("string", "object"):  # optional text or reference: empty means omitted
             prop.pop("anyOf")
             prop.pop("default")
             prop.update({k: v for k, v in kept.items() if k != "title"})
@@ -207,16 +208,36 @@ class FixedField:
         return value
 
 
-class PlainUnion:
-    """On a discriminated union: rendered as ``anyOf`` (choices) rather than pydantic's ``oneOf``, wherever it
-    is used (a model field, or a flow parameter Prefect wraps in a model of its own)."""
+class KindForm:
+    """On a union of references told apart by ``kind``: one form, a ``kind`` select and every member's fields.
+
+    Not ``anyOf``: the UI picks the shown choice from a value by counting its keys that each choice
+    has, first choice winning ties (``getInitialIndexForSchemaPropertyAnyOfValue``). Every reference has
+    ``kind`` and ``connector`` (and ``share``/``local`` the very same keys), so choosing "Local file"
+    snaps back to the first choice as soon as its defaults arrive -- seen in Chromium. pydantic still
+    validates the member by ``kind`` and refuses a field that kind does not have, naming it.
+    """
 
     def __get_pydantic_json_schema__(
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
         found = handler(schema)
-        plain_union(found)
-        return found
+        members = [handler.resolve_ref_schema(option) for option in found.get("oneOf") or found.get("anyOf") or []]
+        kinds = [member["properties"]["kind"]["const"] for member in members]
+        uses = "; ".join(
+            f"{kind} ({member['title']}): " + ", ".join(k for k in member["properties"] if k != "kind")
+            for kind, member in zip(kinds, members, strict=True)
+        )
+        properties: dict[str, Any] = {
+            "kind": {"type": "string", "enum": kinds, "title": "Kind", "description": f"What it is. {uses}."}
+        }
+        for member in members:
+            for key, prop in member["properties"].items():
+                if key not in properties:
+                    properties[key] = {k: v for k, v in prop.items() if k not in ("default", "const")}
+        if "connector" in properties and any("default" in m["properties"].get("connector", {}) for m in members):
+            properties["connector"]["description"] += " (local: 'local' if left empty)"
+        return {"type": "object", "properties": properties, "required": ["kind"]}
 
 
 class Titled:

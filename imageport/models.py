@@ -32,7 +32,7 @@ from pydantic import (
 
 from imageport import names
 from imageport.errors import InputError
-from imageport.forms import NameValuePairs, PlainUnion, shape_model
+from imageport.forms import KindForm, NameValuePairs, shape_model
 
 # --- shared vocabulary ------------------------------------------------------
 
@@ -298,17 +298,17 @@ class LocalRef(_Model):
     format: InputFormat = None
 
 
-# Unions are validated by ``kind``; PlainUnion shows them as choices in the Prefect UI (imageport/forms.py).
+# Unions are validated by ``kind``; KindForm shows each as one form with a kind select (imageport/forms.py).
 DiskRef = Annotated[
     VsphereDiskRef | AzureDiskRef | AzureSnapshotRef | ShareRef | LocalRef,
     Field(discriminator="kind"),
-    PlainUnion(),
+    KindForm(),
 ]
 # Where an image file can sit between stages (export output, upload input).
-FileRef = Annotated[ShareRef | LocalRef, Field(discriminator="kind"), PlainUnion()]
+FileRef = Annotated[ShareRef | LocalRef, Field(discriminator="kind"), KindForm()]
 # Disks that live on a platform (export sources, upload targets, prepare inputs).
 PlatformDiskRef = Annotated[
-    VsphereDiskRef | AzureDiskRef | AzureSnapshotRef | LocalRef, Field(discriminator="kind"), PlainUnion()
+    VsphereDiskRef | AzureDiskRef | AzureSnapshotRef | LocalRef, Field(discriminator="kind"), KindForm()
 ]
 
 
@@ -324,7 +324,7 @@ def _written(ref: Any) -> Any:
 
 # The same references where a stage writes them.
 WrittenFileRef = Annotated[FileRef, AfterValidator(_written)]
-WrittenStoreRef = Annotated[ShareRef | LocalRef, AfterValidator(_written)]
+WrittenStoreRef = Annotated[FileRef, AfterValidator(_written)]
 WrittenPlatformDiskRef = Annotated[PlatformDiskRef, AfterValidator(_written)]
 WrittenLocalRef = Annotated[LocalRef, AfterValidator(_written)]
 

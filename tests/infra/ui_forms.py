@@ -6,6 +6,8 @@ lists every place a user would meet a raw JSON box or an unreadable form:
 - ``SchemaFormProperty``: ``$ref`` merged with the property (the property's own keys win), ``allOf`` merged;
 - ``SchemaFormPropertyAnyOf``: one button per option, labelled ``title`` / ``format`` / type name
   (``getSchemaPropertyLabel``) -- a class name or a bare ``dict``/``str`` is no label a user can read;
+  the option shown is re-chosen from the value after every change (most keys in common, first on a tie),
+  so options whose defaults another, earlier option also has snap back to it;
 - ``SchemaFormPropertyInput``: the control comes from ``type`` alone; no ``type`` (``oneOf``, a list of
   types, nothing) is ``SchemaFormPropertyUnknown``, a JSON box, and so is an ``object`` without
   ``properties`` (``SchemaFormPropertyObject``);
@@ -47,6 +49,21 @@ def option_label(schema: dict[str, Any], option: dict[str, Any]) -> str:
     return shown.get("title") or shown.get("format") or TYPE_LABELS.get(shown.get("type", ""), "")
 
 
+def _chosen_after_defaults(schema: dict[str, Any], options: list[dict[str, Any]], index: int) -> int:
+    """The choice the UI shows once choice ``index``'s fields have sent their defaults
+    (``getInitialIndexForSchemaPropertyAnyOfValue``: most keys in common, first one on a tie)."""
+    members = [resolved(schema, o) for o in options]
+    keys = [k for k, p in members[index].get("properties", {}).items() if "default" in p]
+    if members[index].get("type") != "object" or not keys:
+        return index
+    best, best_count = index, 0
+    for i, member in enumerate(members):
+        count = len(set(keys) & set(member.get("properties", {})))
+        if count > best_count:
+            best, best_count = i, count
+    return best
+
+
 def form_problems(schema: dict[str, Any]) -> list[str]:
     problems: list[str] = []
     _object(schema, schema, "", problems, top=True)
@@ -86,6 +103,10 @@ def _property(schema: dict[str, Any], prop: dict[str, Any], path: str, problems:
                 problems.append(f"{path}: union choice labelled {label!r}")
         if len(set(labels)) != len(labels):
             problems.append(f"{path}: union choices share a label: {labels}")
+        for index in range(len(options)):
+            chosen = _chosen_after_defaults(schema, options, index)
+            if chosen != index:
+                problems.append(f"{path}: choosing {labels[index]!r} snaps back to {labels[chosen]!r}")
         rest = {k: v for k, v in shown.items() if k not in ("anyOf", "title", "description")}
         for option, label in zip(options, labels, strict=True):
             _control(schema, {**resolved(schema, option), **rest}, f"{path}<{label}>", problems)

@@ -39,7 +39,7 @@ def test_the_checker_knows_what_the_ui_cannot_render() -> None:
                 "note": {"title": "Note", "description": "d", "anyOf": [{"type": "string"}, {"type": "null"}]},
                 "pick": {"title": "Pick", "description": "d", "anyOf": [{"$ref": "#/definitions/A"}, {"type": "null"}]},
                 "need": {"type": "string"},
-            }},  # fmt: skip
+            }},
             "A": {"type": "object", "title": "ShareDiskFormat", "properties": {"x": {"type": "string"}}},
         },
     }
