@@ -13,9 +13,11 @@ from prefect import flow
 from imageport.models import DiskFormat, FileRef
 from tasks.artifacts import create_markdown_artifact
 from tasks.disks import convert_image
+from tasks.refusals import refusals_as_state
 
 
 @flow(name="convert-disk", log_prints=True)
+@refusals_as_state("")
 def convert_disk(
     source: FileRef,
     output: FileRef,
