@@ -97,6 +97,8 @@ def test_rest_triggered_runs_and_jobs_wait_exit_codes(served, prefect_api: str, 
     assert items.returncode == 0 and all(i["state"] == "COMPLETED" for i in json.loads(items.stdout))
     listed = run_cli("jobs", "list", "--json")
     assert ok["id"] in [r["id"] for r in json.loads(listed.stdout)]
+    table = run_cli("jobs", "list")  # 80 columns (not a terminal): the ids are still whole, to copy
+    assert table.returncode == 0 and ok["id"] in table.stdout, table.stdout
     # Failure: a source that does not exist.
     missing = {**source, "path": "missing.raw"}
     bad = rest(prefect_api, "POST", create, {"parameters": {"source": missing, "output": {**source, "path": "x.vhdx"}}})

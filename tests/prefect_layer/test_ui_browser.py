@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -123,3 +124,12 @@ def test_publish_and_mcs_to_mcs_forms_filled_in_chromium_complete(make_serve, wi
     assert hash_disk(root / "store/gold-ui.vhdx").content_hash == expected
     assert hash_disk(root / "target/gold.vhd").content_hash == hash_disk(root / "gold.raw").content_hash
     assert (root / "target/gold-prepared.vhd").exists()
+    # The result artifact: one hash kind, the hop's match stated, prepare's real size, only what is left.
+    (artifact,) = _post(f"{api}/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [ported]},
+                                                                   "type": {"any_": ["markdown"]}}})  # fmt: skip
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in artifact["data"].splitlines() if re.match(r"\| (export|upload|prepare) ", line)}  # fmt: skip
+    assert set(rows) == {"export", "upload", "prepare"}, artifact["data"]
+    assert rows["upload"][3] == rows["export"][3] and re.fullmatch(r"`[0-9a-f]{12}`", rows["upload"][3])
+    assert rows["upload"][4] == "yes" and rows["prepare"][1] == rows["upload"][1] == "96 MiB", rows
+    assert ".imageport-ce" not in artifact["data"] and "gold-prepared.vhd" in artifact["data"]
