@@ -100,7 +100,8 @@ def _final(api: str, run_id: str, timeout: float = 600) -> dict[str, Any]:
 def test_publish_and_mcs_to_mcs_forms_filled_in_chromium_complete(make_serve, windows_disks) -> None:  # type: ignore[no-untyped-def]
     ui, api, root = make_serve
     make_raw(root / "prepared.raw", 8 * MiB, runs=2, seed=23)
-    (root / "store").mkdir()
+    for folder in ("store", "staging", "target"):
+        (root / folder).mkdir()
     shutil.copy(windows_disks["gpt"], root / "gold.raw")
 
     def publish(form: Form) -> None:
@@ -118,7 +119,8 @@ def test_publish_and_mcs_to_mcs_forms_filled_in_chromium_complete(make_serve, wi
         published = _submit(driver, ui, api, "publish-vdisk", "publish", publish)
         ported = _submit(driver, ui, api, "mcs-to-mcs", "mcs-to-mcs", port)
     runs = {name: _final(api, run_id) for name, run_id in (("publish", published), ("port", ported))}
-    assert {n: r["state"]["type"] for n, r in runs.items()} == {"publish": "COMPLETED", "port": "COMPLETED"}, runs
+    states = {n: (r["state"]["type"], r["state"]["message"]) for n, r in runs.items()}
+    assert {n: s[0] for n, s in states.items()} == {"publish": "COMPLETED", "port": "COMPLETED"}, states
     assert runs["port"]["parameters"]["spec"]["workflow"] == "mcs-to-mcs"  # pre-set by the form
     expected = hash_disk(root / "prepared.raw").content_hash
     assert hash_disk(root / "store/gold-ui.vhdx").content_hash == expected
