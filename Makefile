@@ -24,7 +24,7 @@ help:
 	@echo "make demo   install what the demo needs, then run it on the embedded default"
 	@echo "make test   install the test services, then run lint and the whole suite"
 	@echo "make bench  run the benchmarks (ratios against the reference tools)"
-	@echo "make ui     start a local Prefect server + UI on http://127.0.0.1:4200 over the demo's state"
+	@echo "make ui     start a local Prefect server + UI on http://127.0.0.1:4200 (PORT=N for another port)"
 	@echo "make serve  the same server + UI, with every deployment served (run ports from the UI or REST API)"
 	@echo "make bundle build the compositing engine's agent bundle into dist/ (path + sha256)"
 
@@ -65,17 +65,22 @@ demo: deps venv
 bench: test-deps venv test-services
 	$(PY) bench/run_all.py
 
+# The UI asks the API at PREFECT_API_URL as the server had it when it started: set it first, on PORT.
+PORT ?= 4200
+API_URL = http://127.0.0.1:$(PORT)/api
+
 ui: venv
 	@mkdir -p $(PREFECT_HOME)
-	$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200
+	PREFECT_API_URL=$(API_URL) $(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PORT)
 
 serve: venv
 	@mkdir -p $(PREFECT_HOME)
-	@$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200 & server=$$!; \
+	@export PREFECT_API_URL=$(API_URL); \
+	  $(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PORT) & server=$$!; \
 	  trap "kill $$server" EXIT; \
-	  until $(PY) -c "import urllib.request as u; u.urlopen('http://127.0.0.1:4200/api/health')" 2>/dev/null; \
-	    do sleep 1; done; \
-	  PREFECT_API_URL=http://127.0.0.1:4200/api $(VENV)/bin/imageport serve
+	  until $(PY) -c "import urllib.request as u; u.urlopen('$(API_URL)/health')" 2>/dev/null; \
+	    do kill -0 $$server || exit 1; sleep 1; done; \
+	  $(VENV)/bin/imageport serve
 
 clean:
 	rm -rf .cache/test-run demo-output

@@ -136,7 +136,7 @@ def list_(
     if as_json:
         emit_json([dict(zip(["id", "flow", "name", "state", "started"], row, strict=True)) for row in rows])
     else:
-        emit_table("runs", ["id", "flow", "name", "state", "started"], rows)
+        emit_table("runs", ["id", "flow", "name", "state", "started"], rows, whole=["id"])  # ids are to copy
 
 
 def _items(client: Any, run_id: uuid.UUID) -> list[list[str]]:

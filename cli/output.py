@@ -56,12 +56,20 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(redact(json.dumps(data, indent=2, default=str)) + "\n")
 
 
-def emit_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def emit_table(
+    title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], whole: Sequence[str] = ()
+) -> None:
+    """A table; the ``whole`` columns (ids to copy) are never cut or wrapped, the others give way."""
     table = Table(title=redact(title), title_justify="left")  # a title may name a SAS URL
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*(redact(str(cell)) for cell in row))
+    cells = [[redact(str(cell)) for cell in row] for row in rows]
+    for i, column in enumerate(columns):
+        if column in whole:
+            widest = max([len(column), *(len(row[i]) for row in cells)])
+            table.add_column(column, no_wrap=True, min_width=widest, overflow="ignore")
+        else:
+            table.add_column(column)
+    for row in cells:
+        table.add_row(*row)
     console.print(table)
 
 

@@ -6,18 +6,25 @@ share password expired *before* the monthly patch-day port fails on it.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from prefect import flow
 from prefect.states import Failed
 
 from blocks.registry import list_connectors
 from imageport.errors import ImageportError
+from imageport.forms import Titled
 from tasks.artifacts import create_markdown_artifact
 from tasks.connectors import check_connector
 
 
 @flow(name="check-connectors", log_prints=True)
-def check_connectors(names: list[str] | None = None) -> list[dict[str, object]]:
-    """Check each named connector (default: all saved ones) in parallel."""
+def check_connectors(names: Annotated[list[str], Titled("Some connectors")] | None = None) -> list[dict[str, object]]:
+    """Check each named connector (default: all saved ones) in parallel.
+
+    Args:
+        names: Connector names to check (None: every saved connector).
+    """
     kinds = {name: kind for kind, name in list_connectors()}
     names = names or list(kinds)
     futures = {name: check_connector.submit(name) for name in names}

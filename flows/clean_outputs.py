@@ -14,6 +14,7 @@ from prefect import flow, task
 from blocks.resolve import located
 from imageport.disks.leftovers import clean_folder
 from imageport.models import FileRef
+from tasks.refusals import refusals_as_state
 
 
 @task(name="clean_folder", task_run_name="clean {folder.path}")
@@ -24,7 +25,14 @@ def clean_task(folder: FileRef, dry_run: bool) -> dict[str, Any]:
 
 
 @flow(name="clean-outputs", log_prints=True)
+@refusals_as_state("")
 def clean_outputs(folder: FileRef, dry_run: bool = False) -> dict[str, Any]:
+    """Remove stale partial files, sidecars and dead runs' locks from a folder; a live run's are kept.
+
+    Args:
+        folder: The folder to clean (share or local connector path).
+        dry_run: Only list what would be removed.
+    """
     report = clean_task(folder, dry_run)
     for leftover in report["files"]:
         print(f"{leftover['state']}: {leftover['name']}" + (f" ({leftover['owner']})" if leftover["owner"] else ""))

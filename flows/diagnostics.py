@@ -9,9 +9,11 @@ from prefect import flow
 from imageport.models import DiagnosticsSpec
 from tasks.artifacts import create_markdown_artifact
 from tasks.diagnostics import diagnose_image
+from tasks.refusals import refusals_as_state
 
 
 @flow(name="diagnostics", log_prints=True)
+@refusals_as_state("spec")
 def diagnostics_flow(spec: DiagnosticsSpec) -> dict[str, Any]:
     result = diagnose_image(spec)
     create_markdown_artifact(key="diagnostics", markdown=result["markdown"], description="Image diagnostics")

@@ -9,9 +9,11 @@ from prefect import flow
 from imageport.models import ExportSpec
 from tasks.artifacts import create_markdown_artifact
 from tasks.export import export_disk
+from tasks.refusals import refusals_as_state
 
 
 @flow(name="export-disk", log_prints=True)
+@refusals_as_state("spec")
 def export_disk_flow(spec: ExportSpec) -> dict[str, Any]:
     result = export_disk.with_options(timeout_seconds=spec.timeout_s)(spec)
     create_markdown_artifact(

@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import posixpath
 import time
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow, task
 from prefect.futures import wait
+from pydantic import BeforeValidator
 
 from blocks.resolve import describe_ref
-from imageport.errors import InputError
+from imageport.errors import ImageportError, InputError
+from imageport.forms import FixedField
 from imageport.models import (
     AzureDiskRef,
     ExportSpec,
@@ -38,12 +40,13 @@ from imageport.models import (
     UploadSpec,
     Workflow,
 )
-from tasks.artifacts import create_markdown_artifact
+from tasks.artifacts import create_markdown_artifact, port_table
 from tasks.caching import run_stage
 from tasks.engine import reap_run_resources
 from tasks.export import export_disk
 from tasks.prepare import prepare_disk
 from tasks.publish import publish_vdisk
+from tasks.refusals import in_spec_terms, refusals_as_state
 from tasks.upload import upload_image
 
 
@@ -71,9 +74,18 @@ def _prepared(target: PortTarget, spec: PortSpec) -> tuple[PrepareSpec, Any]:
 @task(name="port_target", task_run_name="target {index}: {target_name}")
 def port_target(spec: PortSpec, index: int, target_name: str, image: Any, refresh: bool) -> list[dict[str, Any]]:
     """One target's chain: upload, prepare, and publish for PVS targets."""
+    done: list[dict[str, Any]] = []
+    try:
+        _target_chain(spec, index, image, refresh, done)
+    except ImageportError as exc:
+        exc.partial = done  # type: ignore[attr-defined]  -- for the run's partial result table
+        raise
+    return done
+
+
+def _target_chain(spec: PortSpec, index: int, image: Any, refresh: bool, done: list[dict[str, Any]]) -> None:
     target = spec.targets[index]
     assert target.disk is not None
-    done = []
     upload = UploadSpec(source=image, target=target.disk, **spec.upload.model_dump())
     done.append(run_stage(upload_image, upload, stage="upload", reads=image, writes=target.disk,
                           timeout_s=spec.upload.timeout_s, refresh=refresh))  # fmt: skip
@@ -87,7 +99,6 @@ def port_target(spec: PortSpec, index: int, target_name: str, image: Any, refres
         vdisk = target.store.model_validate({**target.store.model_dump(), "path": file})  # validated, root or not
         done.append(run_stage(publish_vdisk, publish, stage="publish", reads=prepared, writes=vdisk,
                               timeout_s=spec.prepare.timeout_s, refresh=refresh))  # fmt: skip
-    return done
 
 
 def run_port(spec: PortSpec, workflow: Workflow, refresh: bool = False) -> dict[str, Any]:
@@ -96,6 +107,20 @@ def run_port(spec: PortSpec, workflow: Workflow, refresh: bool = False) -> dict[
         raise InputError(f"workflow: this is the {workflow.value} flow; the spec asks for {spec.workflow.value}")
     started = time.monotonic()
     stages: list[dict[str, Any]] = []
+    try:
+        _run_stages(spec, refresh, stages)
+    except ImageportError as exc:
+        _report(workflow, stages, time.monotonic() - started, error=exc)
+        raise
+    wall = time.monotonic() - started
+    data = sum(s["stage_seconds"] for s in stages)
+    _report(workflow, stages, wall)
+    return {"workflow": workflow.value, "stages": stages, "wall_seconds": wall, "stage_seconds": data}
+
+
+def _run_stages(spec: PortSpec, refresh: bool, stages: list[dict[str, Any]]) -> None:
+    """Export once, then every target's chain in parallel; ``stages`` gets each completed stage, even when one
+    fails (the first failure is raised once every target has ended)."""
     image: Any = spec.source
     if Stage.EXPORT in spec.stages:
         export = ExportSpec(source=spec.source, destination=spec.staging, **spec.export.model_dump())
@@ -104,61 +129,84 @@ def run_port(spec: PortSpec, workflow: Workflow, refresh: bool = False) -> dict[
         image = spec.staging
     futures = [port_target.submit(spec, i, describe_ref(t.disk), image, refresh) for i, t in enumerate(spec.targets)]
     wait(futures)
+    failures = []
     for future in futures:
-        stages += future.result()
-    wall = time.monotonic() - started
-    data = sum(s["stage_seconds"] for s in stages)
-    _report(workflow, stages, wall)
-    return {"workflow": workflow.value, "stages": stages, "wall_seconds": wall, "stage_seconds": data}
+        outcome = future.result(raise_on_failure=False)
+        if isinstance(outcome, BaseException):
+            failures.append(outcome)
+            stages += getattr(outcome, "partial", [])
+        else:
+            stages += outcome
+    if failures:
+        raise failures[0]
 
 
-def _report(workflow: Workflow, stages: list[dict[str, Any]], wall: float) -> None:
-    rows = []
-    for s in stages:
-        size = s.get("virtual_size") or s.get("facts", {}).get("virtual_size") or 0
-        moved = s.get("data_written") or s.get("bytes_sent") or s.get("bytes_written") or 0
-        digest = s.get("sha256") or s.get("content_hash") or ("verified" if s.get("verified") else "")
-        created = ", ".join(s.get("ce_resources") or []) or s.get("output_id") or s.get("disk_id") or ""
-        reused = " (reused)" if s["reused"] else ""
-        rows.append(
-            f"| {s['stage']}{reused} | {s['from']} | {s['to']} | {size / 2**20:,.0f} MiB | {moved / 2**20:,.0f} MiB "
-            f"| `{str(digest)[:16]}` | {s['stage_seconds']:.1f} s | {created} |"
-        )
+def _report(workflow: Workflow, stages: list[dict[str, Any]], wall: float, error: Exception | None = None) -> None:
+    where = getattr(error, "spec_where", None) or "spec"
+    message = in_spec_terms(str(error), where) if error is not None else None
     create_markdown_artifact(
         key=workflow.value,
-        markdown=(
-            f"## {workflow.value}: {len(stages)} stages in {wall:.1f} s\n\n"
-            "| stage | source | target | virtual size | bytes moved | hash | duration | resources |\n"
-            "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
-        ),
-        description=f"Result of the {workflow.value} port",
+        markdown=port_table(workflow.value, stages, wall, message),
+        description=f"Result of the {workflow.value} port" + (" (failed: partial)" if error else ""),
     )
 
 
 HOOKS: dict[str, Any] = {"on_cancellation": [reap_run_resources], "on_crashed": [reap_run_resources]}
 
 
+def _spec_of(workflow: Workflow) -> Any:
+    """The ``spec`` parameter of one port flow: a PortSpec whose workflow the deployment fixes (pre-set in the
+    UI's form, filled in when a caller leaves it out)."""
+    fixed = FixedField("workflow", workflow, f"Fixed by this deployment: {workflow.value}.")
+    return Annotated[PortSpec, BeforeValidator(fixed.fill), fixed]
+
+
+McsToMcsSpec = _spec_of(Workflow.MCS_TO_MCS)
+PvsToMcsSpec = _spec_of(Workflow.PVS_TO_MCS)
+PvsToPvsSpec = _spec_of(Workflow.PVS_TO_PVS)
+McsToPvsSpec = _spec_of(Workflow.MCS_TO_PVS)
+
+
+def _documented(summary: str) -> Any:
+    """One ``Args:`` text for the four port flows (Prefect reads the form's descriptions from it)."""
+
+    def apply(fn: Any) -> Any:
+        fn.__doc__ = f"""{summary}
+
+        Args:
+            spec: The port: its source, the staging file, the targets, and each stage's options.
+            refresh: Redo every stage even when an earlier run's verified result could be reused.
+        """
+        return fn
+
+    return apply
+
+
 @flow(name="mcs-to-mcs", log_prints=True, **HOOKS)
-def mcs_to_mcs(spec: PortSpec, refresh: bool = False) -> dict[str, Any]:
-    """Export a master image's disk, upload it to each MCS target, prepare it there."""
+@_documented("Export a master image's disk, upload it to each MCS target, prepare it there.")
+@refusals_as_state("spec")
+def mcs_to_mcs(spec: McsToMcsSpec, refresh: bool = False) -> dict[str, Any]:
     return run_port(spec, Workflow.MCS_TO_MCS, refresh)
 
 
 @flow(name="pvs-to-mcs", log_prints=True, **HOOKS)
-def pvs_to_mcs(spec: PortSpec, refresh: bool = False) -> dict[str, Any]:
-    """Upload a PVS vDisk to each MCS target and prepare it there."""
+@_documented("Upload a PVS vDisk to each MCS target and prepare it there.")
+@refusals_as_state("spec")
+def pvs_to_mcs(spec: PvsToMcsSpec, refresh: bool = False) -> dict[str, Any]:
     return run_port(spec, Workflow.PVS_TO_MCS, refresh)
 
 
 @flow(name="pvs-to-pvs", log_prints=True, **HOOKS)
-def pvs_to_pvs(spec: PortSpec, refresh: bool = False) -> dict[str, Any]:
-    """Upload a PVS vDisk to where it will be prepared, prepare it, publish it into each target store."""
+@_documented("Upload a PVS vDisk to where it will be prepared, prepare it, publish it into each target store.")
+@refusals_as_state("spec")
+def pvs_to_pvs(spec: PvsToPvsSpec, refresh: bool = False) -> dict[str, Any]:
     return run_port(spec, Workflow.PVS_TO_PVS, refresh)
 
 
 @flow(name="mcs-to-pvs", log_prints=True, **HOOKS)
-def mcs_to_pvs(spec: PortSpec, refresh: bool = False) -> dict[str, Any]:
-    """Export a master image's disk, upload, prepare, and publish it into each target PVS store."""
+@_documented("Export a master image's disk, upload, prepare, and publish it into each target PVS store.")
+@refusals_as_state("spec")
+def mcs_to_pvs(spec: McsToPvsSpec, refresh: bool = False) -> dict[str, Any]:
     return run_port(spec, Workflow.MCS_TO_PVS, refresh)
 
 

@@ -13,9 +13,11 @@ from prefect import flow
 from imageport.models import PublishSpec
 from tasks.artifacts import create_markdown_artifact
 from tasks.publish import publish_vdisk
+from tasks.refusals import refusals_as_state
 
 
 @flow(name="publish-vdisk", log_prints=True)
+@refusals_as_state("spec")
 def publish_vdisk_flow(spec: PublishSpec) -> dict[str, Any]:
     result = publish_vdisk(spec)
     create_markdown_artifact(

@@ -45,6 +45,9 @@ class ImageportError(Exception):
     """
 
     transient: bool = False
+    # An expected refusal or failure, explained by its message: logged as that line, without a traceback
+    # (imageport.redaction's record factory); anything else that escapes is a bug and keeps its traceback.
+    expected: bool = True
 
     def __init__(self, message: str) -> None:
         super().__init__(redact(message))

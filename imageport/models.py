@@ -20,8 +20,10 @@ from typing import Annotated, Any, Literal, Optional, TypeVar, Union
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     ValidationError,
     field_validator,
     model_validator,
@@ -30,6 +32,7 @@ from pydantic import (
 from imageport import names
 from imageport.compat import StrEnum
 from imageport.errors import InputError
+from imageport.forms import KindForm, NameValuePairs, shape_model
 
 # --- shared vocabulary ------------------------------------------------------
 
@@ -130,7 +133,13 @@ WORKFLOW_STAGES: dict[Workflow, tuple[Stage, ...]] = {
 class _Model(BaseModel):
     """Strict about unknown fields: a typo in a spec must not be silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+    # json_schema_extra: the schema shaped for the Prefect UI's forms (imageport/forms.py).
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False, json_schema_extra=shape_model)
+
+
+def _titled(title: str) -> ConfigDict:
+    """A model's title in the UI (a union's choice label; pydantic would use the class name)."""
+    return ConfigDict(title=title)
 
 
 # --- names the platforms accept ----------------------------------------------
@@ -200,7 +209,10 @@ def _check_tags(tags: dict[str, str]) -> dict[str, str]:
 
 Tags = Annotated[
     dict[str, str],
+    BeforeValidator(NameValuePairs.parse),
     AfterValidator(_check_tags),
+    PlainSerializer(NameValuePairs.dump, when_used="json"),
+    NameValuePairs(),
     Field(default_factory=dict, description="Tags/labels put on every resource created."),
 ]
 
@@ -221,6 +233,8 @@ InputFormat = Annotated[
 class VsphereDiskRef(_Model):
     """A virtual disk of a vSphere VM."""
 
+    model_config = _titled("vSphere VM disk")
+
     kind: Literal["vsphere"] = "vsphere"
     connector: ConnectorName
     vm: str = Field(min_length=1, description="VM name, inventory path (DC/vm/folder/name) or MoRef (vm-123).")
@@ -236,6 +250,8 @@ class VsphereDiskRef(_Model):
 class DatastoreFileRef(_Model):
     """An image file on a vSphere datastore (e.g. a flat or sparse VMDK), read over HTTPS."""
 
+    model_config = _titled("vSphere datastore file")
+
     kind: Literal["datastore"] = "datastore"
     connector: ConnectorName
     datastore: str = Field(min_length=1, description="Datastore name, e.g. 'LocalDS_0'.")
@@ -244,6 +260,8 @@ class DatastoreFileRef(_Model):
 
 class AzureDiskRef(_Model):
     """An Azure managed disk."""
+
+    model_config = _titled("Azure managed disk")
 
     kind: Literal["azure-disk"] = "azure-disk"
     connector: ConnectorName
@@ -254,11 +272,15 @@ class AzureDiskRef(_Model):
 class AzureSnapshotRef(AzureDiskRef):
     """An Azure managed-disk snapshot."""
 
+    model_config = _titled("Azure snapshot")
+
     kind: Literal["azure-snapshot"] = "azure-snapshot"  # type: ignore[assignment]
 
 
 class ShareRef(_Model):
     """A file on an SMB share connector (also a PVS store)."""
+
+    model_config = _titled("File on a share")
 
     kind: Literal["share"] = "share"
     connector: ConnectorName
@@ -269,22 +291,27 @@ class ShareRef(_Model):
 class LocalRef(_Model):
     """A file under a local-directory connector (the embedded default platform)."""
 
+    model_config = _titled("Local file")
+
     kind: Literal["local"] = "local"
     connector: ConnectorName = "local"
     path: RelativePath = Field(description="Path inside the local connector's directory.")
     format: InputFormat = None
 
 
+# Unions are validated by ``kind``; KindForm shows each as one form with a kind select (imageport/forms.py).
 DiskRef = Annotated[
     Union[VsphereDiskRef, AzureDiskRef, AzureSnapshotRef, ShareRef, LocalRef],  # noqa: UP007
     Field(discriminator="kind"),
+    KindForm(),
 ]
 # Where an image file can sit between stages (export output, upload input).
-FileRef = Annotated[Union[ShareRef, LocalRef], Field(discriminator="kind")]  # noqa: UP007
+FileRef = Annotated[Union[ShareRef, LocalRef], Field(discriminator="kind"), KindForm()]  # noqa: UP007
 # Disks that live on a platform (export sources, upload targets, prepare inputs).
 PlatformDiskRef = Annotated[
     Union[VsphereDiskRef, AzureDiskRef, AzureSnapshotRef, LocalRef],  # noqa: UP007
     Field(discriminator="kind"),
+    KindForm(),
 ]
 
 
@@ -300,7 +327,7 @@ def _written(ref: Any) -> Any:
 
 # The same references where a stage writes them.
 WrittenFileRef = Annotated[FileRef, AfterValidator(_written)]
-WrittenStoreRef = Annotated[Union[ShareRef, LocalRef], AfterValidator(_written)]  # noqa: UP007
+WrittenStoreRef = Annotated[FileRef, AfterValidator(_written)]
 WrittenPlatformDiskRef = Annotated[PlatformDiskRef, AfterValidator(_written)]
 WrittenLocalRef = Annotated[LocalRef, AfterValidator(_written)]
 
@@ -474,22 +501,22 @@ class PublishOptions(_Model):
 class ExportSpec(ExportOptions):
     """Copy a disk off its platform onto shared storage, read-only for the source."""
 
-    source: PlatformDiskRef
-    destination: WrittenFileRef
+    source: PlatformDiskRef = Field(description="The disk to export: a VM's disk, a managed disk or snapshot, a file.")
+    destination: WrittenFileRef = Field(description="Where the exported image file is written (share or local).")
 
 
 class UploadSpec(UploadOptions):
     """Put an image from shared storage onto the target platform."""
 
-    source: FileRef
-    target: WrittenPlatformDiskRef
+    source: FileRef = Field(description="The image file to upload (share or local).")
+    target: WrittenPlatformDiskRef = Field(description="The disk to create on the target platform.")
 
 
 class PrepareSpec(PrepareOptions):
     """Make an image boot and work on its target, on a copy (the compositing engine's job)."""
 
-    disk: DiskRef
-    target_platform: TargetPlatform
+    disk: DiskRef = Field(description="The image to prepare (it is copied first unless told otherwise).")
+    target_platform: TargetPlatform = Field(description="Platform the prepared image must boot on.")
     hyper_v_generation: HyperVGeneration = Field(
         default=HyperVGeneration.V2, description="Azure VM generation the image must boot as (V1 BIOS, V2 UEFI)."
     )
@@ -501,7 +528,7 @@ class PrepareSpec(PrepareOptions):
 class PublishSpec(PublishOptions):
     """Write a prepared image into a PVS store share as a ready-to-register vDisk."""
 
-    source: DiskRef
+    source: DiskRef = Field(description="The prepared image to publish.")
     store: WrittenStoreRef = Field(description="Store folder (a share connector path).")
     name: VDiskName
 
@@ -509,7 +536,7 @@ class PublishSpec(PublishOptions):
 class DiagnosticsSpec(_Model):
     """Read-only report on an image: OS, Citrix components, drivers, previous prepare logs."""
 
-    disk: DiskRef
+    disk: DiskRef = Field(description="The image to report on (read only).")
     output: WrittenFileRef | None = Field(default=None, description="Where to write the report (JSON + Markdown).")
     ce_logs: bool = Field(default=False, description="Also collect the compositing engine's own logs.")
 
@@ -530,14 +557,16 @@ class PortTarget(_Model):
 class PortSpec(_Model):
     """A whole port: which workflow, from where, through which share, to which targets."""
 
-    workflow: Workflow
+    workflow: Workflow = Field(description="Which of the four workflows this port is.")
     source: DiskRef = Field(description="MCS: the master image's disk on its platform; PVS: the vDisk file.")
     staging: WrittenFileRef = Field(description="Share path (file) where the exported image is written.")
-    targets: list[PortTarget] = Field(min_length=1, max_length=16)
-    export: ExportOptions = Field(default_factory=ExportOptions)
-    upload: UploadOptions = Field(default_factory=UploadOptions)
-    prepare: PrepareOptions = Field(default_factory=PrepareOptions)
-    publish: PublishOptions = Field(default_factory=PublishOptions)
+    targets: list[PortTarget] = Field(
+        min_length=1, max_length=16, description="Where the image goes: one or more targets, ported in parallel."
+    )
+    export: ExportOptions = Field(default_factory=ExportOptions, description="Export options (MCS sources).")
+    upload: UploadOptions = Field(default_factory=UploadOptions, description="Upload options, for every target.")
+    prepare: PrepareOptions = Field(default_factory=PrepareOptions, description="Prepare options, for every target.")
+    publish: PublishOptions = Field(default_factory=PublishOptions, description="Publish options (PVS targets).")
 
     @property
     def stages(self) -> tuple[Stage, ...]:

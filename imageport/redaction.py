@@ -130,6 +130,8 @@ def redact_record(record: logging.LogRecord) -> logging.LogRecord:
     except Exception:  # a malformed record: let the handler report it, but never with a secret
         message = f"{record.msg} {record.args}"
     record.msg, record.args = redact(message), None
+    if record.exc_info and getattr(record.exc_info[1], "expected", False) is True:
+        record.exc_info, record.exc_text = None, None  # an expected refusal: its message says it all
     if record.exc_info and not record.exc_text and record.exc_info[1] is not None:
         record.exc_text = logging.Formatter().formatException(record.exc_info)
     # The formatted text stays; the live exception goes, so no handler can render it (or its locals) again.

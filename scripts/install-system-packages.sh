@@ -10,7 +10,8 @@ runtime=(python3 python3-venv python3-dev gcc qemu-utils ntfs-3g gdisk
          python3-guestfs libguestfs-tools linux-image-amd64
          python3-hivex libhivex-bin curl ca-certificates)
 test_extra=(samba smbclient golang-go golang-github-vmware-govmomi-dev nodejs npm
-            python3-libvhdi time)  # libvhdi: a second VHD/VHDX judge; GNU time: peak RSS in bench/
+            python3-libvhdi time chromium chromium-driver)
+# libvhdi: a second VHD/VHDX judge; GNU time: peak RSS in bench/; chromium + its driver: the UI browser test
 
 wanted=("${runtime[@]}")
 [ "$profile" = test ] && wanted+=("${test_extra[@]}")

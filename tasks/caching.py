@@ -33,6 +33,7 @@ from imageport.disks.fingerprint import fingerprint
 from imageport.errors import FormatError, ImageportError
 from imageport.models import AzureDiskRef, AzureSnapshotRef, LocalRef, ShareRef, VsphereDiskRef
 from imageport.redaction import redact_data
+from tasks.refusals import mark_stage
 
 EXPORT_CACHE_HOURS = 24
 STAGE_CACHE = timedelta(days=30)
@@ -107,7 +108,10 @@ def run_stage(
     }
     started = time.monotonic()
     state = task.with_options(**options, refresh_cache=refresh)(spec, return_state=True)
-    result = dict(state.result())
+    try:
+        result = dict(state.result())
+    except ImageportError as exc:
+        raise mark_stage(exc, stage) from None  # a refusal names e.g. prepare.overwrite
     reused = state.name == "Cached"
     if reused and ref_identity(writes).startswith("missing"):
         state = task.with_options(**options, refresh_cache=True)(spec, return_state=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -96,6 +97,8 @@ def test_rest_triggered_runs_and_jobs_wait_exit_codes(served, prefect_api: str, 
     assert items.returncode == 0 and all(i["state"] == "COMPLETED" for i in json.loads(items.stdout))
     listed = run_cli("jobs", "list", "--json")
     assert ok["id"] in [r["id"] for r in json.loads(listed.stdout)]
+    table = run_cli("jobs", "list")  # 80 columns (not a terminal): the ids are still whole, to copy
+    assert table.returncode == 0 and ok["id"] in table.stdout, table.stdout
     # Failure: a source that does not exist.
     missing = {**source, "path": "missing.raw"}
     bad = rest(prefect_api, "POST", create, {"parameters": {"source": missing, "output": {**source, "path": "x.vhdx"}}})
@@ -174,3 +177,33 @@ def test_stopping_a_running_prepare_removes_its_compositing_engine(served, prefe
     assert not (root / "gold-prepared.img").exists()
     assert hashlib.sha256((root / "gold.img").read_bytes()).hexdigest() == before
     assert agent_pids(root) == []
+
+
+def test_a_refused_port_names_the_spec_field_keeps_a_partial_table_and_prints_no_traceback(served, prefect_api):  # type: ignore[no-untyped-def]
+    _, root = served
+    make_raw(root / "gold.raw", 8 * MiB, runs=2, seed=31)
+    (root / "target").mkdir()
+    (root / "staging").mkdir()
+    (root / "target/gold-prepared.vhd").write_bytes(b"an earlier prepare's output")
+    local = {"kind": "local", "connector": "serve-lab"}
+    spec = {"source": {**local, "path": "gold.raw"}, "staging": {**local, "path": "staging/gold.vhdx"},
+            "targets": [{"disk": {**local, "path": "target/gold.vhd"}}]}  # fmt: skip (no workflow: fixed)
+    deployment = rest(prefect_api, "GET", "/deployments/name/mcs-to-mcs/mcs-to-mcs")
+    run = rest(prefect_api, "POST", f"/deployments/{deployment['id']}/create_flow_run", {"parameters": {"spec": spec}})
+    deadline = time.monotonic() + 300
+    while (state := rest(prefect_api, "GET", f"/flow_runs/{run['id']}")["state"])["type"] not in ("FAILED",
+                                                                                               "COMPLETED"):
+        assert time.monotonic() < deadline, state
+        time.sleep(1)
+    assert state["type"] == "FAILED" and "prepare.overwrite" in state["message"], state
+    assert "--force" not in state["message"]
+    (artifact,) = rest(prefect_api, "POST", "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]},
+                                                                                  "type": {"any_": ["markdown"]}}})
+    table = artifact["data"]
+    assert "failed after 2 stage(s)" in table and "prepare.overwrite" in table, table
+    assert "| export |" in table and "| upload |" in table and "| yes (written) |" in table, table
+    hashes = re.findall(r"\| `([0-9a-f]{12})` \|", table)
+    assert len(hashes) == 2 and hashes[0] == hashes[1] and "| yes |" in table  # upload: the export's hash
+    time.sleep(2)  # the served process writes the run's last log lines
+    assert "Traceback" not in (root / "serve.log").read_text()
+    assert (root / "target/gold-prepared.vhd").read_bytes() == b"an earlier prepare's output"

@@ -47,7 +47,7 @@ def test_flow_uploads_to_a_managed_disk_and_to_the_local_platform(arm, connector
     }  # fmt: skip
 
     again = upload_image_flow(spec, return_state=True)  # exists, no overwrite: final, not retried
-    assert again.is_failed() and "--force" in str(again.message)
+    assert again.is_failed() and "set spec.overwrite" in str(again.message)  # the flow names the spec field
 
     local = UploadSpec.model_validate(
         {"source": source, "target": {"kind": "local", "connector": "flow-staging", "path": "platform/gold.vhd"}}
