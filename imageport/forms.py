@@ -38,6 +38,9 @@ from pydantic import BaseModel, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
+# ``X | Y`` is types.UnionType from 3.10; the agent bundle imports this module on 3.9 too.
+_UNION_TYPE = getattr(types, "UnionType", typing.Union)
+
 # Titles where the field name alone reads badly.
 TITLES = {
     "timeout_s": "Timeout (seconds)",
@@ -71,7 +74,7 @@ def _enum_of(annotation: Any) -> type[enum.Enum] | None:
     args = typing.get_args(annotation)
     if typing.get_origin(annotation) is typing.Annotated:
         return _enum_of(args[0])
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+    if typing.get_origin(annotation) in (typing.Union, _UNION_TYPE):
         members = [a for a in args if a is not type(None)]
         if len(members) == 1:
             return _enum_of(members[0])
