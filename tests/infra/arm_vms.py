@@ -305,8 +305,12 @@ class VmHost:
             vm_bin = self._vm_bin(vm, devices / "bin")
             cwd = devices / "run-command"  # as waagent's download directory
             cwd.mkdir()
-            process = self.sandbox.popen(script, vm_bin, {"IMAGEPORT_DEVICE_ROOT": str(devices)}, cwd)
-            self.processes[key] = process
+            with self.arm.lock:  # atomic with a delete: a VM deleted while its disks were copied runs nothing
+                if key not in self.vms:
+                    op["result"] = {"value": []}
+                    return
+                process = self.sandbox.popen(script, vm_bin, {"IMAGEPORT_DEVICE_ROOT": str(devices)}, cwd)
+                self.processes[key] = process
             out, err = process.communicate()
             if key in self.vms:  # a deleted VM's disks are not written back
                 for lun, disk_key in vm["data"]:

@@ -70,6 +70,8 @@ class Sandbox:
         env = {
             "PATH": f"{vm_bin}:{SYSTEM_PATH}", "HOME": "/root", "LANG": "C.UTF-8", "SHELL": "/bin/sh",
             "USER": "root", "LOGNAME": "root",
+            # This machine's /etc/pip.conf points at local wheel mirrors; a VM has no such configuration.
+            "PIP_CONFIG_FILE": os.devnull,
             **{k: os.environ[k] for k in MACHINE_ENV if k in os.environ}, **extra_env,
         }  # fmt: skip
         unshare = ["unshare", "--net"] if os.geteuid() == 0 else ["unshare", "--net", "--map-root-user"]
