@@ -26,9 +26,18 @@ import pytest
 
 from tests.infra import services
 from tests.infra.services import CACHE, REPO, Service
+from tests.infra.shared import built_once
 
 os.environ.setdefault("LIBGUESTFS_CACHEDIR", str(CACHE / "guestfs"))
 Path(os.environ["LIBGUESTFS_CACHEDIR"]).mkdir(parents=True, exist_ok=True)
+
+# Under pytest-xdist every worker is its own Prefect client process: give each its own PREFECT_HOME
+# (profiles, local result storage, an ephemeral server's SQLite) so two workers never share one.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if _WORKER:
+    _home = Path(os.environ.get("PREFECT_HOME") or CACHE / "prefect-home")
+    os.environ["PREFECT_HOME"] = str(_home / f"xdist-{_WORKER}")
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
 
 
 def _running(start) -> Iterator[Service]:  # type: ignore[no-untyped-def]
@@ -148,9 +157,11 @@ def azure_settings(arm) -> dict[str, str]:  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def windows_disks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The Windows-like test disks (tests/infra/windows_image.py), built in one appliance launch per session."""
-    from tests.infra.windows_image import build_disks
+    from tests.infra.windows_image import KINDS, build_disks
 
-    return build_disks(tmp_path_factory.mktemp("windows"))
+    # Read-only for every test (they copy what they change): under xdist the first worker builds, the other reuses.
+    directory = built_once(tmp_path_factory, "windows", build_disks)
+    return {kind: directory / f"{kind}.img" for kind in KINDS}
 
 
 def _vsphere_ce_session(vcsim):  # type: ignore[no-untyped-def]
