@@ -53,7 +53,7 @@ format: venv
 
 test: test-deps venv test-services lint
 	@mkdir -p $(LIBGUESTFS_CACHEDIR)
-	$(VENV)/bin/pytest -q -rfE --durations=15 -n $(TEST_WORKERS) --dist loadfile
+	$(VENV)/bin/pytest -q -rfE --durations=15 -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 demo: deps venv
 	@mkdir -p $(PREFECT_HOME)

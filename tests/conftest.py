@@ -182,3 +182,31 @@ def ce_session(vcsim):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def ce_session_factory(vcsim):  # type: ignore[no-untyped-def]
     return lambda: _vsphere_ce_session(vcsim)
+
+
+def _file(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
+def _launches_an_appliance(item: pytest.Item) -> bool:
+    return item.get_closest_marker("guestfs") is not None or "windows_disks" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, the files that launch libguestfs appliances first, most launches first, so that no
+    slow file is left for last while the other worker idles; the largest other file second, so the
+    second worker has work while the first builds the shared Windows disks; then the others, largest
+    first. Every worker sorts alike (their collections must match); ``make test`` passes
+    ``--no-loadscope-reorder`` so the scheduler keeps this order."""
+    if not _WORKER:
+        return
+    tests: dict[str, int] = {}
+    launches: dict[str, int] = {}
+    for item in items:
+        tests[_file(item)] = tests.get(_file(item), 0) + 1
+        launches[_file(item)] = launches.get(_file(item), 0) + _launches_an_appliance(item)
+    heavy = sorted((name for name in tests if launches[name]), key=lambda name: -launches[name])
+    light = sorted((name for name in tests if not launches[name]), key=lambda name: -tests[name])
+    order = heavy[:1] + light[:1] + heavy[1:] + light[1:]
+    rank = {name: index for index, name in enumerate(order)}
+    items.sort(key=lambda item: rank[_file(item)])  # stable: the order inside a file is kept
