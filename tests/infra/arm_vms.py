@@ -222,7 +222,12 @@ class VmHost:
                    "PATH": self.python_dir + os.pathsep + os.environ.get("PATH", "")}  # fmt: skip
             process = subprocess.Popen(["bash", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                        env=env, start_new_session=True)  # fmt: skip
-            self.processes[key] = process
+            with self.arm.lock:  # a VM deleted while its disks were materialized runs nothing
+                deleted = self.vms.get(key) is not vm
+                if not deleted:
+                    self.processes[key] = process
+            if deleted:
+                os.killpg(process.pid, signal.SIGKILL)
             out, err = process.communicate()
             if key in self.vms:  # a deleted VM's disks are not written back
                 for lun, disk_key in vm["data"]:
