@@ -6,6 +6,7 @@ never skips them.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -193,20 +194,25 @@ def _launches_an_appliance(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under xdist, the files that launch libguestfs appliances first, most launches first, so that no
-    slow file is left for last while the other worker idles; the largest other file second, so the
-    second worker has work while the first builds the shared Windows disks; then the others, largest
-    first. Every worker sorts alike (their collections must match); ``make test`` passes
-    ``--no-loadscope-reorder`` so the scheduler keeps this order."""
+    """Under xdist, files longest first (``tests/infra/file_costs.json``, seconds per file of a full run;
+    a file not in it: a minute per appliance-launching test, a second per other test), so that no long
+    file is left for last while the other worker idles; the longest file that launches no appliance
+    second, so the second worker has work while the first builds the shared Windows disks. Every
+    worker sorts alike (their collections must match); ``make test`` passes ``--no-loadscope-reorder``
+    so the scheduler keeps this order."""
     if not _WORKER:
         return
-    tests: dict[str, int] = {}
+    known = json.loads((REPO / "tests/infra/file_costs.json").read_text())
+    estimate: dict[str, float] = {}
     launches: dict[str, int] = {}
     for item in items:
-        tests[_file(item)] = tests.get(_file(item), 0) + 1
-        launches[_file(item)] = launches.get(_file(item), 0) + _launches_an_appliance(item)
-    heavy = sorted((name for name in tests if launches[name]), key=lambda name: -launches[name])
-    light = sorted((name for name in tests if not launches[name]), key=lambda name: -tests[name])
-    order = heavy[:1] + light[:1] + heavy[1:] + light[1:]
+        heavy = _launches_an_appliance(item)
+        launches[_file(item)] = launches.get(_file(item), 0) + heavy
+        estimate[_file(item)] = estimate.get(_file(item), 0.0) + (60.0 if heavy else 1.0)
+    order = sorted(estimate, key=lambda name: -float(known.get(name, estimate[name])))
+    light = [name for name in order if not launches[name]]
+    if light and order[0] != light[0]:
+        order.remove(light[0])
+        order.insert(1, light[0])
     rank = {name: index for index, name in enumerate(order)}
     items.sort(key=lambda item: rank[_file(item)])  # stable: the order inside a file is kept
