@@ -17,6 +17,8 @@ export PREFECT_HOME ?= $(CURDIR)/.cache/prefect-home
 export LIBGUESTFS_BACKEND := direct
 export LIBGUESTFS_BACKEND_SETTINGS := force_tcg
 export LIBGUESTFS_CACHEDIR := $(CURDIR)/.cache/guestfs
+# pytest-xdist workers for `make test` (CI has 2 cores); one test file runs on one worker (tests/README.md).
+TEST_WORKERS ?= 2
 
 .PHONY: help demo test deps test-deps venv test-services lint format bench ui serve clean bundle
 
@@ -56,7 +58,7 @@ format: venv
 
 test: test-deps venv test-services lint
 	@mkdir -p $(LIBGUESTFS_CACHEDIR)
-	$(VENV)/bin/pytest -q -rfE --durations=15
+	$(VENV)/bin/pytest -q -rfE --durations=15 -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 demo: deps venv
 	@mkdir -p $(PREFECT_HOME)

@@ -6,6 +6,7 @@ never skips them.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -26,9 +27,18 @@ import pytest
 
 from tests.infra import services
 from tests.infra.services import CACHE, REPO, Service
+from tests.infra.shared import built_once
 
 os.environ.setdefault("LIBGUESTFS_CACHEDIR", str(CACHE / "guestfs"))
 Path(os.environ["LIBGUESTFS_CACHEDIR"]).mkdir(parents=True, exist_ok=True)
+
+# Under pytest-xdist every worker is its own Prefect client process: give each its own PREFECT_HOME
+# (profiles, local result storage, an ephemeral server's SQLite) so two workers never share one.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if _WORKER:
+    _home = Path(os.environ.get("PREFECT_HOME") or CACHE / "prefect-home")
+    os.environ["PREFECT_HOME"] = str(_home / f"xdist-{_WORKER}")
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
 
 
 def _running(start) -> Iterator[Service]:  # type: ignore[no-untyped-def]
@@ -159,9 +169,11 @@ def ce_storage_settings(arm) -> dict[str, str]:  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def windows_disks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The Windows-like test disks (tests/infra/windows_image.py), built in one appliance launch per session."""
-    from tests.infra.windows_image import build_disks
+    from tests.infra.windows_image import KINDS, build_disks
 
-    return build_disks(tmp_path_factory.mktemp("windows"))
+    # Read-only for every test (they copy what they change): under xdist the first worker builds, the other reuses.
+    directory = built_once(tmp_path_factory, "windows", build_disks)
+    return {kind: directory / f"{kind}.img" for kind in KINDS}
 
 
 def _vsphere_ce_session(vcsim):  # type: ignore[no-untyped-def]
@@ -182,3 +194,36 @@ def ce_session(vcsim):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def ce_session_factory(vcsim):  # type: ignore[no-untyped-def]
     return lambda: _vsphere_ce_session(vcsim)
+
+
+def _file(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
+def _launches_an_appliance(item: pytest.Item) -> bool:
+    return item.get_closest_marker("guestfs") is not None or "windows_disks" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, files longest first (``tests/infra/file_costs.json``, seconds per file of a full run;
+    a file not in it: a minute per appliance-launching test, a second per other test), so that no long
+    file is left for last while the other worker idles; the longest file that launches no appliance
+    second, so the second worker has work while the first builds the shared Windows disks. Every
+    worker sorts alike (their collections must match); ``make test`` passes ``--no-loadscope-reorder``
+    so the scheduler keeps this order."""
+    if not _WORKER:
+        return
+    known = json.loads((REPO / "tests/infra/file_costs.json").read_text())
+    estimate: dict[str, float] = {}
+    launches: dict[str, int] = {}
+    for item in items:
+        heavy = _launches_an_appliance(item)
+        launches[_file(item)] = launches.get(_file(item), 0) + heavy
+        estimate[_file(item)] = estimate.get(_file(item), 0.0) + (60.0 if heavy else 1.0)
+    order = sorted(estimate, key=lambda name: -float(known.get(name, estimate[name])))
+    light = [name for name in order if not launches[name]]
+    if light and order[0] != light[0]:
+        order.remove(light[0])
+        order.insert(1, light[0])
+    rank = {name: index for index, name in enumerate(order)}
+    items.sort(key=lambda item: rank[_file(item)])  # stable: the order inside a file is kept

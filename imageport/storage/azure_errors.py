@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Literal
-
-from azure.core import exceptions as azex
+from typing import TYPE_CHECKING, Literal
 
 from imageport.errors import (
     PlatformAccessDenied,
@@ -25,6 +23,9 @@ from imageport.errors import (
     StorageUnreachable,
     Unreachable,
 )
+
+if TYPE_CHECKING:
+    from azure.core import exceptions as azex
 
 Branch = Literal["storage", "platform"]
 _CLASSES: dict[Branch, tuple[type[Exception], type[Exception], type[Exception], type[Exception]]] = {
@@ -60,6 +61,8 @@ def _retry_after(exc: azex.HttpResponseError) -> float | None:
 
 @contextlib.contextmanager
 def translate_azure_errors(where: str, branch: Branch = "storage") -> Iterator[None]:
+    from azure.core import exceptions as azex  # here, not at the top: the CLI starts without the Azure SDK
+
     base, denied, missing, unreachable = _CLASSES[branch]
     throttled = StorageThrottled if branch == "storage" else PlatformThrottled
     try:

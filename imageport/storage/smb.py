@@ -13,7 +13,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import smbclient
+# smbclient (and its crypto stack) is imported inside the functions that use it: every CLI command
+# imports this module, most never touch a share, and the import is a tenth of their start-up.
 from pydantic import Field, SecretStr
 
 from imageport.credentials import HostName, SecretsRegistered
@@ -68,6 +69,8 @@ class SmbShare:
     # --- session --------------------------------------------------------------
 
     def connect(self) -> None:
+        import smbclient
+
         with translate_smb_errors(f"login to {self.display} as {self.config.username}"):
             smbclient.register_session(
                 self.config.server,
@@ -79,6 +82,8 @@ class SmbShare:
             )
 
     def close(self) -> None:
+        import smbclient
+
         smbclient.reset_connection_cache(connection_cache=self._cache)
 
     def __enter__(self) -> SmbShare:
@@ -91,26 +96,38 @@ class SmbShare:
     # --- operations -----------------------------------------------------------
 
     def listdir(self, path: str = "") -> list[str]:
+        import smbclient
+
         with translate_smb_errors(f"list {self.display}/{path}"):
             return sorted(smbclient.listdir(self.unc(path), **self.io_options()))
 
     def exists(self, path: str) -> bool:
+        import smbclient
+
         with translate_smb_errors(f"stat {self.display}/{path}"):
             return bool(smbclient.path.exists(self.unc(path), **self.io_options()))
 
     def isfile(self, path: str) -> bool:
+        import smbclient
+
         with translate_smb_errors(f"stat {self.display}/{path}"):
             return bool(smbclient.path.isfile(self.unc(path), **self.io_options()))
 
     def makedirs(self, path: str) -> None:
+        import smbclient
+
         with translate_smb_errors(f"mkdir {self.display}/{path}"):
             smbclient.makedirs(self.unc(path), exist_ok=True, **self.io_options())
 
     def remove(self, path: str) -> None:
+        import smbclient
+
         with translate_smb_errors(f"delete {self.display}/{path}"):
             smbclient.remove(self.unc(path), **self.io_options())
 
     def rename(self, source: str, target: str) -> None:
+        import smbclient
+
         with translate_smb_errors(f"rename {self.display}/{source} to {target}"):
             smbclient.rename(self.unc(source), self.unc(target), **self.io_options())
 
@@ -120,6 +137,8 @@ class SmbShare:
         Asks for the file without sharing anything: the server refuses that with a sharing
         violation exactly when some other handle is open.
         """
+        import smbclient
+
         with translate_smb_errors(f"check whether {self.display}/{path} is in use"):
             try:
                 with smbclient.open_file(self.unc(path), mode="rb", share_access=None, **self.io_options()):
@@ -130,6 +149,8 @@ class SmbShare:
                 raise
 
     def write_bytes(self, path: str, data: bytes) -> None:
+        import smbclient
+
         with (
             translate_smb_errors(f"write {self.display}/{path}"),
             smbclient.open_file(self.unc(path), mode="wb", **self.io_options()) as f,
@@ -137,6 +158,8 @@ class SmbShare:
             f.write(data)
 
     def read_bytes(self, path: str) -> bytes:
+        import smbclient
+
         with (
             translate_smb_errors(f"read {self.display}/{path}"),
             smbclient.open_file(self.unc(path), mode="rb", **self.io_options()) as f,

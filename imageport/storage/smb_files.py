@@ -22,8 +22,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import smbclient
-
+# smbclient (and its crypto stack) is imported inside the functions that use it: every CLI command
+# imports this module, most never touch a share, and the import is a tenth of their start-up.
 from imageport.disks.base import ByteSource, FileSystem, Sink, refuse_empty
 from imageport.disks.ownership import ASIDE_SUFFIX, OutputStore
 from imageport.disks.staged import StagedSink
@@ -85,6 +85,8 @@ class SmbFile(ByteSource):
     """A file on a share, read with pipelined requests."""
 
     def __init__(self, share: SmbShare, path: str) -> None:
+        import smbclient
+
         self.share = share
         self.path = f"{share.display}/{path}"
         with translate_smb_errors(f"open {self.path}"):
@@ -179,6 +181,8 @@ class SmbFileSink(StagedSink):
             raise InputError(f"{self.share.display}/{directory}: no such folder on the share")
 
     def _open(self, path: str, how: str) -> None:
+        import smbclient
+
         mode = {"new": "xb", "truncate": "wb", "existing": "r+b"}[how]
         with translate_smb_errors(f"open {self.share.display}/{path} for writing"):
             # share_access "r": readers may look, a second writer (another run) is refused

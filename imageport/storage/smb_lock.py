@@ -16,7 +16,8 @@ import posixpath
 import time
 from typing import Any
 
-import smbclient
+# smbclient (and its crypto stack) is imported inside the functions that use it: every CLI command
+# imports this module, most never touch a share, and the import is a tenth of their start-up.
 from smbprotocol.exceptions import SMBOSError
 from smbprotocol.header import NtStatus
 
@@ -98,11 +99,15 @@ class SmbOutputStore(OutputStore):
         return posixpath.join(folder, name) if folder else name
 
     def _open(self, path: str, mode: str) -> Any:
+        import smbclient
+
         return smbclient.open_file(
             self.share.unc(path), mode=mode, buffering=0, share_access="rd", **self.share.io_options()
         )
 
     def _read_record(self, path: str) -> bytes | None:
+        import smbclient
+
         try:
             with smbclient.open_file(
                 self.share.unc(path), mode="rb", share_access="rwd", **self.share.io_options()
