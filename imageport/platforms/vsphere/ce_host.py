@@ -160,10 +160,15 @@ def detach_disk(session: VsphereSession, moref: str, disk_file: str) -> None:
     device = _disk_device(si, vm, disk_file)
     if device is None:
         return  # already detached
-    change = vim.vm.device.VirtualDeviceSpec(operation="remove", device=device)  # no fileOperation: keep the file
-    with translate_vsphere_errors(f"detach {disk_file} from {moref}"):
-        task = vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=[change]))
-    wait_for_task(si, task, f"detach {disk_file} from {moref}")
+    _remove_devices(si, vm, [device], f"detach {disk_file} from {moref}")
+
+
+def _remove_devices(si: Any, vm: Any, devices: list[Any], what: str) -> None:
+    """Remove ``devices`` from the VM in one reconfigure; no fileOperation, so their backing files stay."""
+    changes = [vim.vm.device.VirtualDeviceSpec(operation="remove", device=d) for d in devices]
+    with translate_vsphere_errors(what):
+        task = vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=changes))
+    wait_for_task(si, task, what)
 
 
 def attach_iso(session: VsphereSession, moref: str, iso_file: str) -> None:
@@ -204,10 +209,7 @@ def detach_iso(session: VsphereSession, moref: str, iso_file: str) -> None:
     ]  # fmt: skip
     if not drives:
         return
-    changes = [vim.vm.device.VirtualDeviceSpec(operation="remove", device=d) for d in drives]
-    with translate_vsphere_errors(f"detach {iso_file} from {moref}"):
-        task = vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=changes))
-    wait_for_task(si, task, f"detach {iso_file} from {moref}")
+    _remove_devices(si, vm, drives, f"detach {iso_file} from {moref}")
 
 
 def destroy_ce_vm(session: VsphereSession, moref: str) -> None:
