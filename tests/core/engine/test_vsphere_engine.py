@@ -226,39 +226,36 @@ def test_the_boot_service_runs_the_bundle_with_a_stock_python_and_no_network(
     assert_all_gone(session, vm.name)
 
 
-def test_a_bundle_that_does_not_match_the_envelope_is_never_run(
-    session, guest, small_disk, tmp_path, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+def _refused_and_never_run(session, small_disk, tmp_path, run_id: str, match: str) -> None:  # type: ignore[no-untyped-def]
+    """A CE whose boot service refuses the job: the error says why, the bundle never ran, nothing is left."""
     bundle, marker = probe_bundle(tmp_path, PackageIndex().port)
-    real_iso = vsphere.job_iso
-    monkeypatch.setattr(vsphere, "job_iso", lambda data, job: real_iso(data + b"# tampered", job))
     with (
-        pytest.raises(EngineError, match="refused: the agent bundle's sha256 does not match the envelope; nothing"),
+        pytest.raises(EngineError, match=match),
         compositing_engine(
-            VsphereBackend(session, fixed(bundle)), VsphereSource(small_disk), AgentMode.DIAGNOSTICS, "run-tamper"
+            VsphereBackend(session, fixed(bundle)), VsphereSource(small_disk), AgentMode.DIAGNOSTICS, run_id
         ) as ce,  # fmt: skip
     ):
         (vm,) = ce_host.list_ce_vms(session)
         ce.run(ce.job())
     assert not marker.exists()
     assert_all_gone(session, vm.name)
+
+
+def test_a_bundle_that_does_not_match_the_envelope_is_never_run(
+    session, guest, small_disk, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    real_iso = vsphere.job_iso
+    monkeypatch.setattr(vsphere, "job_iso", lambda data, job: real_iso(data + b"# tampered", job))
+    _refused_and_never_run(session, small_disk, tmp_path, "run-tamper",
+                           "refused: the agent bundle's sha256 does not match the envelope; nothing")  # fmt: skip
 
 
 def test_a_boot_protocol_the_template_does_not_speak_is_refused(
     session, guest, small_disk, tmp_path, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    bundle, marker = probe_bundle(tmp_path, PackageIndex().port)
     monkeypatch.setattr(vsphere, "BOOT_PROTOCOL", 2)
-    with (
-        pytest.raises(EngineError, match="speaks boot protocol 1, the job came with boot protocol 2; rebuild the temp"),
-        compositing_engine(
-            VsphereBackend(session, fixed(bundle)), VsphereSource(small_disk), AgentMode.DIAGNOSTICS, "run-proto"
-        ) as ce,  # fmt: skip
-    ):
-        (vm,) = ce_host.list_ce_vms(session)
-        ce.run(ce.job())
-    assert not marker.exists()
-    assert_all_gone(session, vm.name)
+    _refused_and_never_run(session, small_disk, tmp_path, "run-proto",
+                           "speaks boot protocol 1, the job came with boot protocol 2; rebuild the temp")  # fmt: skip
 
 
 def test_hang_past_timeout_and_a_crash_leave_nothing_and_reap_takes_a_kept_ce(session, guest, windows_disks) -> None:  # type: ignore[no-untyped-def]
