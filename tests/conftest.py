@@ -161,6 +161,13 @@ def azure_settings(arm) -> dict[str, str]:  # type: ignore[no-untyped-def]
     }
 
 
+def azure_cli_args(settings: dict[str, str]) -> list[str]:
+    """``key=value`` arguments of ``connector create azure`` for these settings, without the secrets (the CLI
+    refuses a secret on its command line: the client secret goes to standard input; the CE storage key, which
+    no CLI test's connector uses, is left out)."""
+    return [f"{k}={v}" for k, v in settings.items() if k not in ("client_secret", "ce_storage_account_key")]
+
+
 def ce_storage_settings(arm) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """The CE storage account of an Azure connector: Azurite's account (bundle, job and result blobs)."""
     return {"ce_storage_account_url": arm.blobs.url, "ce_storage_account_key": arm.blobs.credential.account_key}

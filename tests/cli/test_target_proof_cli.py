@@ -18,6 +18,7 @@ from imageport.models import DiskFormat
 from imageport.platforms.azure.session import AzureConfig
 from imageport.storage.smb_files import SmbFileSystem
 from imageport.transfer.copy import copy_image
+from tests.conftest import azure_cli_args
 from tests.core.disks.images import Interrupted, MiB, interrupt_after, make_full, make_raw
 from tests.infra.configs import samba_share
 
@@ -40,7 +41,7 @@ def full_vhdx(tmp_path: Path, size: int) -> Path:
 def test_a_resumed_upload_to_azure_holds_the_source(azure_settings, arm, run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from imageport.platforms.azure.disks import upload_to_managed_disk
 
-    settings = [f"{k}={v}" for k, v in azure_settings.items() if k != "client_secret"]
+    settings = azure_cli_args(azure_settings)
     secret = azure_settings["client_secret"] + "\n"
     created = run_cli("connector", "create", "azure", "az-proof", *settings, stdin=secret)
     assert created.returncode == 0, created.stderr
@@ -103,7 +104,7 @@ def test_a_plain_local_copy_holds_the_source(run_cli, tmp_path: Path) -> None:  
 def test_reap_lists_a_killed_uploads_disk_and_revokes_its_grant(azure_settings, arm, run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from tests.core.platforms.test_azure_disks import kill_mid_upload
 
-    settings = [f"{k}={v}" for k, v in azure_settings.items() if k != "client_secret"]
+    settings = azure_cli_args(azure_settings)
     secret = azure_settings["client_secret"] + "\n"
     created = run_cli("connector", "create", "azure", "az-reap", *settings, stdin=secret)
     assert created.returncode == 0, created.stderr

@@ -10,13 +10,14 @@ import pytest
 
 from imageport.disks.convert import convert
 from imageport.models import DiskFormat
+from tests.conftest import azure_cli_args
 from tests.core.disks.images import MiB, make_raw, qemu_compare
 
 pytestmark = pytest.mark.integration
 
 
 def test_azure_connector_and_managed_disk_upload(azure_settings, arm, run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    settings = [f"{k}={v}" for k, v in azure_settings.items() if k != "client_secret"]
+    settings = azure_cli_args(azure_settings)
     created = run_cli("connector", "create", "azure", "az-lab", *settings, stdin=azure_settings["client_secret"] + "\n")
     assert created.returncode == 0, created.stderr
     tested = run_cli("connector", "test", "az-lab")
@@ -56,7 +57,7 @@ def test_azure_connector_and_managed_disk_upload(azure_settings, arm, run_cli, t
 
 
 def test_export_a_managed_disk_to_a_share_by_name(azure_settings, arm, samba, run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    settings = [f"{k}={v}" for k, v in azure_settings.items() if k != "client_secret"]
+    settings = azure_cli_args(azure_settings)
     assert (
         run_cli(
             "connector", "create", "azure", "az-src", *settings, stdin=azure_settings["client_secret"] + "\n"

@@ -35,7 +35,7 @@ class TestConnectorBlocksMeetPrefectsStandard(BlockStandardTestSuite):
 def test_secret_fields_are_declared_to_prefect() -> None:
     assert FileShareConnector._to_block_schema().fields["secret_fields"] == ["password"]
     assert VsphereConnector._to_block_schema().fields["secret_fields"] == ["password"]
-    assert AzureConnector._to_block_schema().fields["secret_fields"] == ["client_secret"]
+    assert AzureConnector._to_block_schema().fields["secret_fields"] == ["client_secret", "ce_storage_account_key"]
 
 
 def test_azure_auth_choices_are_exclusive() -> None:

@@ -44,7 +44,8 @@ def test_prepare_flow_on_an_azure_ce_keeps_only_the_output(
     finally:
         delete_connector("flow-az-ce")
     assert result["output_id"] == "rg-vdi/flow-gold-ready" and result["verified"]
-    assert {r.split()[0] for r in result["ce_resources"]} == {"azure-vm", "azure-nic", "azure-os-disk", "azure-disk"}
+    created = {r.split()[0] for r in result["ce_resources"]}
+    assert created == {"azure-vm", "azure-nic", "azure-os-disk", "azure-disk", "azure-blob"}
     assert limit.limit == 1 and limit.active_slots == 0
     assert arm.vms.vms == {} and arm.vms.nics == {}
     assert "imageport-expires" not in arm.disks["rg-vdi/flow-gold-ready"]["tags"]

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ARM_SECRET
+from tests.conftest import ARM_SECRET, azure_cli_args
 from tests.core.disks.images import MiB, make_raw
 from tests.infra.secrets import LogRecorder, assert_no_secret_in, assert_no_secret_in_files, sas_signature
 from tests.infra.services import AZURITE_ACCOUNT, AZURITE_KEY, REPO
@@ -86,7 +86,7 @@ def test_cli_commands_never_show_a_planted_secret(  # type: ignore[no-untyped-de
     share = ["server=127.0.0.1", f"port={samba.port}", "share=share", f"username={samba.info['username']}"]
     cli("connector", "create", "fileshare", "leak-share", *share, "base_path=leaks", f"password=@{pw_file}")
     cli("connector", "create", "fileshare", "leak-bad", *share, "password=env:LEAK_TEST_SHARE_PW")
-    azure = [f"{k}={v}" for k, v in azure_settings.items() if k != "client_secret"]
+    azure = azure_cli_args(azure_settings)
     cli("connector", "create", "azure", "leak-az", *azure, "--json", stdin=ARM_SECRET + "\n")
     vc = ["host=127.0.0.1", f"port={vcsim.port}", "username=user", "verify_tls=false"]
     cli("connector", "create", "vsphere", "leak-vc", *vc, "password=-", stdin=VC_WRONG + "\n")

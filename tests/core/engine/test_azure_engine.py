@@ -74,6 +74,7 @@ def test_prepare_on_an_azure_ce_creates_vm_nic_and_copy_then_deletes_all_but_the
     before = hashlib.sha256(download(arm, source_disk)).hexdigest()
     outcome = Outcome()
     backend = AzureBackend(session(azure_settings))
+    scripts_before = len(arm.vms.scripts)  # the stand-in is shared by the tests of this worker
     source = AzureSource("rg-vdi", source_disk, output_disk_name="gold-azure-ready")
     with compositing_engine(backend, source, AgentMode.PREPARE, "run-az", outcome=outcome) as ce:
         assert len(arm.vms.vms) == 1 and len(arm.vms.nics) == 1
@@ -87,7 +88,7 @@ def test_prepare_on_an_azure_ce_creates_vm_nic_and_copy_then_deletes_all_but_the
     assert result.agent_version.startswith("0.1.0+") and "prepare job for run run-az" in result.log
     assert outcome.output == "rg-vdi/gold-azure-ready"
     # The script the CE ran installs nothing and carries no job (the job is a blob behind a read-only SAS).
-    (script,) = arm.vms.scripts
+    (script,) = arm.vms.scripts[scripts_before:]
     assert not INSTALLS.search(script) and "enable_rdp" not in script
     # Everything else is gone; the output is kept without an expiry, the source is unchanged.
     assert tagged(arm) == []
