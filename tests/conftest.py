@@ -163,9 +163,10 @@ def azure_settings(arm) -> dict[str, str]:  # type: ignore[no-untyped-def]
 
 def azure_cli_args(settings: dict[str, str]) -> list[str]:
     """``key=value`` arguments of ``connector create azure`` for these settings, without the secrets (the CLI
-    refuses a secret on its command line: the client secret goes to standard input; the CE storage key, which
-    no CLI test's connector uses, is left out)."""
-    return [f"{k}={v}" for k, v in settings.items() if k not in ("client_secret", "ce_storage_account_key")]
+    refuses a secret on its command line: the client secret goes to standard input). The CE storage account,
+    whose key is a secret too, is left out: no CLI test's connector runs a compositing engine."""
+    left_out = ("client_secret", "ce_storage_account_url", "ce_storage_account_key")
+    return [f"{k}={v}" for k, v in settings.items() if k not in left_out]
 
 
 def ce_storage_settings(arm) -> dict[str, str]:  # type: ignore[no-untyped-def]
