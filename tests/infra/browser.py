@@ -11,6 +11,7 @@ text and Enter; text is a ``textarea``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterator
@@ -98,10 +99,27 @@ class Form:
     def type(self, text: str, *titles: str) -> None:
         from selenium.webdriver.common.action_chains import ActionChains
         from selenium.webdriver.common.by import By
+        from selenium.webdriver.common.keys import Keys
 
-        box = self.field(*titles).find_element(By.TAG_NAME, "textarea")
-        self._click(box)
-        ActionChains(self.driver).send_keys(text).perform()
+        def box():  # type: ignore[no-untyped-def]
+            return self.field(*titles).find_element(By.TAG_NAME, "textarea")
+
+        # The form re-renders while it validates; on a busy machine a keystroke can land in the old
+        # element and be lost. Type, read the value back, and retype the whole value (Ctrl+A) if it differs.
+        value = None
+        for _ in range(3):
+            self._click(box())
+            ActionChains(self.driver).key_down(Keys.CONTROL).send_keys("a").key_up(Keys.CONTROL).send_keys(
+                text
+            ).perform()
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                with contextlib.suppress(Exception):  # a stale element while the form re-renders: read again
+                    value = box().get_attribute("value")
+                if value == text:
+                    return
+                time.sleep(0.2)
+        raise AssertionError(f"form field {' / '.join(titles)} holds {value!r} after typing {text!r}")
 
     def choose(self, value: str, *titles: str) -> None:
         from selenium.webdriver.common.action_chains import ActionChains
