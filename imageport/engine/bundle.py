@@ -38,6 +38,7 @@ from pathlib import Path
 
 from imageport.engine.job import PROTOCOL_VERSION
 from imageport.errors import EngineError, InputError
+from imageport.hashing import file_sha256
 
 # What the agent imports beyond the standard library and the distribution's guestfs/hivex.
 REQUIREMENTS = ("pydantic>=2.7,<3", "smbprotocol>=1.13", "eval-type-backport>=0.2")
@@ -101,14 +102,6 @@ def cache_dir() -> Path:
     if (root / "pyproject.toml").exists():  # a checkout: keep it beside the sources
         return root / ".cache" / "bundle"
     return Path.home() / ".cache" / "imageport" / "bundle"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_bundle(path: Path, sha256: str) -> None:

@@ -26,6 +26,7 @@ from imageport.guest.errors import translate_guestfs_errors
 from imageport.guest.facts import GuestFacts, gather
 from imageport.guest.plan import SOFTWARE, SYSTEM, FileChange, Plan, PrepareTarget, RegChange, plan_registry
 from imageport.guest.registry import OpenHive, RegValue
+from imageport.hashing import file_sha256
 from imageport.models import DiskFormat
 from imageport.transfer.copy import copy_image
 
@@ -54,14 +55,6 @@ class PrepareResult:
 
 def _hive_path(facts: GuestFacts, hive: str) -> str:
     return facts.system_hive if hive == SYSTEM else facts.software_hive
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(4 * 1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _existing_sha(g: Any, path: str) -> str | None:
@@ -106,7 +99,7 @@ def build_plan(g: Any, facts: GuestFacts, target: PrepareTarget, installers: dic
         for name in sorted({a.staged for a in actions if a.staged}):
             local = (installers or {})[name]
             path = posixpath.join(firstboot.STAGED_DIR, name)
-            new = _sha256_file(local)
+            new = file_sha256(local)
             old = _existing_sha(g, path)
             if old != new:
                 size = local.stat().st_size
