@@ -10,16 +10,20 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 
 
-def pipe(a: socket.socket, b: socket.socket) -> None:
-    """Copy a -> b until a ends, then shut both down (one direction of a relayed connection)."""
+def pipe(a: socket.socket, b: socket.socket, sent: Callable[[int], bool] | None = None) -> None:
+    """Copy a -> b until a ends, then shut both down (one direction of a relayed connection).
+
+    ``sent(n)`` is told of every chunk passed on; when it returns True the relay stops there
+    (the fault proxy counts bytes and cuts the connection this way).
+    """
     try:
-        while True:
-            data = a.recv(65536)
-            if not data:
-                break
+        while data := a.recv(1 << 20):
             b.sendall(data)
+            if sent is not None and sent(len(data)):
+                return
     except OSError:
         pass
     finally:

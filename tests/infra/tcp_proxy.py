@@ -14,6 +14,8 @@ import socket
 import struct
 import threading
 
+from tests.infra.netns_relay import pipe
+
 
 class CuttingProxy:
     def __init__(self, upstream_port: int, cut_after: int | None = None, count_replies: bool = False) -> None:
@@ -42,24 +44,18 @@ class CuttingProxy:
             threading.Thread(target=self._relay, args=(upstream, client, self.count_replies), daemon=True).start()
 
     def _relay(self, src: socket.socket, dst: socket.socket, counts: bool) -> None:
-        try:
-            while data := src.recv(1 << 20):
-                dst.sendall(data)
-                if counts:
-                    with self.lock:
-                        self.sent += len(data)
-                        due = self.cut_after is not None and self.sent >= self.cut_after
-                        if due:
-                            self.cut_after = None
-                    if due:
-                        self.cut()
-                        return
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
+        pipe(src, dst, self._count if counts else None)
+
+    def _count(self, n: int) -> bool:
+        """Count bytes passed on; at ``cut_after`` drop every connection (True: this relay ends too)."""
+        with self.lock:
+            self.sent += n
+            due = self.cut_after is not None and self.sent >= self.cut_after
+            if due:
+                self.cut_after = None
+        if due:
+            self.cut()
+        return due
 
     def cut(self) -> None:
         """Drop every open connection, as a failed network path does."""
