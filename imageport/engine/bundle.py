@@ -94,6 +94,9 @@ def source_version() -> str:
     return f"{base}+{digest.hexdigest()[:16]}"
 
 
+KEEP_BUNDLES = 3  # agent bundles kept in the cache, newest first
+
+
 def cache_dir() -> Path:
     configured = os.environ.get(CACHE_ENV)
     if configured:
@@ -133,8 +136,23 @@ def agent_bundle() -> AgentBundle:
     path = directory / f"imageport-agent-{version}.pex"
     with _locked(directory):
         if not path.exists():
-            _build(path, version, _dependencies(directory))
+            deps = _dependencies(directory)
+            _build(path, version, deps)
+            prune(directory, keep={path, deps})
     return AgentBundle(path, file_sha256(path), version, PROTOCOL_VERSION)
+
+
+def prune(directory: Path, keep: set[Path], bundles: int = KEEP_BUNDLES) -> list[Path]:
+    """Remove what earlier builds left in the cache: dependency pexes no longer used and all but the newest
+    ``bundles`` agent bundles (a source edit makes a new one; a run still delivering an older one is served by
+    keeping a few). Called under the cache lock; returns what was removed."""
+    olds = sorted(directory.glob("imageport-agent-*.pex"), key=lambda p: p.stat().st_mtime, reverse=True)
+    doomed = [p for p in olds if p not in keep][max(0, bundles - len(keep & set(olds))) :]
+    doomed += [p for p in directory.glob("deps-*.pex") if p not in keep]
+    doomed += list(directory.glob(".*.partial"))  # a build that was killed
+    for path in doomed:
+        path.unlink(missing_ok=True)
+    return doomed
 
 
 def build_bundle(out_dir: Path) -> AgentBundle:

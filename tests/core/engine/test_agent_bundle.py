@@ -10,13 +10,14 @@ jobs run through the bundle under the system python3 in test_azure_engine.py.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from imageport.engine.bundle import BundleError, agent_bundle, verify_bundle
+from imageport.engine.bundle import BundleError, agent_bundle, prune, verify_bundle
 from imageport.engine.job import PROTOCOL_VERSION, ExitCode
 from tests.core.disks.images import MiB, make_raw, qemu_compare
 from tests.infra.ce_sandbox import Sandbox
@@ -115,3 +116,17 @@ def test_every_agent_module_imports_from_the_bundle_under_the_oldest_and_newest_
                             tmp_path)  # fmt: skip
     out, err = process.communicate(timeout=300)
     assert process.returncode == 0 and out.decode().strip() == "imported", err.decode()[-2000:]
+
+
+def test_a_new_build_prunes_old_bundles_and_unused_dependencies(tmp_path: Path) -> None:
+    bundles = [tmp_path / f"imageport-agent-0.1.0+{i:016x}.pex" for i in range(6)]
+    for age, path in enumerate(reversed(bundles)):  # bundles[5] is the newest
+        path.write_bytes(b"pex")
+        os.utime(path, (1_000_000 - age, 1_000_000 - age))
+    deps, old_deps = tmp_path / "deps-new.pex", tmp_path / "deps-old.pex"
+    partial = tmp_path / ".deps-killed.partial"
+    for path in (deps, old_deps, partial):
+        path.write_bytes(b"pex")
+    removed = prune(tmp_path, keep={bundles[5], deps})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in (*bundles[3:], deps))
+    assert set(removed) == {*bundles[:3], old_deps, partial}
