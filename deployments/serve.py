@@ -1,50 +1,64 @@
 """``imageport serve``: every deployment served from this process against the configured Prefect API.
 
-Registers each flow of the catalog as a deployment (the same names as
-``prefect.yaml``), plus ``mcs-to-mcs/patch-day``: an example monthly cron
-schedule (the day after Patch Tuesday, 03:00 UTC), created paused because its
-parameters are an example to edit in the UI. Runs triggered from the UI, the
-REST API or ``imageport run`` execute here, each in its own subprocess.
-For several machines, use ``prefect.yaml`` with a process work pool instead
-(see docs/operations.md).
+Registers every deployment of ``prefect.yaml`` -- the one definition of names,
+descriptions, example parameters and schedules -- so ``reap`` runs every 30
+minutes here exactly as under a work pool, and ``mcs-to-mcs/patch-day`` (the
+morning after Patch Tuesday, created paused: its parameters are an example to
+edit in the UI) and ``check-connectors/hourly`` are registered paused. Runs
+triggered from the UI, the REST API or ``imageport run`` execute here, each in
+its own subprocess. For several machines, use ``prefect.yaml`` with a process
+work pool instead (see docs/operations.md).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from deployments.catalog import CATALOG
-
 PREFECT_YAML = Path(__file__).with_name("prefect.yaml")
+
+
+def yaml_deployments() -> list[dict[str, Any]]:
+    """Every deployment of prefect.yaml, as written there."""
+    return list(yaml.safe_load(PREFECT_YAML.read_text())["deployments"])
 
 
 def yaml_deployment(name: str) -> dict[str, Any]:
     """One deployment of prefect.yaml: the single definition of schedules and example parameters."""
-    config = yaml.safe_load(PREFECT_YAML.read_text())
-    return next(d for d in config["deployments"] if d["name"] == name)
+    return next(d for d in yaml_deployments() if d["name"] == name)
+
+
+def _flow(entrypoint: str) -> Any:
+    """The flow a prefect.yaml entrypoint names (``flows/ports.py:mcs_to_mcs``)."""
+    path, _, function = entrypoint.partition(":")
+    return getattr(importlib.import_module(path.removesuffix(".py").replace("/", ".")), function)
+
+
+def schedules(entry: dict[str, Any]) -> list[Any]:
+    """The schedules of a prefect.yaml entry as Prefect schedule objects (every field prefect.yaml takes)."""
+    from prefect.schedules import Cron
+
+    return [
+        Cron(s["cron"], timezone=s.get("timezone"), day_or=s.get("day_or", True), active=s.get("active", True))
+        for s in entry.get("schedules") or []
+    ]
 
 
 def deployments() -> list[Any]:
-    from prefect.schedules import Cron
-
-    found = [entry.load().to_deployment(name=entry.name) for entry in CATALOG.values()]
-    example = yaml_deployment("patch-day")
-    (schedule,) = example["schedules"]
-    patch_day = (
-        CATALOG["mcs-to-mcs"]
-        .load()
-        .to_deployment(
-            name="patch-day",
-            parameters=example["parameters"],
-            schedule=Cron(schedule["cron"], timezone=schedule["timezone"], active=schedule["active"]),
-            description=example["description"],
+    """Every prefect.yaml deployment, as this process serves it."""
+    return [
+        _flow(entry["entrypoint"]).to_deployment(
+            name=entry["name"],
+            description=entry.get("description"),
+            parameters=entry.get("parameters") or {},
+            schedules=schedules(entry),
         )
-    )
-    return [*found, patch_day]
+        for entry in yaml_deployments()
+    ]
 
 
 def serve_all(limit: int | None = None) -> None:

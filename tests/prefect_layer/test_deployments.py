@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from datetime import date, datetime
 from pathlib import Path
 
 import yaml
@@ -35,4 +36,25 @@ def test_the_yaml_and_the_catalog_agree_and_the_example_spec_is_valid() -> None:
         assert entrypoints.get(name) == entry.entrypoint, name
     (patch_day,) = [d for d in config["deployments"] if d["name"] == "patch-day"]
     PortSpec.model_validate(patch_day["parameters"]["spec"])
-    assert patch_day["schedules"][0]["cron"] == "0 3 * * 3#2"
+    (reap,) = [d for d in config["deployments"] if d["name"] == "reap"]
+    assert [s["active"] for s in reap["schedules"]] == [True]  # a leaked CE must not keep billing
+
+
+def test_patch_day_fires_the_morning_after_patch_tuesday_every_month() -> None:
+    from prefect._vendor.croniter import croniter  # the engine Prefect's server schedules with
+
+    from deployments.serve import yaml_deployment
+
+    (schedule,) = yaml_deployment("patch-day")["schedules"]
+    fires = croniter(schedule["cron"], datetime(2026, 12, 31), day_or=schedule.get("day_or", True))
+    for _ in range(36):  # three years: months beginning on every weekday, a Wednesday among them
+        when = fires.get_next(datetime)
+        tuesdays = [d for d in range(1, 32) if _weekday(when.year, when.month, d) == 1]
+        assert (when.day, when.hour) == (tuesdays[1] + 1, 3), when
+
+
+def _weekday(year: int, month: int, day: int) -> int | None:
+    try:
+        return date(year, month, day).weekday()
+    except ValueError:
+        return None

@@ -3,6 +3,7 @@ and followed with ``imageport jobs``: exit codes for success, failure and cancel
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from deployments.serve import yaml_deployment
+from deployments.serve import yaml_deployment, yaml_deployments
 from imageport.disks.convert import hash_disk
 from imageport.engine.local import agent_pids
 from tests.core.disks.images import MiB, make_raw
@@ -51,18 +52,20 @@ def served(imageport_bin: str, cli_env: dict[str, str], prefect_api: str, run_cl
     assert done.returncode == 0, done.stderr
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 -- closed below, after the server stops
     env = {**cli_env, "PREFECT_RUNNER_POLL_FREQUENCY": "2"}  # notice cancellations quickly
+    started = datetime.now(UTC)
     server = subprocess.Popen([imageport_bin, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True)  # fmt: skip
     try:
         deadline = time.monotonic() + 120
         while True:
-            try:
-                rest(prefect_api, "GET", "/deployments/name/mcs-to-mcs/patch-day")  # registered last
-                deployment = rest(prefect_api, "GET", "/deployments/name/convert-disk/convert")
-                break
-            except urllib.error.HTTPError:
-                assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()[-3000:]
-                time.sleep(1)
+            with contextlib.suppress(urllib.error.HTTPError):  # registered one by one: wait for all, by this serve
+                found = rest(prefect_api, "POST", "/deployments/filter", {})
+                registered = {d["name"] for d in found if datetime.fromisoformat(d["updated"]) >= started}
+                if registered >= {d["name"] for d in yaml_deployments()}:
+                    break
+            assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()[-3000:]
+            time.sleep(1)
+        deployment = rest(prefect_api, "GET", "/deployments/name/convert-disk/convert")
         yield deployment, tmp_path
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -75,14 +78,17 @@ def test_rest_triggered_runs_and_jobs_wait_exit_codes(served, prefect_api: str, 
     deployment, root = served
     make_raw(root / "gold.raw", 24 * MiB, runs=3, seed=5)
     source = {"kind": "local", "connector": "serve-lab", "path": "gold.raw"}
-    # A cron-scheduled deployment is registered (paused: its parameters are an example).
+    # Every prefect.yaml deployment is served with its schedules (reap active; patch-day and hourly paused).
     patch_day = rest(prefect_api, "GET", "/deployments/name/mcs-to-mcs/patch-day")
-    assert [s["schedule"]["cron"] for s in patch_day["schedules"]] == ["0 3 * * 3#2"]
     assert patch_day["parameters"] == yaml_deployment("patch-day")["parameters"]
-    assert {d["name"] for d in rest(prefect_api, "POST", "/deployments/filter", {})} >= {
-        "mcs-to-mcs", "pvs-to-mcs", "pvs-to-pvs", "mcs-to-pvs", "export", "upload", "prepare", "publish",
-        "diagnostics", "reap",
-    }  # fmt: skip
+    served = {d["name"]: d for d in rest(prefect_api, "POST", "/deployments/filter", {})}
+    for entry in yaml_deployments():
+        registered = [
+            (s["schedule"]["cron"], s["schedule"]["day_or"], s["active"]) for s in served[entry["name"]]["schedules"]
+        ]
+        wanted = [(s["cron"], s.get("day_or", True), s.get("active", True)) for s in entry.get("schedules") or []]
+        assert registered == wanted, entry["name"]
+    assert [s["active"] for s in served["reap"]["schedules"]] == [True]
     # Success, triggered by REST.
     create = f"/deployments/{deployment['id']}/create_flow_run"
     ok = rest(
@@ -186,19 +192,28 @@ def test_a_refused_port_names_the_spec_field_keeps_a_partial_table_and_prints_no
     (root / "staging").mkdir()
     (root / "target/gold-prepared.vhd").write_bytes(b"an earlier prepare's output")
     local = {"kind": "local", "connector": "serve-lab"}
-    spec = {"source": {**local, "path": "gold.raw"}, "staging": {**local, "path": "staging/gold.vhdx"},
-            "targets": [{"disk": {**local, "path": "target/gold.vhd"}}]}  # fmt: skip (no workflow: fixed)
+    spec = {
+        "source": {**local, "path": "gold.raw"},
+        "staging": {**local, "path": "staging/gold.vhdx"},
+        "targets": [{"disk": {**local, "path": "target/gold.vhd"}}],
+    }  # fmt: skip (no workflow: fixed)
     deployment = rest(prefect_api, "GET", "/deployments/name/mcs-to-mcs/mcs-to-mcs")
     run = rest(prefect_api, "POST", f"/deployments/{deployment['id']}/create_flow_run", {"parameters": {"spec": spec}})
     deadline = time.monotonic() + 300
-    while (state := rest(prefect_api, "GET", f"/flow_runs/{run['id']}")["state"])["type"] not in ("FAILED",
-                                                                                               "COMPLETED"):
+    while (state := rest(prefect_api, "GET", f"/flow_runs/{run['id']}")["state"])["type"] not in (
+        "FAILED",
+        "COMPLETED",
+    ):
         assert time.monotonic() < deadline, state
         time.sleep(1)
     assert state["type"] == "FAILED" and "prepare.overwrite" in state["message"], state
     assert "--force" not in state["message"]
-    (artifact,) = rest(prefect_api, "POST", "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]},
-                                                                                  "type": {"any_": ["markdown"]}}})
+    (artifact,) = rest(
+        prefect_api,
+        "POST",
+        "/artifacts/filter",
+        {"artifacts": {"flow_run_id": {"any_": [run["id"]]}, "type": {"any_": ["markdown"]}}},
+    )
     table = artifact["data"]
     assert "failed after 2 stage(s)" in table and "prepare.overwrite" in table, table
     assert "| export |" in table and "| upload |" in table and "| yes (written) |" in table, table
