@@ -65,6 +65,15 @@ def qemu_format(path: str) -> str:
     return QEMU_FORMATS[fmt]
 
 
+def ensure_cachedir() -> None:
+    """Create the appliance cache ``LIBGUESTFS_CACHEDIR`` names: libguestfs prints a ``set_cachedir``
+    error for a missing one (then falls back to a temporary one, rebuilt every run) -- a newcomer's first
+    run must not print an error that is not theirs to act on."""
+    cachedir = os.environ.get("LIBGUESTFS_CACHEDIR")
+    if cachedir:
+        os.makedirs(cachedir, exist_ok=True)
+
+
 @contextlib.contextmanager
 def appliance(path: str, readonly: bool, timings: Timings | None = None) -> Iterator[Any]:
     """A launched libguestfs handle with ``path`` as /dev/sda."""
@@ -72,6 +81,7 @@ def appliance(path: str, readonly: bool, timings: Timings | None = None) -> Iter
 
     timings = timings or Timings()
     fmt = qemu_format(path)
+    ensure_cachedir()
     g = guestfs.GuestFS(python_return_dict=True)
     try:
         with translate_guestfs_errors(f"start the guest appliance for {path}"):

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from imageport.guest.appliance import ensure_cachedir
 from imageport.guest.errors import GuestRefused
 from imageport.guest.plan import PrepareTarget
 from imageport.guest.prepare import prepare_image
@@ -125,3 +126,11 @@ def test_generation_and_firmware_must_match(disks, tmp_path: Path) -> None:  # t
     assert result.facts["firmware"] == "uefi" and result.facts["partition_style"] == "gpt" and result.changes
     with pytest.raises(ValueError, match="installers"):
         PrepareOptions.model_validate({"mcsio": "install"})
+
+
+def test_the_appliance_cache_named_by_the_environment_is_created(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # A missing LIBGUESTFS_CACHEDIR makes libguestfs print "set_cachedir ... No such file or directory".
+    cachedir = tmp_path / "not-yet" / "guestfs"
+    monkeypatch.setenv("LIBGUESTFS_CACHEDIR", str(cachedir))
+    ensure_cachedir()
+    assert cachedir.is_dir()
