@@ -7,6 +7,8 @@ argument and the expected shape. No connector is needed: the text form is pure.
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,7 +18,17 @@ from pydantic import ValidationError
 
 from cli.disk import parse_location
 from imageport.adapters.protocol import DiskAdapter
-from imageport.adapters.registry import ADAPTERS, adapter_for, adapter_for_scheme, format_ref, parse_ref
+from imageport.adapters.registry import (
+    ADAPTERS,
+    CE_HOSTS,
+    adapter_for,
+    adapter_for_scheme,
+    ce_host,
+    format_ref,
+    hosts_ce,
+    parse_ref,
+)
+from imageport.disks.base import LOCAL
 from imageport.errors import InputError
 from imageport.models import (
     AzureDiskRef,
@@ -28,6 +40,8 @@ from imageport.models import (
     VsphereDiskRef,
 )
 from imageport.names import store_path
+from imageport.storage.local import LocalDirectoryConfig
+from tests.core.disks.images import MiB, make_raw
 from tests.hostile import BOUNDED, SEEDS, hostile_strings
 
 connectors = st.from_regex(r"[a-z0-9](?:[a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True)
@@ -154,3 +168,49 @@ def test_prepared_is_the_one_naming_rule() -> None:
 def test_an_invalid_reference_is_never_formatted_into_a_valid_one() -> None:
     with pytest.raises(ValidationError):
         LocalRef(connector="lab", path="../x")  # the models refuse before an adapter could format it
+
+
+class _LabConnectors:
+    """The injected connector lookup, without Prefect: every name is a local directory at ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.asked = root, []  # type: ignore[var-annotated]
+
+    def build(self, name: str, connector_kind: str, where: str) -> Any:
+        self.asked.append((name, connector_kind))
+        if connector_kind != "local":
+            raise InputError(f"{where}: connector {name!r} is a local connector; this needs a {connector_kind} one")
+        return LocalDirectoryConfig(root=str(self.root)).build()
+
+
+def test_an_adapter_reads_through_the_injected_connectors(tmp_path: Path) -> None:
+    lab = _LabConnectors(tmp_path)
+    make_raw(tmp_path / "gold.raw", MiB, runs=2, seed=3, max_run=MiB // 4)
+    ref = LocalRef(connector="lab", path="gold.raw")
+    adapter = adapter_for(ref)
+    with adapter.open_read(ref, lab) as (fs, path):
+        assert fs is LOCAL and path == str(tmp_path / "gold.raw")
+    first = adapter.identity(ref, lab)
+    assert first.startswith(f"local lab/{tmp_path}/gold.raw ") and adapter.identity(ref, lab) == first
+    assert adapter.identity(LocalRef(connector="lab", path="none.raw"), lab) == "missing"
+    (tmp_path / "Store").mkdir()
+    with adapter.store_folder(LocalRef(connector="lab", path="Store"), lab) as folder:
+        assert folder is not None
+    assert lab.asked and all(asked == ("lab", "local") for asked in lab.asked)
+    share = ShareRef(connector="lab", path="gold.raw")
+    with pytest.raises(InputError, match=r"smb://lab/gold\.raw: connector 'lab' is a local connector"):
+        adapter_for(share).identity(share, lab)
+    vm = VsphereDiskRef(connector="vc", vm="gold")
+    refused = pytest.raises(InputError, match=r"vsphere://vc/gold: a vsphere disk is read by exporting it first")
+    with refused, adapter_for(vm).open_read(vm, lab):
+        pass
+    assert adapter_for(vm).cache_expiry is not None and adapter.cache_expiry is None  # no content change id
+
+
+def test_compositing_engine_hosts_come_from_the_table() -> None:
+    assert [kind for kind in CE_HOSTS] == ["local", "azure", "vsphere"] and not hosts_ce("fileshare")
+    with pytest.raises(InputError, match="connector 'nas' is a fileshare connector, which cannot host a compositing"):
+        ce_host("fileshare", "nas")
+    assert not CE_HOSTS["vsphere"].in_use(SimpleNamespace(ce_template=None))  # never made CEs there: not reaped
+    assert CE_HOSTS["vsphere"].in_use(SimpleNamespace(ce_template="ce-template"))
+    assert all(adapter.connector_kind in ("local", "azure", "vsphere", "fileshare") for _, adapter in ADAPTERS)
