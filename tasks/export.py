@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import task
 
 from blocks.resolve import connector_adapter, located
-from imageport.models import ExportSpec, VsphereDiskRef
+from imageport.models import ExportSpec, Stage, VsphereDiskRef
+from imageport.results import StageResult, from_convert, from_vsphere_export
 from imageport.transfer.copy import copy_image
 from tasks.policy import RETRY_TRANSIENT
 from tasks.progress import prefect_progress
@@ -18,7 +17,7 @@ def _source_name(spec: ExportSpec) -> str:
 
 
 @task(name="export_disk", task_run_name="export {spec.destination.path}", **RETRY_TRANSIENT)
-def export_disk(spec: ExportSpec) -> dict[str, Any]:
+def export_disk(spec: ExportSpec) -> StageResult:
     """Export ``spec.source`` to ``spec.destination`` as VHDX/VHD with its content hash.
 
     A vSphere VM's disk is read as of a snapshot this run takes and removes; a managed disk
@@ -45,11 +44,11 @@ def export_disk(spec: ExportSpec) -> dict[str, Any]:
                     wait_lock=spec.wait_lock,
                     verify=spec.verify.value,
                 )
-            return result.as_dict()
+            return from_vsphere_export(result)
         with located(source) as (source_fs, path):
             copied = copy_image(
                 path, source_fs, output, output_fs, fmt, progress=progress, sha256=spec.hash_disk,
                 md5=spec.hash_disk, wait_lock=spec.wait_lock, verify=spec.verify.value,
                 source_format=getattr(source, "format", None),  # a local disk may state its format
             )  # fmt: skip
-        return {**copied.as_dict(), "output": spec.destination.path}
+        return from_convert(copied, Stage.EXPORT)

@@ -21,6 +21,7 @@ from imageport.engine.job import AgentMode
 from imageport.engine.lifecycle import Outcome, compositing_engine
 from imageport.errors import InputError
 from imageport.models import AzureDiskRef, AzureSnapshotRef, LocalRef, PrepareOptions, PrepareSpec
+from imageport.results import StageResult, from_prepare
 from tasks.engine import ce_slot, current_run_id
 from tasks.policy import RETRY_TRANSIENT
 
@@ -67,7 +68,7 @@ def _source(spec: PrepareSpec) -> tuple[Any, str]:
 
 @task(name="prepare_image", task_run_name="prepare {spec.disk.kind} disk for {spec.target_platform.value}",
       **RETRY_TRANSIENT)  # fmt: skip
-def prepare_disk(spec: PrepareSpec) -> dict[str, Any]:
+def prepare_disk(spec: PrepareSpec) -> StageResult:
     """Copy the image into a CE, prepare it there (one appliance launch), verify, keep the copy."""
     source, output_name = _source(spec)
     installers = _installers_dir(spec)
@@ -87,6 +88,5 @@ def prepare_disk(spec: PrepareSpec) -> dict[str, Any]:
     ):
         job = ce.job(target_platform=spec.target_platform, hyper_v_generation=spec.hyper_v_generation,
                      prepare=options, installers_dir=installers)  # fmt: skip
-        result = ce.run(job).result
-    created = [r.describe() for r in outcome.created]
-    return {**result, "output": output_name, "output_id": outcome.output, "ce_resources": created}
+        result = ce.run(job)
+    return from_prepare(result, outcome, output_name)

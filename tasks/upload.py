@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from prefect import task
 
 from blocks.resolve import connector_adapter, located
 from imageport.disks.detect import open_disk
 from imageport.errors import InputError
-from imageport.models import AzureDiskRef, AzureSnapshotRef, DiskFormat, LocalRef, UploadSpec
+from imageport.models import AzureDiskRef, AzureSnapshotRef, DiskFormat, LocalRef, Stage, UploadSpec
 from imageport.platforms.azure.disks import upload_to_managed_disk
+from imageport.results import StageResult, from_convert, from_managed_disk_upload
 from imageport.transfer.copy import copy_image
 from imageport.transfer.pages import DEFAULT_CHECKPOINTS
 from tasks.engine import current_run_id
@@ -27,7 +27,7 @@ def _target_name(spec: UploadSpec) -> str:
 
 
 @task(name="upload_image", task_run_name="upload {spec.source.path}", **RETRY_TRANSIENT)
-def upload_image(spec: UploadSpec) -> dict[str, Any]:
+def upload_image(spec: UploadSpec) -> StageResult:
     """Upload ``spec.source`` to ``spec.target``: sparse, parallel, resumable, verified.
 
     A retry resumes: the managed disk keeps what arrived (its page ranges say so) and a local
@@ -54,8 +54,7 @@ def upload_image(spec: UploadSpec) -> dict[str, Any]:
                 run_id=current_run_id(),
                 verify=spec.verify.value,
             )
-        return {**outcome.transfer.__dict__, "disk_id": outcome.disk_id, "resumed_disk": outcome.resumed_disk,
-                "run_id": outcome.run_id, "revoked_leftover": outcome.revoked_leftover}  # fmt: skip
+        return from_managed_disk_upload(outcome)
     if isinstance(target, LocalRef):
         fmt = LOCAL_FORMATS.get("." + target.path.rsplit(".", 1)[-1].lower())
         if fmt is None:
@@ -67,5 +66,5 @@ def upload_image(spec: UploadSpec) -> dict[str, Any]:
                 source_format=spec.source.format,
                 verify=spec.verify.value,
             )  # fmt: skip
-        return {**result.as_dict(), "target": target.path}
+        return from_convert(result, Stage.UPLOAD)
     raise InputError(f"target kind {target.kind}: uploads go to an Azure managed disk or the local platform")
