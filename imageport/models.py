@@ -1,7 +1,7 @@
-"""Typed models: where disks are, what each stage is asked to do, what it did.
+"""Typed models: where disks are and what each stage is asked to do (what it did: imageport/results.py).
 
 Everything that crosses a layer or a process boundary (flow parameters, agent
-job files, CLI specs, results) is one of these pydantic v2 models, so the
+job files, CLI specs) is one of these pydantic v2 models, so the
 Prefect UI renders them as forms and bad input fails before anything is
 created. Option names follow Citrix Image Portability (see
 docs/architecture.md and the Citrix reference) in snake_case.
