@@ -65,12 +65,12 @@ class ExportDetails(_Model):
     """An export of a vSphere VM's disk."""
 
     kind: Literal["vsphere-export"] = "vsphere-export"
-    vm: str
-    disk: str
-    source_file: str
-    snapshot: str
-    snapshot_created: bool
-    read_path: str
+    vm: str = Field(description="The VM, as it was named.")
+    disk: str = Field(description="The disk's label ('Hard disk 1').")
+    source_file: str = Field(description="The disk's file: '[datastore] folder/name.vmdk'.")
+    snapshot: str = Field(description="The snapshot read: the run's own or a named one (kept).")
+    snapshot_created: bool = Field(description="This run took the snapshot (and removed it).")
+    read_path: str = Field(description="datastore (ranged HTTPS) or nfc (export lease).")
 
 
 class ImportDetails(_Model):
@@ -87,12 +87,12 @@ class PrepareDetails(_Model):
     """What a compositing engine changed in the image."""
 
     kind: Literal["prepare"] = "prepare"
-    platform: str
-    generation: str
-    provisioning: str
+    platform: str = Field(description="What the image was prepared to run on.")
+    generation: str = Field(description="Hyper-V generation (V1: BIOS, V2: UEFI).")
+    provisioning: str = Field(description="mcs or pvs.")
     dry_run: bool = False
-    changes: list[str] = Field(default_factory=list)
-    applied: int = 0
+    changes: list[str] = Field(default_factory=list, description="Each change, old -> new.")
+    applied: int = Field(default=0, description="How many of the changes were written.")
     firmware: str | None = None
     launch_s: float = 0.0
     work_s: float = 0.0
