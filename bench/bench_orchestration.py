@@ -45,8 +45,8 @@ spec = PortSpec.model_validate({
 started = time.perf_counter()
 result = mcs_to_mcs(spec)
 wall = time.perf_counter() - started
-data = sum(s.get("seconds", 0.0) for s in result["stages"])
-print("FIGURES " + json.dumps({"wall": wall, "data": data, "reused": [s["reused"] for s in result["stages"]]}))
+data = result.stage_seconds
+print("FIGURES " + json.dumps({"wall": wall, "data": data, "reused": [s.reused for s in result.stages]}))
 """
 
 

@@ -15,7 +15,8 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.output import console, emit_json, emit_table, reports_errors
+from cli.output import console, emit_json, emit_table, err_console, reports_errors
+from cli.results import show_result
 from deployments.catalog import deployable
 from imageport import specfile
 from imageport.errors import InputError
@@ -44,7 +45,7 @@ def _run_id(text: str) -> uuid.UUID:
         raise InputError(f"{text!r} is not a run id (a flow run UUID, see `imageport jobs list`)") from None
 
 
-def _start(name: str, spec: Path | None, wait: bool, local: bool, timeout: float | None) -> None:
+def _start(name: str, spec: Path | None, wait: bool, local: bool, timeout: float | None, as_json: bool) -> None:
     entry = deployable(name)
     parameters: dict[str, Any] = {}
     if entry.spec is not None:
@@ -53,12 +54,18 @@ def _start(name: str, spec: Path | None, wait: bool, local: bool, timeout: float
         parameters["spec"] = _load_spec(spec, entry.spec, name if entry.spec.__name__ == "PortSpec" else None)
     if local:
         state = entry.load()(**parameters, return_state=True)
-        console.print(f"{entry.flow_name}: {state.type.value} {state.message or ''}", highlight=False)
+        (err_console if as_json else console).print(f"{entry.flow_name}: {state.type.value} {state.message or ''}",
+                                                    highlight=False)  # fmt: skip
+        if state.is_completed():
+            show_result(state.result(), as_json)  # a stage's or a port's result, from its typed model
         raise typer.Exit(FINAL.get(state.type.value, EXIT_FAILED))
     from prefect.deployments import run_deployment
 
     flow_run = run_deployment(entry.full_name, parameters=parameters, timeout=0)
-    console.print(f"started {entry.full_name}: run {flow_run.id}", highlight=False)
+    if as_json:
+        emit_json({"deployment": entry.full_name, "run": str(flow_run.id)})
+    else:
+        console.print(f"started {entry.full_name}: run {flow_run.id}", highlight=False)
     if wait:
         raise typer.Exit(_wait(flow_run.id, timeout))
 
@@ -76,9 +83,10 @@ def run(
     wait: Annotated[bool, typer.Option(help="Wait for the run and exit with its outcome")] = False,
     local: Annotated[bool, typer.Option(help="Run in this process instead of through a deployment")] = False,
     timeout: Annotated[float | None, typer.Option(help="With --wait: give up waiting after this many seconds")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (with --local: the result)")] = False,
 ) -> None:
-    """Start a deployment run (or run the flow here with --local)."""
-    _start(name, spec, wait, local, timeout)
+    """Start a deployment run (or run the flow here with --local and show its result)."""
+    _start(name, spec, wait, local, timeout, as_json)
 
 
 @reports_errors
@@ -88,9 +96,10 @@ def port(
     wait: Annotated[bool, typer.Option(help="Wait for the run and exit with its outcome")] = False,
     local: Annotated[bool, typer.Option(help="Run in this process instead of through a deployment")] = False,
     timeout: Annotated[float | None, typer.Option(help="With --wait: give up waiting after this many seconds")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (with --local: the result)")] = False,
 ) -> None:
-    """Start one of the four workflows."""
-    _start(workflow.value, spec, wait, local, timeout)
+    """Start one of the four workflows (with --local: run it here and show every stage's result)."""
+    _start(workflow.value, spec, wait, local, timeout, as_json)
 
 
 def _wait(run_id: uuid.UUID, timeout: float | None) -> int:

@@ -10,11 +10,13 @@ from typing import Annotated
 import typer
 
 from cli.disk import FromFormat, Image, JsonFlag, VerifyFlag, WaitLockFlag, located, parse_location
-from cli.output import console, emit_json, progress_reporter, reports_errors
+from cli.output import progress_reporter, reports_errors
+from cli.results import show_stage
 from imageport.models import PublishOptions, ShareDiskFormat, VerifyMode, parse_model
 from imageport.names import check, free_text, vdisk_name
 from imageport.platforms.pvs.publish import publish as publish_vdisk
 from imageport.platforms.pvs.store import LocalStoreFolder, StoreFolder
+from imageport.results import from_publish
 
 
 @contextlib.contextmanager
@@ -73,15 +75,4 @@ def publish(
         result = publish_vdisk(
             source_path, source_fs, folder, name, options, progress=progress, source_format=source_format
         )
-    if as_json:
-        emit_json(result.as_dict())
-        return
-    console.print(
-        f"published {result.file} ({result.format}, version {result.version}) to {result.store}: "
-        f"{result.data_written:,} data bytes in {result.seconds:.1f} s"
-        + (" (resumed, re-verified)" if result.resumed else ""),
-        highlight=False,
-    )
-    console.print(f"content {result.content_hash}", highlight=False)
-    console.print(f"registration steps saved as {result.registration_file}:\n", highlight=False)
-    console.print(result.registration, highlight=False, markup=False)
+    show_stage(from_publish(result, source=image), as_json)

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from cli.disk import FromFormat, Image, JsonFlag, VerifyFlag, connector_for, located
-from cli.output import console, emit_json, progress_reporter, reports_errors
+from cli.output import progress_reporter, reports_errors
+from cli.results import show_stage
 from imageport.adapters.registry import adapter_for
 from imageport.disks.detect import open_disk
 from imageport.errors import InputError
 from imageport.models import AzureSku, HyperVGeneration, OsType, VerifyMode
 from imageport.platforms.azure.disks import upload_to_managed_disk
+from imageport.results import from_managed_disk_upload, from_page_upload
 from imageport.storage.page_blob import PageBlob
-from imageport.transfer.pages import DEFAULT_CHECKPOINTS, UploadResult, upload_to_page_blob
+from imageport.transfer.pages import DEFAULT_CHECKPOINTS, upload_to_page_blob
 
 TARGETS = (
     "azure-disk://CONNECTOR/RESOURCE_GROUP/DISK, sas+https://ACCOUNT/CONTAINER/BLOB?SAS "
@@ -70,7 +72,6 @@ def upload(
     sas = None if disk else _sas_url(target)
     if disk is None and sas is None:
         raise InputError(f"the target must be {TARGETS}")
-    extra: dict[str, Any] = {}
     with (
         located(source) as (fs, path),
         open_disk(path, source_format, fs=fs) as reader,
@@ -93,12 +94,10 @@ def upload(
                 progress=progress,
                 verify=verify.value,
             )
-            result: UploadResult = outcome.transfer
-            extra = {"disk_id": outcome.disk_id, "resumed_disk": outcome.resumed_disk, "run_id": outcome.run_id,
-                     "revoked_leftover": outcome.revoked_leftover}  # fmt: skip
+            result = from_managed_disk_upload(outcome)
         else:
             assert sas is not None
-            result = upload_to_page_blob(
+            result = from_page_upload(upload_to_page_blob(
                 reader,
                 PageBlob(sas),
                 threads=threads,
@@ -106,25 +105,5 @@ def upload(
                 overwrite=force,
                 progress=progress,
                 verify=verify.value,
-            )
-    if as_json:
-        emit_json({**result.__dict__, **extra})
-        return
-    console.print(
-        f"uploaded {source} to {extra.get('disk_id', result.target)}: {result.chunks_sent} chunks sent "
-        f"({result.bytes_sent:,} bytes), {result.chunks_resumed} resumed, {result.zero_chunks} zero, "
-        f"in {result.seconds:.1f} s",
-        highlight=False,
-    )
-    if result.restarted:
-        console.print(f"started afresh: {result.restarted}", highlight=False)
-    if extra.get("revoked_leftover"):
-        console.print(f"revoked the write grant left by run {extra['revoked_leftover']}", highlight=False)
-    if result.chunks_read_back:
-        console.print(
-            f"read back {result.chunks_read_back} resumed chunks from the target"
-            + (f", {result.chunks_repaired} differed and were sent again" if result.chunks_repaired else ""),
-            highlight=False,
-        )
-    console.print(f"content {result.content_hash}" + (" (re-read in full)" if result.verified == "full" else ""),
-                  highlight=False)  # fmt: skip
+            ))  # fmt: skip
+    show_stage(result.model_copy(update={"source": source}), as_json)

@@ -7,8 +7,10 @@ from typing import Annotated
 import typer
 
 from cli.disk import Image, JsonFlag, VerifyFlag, WaitLockFlag, connector_for, located
-from cli.output import console, emit_json, emit_table, progress_reporter, reports_errors
+from cli.output import emit_json, emit_table, progress_reporter, reports_errors
+from cli.results import show_stage
 from imageport.models import DiskFormat, VerifyMode
+from imageport.results import from_vsphere_export, from_vsphere_import
 
 app = typer.Typer(help="vSphere: VMs, disks, export and import.", no_args_is_help=True)
 Connector = Annotated[str, typer.Option("--connector", "-c", help="Name of a saved vSphere connector")]
@@ -86,15 +88,7 @@ def export(
             session, vm, output_path, output_fs, to, disk=disk, snapshot=snapshot, read_path=read_path,
             overwrite=force, progress=progress, wait_lock=wait_lock, verify=verify.value,
         )  # fmt: skip
-    if as_json:
-        emit_json(result.as_dict())
-        return
-    console.print(
-        f"exported {result.vm} {result.disk} ({result.source_file}) by {result.read_path} to {output}; "
-        f"snapshot {result.snapshot} {'removed' if result.snapshot_created else 'kept'}",
-        highlight=False,
-    )
-    console.print(f"content {result.content_hash}", highlight=False)
+    show_stage(from_vsphere_export(result).model_copy(update={"target": output}), as_json)
 
 
 @app.command("import")
@@ -128,9 +122,4 @@ def import_(
                 session, create_vm, result.disk, capacity_bytes=result.virtual_size, firmware=firmware,
                 guest_id=guest_id,
             )  # fmt: skip
-    if as_json:
-        emit_json(result.as_dict())
-        return
-    console.print(f"imported {result.disk} ({result.kind}); content {result.content_hash}", highlight=False)
-    if result.vm:
-        console.print(f"created VM {create_vm} ({result.vm})", highlight=False)
+    show_stage(from_vsphere_import(result, source=image), as_json)

@@ -28,6 +28,7 @@ from flows.ports import mcs_to_mcs
 from imageport.guest.sample_image import build_disks
 from imageport.models import PortSpec
 from imageport.names import prepared_path
+from tasks.artifacts import port_table
 
 DEMO_ROOT = Path("demo-output").absolute()
 TARGET = "target/win-gold.vhd"  # the local target disk; prepare writes its -prepared copy beside it
@@ -58,23 +59,17 @@ def main() -> None:
     print(f"source VM disk: {disk} (sample Windows-like master image, {disk.stat().st_size >> 20} MiB virtual)")
     result = mcs_to_mcs(PortSpec.model_validate(SPEC))
 
-    print("\n| stage | from | to | data written | content hash / check | seconds | reused |")
-    print("|---|---|---|---|---|---|---|")
-    for s in result["stages"]:
-        written = (s.get("data_written") or 0) / 2**20
-        check = s.get("content_hash") or ("verified" if s.get("verified") else "")
-        print(f"| {s['stage']} | {s['from']} | {s['to']} | {written:,.0f} MiB | {check} | "
-              f"{s['stage_seconds']:.1f} | {s['reused']} |")  # fmt: skip
-    export, upload, prepare = result["stages"]
-    print(f"\nthe image's content hash is identical on the share and on the target: "
-          f"{export['content_hash'] == upload['content_hash']}")  # fmt: skip
-    print(f"prepared copy: {DEMO_ROOT / prepared_path(TARGET)} (verified: {prepare['verified']})")
-    print(f"whole workflow {result['wall_seconds']:.1f} s, data stages {result['stage_seconds']:.1f} s")
+    print("\n" + port_table(result))  # the run's result artifact, rendered from its PortResult
+    export, upload, prepare = result.stages
+    print(f"the image's content hash is identical on the share and on the target: "
+          f"{export.content_hash == upload.content_hash}")  # fmt: skip
+    print(f"prepared copy: {DEMO_ROOT / prepared_path(TARGET)} (verified: {prepare.verified})")
+    print(f"whole workflow {result.wall_seconds:.1f} s, data stages {result.stage_seconds:.1f} s")
     print(
         f"Runs and artifacts are stored in {os.environ.get('PREFECT_HOME', '~/.prefect')}; "
         "see them in the UI: `make ui`, then open http://127.0.0.1:4200/runs"
     )
-    if export["content_hash"] != upload["content_hash"] or not prepare["verified"]:
+    if export.content_hash != upload.content_hash or not prepare.verified:
         raise SystemExit("the demo port did not verify")
 
 

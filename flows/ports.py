@@ -38,6 +38,7 @@ from imageport.models import (
     UploadSpec,
     Workflow,
 )
+from imageport.results import PortResult, StageResult, port_result
 from tasks.artifacts import create_markdown_artifact, port_table
 from tasks.caching import run_stage
 from tasks.engine import reap_run_resources
@@ -63,9 +64,9 @@ def _prepared(target: PortTarget, spec: PortSpec) -> tuple[PrepareSpec, Any]:
 
 
 @task(name="port_target", task_run_name="target {index}: {target_name}")
-def port_target(spec: PortSpec, index: int, target_name: str, image: Any, refresh: bool) -> list[dict[str, Any]]:
+def port_target(spec: PortSpec, index: int, target_name: str, image: Any, refresh: bool) -> list[StageResult]:
     """One target's chain: upload, prepare, and publish for PVS targets."""
-    done: list[dict[str, Any]] = []
+    done: list[StageResult] = []
     try:
         _target_chain(spec, index, image, refresh, done)
     except ImageportError as exc:
@@ -74,7 +75,7 @@ def port_target(spec: PortSpec, index: int, target_name: str, image: Any, refres
     return done
 
 
-def _target_chain(spec: PortSpec, index: int, image: Any, refresh: bool, done: list[dict[str, Any]]) -> None:
+def _target_chain(spec: PortSpec, index: int, image: Any, refresh: bool, done: list[StageResult]) -> None:
     target = spec.targets[index]
     assert target.disk is not None
     upload = UploadSpec(source=image, target=target.disk, **spec.upload.model_dump())
@@ -92,21 +93,21 @@ def _target_chain(spec: PortSpec, index: int, image: Any, refresh: bool, done: l
                               timeout_s=spec.prepare.timeout_s, refresh=refresh))  # fmt: skip
 
 
-def run_port(spec: PortSpec, workflow: Workflow, refresh: bool = False) -> dict[str, Any]:
+def run_port(spec: PortSpec, workflow: Workflow, refresh: bool = False) -> PortResult:
     """The DAG of one workflow; returns every stage's result."""
     if spec.workflow is not workflow:
         raise InputError(f"workflow: this is the {workflow.value} flow; the spec asks for {spec.workflow.value}")
     started = time.monotonic()
-    stages: list[dict[str, Any]] = []
+    stages: list[StageResult] = []
     try:
         _run_stages(spec, refresh, stages)
     except ImageportError as exc:
-        _report(workflow, stages, time.monotonic() - started, error=exc)
+        where = getattr(exc, "spec_where", None) or "spec"
+        _report(port_result(workflow, stages, time.monotonic() - started, in_spec_terms(str(exc), where)))
         raise
-    wall = time.monotonic() - started
-    data = sum(s["stage_seconds"] for s in stages)
-    _report(workflow, stages, wall)
-    return {"workflow": workflow.value, "stages": stages, "wall_seconds": wall, "stage_seconds": data}
+    result = port_result(workflow, stages, time.monotonic() - started)
+    _report(result)
+    return result
 
 
 def _refuse_unfit_kinds(spec: PortSpec) -> None:
@@ -120,7 +121,7 @@ def _refuse_unfit_kinds(spec: PortSpec) -> None:
             adapter_for(target.store).require("target", Stage.PUBLISH, f"targets[{i}].store")
 
 
-def _run_stages(spec: PortSpec, refresh: bool, stages: list[dict[str, Any]]) -> None:
+def _run_stages(spec: PortSpec, refresh: bool, stages: list[StageResult]) -> None:
     """Export once, then every target's chain in parallel; ``stages`` gets each completed stage, even when one
     fails (the first failure is raised once every target has ended)."""
     _refuse_unfit_kinds(spec)
@@ -144,13 +145,11 @@ def _run_stages(spec: PortSpec, refresh: bool, stages: list[dict[str, Any]]) -> 
         raise failures[0]
 
 
-def _report(workflow: Workflow, stages: list[dict[str, Any]], wall: float, error: Exception | None = None) -> None:
-    where = getattr(error, "spec_where", None) or "spec"
-    message = in_spec_terms(str(error), where) if error is not None else None
+def _report(result: PortResult) -> None:
     create_markdown_artifact(
-        key=workflow.value,
-        markdown=port_table(workflow.value, stages, wall, message),
-        description=f"Result of the {workflow.value} port" + (" (failed: partial)" if error else ""),
+        key=result.workflow.value,
+        markdown=port_table(result),
+        description=f"Result of the {result.workflow.value} port" + (" (failed: partial)" if result.error else ""),
     )
 
 
@@ -188,28 +187,28 @@ def _documented(summary: str) -> Any:
 @flow(name="mcs-to-mcs", log_prints=True, **HOOKS)
 @_documented("Export a master image's disk, upload it to each MCS target, prepare it there.")
 @refusals_as_state("spec")
-def mcs_to_mcs(spec: McsToMcsSpec, refresh: bool = False) -> dict[str, Any]:
+def mcs_to_mcs(spec: McsToMcsSpec, refresh: bool = False) -> PortResult:
     return run_port(spec, Workflow.MCS_TO_MCS, refresh)
 
 
 @flow(name="pvs-to-mcs", log_prints=True, **HOOKS)
 @_documented("Upload a PVS vDisk to each MCS target and prepare it there.")
 @refusals_as_state("spec")
-def pvs_to_mcs(spec: PvsToMcsSpec, refresh: bool = False) -> dict[str, Any]:
+def pvs_to_mcs(spec: PvsToMcsSpec, refresh: bool = False) -> PortResult:
     return run_port(spec, Workflow.PVS_TO_MCS, refresh)
 
 
 @flow(name="pvs-to-pvs", log_prints=True, **HOOKS)
 @_documented("Upload a PVS vDisk to where it will be prepared, prepare it, publish it into each target store.")
 @refusals_as_state("spec")
-def pvs_to_pvs(spec: PvsToPvsSpec, refresh: bool = False) -> dict[str, Any]:
+def pvs_to_pvs(spec: PvsToPvsSpec, refresh: bool = False) -> PortResult:
     return run_port(spec, Workflow.PVS_TO_PVS, refresh)
 
 
 @flow(name="mcs-to-pvs", log_prints=True, **HOOKS)
 @_documented("Export a master image's disk, upload, prepare, and publish it into each target PVS store.")
 @refusals_as_state("spec")
-def mcs_to_pvs(spec: McsToPvsSpec, refresh: bool = False) -> dict[str, Any]:
+def mcs_to_pvs(spec: McsToPvsSpec, refresh: bool = False) -> PortResult:
     return run_port(spec, Workflow.MCS_TO_PVS, refresh)
 
 

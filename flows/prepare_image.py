@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow
 
 from imageport.models import PrepareSpec
-from tasks.artifacts import create_markdown_artifact
+from imageport.results import StageResult
+from tasks.artifacts import create_markdown_artifact, stage_markdown
+from tasks.caching import located_result
 from tasks.engine import reap_run_resources
 from tasks.prepare import prepare_disk
 from tasks.refusals import refusals_as_state
@@ -16,17 +16,8 @@ from tasks.refusals import refusals_as_state
 # Prefect does not promise ``finally`` on cancellation: the hooks remove this run's CE resources.
 @flow(name="prepare-image", log_prints=True, on_cancellation=[reap_run_resources], on_crashed=[reap_run_resources])
 @refusals_as_state("spec")
-def prepare_image_flow(spec: PrepareSpec) -> dict[str, Any]:
-    result = prepare_disk.with_options(timeout_seconds=spec.timeout_s)(spec)
-    changes = "\n".join(f"- `{c}`" for c in result["changes"]) or "- nothing to change"
-    create_markdown_artifact(
-        key="prepare-image",
-        markdown=(
-            f"## {result['output']} prepared for {result['platform']} {result['generation']} "
-            f"({result['provisioning']})\n\nverified: {result['verified']}; appliance launch "
-            f"{result['launch_s']:.1f} s, work {result['work_s']:.1f} s\n\n{changes}\n\n"
-            f"compositing engine resources (all deleted but the output): {', '.join(result['ce_resources'])}\n"
-        ),
-        description="What prepare changed",
-    )
+def prepare_image_flow(spec: PrepareSpec) -> StageResult:
+    # An output named only by the disk's platform (an Azure disk, a default local name) keeps its platform id.
+    result = located_result(prepare_disk.with_options(timeout_seconds=spec.timeout_s)(spec), spec.disk, spec.output)
+    create_markdown_artifact(key="prepare-image", markdown=stage_markdown(result), description="What prepare changed")
     return result

@@ -6,30 +6,20 @@ beside it and in the run's artifacts.
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow
 
 from imageport.models import PublishSpec
-from tasks.artifacts import create_markdown_artifact
+from imageport.results import StageResult
+from tasks.artifacts import create_markdown_artifact, stage_markdown
+from tasks.caching import located_result
 from tasks.publish import publish_vdisk
 from tasks.refusals import refusals_as_state
 
 
 @flow(name="publish-vdisk", log_prints=True)
 @refusals_as_state("spec")
-def publish_vdisk_flow(spec: PublishSpec) -> dict[str, Any]:
-    result = publish_vdisk(spec)
-    create_markdown_artifact(
-        key="publish-vdisk",
-        markdown=(
-            f"## vDisk {result['vdisk']} published\n\n"
-            "| store | file | version | virtual size | content hash | resumed |\n|---|---|---|---|---|---|\n"
-            f"| {result['store']} | {result['file']} | {result['version']} | {result['virtual_size']:,} | "
-            f"`{result['content_hash']}` | {result['resumed']} |\n\n"
-            f"### Register it (saved as {result['registration_file']})\n\n"
-            f"```powershell\n{result['registration']}\n```\n"
-        ),
-        description=f"Publish of vDisk {result['vdisk']}",
-    )
+def publish_vdisk_flow(spec: PublishSpec) -> StageResult:
+    result = located_result(publish_vdisk(spec), spec.source, None)  # target: the vDisk file in the store
+    create_markdown_artifact(key="publish-vdisk", markdown=stage_markdown(result),
+                             description=f"Publish of vDisk {spec.name}")  # fmt: skip
     return result

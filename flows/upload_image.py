@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow
 
 from imageport.models import UploadSpec
-from tasks.artifacts import create_markdown_artifact
+from imageport.results import StageResult
+from tasks.artifacts import create_markdown_artifact, stage_markdown
+from tasks.caching import located_result
 from tasks.refusals import refusals_as_state
 from tasks.upload import upload_image
 
 
 @flow(name="upload-image", log_prints=True)
 @refusals_as_state("spec")
-def upload_image_flow(spec: UploadSpec) -> dict[str, Any]:
+def upload_image_flow(spec: UploadSpec) -> StageResult:
     # The spec's timeout bounds the whole upload, as Citrix's upload timeout does.
-    result = upload_image.with_options(timeout_seconds=spec.timeout_s)(spec)
-    target = result.get("disk_id") or result.get("target")
-    create_markdown_artifact(
-        key="upload-image",
-        markdown=(
-            "| source | target | content hash | seconds |\n|---|---|---|---|\n"
-            f"| {spec.source.path} | {target} | `{result['content_hash']}` | {result['seconds']:.1f} |\n"
-        ),
-        description="Result of upload-image",
-    )
+    result = located_result(upload_image.with_options(timeout_seconds=spec.timeout_s)(spec), spec.source, spec.target)
+    create_markdown_artifact(key="upload-image", markdown=stage_markdown(result), description="Result of upload-image")
     return result

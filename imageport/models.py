@@ -1,7 +1,7 @@
-"""Typed models: where disks are, what each stage is asked to do, what it did.
+"""Typed models: where disks are and what each stage is asked to do (what it did: imageport/results.py).
 
 Everything that crosses a layer or a process boundary (flow parameters, agent
-job files, CLI specs, results) is one of these pydantic v2 models, so the
+job files, CLI specs) is one of these pydantic v2 models, so the
 Prefect UI renders them as forms and bad input fails before anything is
 created. Option names follow Citrix Image Portability (see
 docs/architecture.md and the Citrix reference) in snake_case.
@@ -14,7 +14,6 @@ dotted path of the offending field.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Annotated, Any, Literal, Optional, TypeVar, Union
 
 from pydantic import (
@@ -592,46 +591,6 @@ class PortSpec(_Model):
             expected = "pvs" if to_pvs else "mcs"
             raise ValueError(f"prepare.provisioning_type must be '{expected}' for {self.workflow.value}")
         return self
-
-
-# --- results ---------------------------------------------------------------------------
-
-
-class CreatedResource(_Model):
-    """Something a stage created and left in place as its output (not temporaries)."""
-
-    kind: str = Field(description="e.g. 'azure-disk', 'share-file', 'vsphere-snapshot'.")
-    id: str = Field(description="Platform id or path; never carries a secret.")
-
-
-class DiskFacts(_Model):
-    format: DiskFormat
-    virtual_size: int = Field(ge=0)
-    allocated_bytes: int = Field(ge=0)
-    sha256: str | None = Field(default=None, description="SHA-256 of the virtual disk's logical bytes.")
-    md5: str | None = Field(default=None, description="MD5 of the virtual disk's logical bytes.")
-
-
-class StageResult(_Model):
-    stage: Stage
-    source: str
-    target: str
-    started: datetime
-    finished: datetime
-    input: DiskFacts | None = None
-    output: DiskFacts | None = None
-    bytes_moved: int = Field(default=0, ge=0, description="Bytes actually written to the target.")
-    reused: bool = Field(default=False, description="True when a verified earlier result was reused.")
-    created: list[CreatedResource] = Field(default_factory=list)
-
-    @property
-    def duration_s(self) -> float:
-        return (self.finished - self.started).total_seconds()
-
-
-class PortResult(_Model):
-    workflow: Workflow
-    stages: list[StageResult]
 
 
 # --- parsing untrusted input -------------------------------------------------------------

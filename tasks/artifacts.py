@@ -13,7 +13,9 @@ from prefect.artifacts import create_markdown_artifact as _create_markdown_artif
 from prefect.artifacts import create_progress_artifact as _create_progress_artifact
 
 from imageport.disks.convert import CONTENT_HASH_PREFIX
+from imageport.models import Stage
 from imageport.redaction import redact
+from imageport.results import PortResult, PrepareDetails, PublishDetails, StageResult
 
 
 def create_markdown_artifact(*, key: str | None = None, markdown: str, description: str | None = None) -> Any:
@@ -28,70 +30,91 @@ def create_progress_artifact(*, progress: float, description: str | None = None)
 
 # --- the result table of a port -----------------------------------------------------------------------
 
-KEPT = ("disk_id", "output_id", "file", "registration_file", "output", "target")
-
 
 def _mib(n: int | None) -> str:
     return f"{n / 2**20:,.0f} MiB" if n else "-"
 
 
-def _digest(stage: dict[str, Any]) -> str | None:
+def _digest(stage: StageResult) -> str | None:
     """The one hash kind of the table: imageport's content hash (``sha256-4m:``) of the disk written."""
-    found = stage.get("content_hash")
-    return found if isinstance(found, str) and found.startswith(CONTENT_HASH_PREFIX) else None
+    found = stage.content_hash
+    return found if found and found.startswith(CONTENT_HASH_PREFIX) else None
 
 
-def _matches(stage: dict[str, Any], source_hash: str | None) -> str:
+def _matches(stage: StageResult, source_hash: str | None) -> str:
     """Whether what the stage wrote is what it read: by hash against the hop before, or the stage's own proof."""
     digest = _digest(stage)
-    if stage["stage"] == "prepare":
-        changed = len(stage.get("changes") or [])
+    if isinstance(stage.details, PrepareDetails):
+        changed = len(stage.details.changes)
         return f"changed on purpose ({changed} change{'s' * (changed != 1)})"
     if digest and source_hash and digest == source_hash:
         return "yes"
     if digest and source_hash:
         return "**NO**"
-    if stage.get("verified"):
-        return f"yes ({stage['verified']})"
+    if stage.verified:
+        return f"yes ({stage.verified})"
     return "-"
 
 
-def _kept(stage: dict[str, Any]) -> list[str]:
-    """What the stage left in place: its outputs only (a compositing engine's temporaries are gone)."""
-    if stage["stage"] == "prepare":
-        return [str(stage.get("output_id") or stage.get("output") or stage["to"])]
-    if stage["stage"] == "publish":
-        return [str(stage[k]) for k in ("file", "registration_file") if stage.get(k)]
-    return [str(stage.get("disk_id") or stage["to"])]
-
-
-def port_table(workflow: str, stages: list[dict[str, Any]], wall: float, error: str | None = None) -> str:
+def port_table(result: PortResult) -> str:
     """Markdown for the result of a port, narrow enough for 1400 px: one row per stage, one hash kind,
     an explicit "matches source" column; what was left in place below the table; the error, if any."""
     rows, kept = [], []
     hashes: dict[str, str | None] = {}  # reference -> content hash, hop by hop
-    for s in stages:
-        size = s.get("virtual_size")
-        moved = s.get("data_written") or s.get("bytes_sent") or s.get("bytes_written")
-        if s["stage"] == "prepare":  # the CE copies the disk upload wrote: its size, its data
-            before = next((u for u in stages if u["stage"] == "upload" and u["to"] == s["from"]), {})
-            size, moved = size or before.get("virtual_size"), moved or before.get("data_written")
+    for s in result.stages:
+        size, moved = s.virtual_size, s.bytes_written
+        if s.stage is Stage.PREPARE:  # the CE copies the disk upload wrote: its size, its data
+            before = next((u for u in result.stages if u.stage is Stage.UPLOAD and u.target == s.source), None)
+            size = size or (before.virtual_size if before else None)
+            moved = moved or (before.bytes_written if before else None)
         digest = _digest(s)
-        source_hash = hashes.get(s["from"])
-        hashes[s["to"]] = digest
+        source_hash = hashes.get(s.source)
+        hashes[s.target] = digest
         shown = f"`{digest.removeprefix(CONTENT_HASH_PREFIX)[:12]}`" if digest else "-"
-        reused = " (reused)" if s.get("reused") else ""
-        rows.append(f"| {s['stage']}{reused} | {s['from']} → {s['to']} | {_mib(size)} | {_mib(moved)} | {shown} "
-                    f"| {_matches(s, source_hash)} | {s['stage_seconds']:.1f} s |")  # fmt: skip
-        kept += [f"- {s['stage']}: {item}" for item in _kept(s)]
-    state = f"failed after {len(stages)} stage(s)" if error else f"{len(stages)} stages"
+        reused = " (reused)" if s.reused else ""
+        rows.append(f"| {s.stage.value}{reused} | {s.source} → {s.target} | {_mib(size)} | {_mib(moved)} | {shown} "
+                    f"| {_matches(s, source_hash)} | {s.seconds:.1f} s |")  # fmt: skip
+        kept += [f"- {s.stage.value}: {item}" for item in s.kept()]
+    count = len(result.stages)
+    state = f"failed after {count} stage(s)" if result.error else f"{count} stages"
     text = (
-        f"## {workflow}: {state} in {wall:.1f} s\n\n"
-        + (f"**Error:** {error}\n\n" if error else "")
+        f"## {result.workflow.value}: {state} in {result.wall_seconds:.1f} s\n\n"
+        + (f"**Error:** {result.error}\n\n" if result.error else "")
         + "| stage | from → to | size | moved | content hash | matches source | time |\n"
         "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
         f"Content hash: `{CONTENT_HASH_PREFIX}` (imageport's SHA-256 over the virtual disk), first 12 digits.\n"
     )
     if kept:
         text += "\n### Left in place\n\n" + "\n".join(kept) + "\n"
+    return text
+
+
+# --- the result of one stage (the single-stage flows) ---------------------------------------------------
+
+
+def stage_markdown(result: StageResult) -> str:
+    """Markdown for one stage's result: the hop, its proof, what it changed, left in place and removed."""
+    hashes = " / ".join(f"`{h}`" for h in (result.content_hash, result.sha256, result.md5) if h) or "-"
+    size = f"{result.virtual_size:,}" if result.virtual_size is not None else "-"
+    text = (
+        f"## {result.stage.value}: {result.source} → {result.target}\n\n"
+        "| virtual size | moved | content hash / sha256 / md5 | verified | resumed | time |\n"
+        "|---|---|---|---|---|---|\n"
+        f"| {size} | {_mib(result.bytes_written)} | {hashes} | {result.verified or '-'} | {result.resumed} "
+        f"| {result.seconds:.1f} s |\n"
+    )
+    details = result.details
+    if isinstance(details, PrepareDetails):
+        changes = "\n".join(f"- `{c}`" for c in details.changes) or "- nothing to change"
+        text += (f"\nprepared for {details.platform} {details.generation} ({details.provisioning}); appliance launch "
+                 f"{details.launch_s:.1f} s, work {details.work_s:.1f} s\n\n{changes}\n")  # fmt: skip
+    if result.pending_first_boot:
+        text += "\n### Left for first boot\n\n" + "\n".join(f"- `{a}`" for a in result.pending_first_boot) + "\n"
+    if isinstance(details, PublishDetails):
+        text += (f"\n### Register vDisk {details.vdisk} (saved as {details.registration_file})\n\n"
+                 f"```powershell\n{details.registration}\n```\n")  # fmt: skip
+    for title, items in (("Warnings", result.warnings), ("Left in place", [r.describe() for r in result.created]),
+                         ("Created and removed", [r.describe() for r in result.removed])):  # fmt: skip
+        if items:
+            text += f"\n### {title}\n\n" + "\n".join(f"- {item}" for item in items) + "\n"
     return text

@@ -32,9 +32,13 @@ from blocks.resolve import CONNECTORS, describe_ref
 from imageport.adapters.registry import adapter_for
 from imageport.errors import ImageportError
 from imageport.redaction import redact_data
+from imageport.results import StageResult
 from tasks.refusals import mark_stage
 
 STAGE_CACHE = timedelta(days=30)
+# Stage results persist as JSON (Prefect's ``JSONSerializer``): a cached stage is read back as a typed
+# ``StageResult``, and the persisted file is text the secret scans can read.
+RESULT_SERIALIZER = "json"
 
 
 def ref_identity(ref: Any) -> str:
@@ -59,25 +63,36 @@ def stage_key(stage: str, spec: Any, reads: Any) -> str:
 
 def run_stage(
     task: Any, spec: Any, *, stage: str, reads: Any, writes: Any, timeout_s: float, refresh: bool = False
-) -> dict[str, Any]:
-    """Run (or reuse) one stage; the result carries ``stage``, ``reused``, ``stage_seconds``, ``from`` and ``to``."""
+) -> StageResult:
+    """Run (or reuse) one stage; its result with ``source``/``target`` (the references), ``reused`` and this
+    run's ``seconds`` filled. Prefect persists it as JSON, so a reused stage comes back as a ``StageResult``."""
     key = stage_key(stage, spec, reads)
     expiry = adapter_for(reads).cache_expiry or STAGE_CACHE
     options: dict[str, Any] = {
         "cache_key_fn": lambda context, parameters: key,
         "cache_expiration": expiry,
         "persist_result": True,
+        "result_serializer": RESULT_SERIALIZER,
         "timeout_seconds": timeout_s,
     }
     started = time.monotonic()
     state = task.with_options(**options, refresh_cache=refresh)(spec, return_state=True)
     try:
-        result = dict(state.result())
+        result = state.result()
     except ImageportError as exc:
         raise mark_stage(exc, stage) from None  # a refusal names e.g. prepare.overwrite
     reused = state.name == "Cached"
     if reused and ref_identity(writes).startswith("missing"):
         state = task.with_options(**options, refresh_cache=True)(spec, return_state=True)
-        result, reused = dict(state.result()), False
-    return redact_data({**result, "stage": stage, "reused": reused, "stage_seconds": time.monotonic() - started,
-                        "from": describe_ref(reads), "to": describe_ref(writes)})  # fmt: skip
+        result, reused = state.result(), False
+    return located_result(result, reads, writes, reused=reused, seconds=time.monotonic() - started)
+
+
+def located_result(result: StageResult, reads: Any, writes: Any, **update: Any) -> StageResult:
+    """A stage's result named by the references it read and wrote, redacted (it is shown)."""
+    if not isinstance(result, StageResult):
+        raise TypeError(f"a stage returned {type(result).__name__}, not a StageResult")
+    target = describe_ref(writes) if writes is not None else result.target  # the core's path or id -> a reference
+    created = [r.model_copy(update={"id": target}) if r.id == result.target else r for r in result.created]
+    named = result.model_copy(update={"source": describe_ref(reads), "target": target, "created": created, **update})
+    return StageResult.model_validate(redact_data(named.model_dump(mode="json")))

@@ -10,7 +10,6 @@ each CE holds one of its connector's slots while it exists.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from prefect import task
 
@@ -21,6 +20,7 @@ from imageport.engine.job import AgentMode
 from imageport.engine.lifecycle import Outcome, compositing_engine
 from imageport.errors import InputError
 from imageport.models import PrepareOptions, PrepareSpec
+from imageport.results import StageResult, from_prepare
 from tasks.engine import ce_slot, current_run_id
 from tasks.policy import RETRY_TRANSIENT
 
@@ -38,7 +38,7 @@ def _installers_dir(spec: PrepareSpec) -> str | None:
 
 @task(name="prepare_image", task_run_name="prepare {spec.disk.kind} disk for {spec.target_platform.value}",
       **RETRY_TRANSIENT)  # fmt: skip
-def prepare_disk(spec: PrepareSpec) -> dict[str, Any]:
+def prepare_disk(spec: PrepareSpec) -> StageResult:
     """Copy the image into a CE, prepare it there (one appliance launch), verify, keep the copy."""
     source, output_name = adapter_for(spec.disk).prepare_source(spec, CONNECTORS)
     installers = _installers_dir(spec)
@@ -58,6 +58,5 @@ def prepare_disk(spec: PrepareSpec) -> dict[str, Any]:
     ):
         job = ce.job(target_platform=spec.target_platform, hyper_v_generation=spec.hyper_v_generation,
                      prepare=options, installers_dir=installers)  # fmt: skip
-        result = ce.run(job).result
-    created = [r.describe() for r in outcome.created]
-    return {**result, "output": output_name, "output_id": outcome.output, "ce_resources": created}
+        result = ce.run(job)
+    return from_prepare(result, outcome, output_name)

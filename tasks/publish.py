@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import task
 
 from blocks.resolve import located, store_folder
 from imageport.models import PublishSpec
 from imageport.platforms.pvs.publish import publish
+from imageport.results import StageResult, from_publish
 from tasks.policy import RETRY_TRANSIENT
 from tasks.progress import prefect_progress
 
 
 @task(name="publish_vdisk", task_run_name="publish {spec.name} to {spec.store.path}", **RETRY_TRANSIENT)
-def publish_vdisk(spec: PublishSpec) -> dict[str, Any]:
+def publish_vdisk(spec: PublishSpec) -> StageResult:
     """Write ``spec.source`` into ``spec.store`` as vDisk ``spec.name``; resumes after a retry."""
     progress = prefect_progress(f"publish {spec.name}")
     with located(spec.source) as (source_fs, source), store_folder(spec.store) as folder:
         stated = getattr(spec.source, "format", None)  # file references can state their format
-        return publish(source, source_fs, folder, spec.name, spec, progress=progress, source_format=stated).as_dict()
+        done = publish(source, source_fs, folder, spec.name, spec, progress=progress, source_format=stated)
+    return from_publish(done)

@@ -19,6 +19,7 @@ from imageport.engine.backend import CeBackend
 from imageport.models import AzureDiskRef, AzureSnapshotRef, PrepareSpec, Stage, TargetPlatform, UploadSpec
 from imageport.names import prepared_name
 from imageport.platforms.azure.disks import disk_state, get_or_none, read_managed_disk, upload_to_managed_disk
+from imageport.results import from_managed_disk_upload
 
 READ_STAGES = frozenset({Stage.EXPORT, Stage.PREPARE, Stage.PUBLISH})
 
@@ -73,18 +74,19 @@ class AzureDiskAdapter(DiskAdapter):
 
     def write_image(self, spec: UploadSpec, connectors: Connectors, *, progress: Any, run_id: str,
                     checkpoint_dir: Any) -> Any:  # fmt: skip
-        """A managed disk made from the image (a ``ManagedDiskUpload``); a retry resumes what arrived."""
+        """A managed disk made from the image; a retry resumes what arrived."""
         from imageport.adapters.registry import opened  # the source is any readable kind
 
         target = spec.target
         session = self._session(target, connectors)
         with opened(spec.source, connectors) as (fs, path), open_disk(path, spec.source.format, fs=fs) as reader:
-            return upload_to_managed_disk(
+            outcome = upload_to_managed_disk(
                 session, reader, target.resource_group, target.name, sku=spec.sku, tags=spec.tags,
                 hyper_v_generation=spec.hyper_v_generation, os_type=spec.os_type, overwrite=spec.overwrite,
                 threads=spec.threads, checkpoint_dir=checkpoint_dir, progress=progress, run_id=run_id,
                 verify=spec.verify.value,
             )  # fmt: skip
+        return from_managed_disk_upload(outcome)
 
     def prepared(self, ref: AzureDiskRef, name: str | None = None) -> AzureDiskRef:
         """A managed disk beside the source: ``name``, or ``NAME-prepared``."""

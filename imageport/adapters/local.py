@@ -15,6 +15,7 @@ from imageport.errors import InputError
 from imageport.models import DiskFormat, LocalRef, PrepareSpec, Stage, TargetPlatform, UploadSpec
 from imageport.names import prepared_path
 from imageport.platforms.pvs.store import LocalStoreFolder, StoreFolder
+from imageport.results import from_convert
 from imageport.transfer.copy import copy_image
 
 # The local platform keeps disks as files; the extension says which container.
@@ -50,7 +51,7 @@ class LocalAdapter(FileAdapter):
 
     def write_image(self, spec: UploadSpec, connectors: Connectors, *, progress: Any, run_id: str,
                     checkpoint_dir: Any) -> Any:  # fmt: skip
-        """A file on the local platform, in the container its extension names (a ``ConvertResult``)."""
+        """A file on the local platform, in the container its extension names ."""
         from imageport.adapters.registry import opened  # the source is any readable kind
 
         target = spec.target
@@ -60,10 +61,11 @@ class LocalAdapter(FileAdapter):
         with opened(spec.source, connectors) as (source_fs, src), self.open_write(target, connectors) as written:
             output_fs, dst = written
             Path(dst).parent.mkdir(parents=True, exist_ok=True)  # a platform makes its own folders
-            return copy_image(
+            copied = copy_image(
                 src, source_fs, dst, output_fs, fmt, overwrite=spec.overwrite, progress=progress,
                 source_format=spec.source.format, verify=spec.verify.value,
             )  # fmt: skip
+        return from_convert(copied, Stage.UPLOAD)
 
     def prepared(self, ref: LocalRef, name: str | None = None) -> LocalRef:
         """``dir/NAME-prepared.EXT`` beside the disk (a file is named by its path: ``name`` is not used)."""

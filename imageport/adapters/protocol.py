@@ -21,6 +21,7 @@ from imageport.engine.backend import CeBackend
 from imageport.errors import InputError
 from imageport.models import ExportSpec, PrepareSpec, Stage, TargetPlatform, UploadSpec
 from imageport.platforms.pvs.store import StoreFolder
+from imageport.results import StageResult, from_convert
 from imageport.transfer.copy import copy_image
 
 
@@ -125,24 +126,26 @@ class DiskAdapter:
     # --- stages --------------------------------------------------------------------------------------
 
     def write_image(self, spec: UploadSpec, connectors: Connectors, *, progress: Any, run_id: str,
-                    checkpoint_dir: Any) -> Any:  # fmt: skip
-        """Upload ``spec.source`` onto ``spec.target`` (this kind); the core's own result object."""
+                    checkpoint_dir: Any) -> StageResult:  # fmt: skip
+        """Upload ``spec.source`` onto ``spec.target`` (this kind): the stage's result, converted from the
+        core's own (``imageport.results``)."""
         raise InputError(
             f"target kind {self.kind}: uploads go to an Azure managed disk or the local platform"
         )
 
     def export(self, spec: ExportSpec, connectors: Connectors, output_fs: FileSystem, output: str, *,
-               progress: Any) -> Any:  # fmt: skip
-        """Export ``spec.source`` (this kind) to ``output``; the core's own result object.
+               progress: Any) -> StageResult:  # fmt: skip
+        """Export ``spec.source`` (this kind) to ``output``: the stage's result (``imageport.results``).
 
         The default reads the source as a file (``open_read``) and copies it.
         """
         with self.open_read(spec.source, connectors) as (source_fs, path):
-            return copy_image(
+            copied = copy_image(
                 path, source_fs, output, output_fs, spec.disk_format.writes, progress=progress,
                 sha256=spec.hash_disk, md5=spec.hash_disk, wait_lock=spec.wait_lock, verify=spec.verify.value,
                 source_format=getattr(spec.source, "format", None),  # a file reference may state its format
             )  # fmt: skip
+        return from_convert(copied, Stage.EXPORT)
 
     def prepared(self, ref: Any, name: str | None = None) -> Any:
         """The reference of the prepared copy of ``ref`` (``name``: the output's name where outputs are named)."""

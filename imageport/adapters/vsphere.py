@@ -16,6 +16,7 @@ from imageport.disks.base import FileSystem
 from imageport.engine.backend import CeBackend
 from imageport.errors import InputError
 from imageport.models import ExportSpec, Stage, TargetPlatform, UploadSpec, VsphereDiskRef
+from imageport.results import from_vsphere_export
 
 # vSphere has no content change id for a disk without CBT: a stage reading one is cached this long at most.
 EXPORT_CACHE_HOURS = 24
@@ -57,16 +58,17 @@ class VsphereDiskAdapter(DiskAdapter):
 
     def export(self, spec: ExportSpec, connectors: Connectors, output_fs: FileSystem, output: str, *,
                progress: Any) -> Any:  # fmt: skip
-        """The disk as of a snapshot this run takes and removes (or the named one): a ``VsphereExport``."""
+        """The disk as of a snapshot this run takes and removes (or the named one)."""
         from imageport.platforms.vsphere.export import export_vm_disk  # pyVmomi only when used
 
         source = spec.source
         with connectors.build(source.connector, "vsphere", self.describe(source)) as session:
-            return export_vm_disk(
+            exported = export_vm_disk(
                 session, source.vm, output, output_fs, spec.disk_format.writes, disk=source.disk,
                 snapshot=source.snapshot, progress=progress, digests=spec.hash_disk, wait_lock=spec.wait_lock,
                 verify=spec.verify.value,
             )  # fmt: skip
+        return from_vsphere_export(exported)
 
     def write_image(self, spec: UploadSpec, connectors: Connectors, *, progress: Any, run_id: str,
                     checkpoint_dir: Any) -> Any:  # fmt: skip

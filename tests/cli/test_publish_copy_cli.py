@@ -49,7 +49,9 @@ def test_publish_saves_registration_then_refuses_a_second_time(run_cli, share_co
     assert again.returncode == 1 and "exists already" in again.stderr and "--new-version" in again.stderr
     version = run_cli("publish", str(image), f"smb://{name}/Store", "--name", "Win11-Gold", "--new-version", "--json")
     assert version.returncode == 0, version.stderr
-    assert json.loads(version.stdout)["file"] == "Win11-Gold.1.vhdx"
+    published = json.loads(version.stdout)
+    assert published["target"] == published["details"]["file"] == "Win11-Gold.1.vhdx"
+    assert published["stage"] == "publish" and published["details"]["version"] == 1
 
     (store / "Win11-Gold.2.lok").write_bytes(b"")  # a stale lock where version 2 would go
     locked = run_cli("publish", str(image), f"smb://{name}/Store", "--name", "Win11-Gold", "--new-version")

@@ -56,7 +56,8 @@ def test_a_resumed_upload_to_azure_holds_the_source(azure_settings, arm, run_cli
                  "--verify", "full", "--json")  # fmt: skip
     assert up.returncode == 0, up.stderr
     result = json.loads(up.stdout)
-    assert result["resumed_disk"] and result["chunks_read_back"] > 0 and result["verified"] == "full"
+    assert result["details"]["resumed_disk"] and result["details"]["chunks_read_back"] > 0
+    assert result["verified"] == "full" and result["resumed"]
     assert result["content_hash"] == disk_hash(run_cli, str(source))
     assert disk_hash(run_cli, "azure-disk://az-proof/rg-vdi/proof") == result["content_hash"]
 

@@ -10,6 +10,7 @@ import pytest
 
 from imageport.disks.convert import convert
 from imageport.models import DiskFormat
+from imageport.results import StageResult, UploadDetails
 from tests.conftest import azure_cli_args
 from tests.core.disks.images import MiB, make_raw, qemu_compare
 
@@ -40,8 +41,9 @@ def test_azure_connector_and_managed_disk_upload(azure_settings, arm, run_cli, t
         "--json",
     )
     assert up.returncode == 0, up.stderr
-    result = json.loads(up.stdout)
-    assert result["disk_id"].endswith("/disks/cli-gold")
+    result = StageResult.model_validate_json(up.stdout)  # --json is the typed stage result
+    assert isinstance(result.details, UploadDetails) and result.details.disk_id.endswith("/disks/cli-gold")
+    assert result.source == str(vhdx) and result.bytes_written and result.verified == "page-ranges"
     disk = arm.disks["rg-vdi/cli-gold"]
     assert disk["state"] == "Unattached" and disk["sku"] == "StandardSSD_LRS" and disk["tags"]["env"] == "test"
     blob = arm.container.get_blob_client(arm._blob_name("rg-vdi", "cli-gold"))

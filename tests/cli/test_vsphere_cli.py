@@ -47,7 +47,8 @@ def test_list_export_and_import_by_connector(run_cli, vcsim, tmp_path: Path) -> 
     )  # fmt: skip
     assert imported.returncode == 0, imported.stderr
     result = json.loads(imported.stdout)
-    assert result["disk"] == "[LocalDS_0] back/gold.vmdk" and result["vm"].startswith("vm-")
+    assert result["stage"] == "upload" and result["target"] == "[LocalDS_0] back/gold.vmdk"
+    assert result["details"]["vm"].startswith("vm-") and result["source"] == str(out)
     assert result["content_hash"] == hash_disk(raw).content_hash
     missing = run_cli("vsphere", "export", "no-such-vm", str(tmp_path / "x.vhdx"), "-c", "cli-vc")
     assert missing.returncode == 1 and "no VM 'no-such-vm'" in missing.stderr

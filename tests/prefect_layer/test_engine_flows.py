@@ -16,6 +16,7 @@ from imageport.engine.local import CE_DIR
 from imageport.models import PrepareSpec
 from imageport.platforms.azure.disks import upload_to_managed_disk
 from imageport.platforms.azure.session import AzureConfig
+from imageport.results import PrepareDetails
 from tasks.engine import reap_run_resources
 
 pytestmark = [pytest.mark.integration, pytest.mark.guestfs]
@@ -43,9 +44,11 @@ def test_prepare_flow_on_an_azure_ce_keeps_only_the_output(
             limit = client.read_global_concurrency_limit_by_name("imageport-ce-flow-az-ce")
     finally:
         delete_connector("flow-az-ce")
-    assert result["output_id"] == "rg-vdi/flow-gold-ready" and result["verified"]
-    created = {r.split()[0] for r in result["ce_resources"]}
+    assert isinstance(result.details, PrepareDetails) and result.details.output_id == "rg-vdi/flow-gold-ready"
+    assert result.verified == "re-read" and result.target == "rg-vdi/flow-gold-ready"
+    created = {r.kind for r in result.created + result.removed}
     assert created == {"azure-vm", "azure-nic", "azure-os-disk", "azure-disk", "azure-blob"}
+    assert [r.kind for r in result.created] == ["azure-disk"]  # only the output is left in place
     assert limit.limit == 1 and limit.active_slots == 0
     assert arm.vms.vms == {} and arm.vms.nics == {}
     assert "imageport-expires" not in arm.disks["rg-vdi/flow-gold-ready"]["tags"]

@@ -11,6 +11,7 @@ from blocks.registry import delete_connector, save_connector
 from flows.export_disk import export_disk_flow
 from imageport.disks.convert import hash_disk
 from imageport.models import ExportSpec
+from imageport.results import ExportDetails, StageResult
 from tests.core.disks.images import MiB, make_raw, qemu_compare, qemu_convert
 from tests.infra.configs import vcsim_vsphere
 
@@ -40,7 +41,10 @@ def test_flow_exports_a_vm_disk_with_its_digests(prefect_api: str, vcsim, tmp_pa
     finally:
         delete_connector("flow-vc")
         delete_connector("flow-exports")
-    assert result["content_hash"] == hash_disk(raw).content_hash
-    assert result["md5"] == hashlib.md5(raw.read_bytes()).hexdigest()  # the whole virtual disk, as Citrix's
-    assert result["snapshot_created"] and result["read_path"] == "datastore"
+    assert isinstance(result, StageResult) and isinstance(result.details, ExportDetails)
+    assert result.content_hash == hash_disk(raw).content_hash
+    assert result.md5 == hashlib.md5(raw.read_bytes()).hexdigest()  # the whole virtual disk, as Citrix's
+    assert result.details.snapshot_created and result.details.read_path == "datastore"
+    assert result.removed[0].kind == "vsphere-snapshot" and result.target == "local://flow-exports/vm1.vhdx"
+    assert [r.describe() for r in result.created] == ["file local://flow-exports/vm1.vhdx"]
     assert qemu_compare(raw, "raw", tmp_path / "exports/vm1.vhdx", "vhdx").returncode == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from imageport.disks.base import LOCAL
 from imageport.disks.convert import hash_disk
 from imageport.models import DiskFormat, PortSpec, Workflow
 from imageport.platforms.vsphere.imports import create_vm_for_disk, import_to_datastore
+from imageport.results import ExportDetails, PortResult, PrepareDetails, StageResult
 from imageport.transfer.copy import copy_image
 from tests.infra.configs import samba_share, vcsim_vsphere
 from tests.infra.windows_image import registry_dump
@@ -79,17 +81,20 @@ def local(path: str) -> dict[str, str]:
     return {"kind": "local", "connector": "port-local", "path": path}
 
 
-def run(workflow: Workflow, **fields: Any) -> dict[str, Any]:
+def run(workflow: Workflow, **fields: Any) -> PortResult:
     provisioning = "pvs" if workflow.value.endswith("pvs") else "mcs"
     prepare = {"enable_rdp": True, "provisioning_type": provisioning}
     spec = PortSpec.model_validate({"workflow": workflow.value, "prepare": prepare, **fields})
     state = PORT_FLOWS[workflow](spec, return_state=True)
     assert state.is_completed(), state.message
-    return state.result()
+    result = state.result()
+    assert isinstance(result, PortResult) and all(isinstance(s, StageResult) for s in result.stages), result
+    assert result.stage_seconds == pytest.approx(sum(s.seconds for s in result.stages))
+    return result
 
 
-def stage(result: dict[str, Any], name: str, to: str = "") -> dict[str, Any]:
-    (found,) = [s for s in result["stages"] if s["stage"] == name and to in s["to"]]
+def stage(result: PortResult, name: str, to: str = "") -> StageResult:
+    (found,) = [s for s in result.stages if s.stage == name and to in s.target]
     return found
 
 
@@ -98,6 +103,25 @@ def cli_info(location: str) -> dict[str, Any]:
     done = CliRunner().invoke(app, ["disk", "info", location, "--json"])
     assert done.exit_code == 0, done.output
     return json.loads(done.output)
+
+
+def assert_hops_chain(result: PortResult) -> None:
+    """Each stage reads what the stage before it wrote, and a copying stage's output has the hash it read."""
+    written = {s.target: s for s in result.stages}
+    for s in result.stages:
+        before = written.get(s.source)
+        if s.stage in ("upload", "export") and before is not None:
+            assert s.content_hash == before.content_hash, (s, before)
+        if s.stage == "publish":  # the prepared copy, published unchanged
+            assert s.content_hash and s.source in written, s
+
+
+def persisted_stage_results(since: float) -> list[dict[str, Any]]:
+    """The stage results Prefect persisted since then (one file per cache key), as their JSON."""
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
+
+    files = sorted(Path(PREFECT_LOCAL_STORAGE_PATH.value()).glob("imageport-*"))
+    return [json.loads(f.read_text()) for f in files if f.stat().st_mtime >= since]
 
 
 def azure_disk_file(arm, name: str, to: Path) -> Path:  # type: ignore[no-untyped-def]
@@ -116,13 +140,17 @@ def test_mcs_to_mcs_vsphere_to_samba_to_azure(lab, tmp_path: Path) -> None:  # t
     result = run(Workflow.MCS_TO_MCS, source=VM, staging={**VDISK, "path": "staging/mcs.vhdx"},
                  targets=[{"disk": azure("port-mcs")}])  # fmt: skip
     export, upload, prepare = (stage(result, s) for s in ("export", "upload", "prepare"))
-    assert export["sha256"] == lab["gold_sha"]  # the VM's disk, read through a snapshot
+    assert export.sha256 == lab["gold_sha"]  # the VM's disk, read through a snapshot
     assert hash_disk(lab["share"] / "staging/mcs.vhdx", sha256=True).sha256 == lab["gold_sha"]
-    assert upload["content_hash"] == export["content_hash"]
-    assert prepare["verified"] and prepare["output_id"] == "rg-vdi/port-mcs-prepared"
-    assert (export["to"], upload["to"]) == ("smb://port-share/staging/mcs.vhdx", "azure-disk://port-az/rg-vdi/port-mcs")
-    assert cli_info(export["to"])["virtual_size"] == cli_info(upload["to"])["virtual_size"] == export["virtual_size"]
-    assert cli_info(prepare["to"])["format"] == "vhd"  # the prepared disk, read through a grant, by what was printed
+    assert upload.content_hash == export.content_hash and upload.source == export.target
+    assert prepare.verified and prepare.source == upload.target
+    assert isinstance(prepare.details, PrepareDetails) and prepare.details.output_id == "rg-vdi/port-mcs-prepared"
+    assert [r.describe() for r in prepare.created] == ["azure-disk azure-disk://port-az/port-mcs-prepared"]
+    assert {r.kind for r in prepare.removed} >= {"azure-vm", "azure-nic"}  # the CE's temporaries, gone
+    assert export.removed[0].kind == "vsphere-snapshot" and isinstance(export.details, ExportDetails)
+    assert (export.target, upload.target) == ("smb://port-share/staging/mcs.vhdx", "azure-disk://port-az/rg-vdi/port-mcs")
+    assert cli_info(export.target)["virtual_size"] == cli_info(upload.target)["virtual_size"] == export.virtual_size
+    assert cli_info(prepare.target)["format"] == "vhd"  # the prepared disk, read through a grant, by what was printed
     assert rdp_enabled(azure_disk_file(lab["arm"], "port-mcs-prepared", tmp_path / "p.raw"), tmp_path)
     assert lab["arm"].vms.vms == {} and lab["arm"].vms.nics == {}
 
@@ -136,15 +164,25 @@ def test_mcs_to_pvs_fans_out_to_two_targets_and_a_rerun_reuses_every_stage(lab, 
             {"disk": azure("port-m2p"), "store": STORE, "vdisk_name": "gold-azure"},
         ],
     }
+    started = time.time()
     result = run(Workflow.MCS_TO_PVS, **fields)
-    assert [s["stage"] for s in result["stages"]].count("publish") == 2
+    assert [s.stage for s in result.stages].count("publish") == 2
+    assert_hops_chain(result)
     for name in ("gold-local", "gold-azure"):
         published = lab["share"] / "Store" / f"{name}.vhdx"
         assert published.is_file() and (lab["share"] / "Store" / f"{name}.register.txt").is_file()
     assert rdp_enabled(_raw(lab["share"] / "Store" / "gold-local.vhdx", tmp_path), tmp_path)
-    assert not any(s["reused"] for s in result["stages"])
+    assert not any(s.reused for s in result.stages)
+    assert all(s.bytes_written for s in result.stages if s.stage != "prepare"), result.stages
     again = run(Workflow.MCS_TO_PVS, **fields)
-    assert all(s["reused"] for s in again["stages"]), [(s["stage"], s["reused"]) for s in again["stages"]]
+    assert all(s.reused for s in again.stages), [(s.stage, s.reused) for s in again.stages]
+    # Reused stages come back typed from the JSON Prefect persisted: the same results, named the same way.
+    first = {(s.stage, s.target): s.model_dump(exclude={"seconds", "reused"}) for s in result.stages}
+    assert {(s.stage, s.target): s.model_dump(exclude={"seconds", "reused"}) for s in again.stages} == first
+    persisted = persisted_stage_results(started)
+    assert len(persisted) == len(result.stages), persisted
+    assert all(p["metadata"]["serializer"]["type"] == "json" for p in persisted)
+    assert {"imageport.results.StageResult"} == {json.loads(p["result"])["__class__"] for p in persisted}
 
 
 def _raw(vhdx: Path, tmp_path: Path) -> Path:
@@ -156,18 +194,18 @@ def _raw(vhdx: Path, tmp_path: Path) -> Path:
 def test_pvs_to_mcs_vdisk_on_samba_to_azure(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     result = run(Workflow.PVS_TO_MCS, source=VDISK, staging={**VDISK, "path": "staging/unused.vhdx"},
                  targets=[{"disk": azure("port-p2m")}])  # fmt: skip
-    assert [s["stage"] for s in result["stages"]] == ["upload", "prepare"]
-    assert stage(result, "upload")["content_hash"] == hash_disk(lab["share"] / "vdisks/gold.vhdx").content_hash
+    assert [s.stage for s in result.stages] == ["upload", "prepare"]
+    assert stage(result, "upload").content_hash == hash_disk(lab["share"] / "vdisks/gold.vhdx").content_hash
     assert rdp_enabled(azure_disk_file(lab["arm"], "port-p2m-prepared", tmp_path / "p.raw"), tmp_path)
 
 
 def test_pvs_to_pvs_vdisk_to_local_ce_to_store(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     result = run(Workflow.PVS_TO_PVS, source=VDISK, staging={**VDISK, "path": "staging/unused.vhdx"},
                  targets=[{"disk": local("p2p/gold.vhdx"), "store": STORE, "vdisk_name": "gold-p2p"}])  # fmt: skip
-    assert [s["stage"] for s in result["stages"]] == ["upload", "prepare", "publish"]
+    assert [s.stage for s in result.stages] == ["upload", "prepare", "publish"]
     prepared = lab["root"] / "p2p" / "gold-prepared.vhdx"
-    assert stage(result, "prepare")["to"] == "local://port-local/p2p/gold-prepared.vhdx"
-    assert cli_info(stage(result, "publish")["to"])["format"] == cli_info(stage(result, "prepare")["to"])["format"]
+    assert stage(result, "prepare").target == "local://port-local/p2p/gold-prepared.vhdx"
+    assert cli_info(stage(result, "publish").target)["format"] == cli_info(stage(result, "prepare").target)["format"]
     published = lab["share"] / "Store" / "gold-p2p.vhdx"
     assert hash_disk(published).content_hash == hash_disk(prepared).content_hash
     assert hash_disk(prepared).content_hash != hash_disk(lab["share"] / "vdisks/gold.vhdx").content_hash

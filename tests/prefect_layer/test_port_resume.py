@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from blocks.registry import delete_connector, save_connector
+from imageport.results import PortResult, UploadDetails
 from imageport.transfer.plan import covered
 
 pytestmark = [pytest.mark.integration, pytest.mark.guestfs]
@@ -28,7 +29,8 @@ import json, sys
 from flows.ports import mcs_to_mcs
 from imageport.models import PortSpec
 result = mcs_to_mcs(PortSpec.model_validate(json.loads(sys.argv[1])))
-print("RESULT " + json.dumps(result, default=str), flush=True)
+assert type(result).__name__ == "PortResult", type(result)
+print("RESULT " + result.model_dump_json(), flush=True)
 """
 
 
@@ -87,15 +89,18 @@ def test_killed_mid_upload_then_rerun_reuses_export_and_resends_at_most_one_wind
         delete_connector("resume-lab")
         delete_connector("resume-az")
     (line,) = [ln for ln in second.stdout.splitlines() if ln.startswith("RESULT ")]
-    stages = {s["stage"]: s for s in json.loads(line[len("RESULT ") :])["stages"]}
-    assert stages["export"]["reused"] is True  # not exported again
-    upload = stages["upload"]
-    assert upload["reused"] is False and upload["resumed_disk"] is True
-    data_chunks = upload["chunks_sent"] + upload["chunks_resumed"]
+    stages = {s.stage.value: s for s in PortResult.model_validate_json(line[len("RESULT ") :]).stages}
+    # not exported again: the reused export came back typed from the first process's persisted JSON
+    assert stages["export"].reused is True
+    assert stages["export"].content_hash == stages["upload"].content_hash and stages["export"].bytes_written
+    upload, details = stages["upload"], stages["upload"].details
+    assert isinstance(details, UploadDetails)
+    assert upload.reused is False and upload.resumed is True and details.resumed_disk is True
+    data_chunks = details.chunks_sent + details.chunks_resumed
     missing = data_chunks - len(landed)  # the blob holds pages only where data was written
-    assert upload["chunks_resumed"] > 0
-    assert upload["chunks_sent"] <= missing + WINDOW, (upload, len(landed))
-    assert stages["prepare"]["verified"]
+    assert details.chunks_resumed > 0
+    assert details.chunks_sent <= missing + WINDOW, (upload, len(landed))
+    assert stages["prepare"].verified
 
 
 def _ranges(blob):  # type: ignore[no-untyped-def]

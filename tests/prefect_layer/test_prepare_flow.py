@@ -11,6 +11,7 @@ import pytest
 from blocks.registry import delete_connector, save_connector
 from flows.prepare_image import prepare_image_flow
 from imageport.models import PrepareSpec
+from imageport.results import PrepareDetails, StageResult
 
 pytestmark = [pytest.mark.integration, pytest.mark.guestfs]
 
@@ -36,13 +37,14 @@ def test_flow_prepares_a_copy_and_reports_the_changes(prefect_api: str, windows_
         failed = prepare_image_flow(unsupported, return_state=True)
     finally:
         delete_connector("flow-guest")
-    assert result["output"] == "gold-prepared.img" and result["verified"] and result["launches"] == 1
-    assert "50-chkdsk.cmd" in result["firstboot_actions"]
+    assert isinstance(result, StageResult) and isinstance(result.details, PrepareDetails)
+    assert result.target.endswith("gold-prepared.img") and result.verified and result.details.launches == 1
+    assert "50-chkdsk.cmd" in result.pending_first_boot
     assert (tmp_path / "gold-prepared.img").exists()
     assert hashlib.sha256((tmp_path / "gold.img").read_bytes()).hexdigest() == before
     assert failed.is_failed() and "prepared where it will run" in str(failed.message)
     # The local compositing engine did the work and left nothing behind but the output.
-    assert result["ce_resources"] and not list((tmp_path / ".imageport-ce").iterdir())
+    assert result.removed and not list((tmp_path / ".imageport-ce").iterdir())
 
 
 def test_diagnostics_flow_reports_and_saves(prefect_api: str, windows_disks, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -10,6 +10,7 @@ from prefect.client.orchestration import get_client
 from blocks.registry import delete_connector, save_connector
 from flows.publish_vdisk import publish_vdisk_flow
 from imageport.models import PublishSpec
+from imageport.results import PublishDetails, StageResult
 from tests.core.disks.images import MiB, make_raw, qemu_compare
 
 pytestmark = pytest.mark.integration
@@ -51,7 +52,9 @@ def test_flow_publishes_and_shows_the_registration(connectors) -> None:  # type:
     state = publish_vdisk_flow(spec, return_state=True)
     assert state.is_completed(), state.message
     result = state.result()
-    assert result["file"] == "FlowGold.vhdx"
+    assert isinstance(result, StageResult) and isinstance(result.details, PublishDetails)
+    assert result.details.file == "FlowGold.vhdx" and result.target == "FlowGold.vhdx"
+    assert result.details.version == 0 and {r.id for r in result.created} >= {"FlowGold.vhdx"}
     assert qemu_compare(raw, "raw", store / "FlowGold.vhdx", "vhdx").returncode == 0
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts()

@@ -22,6 +22,7 @@ import pytest
 from deployments.serve import yaml_deployment, yaml_deployments
 from imageport.disks.convert import hash_disk
 from imageport.engine.local import agent_pids
+from imageport.results import StageResult
 from tests.core.disks.images import MiB, make_raw
 
 pytestmark = pytest.mark.integration
@@ -146,9 +147,13 @@ def test_run_local_executes_a_stage_flow_in_process(run_cli, tmp_path: Path) -> 
         "source: {kind: local, connector: run-lab, path: vm.raw}\n"
         "destination: {kind: local, connector: run-lab, path: share/vm.vhdx}\n"
     )
-    done = run_cli("run", "export", "--spec", str(spec), "--local", timeout=300)
-    assert done.returncode == 0 and "COMPLETED" in done.stdout, done.stdout + done.stderr
-    assert hash_disk(tmp_path / "share/vm.vhdx").content_hash == hash_disk(tmp_path / "vm.raw").content_hash
+    done = run_cli("run", "export", "--spec", str(spec), "--local", "--json", timeout=300)
+    assert done.returncode == 0 and "COMPLETED" in done.stderr, done.stdout + done.stderr
+    result = StageResult.model_validate_json(done.stdout)  # --json: the stage's typed result, as it reads back
+    assert result.content_hash == hash_disk(tmp_path / "share/vm.vhdx").content_hash
+    assert result.content_hash == hash_disk(tmp_path / "vm.raw").content_hash and result.bytes_written
+    assert (result.stage, result.source, result.target) == ("export", "local://run-lab/vm.raw",
+                                                            "local://run-lab/share/vm.vhdx")  # fmt: skip
     reaped = run_cli("run", "reap", "--local", timeout=300)
     assert reaped.returncode == 0 and "COMPLETED" in reaped.stdout
     missing = run_cli("run", "export", "--local")

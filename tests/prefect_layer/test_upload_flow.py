@@ -10,6 +10,7 @@ from blocks.registry import delete_connector, save_connector
 from flows.upload_image import upload_image_flow
 from imageport.disks.convert import hash_disk
 from imageport.models import UploadSpec
+from imageport.results import StageResult, UploadDetails
 from tests.core.disks.images import MiB, make_raw, qemu_compare
 
 pytestmark = pytest.mark.integration
@@ -38,12 +39,16 @@ def test_flow_uploads_to_a_managed_disk_and_to_the_local_platform(arm, connector
     state = upload_image_flow(spec, return_state=True)
     assert state.is_completed(), state.message
     result = state.result()
-    assert result["disk_id"].endswith("/disks/flowdisk")
-    assert result["content_hash"] == hash_disk(raw).content_hash  # 30 MiB: already a whole MiB
+    assert isinstance(result, StageResult) and isinstance(result.details, UploadDetails)
+    assert result.details.disk_id.endswith("/disks/flowdisk")  # type: ignore[union-attr]
+    assert result.target == "azure-disk://flow-azure/flowdisk" and result.source == "local://flow-staging/gold.raw"
+    assert result.content_hash == hash_disk(raw).content_hash  # 30 MiB: already a whole MiB
+    assert result.bytes_written and result.verified == "page-ranges" and result.created[0].kind == "azure-disk"
     disk = arm.disks["rg-vdi/flowdisk"]
-    assert result["run_id"] == str(state.state_details.flow_run_id)  # tagged with the flow run that uploads it
+    run_id = result.details.run_id  # type: ignore[union-attr]
+    assert run_id == str(state.state_details.flow_run_id)  # tagged with the flow run that uploads it
     assert disk["state"] == "Unattached" and disk["tags"] == {
-        "stage": "upload", "created-by": "imageport", "imageport-run": result["run_id"], "imageport-stage": "upload"
+        "stage": "upload", "created-by": "imageport", "imageport-run": run_id, "imageport-stage": "upload"
     }  # fmt: skip
 
     again = upload_image_flow(spec, return_state=True)  # exists, no overwrite: final, not retried

@@ -14,6 +14,7 @@ from imageport.models import DiskFormat
 from imageport.platforms.azure.disks import DiskExists, revoke_upload_grant, upload_to_managed_disk
 from imageport.platforms.azure.session import AzureConfig
 from imageport.platforms.runs import process_run_id
+from imageport.results import StageResult, UploadDetails, from_managed_disk_upload
 from tests.core.disks.images import MiB, make_full, make_raw, qemu_compare
 
 pytestmark = pytest.mark.integration
@@ -65,6 +66,13 @@ def test_upload_creates_grants_uploads_and_revokes(arm, azure_settings, image, t
     assert disk["hyper_v_generation"] == "V2"
     assert disk["sku"] == "Premium_LRS" and not arm.sas_is_live("rg-vdi", name)  # the write SAS was revoked
     assert qemu_compare(raw, "raw", download_disk(arm, "rg-vdi", name, tmp_path / "d.vhd"), "vpc").returncode == 0
+    typed = from_managed_disk_upload(done)  # the one converter to a StageResult
+    assert (typed.stage, typed.target, typed.content_hash) == ("upload", done.disk_id, done.transfer.content_hash)
+    assert typed.bytes_written == done.transfer.bytes_sent > 0 and typed.verified == "page-ranges"
+    assert [r.describe() for r in typed.created] == [f"azure-disk {done.disk_id}"]
+    assert isinstance(typed.details, UploadDetails) and typed.details.run_id == done.run_id
+    assert typed.details.chunks_sent == done.transfer.chunks_sent and not typed.details.resumed_disk
+    assert StageResult.model_validate_json(typed.model_dump_json()) == typed
 
     with open_disk(vhdx) as reader, pytest.raises(DiskExists, match="--force"):
         upload_to_managed_disk(session(azure_settings), reader, "rg-vdi", name, checkpoint_dir=tmp_path)

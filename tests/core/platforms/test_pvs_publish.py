@@ -18,6 +18,7 @@ from imageport.errors import InputError
 from imageport.models import PublishOptions, ShareDiskFormat
 from imageport.platforms.pvs.publish import VDiskExists, VDiskInUse, publish
 from imageport.platforms.pvs.store import SmbStoreFolder
+from imageport.results import PublishDetails, StageResult, from_publish
 from imageport.storage.smb import SmbShareConfig
 from tests.core.disks.images import MiB, make_raw, qemu_compare, qemu_convert
 from tests.infra.configs import samba_share
@@ -65,6 +66,12 @@ def test_publish_writes_an_identical_vhdx_and_registration_help(store, prepared)
     assert "Import-PvsDisk -DiskLocatorName 'Gold' -StoreName 'Store1' -SiteName 'Site1' -VHDX" in text
     manifest = json.loads((on_disk / "Gold.imageport.json").read_text())
     assert manifest["content_hash"] == result.content_hash and manifest["file"] == "Gold.vhdx"
+    typed = from_publish(result)  # the one converter to a StageResult
+    assert (typed.stage, typed.target, typed.content_hash) == ("publish", "Gold.vhdx", result.content_hash)
+    assert typed.bytes_written == result.data_written > 0 and typed.verified == result.verified
+    assert isinstance(typed.details, PublishDetails) and typed.details.registration == result.registration
+    assert {r.id for r in typed.created} == {"Gold.vhdx", result.registration_file, result.manifest_file}
+    assert StageResult.model_validate_json(typed.model_dump_json()) == typed
 
 
 def test_a_second_publish_refuses_then_adds_a_version_without_touching_the_base(store, prepared) -> None:  # type: ignore[no-untyped-def]

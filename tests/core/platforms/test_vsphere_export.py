@@ -14,6 +14,7 @@ from imageport.models import DiskFormat
 from imageport.platforms.vsphere.export import export_vm_disk
 from imageport.platforms.vsphere.inventory import describe_vm, find_vm, list_vms, split_datastore_path
 from imageport.platforms.vsphere.nfc import disk_urls
+from imageport.results import ExportDetails, StageResult, from_vsphere_export
 from imageport.storage.smb_files import SmbFileSystem
 from tests.core.disks.images import MiB, make_raw, qemu_compare, qemu_convert
 from tests.infra.configs import samba_share, vcsim_vsphere
@@ -87,6 +88,12 @@ def test_datastore_export_matches_the_seed_and_leaves_the_vm_as_it_was(vsphere, 
     assert qemu_compare(seed["raw"], "raw", on_disk / "gold.vhdx", "vhdx").returncode == 0
     assert vm_file_digest(files, path) == before
     assert describe_vm(session.si, find_vm(session.si, VM)).snapshots == []
+    typed = from_vsphere_export(result)  # the one converter to a StageResult: the same facts, typed
+    assert (typed.stage, typed.content_hash, typed.virtual_size) == ("export", result.content_hash, result.virtual_size)
+    assert typed.bytes_written == result.data_written > 0 and typed.target == "gold.vhdx"
+    assert [r.describe() for r in typed.removed] == [f"vsphere-snapshot {VM}/imageport-export-t1"]
+    assert isinstance(typed.details, ExportDetails) and typed.details.read_path == "datastore"
+    assert StageResult.model_validate_json(typed.model_dump_json()) == typed
 
 
 def test_a_failed_export_still_removes_its_snapshot_and_leaves_nothing_complete(vsphere, share) -> None:  # type: ignore[no-untyped-def]

@@ -18,6 +18,7 @@ from imageport.platforms.vsphere.ce_host import (
 )
 from imageport.platforms.vsphere.imports import DatastoreFileExists, create_vm_for_disk, import_to_datastore
 from imageport.platforms.vsphere.inventory import describe_vm, find_vm, retrieve
+from imageport.results import ImportDetails, StageResult, from_vsphere_import
 from tests.core.disks.images import MiB, make_raw, qemu_compare, qemu_convert
 
 pytestmark = pytest.mark.integration
@@ -81,6 +82,11 @@ def test_a_vm_is_created_around_an_imported_disk(session, image) -> None:  # typ
     info = describe_vm(session.si, find_vm(session.si, moref))
     assert info.name == "imported-gold" and info.firmware == "efi"
     assert [d.file for d in info.disks] == [result.disk] and info.disks[0].controller == "pvscsi"
+    typed = from_vsphere_import(result, source="local://x/gold.vhdx")  # the one converter to a StageResult
+    assert (typed.stage, typed.target, typed.content_hash) == ("upload", result.disk, result.content_hash)
+    assert [r.describe() for r in typed.created] == [f"vsphere-disk {result.disk}"]
+    assert isinstance(typed.details, ImportDetails) and typed.details.files == result.files
+    assert StageResult.model_validate_json(typed.model_dump_json()) == typed
     with pytest.raises(InputError, match="controller"):
         create_vm_for_disk(session, "x", result.disk, capacity_bytes=1, controller="floppy")
 

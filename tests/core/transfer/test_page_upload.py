@@ -17,6 +17,7 @@ from imageport.disks.convert import convert, hash_disk
 from imageport.disks.detect import open_disk
 from imageport.errors import InputError, StorageAccessDenied, TransferError
 from imageport.models import DiskFormat
+from imageport.results import from_page_upload
 from imageport.storage.page_blob import PageBlob
 from imageport.transfer.pages import TargetNotEmpty, upload_to_page_blob
 from imageport.transfer.plan import covered, plan_chunks
@@ -95,6 +96,9 @@ def test_upload_converts_to_a_fixed_vhd_on_the_fly(container, image, tmp_path: P
         == result.content_hash
     )
     assert list((tmp_path / "cp").iterdir()) == []  # checkpoint removed on success
+    typed = from_page_upload(result)  # the one converter to a StageResult
+    assert (typed.stage, typed.content_hash, typed.bytes_written) == ("upload", result.content_hash, result.bytes_sent)
+    assert typed.details is not None and typed.details.chunks_sent == result.chunks_sent > 0 and not typed.created
 
 
 def test_wrong_target_size_is_refused_before_writing(container, image, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,66 @@
+"""How the CLI shows a stage's or a port's result: one renderer each, from the typed models.
+
+``--json`` prints ``model_dump(mode="json")`` (it reads back with ``StageResult.model_validate``);
+otherwise a table of the stage's facts, then what it left and removed, and a publish's
+registration steps as plain text (to copy).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cli.output import console, emit_json, emit_table
+from imageport.results import PortResult, PublishDetails, StageResult
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "-"
+    return "-" if value is None else str(value)
+
+
+def _rows(result: StageResult) -> list[tuple[str, str]]:
+    facts = result.model_dump(mode="json", exclude={"stage", "source", "target", "details", "created", "removed"})
+    rows = [(k.replace("_", " "), _shown(v)) for k, v in facts.items() if v not in (None, [], False)]
+    rows += [("left in place", _shown([r.describe() for r in result.created])),
+             ("removed", _shown([r.describe() for r in result.removed]))]  # fmt: skip
+    if result.details is not None:
+        extra = result.details.model_dump(mode="json", exclude={"kind", "registration"})
+        rows += [(k.replace("_", " "), _shown(v)) for k, v in extra.items() if v not in (None, [], False)]
+    return rows
+
+
+def show_stage(result: StageResult, as_json: bool) -> None:
+    """One stage's result: JSON, or a table (and a publish's registration steps)."""
+    if as_json:
+        emit_json(result.model_dump(mode="json"))
+        return
+    emit_table(f"{result.stage.value}: {result.source} → {result.target}", ["field", "value"], _rows(result))
+    if isinstance(result.details, PublishDetails):
+        console.print(f"registration steps saved as {result.details.registration_file}:\n", highlight=False)
+        console.print(result.details.registration, highlight=False, markup=False)
+
+
+def show_port(result: PortResult, as_json: bool) -> None:
+    """A port's result: JSON, or one row per stage."""
+    if as_json:
+        emit_json(result.model_dump(mode="json"))
+        return
+    rows = [[s.stage.value + (" (reused)" if s.reused else ""), s.source, s.target,
+             _shown(s.bytes_written), _shown(s.content_hash), _shown(s.verified), f"{s.seconds:.1f}"]
+            for s in result.stages]  # fmt: skip
+    title = f"{result.workflow.value}: {len(result.stages)} stages in {result.wall_seconds:.1f} s"
+    emit_table(title + (f" (failed: {result.error})" if result.error else ""),
+               ["stage", "from", "to", "bytes written", "content hash", "verified", "seconds"], rows,
+               whole=["content hash"])  # fmt: skip
+
+
+def show_result(result: Any, as_json: bool) -> bool:
+    """A run's result when it is a stage's or a port's; False when it is neither (nothing shown)."""
+    if isinstance(result, PortResult):
+        show_port(result, as_json)
+    elif isinstance(result, StageResult):
+        show_stage(result, as_json)
+    else:
+        return False
+    return True

@@ -1,0 +1,266 @@
+"""Typed stage and port results, and the one place a core result becomes a ``StageResult``.
+
+Every stage of a workflow (export, upload, prepare, publish) returns a :class:`StageResult`;
+a port returns a :class:`PortResult`. They are pydantic models, JSON round-trippable: Prefect
+persists them as JSON, so a cached stage comes back typed, and the artifacts, the CLI tables
+and ``--json`` render from them (``--json`` is ``model_dump(mode="json")``).
+
+The core keeps its own result dataclasses (``ConvertResult``, ``UploadResult``,
+``ManagedDiskUpload``, ``VsphereExport``, ``VsphereImport``, ``PublishResult``, the agent's
+prepare result); one converter per type below turns each into a ``StageResult``. Nothing else
+builds a ``StageResult`` from a core result. The converters read the core results' fields
+only: the core types are imported for type checking, so importing this module (the CLI does)
+loads no SDK.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import Field
+
+from imageport.models import Stage, Workflow, _Model
+
+if TYPE_CHECKING:
+    from imageport.disks.convert import ConvertResult
+    from imageport.engine.job import AgentResult
+    from imageport.engine.lifecycle import Outcome
+    from imageport.platforms.azure.disks import ManagedDiskUpload
+    from imageport.platforms.pvs.publish import PublishResult
+    from imageport.platforms.vsphere.export import VsphereExport
+    from imageport.platforms.vsphere.imports import VsphereImport
+    from imageport.transfer.pages import UploadResult
+
+
+class CreatedResource(_Model):
+    """Something a stage created: left in place as its output, or a temporary it removed."""
+
+    kind: str = Field(description="e.g. 'file', 'azure-disk', 'vsphere-snapshot', 'azure-vm'.")
+    id: str = Field(description="Platform id or path; never carries a secret.")
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.id}"
+
+
+# --- per-stage details: the stage-specific facts that are user-facing ----------------------------
+
+
+class UploadDetails(_Model):
+    """An upload onto a page blob or an Azure managed disk."""
+
+    kind: Literal["upload"] = "upload"
+    disk_id: str | None = Field(default=None, description="The Azure managed disk's resource id.")
+    resumed_disk: bool = Field(default=False, description="The disk an interrupted run left was resumed.")
+    run_id: str | None = None
+    revoked_leftover: str | None = Field(default=None, description="The run whose leftover write grant was revoked.")
+    chunks_planned: int = 0
+    chunks_sent: int = 0
+    chunks_resumed: int = 0
+    zero_chunks: int = 0
+    chunks_read_back: int = 0
+    chunks_repaired: int = 0
+
+
+class ExportDetails(_Model):
+    """An export of a vSphere VM's disk."""
+
+    kind: Literal["vsphere-export"] = "vsphere-export"
+    vm: str = Field(description="The VM, as it was named.")
+    disk: str = Field(description="The disk's label ('Hard disk 1').")
+    source_file: str = Field(description="The disk's file: '[datastore] folder/name.vmdk'.")
+    snapshot: str = Field(description="The snapshot read: the run's own or a named one (kept).")
+    snapshot_created: bool = Field(description="This run took the snapshot (and removed it).")
+    read_path: str = Field(description="datastore (ranged HTTPS) or nfc (export lease).")
+
+
+class ImportDetails(_Model):
+    """An image written onto a vSphere datastore as a disk ESXi runs."""
+
+    kind: Literal["vsphere-import"] = "vsphere-import"
+    disk: str = Field(description="'[datastore] folder/name.vmdk': what a VM's disk backing names.")
+    files: list[str] = Field(default_factory=list)
+    disk_kind: str
+    vm: str | None = None
+
+
+class PrepareDetails(_Model):
+    """What a compositing engine changed in the image."""
+
+    kind: Literal["prepare"] = "prepare"
+    platform: str = Field(description="What the image was prepared to run on.")
+    generation: str = Field(description="Hyper-V generation (V1: BIOS, V2: UEFI).")
+    provisioning: str = Field(description="mcs or pvs.")
+    dry_run: bool = False
+    changes: list[str] = Field(default_factory=list, description="Each change, old -> new.")
+    applied: int = Field(default=0, description="How many of the changes were written.")
+    firmware: str | None = None
+    launch_s: float = 0.0
+    work_s: float = 0.0
+    launches: int = 0
+    output_id: str | None = Field(default=None, description="The kept output's final id (path, Azure disk...).")
+    agent_version: str | None = None
+
+
+class PublishDetails(_Model):
+    """A vDisk written into a PVS store."""
+
+    kind: Literal["publish"] = "publish"
+    vdisk: str
+    store: str
+    file: str
+    version: int
+    format: str
+    registration_file: str
+    manifest_file: str
+    registration: str = Field(description="The PowerShell that registers the vDisk.")
+
+
+Details = Annotated[
+    UploadDetails | ExportDetails | ImportDetails | PrepareDetails | PublishDetails, Field(discriminator="kind")
+]
+
+
+class StageResult(_Model):
+    """One stage's outcome: what it read and wrote, the proof, what it left and removed."""
+
+    stage: Stage
+    source: str = Field(description="The reference the stage read (as `describe_ref` prints it).")
+    target: str = Field(description="The reference the stage wrote.")
+    virtual_size: int | None = Field(default=None, ge=0)
+    bytes_read: int | None = Field(default=None, ge=0, description="Data bytes read from the source.")
+    bytes_written: int | None = Field(default=None, ge=0, description="Data bytes written to the target.")
+    content_hash: str | None = Field(default=None, description="Content hash of the output, as verified.")
+    verified: str | None = Field(
+        default=None, description="What the hash rests on: written, re-read, full, page-ranges; prepare: re-read."
+    )
+    sha256: str | None = None
+    md5: str | None = None
+    seconds: float = Field(default=0.0, ge=0, description="This run's time for the stage (near 0 when reused).")
+    created: list[CreatedResource] = Field(default_factory=list, description="Left in place as the output.")
+    removed: list[CreatedResource] = Field(default_factory=list, description="Temporaries created and removed.")
+    reused: bool = Field(default=False, description="An earlier run's verified result was reused.")
+    resumed: bool = Field(default=False, description="An interrupted earlier run's work was resumed.")
+    restarted: str | None = Field(default=None, description="Why an interrupted run's work was discarded.")
+    warnings: list[str] = Field(default_factory=list)
+    pending_first_boot: list[str] = Field(default_factory=list, description="First-boot actions left to run.")
+    details: Details | None = None
+
+    def kept(self) -> list[str]:
+        """What the stage left in place, for a reader: its outputs, or its target."""
+        return [r.id for r in self.created] or [self.target]
+
+
+class PortResult(_Model):
+    """A workflow's outcome: every completed stage (all of them unless ``error``)."""
+
+    workflow: Workflow
+    stages: list[StageResult] = Field(default_factory=list)
+    wall_seconds: float = Field(default=0.0, ge=0)
+    stage_seconds: float = Field(default=0.0, ge=0, description="The sum of the stages' seconds.")
+    error: str | None = Field(default=None, description="Why the port stopped; the stages are what completed.")
+
+
+def port_result(workflow: Workflow, stages: list[StageResult], wall: float, error: str | None = None) -> PortResult:
+    return PortResult(workflow=workflow, stages=stages, wall_seconds=wall,
+                      stage_seconds=sum(s.seconds for s in stages), error=error)  # fmt: skip
+
+
+# --- the converters: one per core result type ---------------------------------------------------
+
+
+def _file(path: str | None) -> list[CreatedResource]:
+    return [CreatedResource(kind="file", id=path)] if path else []
+
+
+def from_convert(result: ConvertResult, stage: Stage) -> StageResult:
+    """A conversion or copy (``disks.convert`` / ``transfer.copy.copy_image``): an export or a local upload."""
+    return StageResult(
+        stage=stage, source=result.source, target=result.output or "", virtual_size=result.virtual_size,
+        bytes_read=result.source_allocated, bytes_written=result.data_written, content_hash=result.content_hash,
+        verified=result.verified, sha256=result.sha256, md5=result.md5, seconds=result.seconds,
+        created=_file(result.output), resumed=result.resumed, restarted=result.restarted,
+    )  # fmt: skip
+
+
+def from_page_upload(result: UploadResult, details: UploadDetails | None = None) -> StageResult:
+    """An upload onto a page blob (``transfer.pages``)."""
+    details = details or UploadDetails()
+    counts = {k: getattr(result, k) for k in ("chunks_planned", "chunks_sent", "chunks_resumed", "zero_chunks",
+                                               "chunks_read_back", "chunks_repaired")}  # fmt: skip
+    return StageResult(
+        stage=Stage.UPLOAD, source="", target=details.disk_id or result.target, virtual_size=result.virtual_size,
+        bytes_written=result.bytes_sent, content_hash=result.content_hash, verified=result.verified,
+        seconds=result.seconds, created=[CreatedResource(kind="azure-disk", id=details.disk_id)] if details.disk_id
+        else [], resumed=result.chunks_resumed > 0, restarted=result.restarted,
+        details=details.model_copy(update=counts),
+    )  # fmt: skip
+
+
+def from_managed_disk_upload(outcome: ManagedDiskUpload) -> StageResult:
+    """An upload onto an Azure managed disk (``platforms.azure.disks.upload_to_managed_disk``)."""
+    details = UploadDetails(disk_id=outcome.disk_id, resumed_disk=outcome.resumed_disk, run_id=outcome.run_id or None,
+                            revoked_leftover=outcome.revoked_leftover)  # fmt: skip
+    return from_page_upload(outcome.transfer, details)
+
+
+def from_vsphere_export(result: VsphereExport) -> StageResult:
+    """A vSphere VM's disk exported through a snapshot (``platforms.vsphere.export``)."""
+    snapshot = [CreatedResource(kind="vsphere-snapshot", id=f"{result.vm}/{result.snapshot}")]
+    return StageResult(
+        stage=Stage.EXPORT, source=f"{result.vm} {result.disk}", target=result.output,
+        virtual_size=result.virtual_size, bytes_read=result.data_written, bytes_written=result.data_written,
+        content_hash=result.content_hash, verified="written" if result.content_hash else None, sha256=result.sha256,
+        md5=result.md5, seconds=result.seconds, created=_file(result.output),
+        removed=snapshot if result.snapshot_created else [],
+        details=ExportDetails(vm=result.vm, disk=result.disk, source_file=result.source_file,
+                              snapshot=result.snapshot, snapshot_created=result.snapshot_created,
+                              read_path=result.read_path),
+    )  # fmt: skip
+
+
+def from_vsphere_import(result: VsphereImport, source: str = "") -> StageResult:
+    """An image written onto a datastore as a disk ESXi runs (``platforms.vsphere.imports``)."""
+    created = [CreatedResource(kind="vsphere-disk", id=result.disk)]
+    if result.vm:
+        created.append(CreatedResource(kind="vsphere-vm", id=result.vm))
+    return StageResult(
+        stage=Stage.UPLOAD, source=source, target=result.disk, virtual_size=result.virtual_size,
+        content_hash=result.content_hash, verified="written", seconds=result.seconds, created=created,
+        details=ImportDetails(disk=result.disk, files=list(result.files), disk_kind=result.kind, vm=result.vm),
+    )  # fmt: skip
+
+
+def from_publish(result: PublishResult, source: str = "") -> StageResult:
+    """A vDisk written into a PVS store (``platforms.pvs.publish``)."""
+    return StageResult(
+        stage=Stage.PUBLISH, source=source, target=result.file, virtual_size=result.virtual_size,
+        bytes_written=result.data_written, content_hash=result.content_hash, verified=result.verified,
+        seconds=result.seconds, resumed=result.resumed, restarted=result.restarted,
+        created=_file(result.file) + _file(result.registration_file) + _file(result.manifest_file),
+        details=PublishDetails(vdisk=result.vdisk, store=result.store, file=result.file, version=result.version,
+                               format=result.format, registration_file=result.registration_file,
+                               manifest_file=result.manifest_file, registration=result.registration),
+    )  # fmt: skip
+
+
+def from_prepare(agent: AgentResult, outcome: Outcome, output: str) -> StageResult:
+    """A prepare on a compositing engine: the agent's result (``guest.prepare.PrepareResult`` as it reports it)
+    and what the CE run left (``engine.lifecycle.Outcome``: the kept output, every resource it created)."""
+    done: dict[str, Any] = agent.result
+    kept = [CreatedResource(kind=r.kind, id=outcome.output or r.final or r.id) for r in outcome.created if r.keep]
+    removed = [CreatedResource(kind=r.kind, id=r.id) for r in outcome.created if not r.keep]
+    facts = done.get("facts") or {}
+    return StageResult(
+        stage=Stage.PREPARE, source=str(done.get("image", "")), target=outcome.output or output,
+        verified="re-read" if done.get("verified") else None, seconds=float(done.get("seconds", 0.0)),
+        created=kept, removed=removed, warnings=list(done.get("warnings", [])),
+        pending_first_boot=list(done.get("firstboot_actions", [])),
+        details=PrepareDetails(
+            platform=str(done.get("platform", "")), generation=str(done.get("generation", "")),
+            provisioning=str(done.get("provisioning", "")), dry_run=bool(done.get("dry_run", False)),
+            changes=list(done.get("changes", [])), applied=int(done.get("applied", 0)),
+            firmware=facts.get("firmware") if isinstance(facts, dict) else None,
+            launch_s=float(done.get("launch_s", 0.0)), work_s=float(done.get("work_s", 0.0)),
+            launches=int(done.get("launches", 0)), output_id=outcome.output, agent_version=agent.agent_version,
+        ),
+    )  # fmt: skip
