@@ -145,7 +145,7 @@ def test_mcs_to_mcs_vsphere_to_samba_to_azure(lab, tmp_path: Path) -> None:  # t
     assert upload.content_hash == export.content_hash and upload.source == export.target
     assert prepare.verified and prepare.source == upload.target
     assert isinstance(prepare.details, PrepareDetails) and prepare.details.output_id == "rg-vdi/port-mcs-prepared"
-    assert [r.describe() for r in prepare.created] == ["azure-disk azure-disk://port-az/port-mcs-prepared"]
+    assert [r.describe() for r in prepare.created] == ["azure-disk azure-disk://port-az/rg-vdi/port-mcs-prepared"]
     assert {r.kind for r in prepare.removed} >= {"azure-vm", "azure-nic"}  # the CE's temporaries, gone
     assert export.removed[0].kind == "vsphere-snapshot" and isinstance(export.details, ExportDetails)
     assert (export.target, upload.target) == ("smb://port-share/staging/mcs.vhdx", "azure-disk://port-az/rg-vdi/port-mcs")

@@ -41,7 +41,7 @@ def test_flow_uploads_to_a_managed_disk_and_to_the_local_platform(arm, connector
     result = state.result()
     assert isinstance(result, StageResult) and isinstance(result.details, UploadDetails)
     assert result.details.disk_id.endswith("/disks/flowdisk")  # type: ignore[union-attr]
-    assert result.target == "azure-disk://flow-azure/flowdisk" and result.source == "local://flow-staging/gold.raw"
+    assert result.target == "azure-disk://flow-azure/rg-vdi/flowdisk" and result.source == "local://flow-staging/gold.raw"
     assert result.content_hash == hash_disk(raw).content_hash  # 30 MiB: already a whole MiB
     assert result.bytes_written and result.verified == "page-ranges" and result.created[0].kind == "azure-disk"
     disk = arm.disks["rg-vdi/flowdisk"]
