@@ -1,8 +1,8 @@
 """How the CLI shows a stage's or a port's result: one renderer each, from the typed models.
 
 ``--json`` prints ``model_dump(mode="json")`` (it reads back with ``StageResult.model_validate``);
-otherwise a table of the stage's facts, then what it left and removed, and a publish's
-registration steps as plain text (to copy).
+otherwise a stage is a table of its facts (what it left and removed among them) and a publish's
+registration steps as plain text (to copy); a port is one line per stage.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ def _shown(value: Any) -> str:
 
 
 def _rows(result: StageResult) -> list[tuple[str, str]]:
-    facts = result.model_dump(mode="json", exclude={"stage", "source", "target", "details", "created", "removed"})
+    shown_apart = {"stage", "source", "target", "details", "created", "removed", "content_hash"}
+    facts = result.model_dump(mode="json", exclude=shown_apart)
     rows = [(k.replace("_", " "), _shown(v)) for k, v in facts.items() if v not in (None, [], False)]
     rows += [("left in place", _shown([r.describe() for r in result.created])),
              ("removed", _shown([r.describe() for r in result.removed]))]  # fmt: skip
@@ -36,6 +37,9 @@ def show_stage(result: StageResult, as_json: bool) -> None:
         emit_json(result.model_dump(mode="json"))
         return
     emit_table(f"{result.stage.value}: {result.source} → {result.target}", ["field", "value"], _rows(result))
+    if result.content_hash:  # on a line of its own, unwrapped: to copy whole
+        console.print(f"content {result.content_hash}" + (f" ({result.verified})" if result.verified else ""),
+                      highlight=False, markup=False)  # fmt: skip
     if isinstance(result.details, PublishDetails):
         console.print(f"registration steps saved as {result.details.registration_file}:\n", highlight=False)
         console.print(result.details.registration, highlight=False, markup=False)
@@ -46,13 +50,14 @@ def show_port(result: PortResult, as_json: bool) -> None:
     if as_json:
         emit_json(result.model_dump(mode="json"))
         return
-    rows = [[s.stage.value + (" (reused)" if s.reused else ""), s.source, s.target,
-             _shown(s.bytes_written), _shown(s.content_hash), _shown(s.verified), f"{s.seconds:.1f}"]
-            for s in result.stages]  # fmt: skip
-    title = f"{result.workflow.value}: {len(result.stages)} stages in {result.wall_seconds:.1f} s"
-    emit_table(title + (f" (failed: {result.error})" if result.error else ""),
-               ["stage", "from", "to", "bytes written", "content hash", "verified", "seconds"], rows,
-               whole=["content hash"])  # fmt: skip
+    state = f"failed after {len(result.stages)} stage(s): {result.error}" if result.error else "completed"
+    console.print(f"{result.workflow.value}: {state} in {result.wall_seconds:.1f} s "
+                  f"(stages {result.stage_seconds:.1f} s)", highlight=False, markup=False)  # fmt: skip
+    for s in result.stages:  # one line each, never wrapped: a hash is copied whole
+        proof = f"{s.content_hash or 'no content hash'}" + (f" ({s.verified})" if s.verified else "")
+        console.print(f"  {s.stage.value}{' (reused)' if s.reused else ''}: {s.source} -> {s.target}, "
+                      f"{_shown(s.bytes_written)} bytes written, {proof}, {s.seconds:.1f} s",
+                      highlight=False, markup=False)  # fmt: skip
 
 
 def show_result(result: Any, as_json: bool) -> bool:

@@ -208,8 +208,8 @@ def from_vsphere_export(result: VsphereExport) -> StageResult:
     snapshot = [CreatedResource(kind="vsphere-snapshot", id=f"{result.vm}/{result.snapshot}")]
     return StageResult(
         stage=Stage.EXPORT, source=f"{result.vm} {result.disk}", target=result.output,
-        virtual_size=result.virtual_size, bytes_read=result.data_written, bytes_written=result.data_written,
-        content_hash=result.content_hash, verified="written" if result.content_hash else None, sha256=result.sha256,
+        virtual_size=result.virtual_size, bytes_written=result.data_written,
+        content_hash=result.content_hash, verified=result.verified, sha256=result.sha256,
         md5=result.md5, seconds=result.seconds, created=_file(result.output),
         removed=snapshot if result.snapshot_created else [],
         details=ExportDetails(vm=result.vm, disk=result.disk, source_file=result.source_file,

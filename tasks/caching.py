@@ -82,7 +82,8 @@ def run_stage(
     except ImageportError as exc:
         raise mark_stage(exc, stage) from None  # a refusal names e.g. prepare.overwrite
     reused = state.name == "Cached"
-    if reused and ref_identity(writes).startswith("missing"):
+    # Redone: a cached stage whose output has gone, or an earlier release's untyped (dict) result.
+    if reused and (not isinstance(result, StageResult) or ref_identity(writes).startswith("missing")):
         state = task.with_options(**options, refresh_cache=True)(spec, return_state=True)
         result, reused = state.result(), False
     return located_result(result, reads, writes, reused=reused, seconds=time.monotonic() - started)

@@ -74,3 +74,17 @@ def test_cli_kinds_match_the_connector_blocks() -> None:
     from cli.connectors import KINDS
 
     assert set(KINDS) == set(CONNECTOR_KINDS)
+
+
+def test_only_the_results_module_builds_results_from_core_results() -> None:
+    """The core's result dataclasses convert in one place (``imageport/results.py``); elsewhere a result is
+    converted there, then copied (``model_copy``) or read back (``model_validate``)."""
+    own = REPO / "imageport" / "results.py"
+    built = []
+    for top in ("imageport", "tasks", "flows", "cli", "blocks", "deployments"):
+        for path in sorted((REPO / top).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                name = node.func.id if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) else None
+                if name in ("StageResult", "PortResult") and path != own:
+                    built.append(f"{path.relative_to(REPO)}:{node.lineno} builds a {name}")  # type: ignore[attr-defined]
+    assert built == []

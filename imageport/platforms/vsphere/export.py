@@ -63,6 +63,7 @@ class VsphereExport:
     virtual_size: int
     data_written: int
     seconds: float
+    verified: str | None = None  # what the content hash rests on (``ConvertResult.verified``)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -198,4 +199,5 @@ def export_vm_disk(
         result.virtual_size,
         result.data_written,
         result.seconds,
+        verified=result.verified,
     )

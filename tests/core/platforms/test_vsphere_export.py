@@ -91,6 +91,7 @@ def test_datastore_export_matches_the_seed_and_leaves_the_vm_as_it_was(vsphere, 
     typed = from_vsphere_export(result)  # the one converter to a StageResult: the same facts, typed
     assert (typed.stage, typed.content_hash, typed.virtual_size) == ("export", result.content_hash, result.virtual_size)
     assert typed.bytes_written == result.data_written > 0 and typed.target == "gold.vhdx"
+    assert typed.verified == result.verified == "written"  # the copy's proof, carried through
     assert [r.describe() for r in typed.removed] == [f"vsphere-snapshot {VM}/imageport-export-t1"]
     assert isinstance(typed.details, ExportDetails) and typed.details.read_path == "datastore"
     assert StageResult.model_validate_json(typed.model_dump_json()) == typed
