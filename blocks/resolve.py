@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from blocks.registry import find_connector
-from imageport.disks.base import LOCAL, FileSystem
+from imageport.disks.io import FileSystem
+from imageport.disks.local_files import LOCAL
 from imageport.errors import InputError
 from imageport.models import AzureDiskRef, AzureSnapshotRef, DatastoreFileRef, LocalRef, ShareRef
 from imageport.platforms.pvs.store import LocalStoreFolder, SmbStoreFolder, StoreFolder

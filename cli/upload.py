@@ -8,12 +8,12 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.disk import FromFormat, Image, JsonFlag, VerifyFlag, connector_for, located
+from cli.locations import connector_for, located, managed_disk_target
+from cli.options import FromFormat, Image, JsonFlag, VerifyFlag
 from cli.output import console, emit_json, progress_reporter, reports_errors
 from imageport.disks.detect import open_disk
 from imageport.errors import InputError
 from imageport.models import AzureSku, HyperVGeneration, OsType, VerifyMode
-from imageport.names import shown
 from imageport.platforms.azure.disks import upload_to_managed_disk
 from imageport.storage.page_blob import PageBlob
 from imageport.transfer.pages import DEFAULT_CHECKPOINTS, UploadResult, upload_to_page_blob
@@ -31,16 +31,6 @@ def _sas_url(target: str) -> str | None:
         if target.startswith(scheme):
             return target.removeprefix("sas+")
     return None
-
-
-def managed_disk_target(target: str, field: str = "TARGET") -> tuple[str, str, str]:
-    """``azure-disk://`` or ``azure-snapshot://CONNECTOR/RESOURCE_GROUP/NAME`` as its three parts."""
-    scheme, _, rest = target.partition("://")
-    parts = rest.split("/")
-    if len(parts) != 3 or not all(parts):
-        last = "DISK" if scheme == "azure-disk" else "NAME"
-        raise InputError(f"{field} {shown(target)}: use {scheme}://CONNECTOR/RESOURCE_GROUP/{last}")
-    return parts[0], parts[1], parts[2]
 
 
 def parse_tags(pairs: list[str]) -> dict[str, str]:

@@ -16,7 +16,7 @@ from typing import Any
 from prefect import task
 
 from blocks.resolve import connector_adapter, located
-from imageport.disks.base import LOCAL
+from imageport.disks.local_files import LOCAL
 from imageport.engine.job import AgentMode
 from imageport.engine.lifecycle import Outcome, compositing_engine
 from imageport.errors import InputError

@@ -14,10 +14,7 @@ import queue
 import threading
 from collections.abc import Callable
 
-from imageport.disks.base import (
-    MiB,
-    ZERO_4MiB,
-)
+from imageport.disks.extents import MiB, ZERO_4MiB
 
 WINDOW = 4 * MiB
 _ZERO_WINDOW_DIGEST = hashlib.sha256(bytes(WINDOW)).digest()

@@ -21,17 +21,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from imageport.disks.base import (
-    LOCAL,
-    SECTOR,
-    DiskWriter,
-    FileSystem,
-    MiB,
-    Sink,
-)
 from imageport.disks.content_hash import DiskHasher, HashWorker
 from imageport.disks.detect import open_disk
+from imageport.disks.extents import SECTOR, MiB
 from imageport.disks.fingerprint import fingerprint, parse_fingerprint
+from imageport.disks.formats import DiskWriter
+from imageport.disks.io import FileSystem, Sink
+from imageport.disks.local_files import LOCAL
 from imageport.disks.pieces import Piece, nonzero_runs, read_pieces, stream_pieces
 from imageport.disks.raw import RawWriter
 from imageport.disks.staged import RESUMABLE_FORMATS, StagedSink

@@ -6,11 +6,8 @@ import functools
 import queue
 from collections.abc import Callable, Iterable, Iterator
 
-from imageport.disks.base import (
-    DiskReader,
-    MiB,
-    is_zero,
-)
+from imageport.disks.extents import MiB, is_zero
+from imageport.disks.formats import DiskReader
 
 PIECE = 4 * MiB
 ZERO_GRANULE = 64 * 1024

@@ -38,18 +38,11 @@ from collections.abc import Iterator
 from pathlib import PureWindowsPath
 from typing import Any
 
-from imageport.disks.base import (
-    LOCAL,
+from imageport.disks.extents import (
     MAX_CHAIN_DEPTH,
     SECTOR,
-    BlockMappedReader,
-    DiskReader,
-    DiskWriter,
     Extent,
-    FileReader,
-    FileSystem,
     MiB,
-    Sink,
     TiB,
     block_runs,
     check_virtual_size,
@@ -57,6 +50,9 @@ from imageport.disks.base import (
     pack_array,
     unpack_array,
 )
+from imageport.disks.formats import BlockMappedReader, DiskReader, DiskWriter, FileReader
+from imageport.disks.io import FileSystem, Sink
+from imageport.disks.local_files import LOCAL
 from imageport.errors import FormatError
 from imageport.models import DiskFormat
 

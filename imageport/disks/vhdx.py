@@ -36,24 +36,21 @@ from collections.abc import Iterator
 from pathlib import PureWindowsPath
 from typing import Any
 
-from imageport.disks.base import (
-    LOCAL,
+from imageport.disks.checksums import crc32c
+from imageport.disks.extents import (
     MAX_CHAIN_DEPTH,
-    BlockMappedReader,
-    DiskReader,
-    DiskWriter,
     Extent,
-    FileSystem,
     KiB,
     MiB,
-    Sink,
     block_runs,
     check_virtual_size,
     coalesce,
     pack_array,
     unpack_array,
 )
-from imageport.disks.checksums import crc32c
+from imageport.disks.formats import BlockMappedReader, DiskReader, DiskWriter
+from imageport.disks.io import FileSystem, Sink
+from imageport.disks.local_files import LOCAL
 from imageport.disks.vhdx_log import replay
 from imageport.errors import FormatError
 from imageport.models import DiskFormat

@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imageport.disks.base import LOCAL, FileSystem
 from imageport.disks.detect import editable_format
+from imageport.disks.io import FileSystem
+from imageport.disks.local_files import LOCAL
 from imageport.engine.backend import Ledger, Provisioned, Resource
 from imageport.engine.job import RESULT_MARKER, AgentDisk, AgentJob, AgentResult, parse_result
 from imageport.engine.tags import CeTags

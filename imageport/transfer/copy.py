@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from imageport.disks.base import FileSystem
 from imageport.disks.convert import CHECKPOINT_SECONDS, ConvertResult, Progress, convert
+from imageport.disks.io import FileSystem
 from imageport.disks.staged import RESUMABLE_FORMATS
 from imageport.errors import ImageportError
 from imageport.models import DiskFormat

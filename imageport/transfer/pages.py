@@ -42,10 +42,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imageport.disks.base import DiskReader, Extent, is_zero
 from imageport.disks.content_hash import content_hash_of_windows
 from imageport.disks.convert import Progress, output_size
+from imageport.disks.extents import Extent, is_zero
 from imageport.disks.fingerprint import SourceFingerprint, fingerprint, parse_fingerprint
+from imageport.disks.formats import DiskReader
 from imageport.disks.vhd import ALL_ONES, FIXED, build_footer
 from imageport.errors import AlreadyExists, ImageportError, InputError, TransferError
 from imageport.models import DiskFormat

@@ -11,9 +11,7 @@ import re
 import uuid
 from typing import Any
 
-from imageport.disks.base import (
-    KiB,
-)
+from imageport.disks.extents import KiB
 from imageport.errors import FormatError
 
 MAX_DESCRIPTOR = 64 * KiB

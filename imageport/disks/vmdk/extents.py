@@ -6,13 +6,8 @@ import struct
 import threading
 from collections.abc import Callable, Iterator
 
-from imageport.disks.base import (
-    SECTOR,
-    ByteSource,
-    Extent,
-    block_runs,
-    unpack_array,
-)
+from imageport.disks.extents import SECTOR, Extent, block_runs, unpack_array
+from imageport.disks.io import ByteSource
 from imageport.disks.vmdk.header import FLAG_ZERO_GTE, GD_AT_END, SparseHeader, inflate_grain, parse_header
 from imageport.errors import FormatError
 

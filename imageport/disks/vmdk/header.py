@@ -23,10 +23,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from imageport.disks.base import (
-    SECTOR,
-    check_virtual_size,
-)
+from imageport.disks.extents import SECTOR, check_virtual_size
 from imageport.errors import FormatError
 
 MAGIC = b"KDMV"

@@ -7,16 +7,10 @@ import posixpath
 from collections.abc import Iterator
 from typing import Any
 
-from imageport.disks.base import (
-    LOCAL,
-    MAX_CHAIN_DEPTH,
-    SECTOR,
-    DiskReader,
-    Extent,
-    FileSystem,
-    check_virtual_size,
-    coalesce,
-)
+from imageport.disks.extents import MAX_CHAIN_DEPTH, SECTOR, Extent, check_virtual_size, coalesce
+from imageport.disks.formats import DiskReader
+from imageport.disks.io import FileSystem
+from imageport.disks.local_files import LOCAL
 from imageport.disks.vmdk.descriptor import MAX_DESCRIPTOR, descriptor_area_text, parse_descriptor
 from imageport.disks.vmdk.extents import _Extent, _FlatExtent, _SparseExtent, _ZeroExtent
 from imageport.disks.vmdk.header import MAGIC

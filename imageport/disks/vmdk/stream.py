@@ -6,9 +6,7 @@ import struct
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from imageport.disks.base import (
-    SECTOR,
-)
+from imageport.disks.extents import SECTOR
 from imageport.disks.vmdk.header import (
     FLAG_MARKERS,
     FLAG_ZERO_GTE,

@@ -11,14 +11,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from imageport.disks.base import (
-    SECTOR,
-    DiskWriter,
-    Sink,
-    block_runs,
-    is_zero,
-    pack_array,
-)
+from imageport.disks.extents import SECTOR, block_runs, is_zero, pack_array
+from imageport.disks.formats import DiskWriter
+from imageport.disks.io import Sink
 from imageport.disks.vmdk.descriptor import descriptor_text
 from imageport.disks.vmdk.header import (
     FLAG_COMPRESSED,

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imageport.disks.base import DiskReader
 from imageport.disks.convert import Progress, output_size
+from imageport.disks.formats import DiskReader
 from imageport.errors import AlreadyExists, ImageportError, PlatformError, PlatformNotFound
 from imageport.models import AzureSku, DiskFormat, HyperVGeneration, OsType
 from imageport.platforms.azure.errors import translate_azure_errors

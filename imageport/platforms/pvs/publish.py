@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from imageport.disks.base import FileSystem
 from imageport.disks.convert import CHECKPOINT_SECONDS, Progress
+from imageport.disks.io import FileSystem
 from imageport.errors import AlreadyExists, InputError, TransferError
 from imageport.models import DiskFormat, PublishOptions, ShareDiskFormat
 from imageport.names import check, vdisk_name

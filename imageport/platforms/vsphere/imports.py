@@ -24,8 +24,9 @@ from typing import Any
 
 from pyVmomi import vim
 
-from imageport.disks.base import SECTOR, FileSystem
 from imageport.disks.convert import Progress, convert, hash_disk
+from imageport.disks.extents import SECTOR
+from imageport.disks.io import FileSystem
 from imageport.disks.vmdk import descriptor_text
 from imageport.errors import AlreadyExists, InputError, PlatformError, TransferError
 from imageport.models import DiskFormat

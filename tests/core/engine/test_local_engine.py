@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from imageport.disks.base import LOCAL
 from imageport.disks.convert import hash_disk
+from imageport.disks.local_files import LOCAL
 from imageport.engine.backend import Resource
 from imageport.engine.job import AgentMode, ExportDestination
 from imageport.engine.lifecycle import EngineCleanupFailed, EngineTimeout, Outcome, compositing_engine
@@ -209,7 +209,7 @@ def test_reaper_spares_live_runs_and_untagged_things(windows_disks, root: Path) 
 
 ORCHESTRATOR = """
 import sys
-from imageport.disks.base import LOCAL
+from imageport.disks.local_files import LOCAL
 from imageport.engine.job import AgentMode
 from imageport.engine.lifecycle import compositing_engine
 from imageport.engine.local import LocalBackend, LocalSource

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from pyVmomi import vim
 
-from imageport.disks.base import LOCAL
 from imageport.disks.convert import hash_disk
+from imageport.disks.local_files import LOCAL
 from imageport.engine import vsphere
 from imageport.engine.bundle import AgentBundle
 from imageport.engine.ce_delivery import Envelope

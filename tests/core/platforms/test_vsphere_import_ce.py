@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from imageport.disks.base import LOCAL
 from imageport.disks.convert import hash_disk
+from imageport.disks.local_files import LOCAL
 from imageport.errors import InputError
 from imageport.platforms.vsphere.ce_host import (
     attach_disk,

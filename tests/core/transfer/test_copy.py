@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from imageport.disks.base import LOCAL
 from imageport.disks.convert import hash_disk
+from imageport.disks.local_files import LOCAL
 from imageport.errors import FormatError
 from imageport.models import DiskFormat
 from imageport.storage.smb_files import SmbFileSystem
