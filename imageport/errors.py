@@ -48,6 +48,11 @@ class ImageportError(Exception):
     # An expected refusal or failure, explained by its message: logged as that line, without a traceback
     # (imageport.redaction's record factory); anything else that escapes is a bug and keeps its traceback.
     expected: bool = True
+    # The server's advice, in seconds, on when to try again (HTTP 429/503 Retry-After), if it gave one.
+    retry_after: float | None = None
+    # How many attempts the core's retry policy (imageport.retry) made before giving up on this error;
+    # 0: the core did not retry it. Prefect's task retries take only errors the core has not retried.
+    attempts: int = 0
 
     def __init__(self, message: str) -> None:
         super().__init__(redact(message))
@@ -55,6 +60,16 @@ class ImageportError(Exception):
     @property
     def message(self) -> str:
         return str(self)
+
+    @property
+    def core_gave_up(self) -> bool:
+        return self.attempts > 0
+
+    def gave_up(self, attempts: int, seconds: float) -> None:
+        """Mark this error as the one the core's retry policy stopped on (its message says so)."""
+        if not self.attempts:
+            self.args = (f"{self} (gave up after {attempts} attempts over {seconds:.0f} s)", *self.args[1:])
+        self.attempts = attempts
 
 
 # --- categories -----------------------------------------------------------
