@@ -21,7 +21,7 @@ from typing import Any
 from imageport.engine.backend import CeBackend, Ledger, Provisioned, Resource
 from imageport.engine.job import AgentJob, AgentMode, AgentResult
 from imageport.engine.tags import CeTags
-from imageport.errors import EngineError
+from imageport.errors import EngineCleanupFailed
 from imageport.retry import RetryPolicy
 
 log = logging.getLogger("imageport.engine")
@@ -32,18 +32,6 @@ DEFAULT_TIMEOUTS = {AgentMode.PREPARE: 3600, AgentMode.EXPORT: 7200, AgentMode.D
 EXPIRY_MARGIN_S = 3600
 # A resource deletion: 1, 3, 9 s apart, for at most a minute.
 DELETE_RETRY = RetryPolicy(attempts=4, first_delay=1.0, backoff=3.0, max_delay=10.0, deadline=60.0)
-
-
-class EngineTimeout(EngineError):
-    """The agent outlived its job timeout; the CE was torn down."""
-
-
-class EngineCleanupFailed(EngineError):
-    """Some resources could not be deleted after retries; they are named so nobody pays for them unknowingly."""
-
-    def __init__(self, message: str, left: list[Resource]) -> None:
-        super().__init__(message)
-        self.left = left
 
 
 @dataclass

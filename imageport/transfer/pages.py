@@ -49,7 +49,7 @@ from imageport.disks.extents import Extent, is_zero
 from imageport.disks.fingerprint import SourceFingerprint, fingerprint, parse_fingerprint
 from imageport.disks.formats import DiskReader
 from imageport.disks.vhd import ALL_ONES, FIXED, build_footer
-from imageport.errors import AlreadyExists, InputError, TransferError
+from imageport.errors import InputError, TargetNotEmpty, TransferError
 from imageport.models import DiskFormat
 from imageport.redaction import redact_data
 from imageport.retry import RetryPolicy
@@ -62,10 +62,6 @@ log = logging.getLogger("imageport.transfer")
 PAGE_RETRY = RetryPolicy(attempts=7, first_delay=0.5, max_delay=16, deadline=60)
 # Where upload checkpoints live unless told otherwise (one small JSON file per target).
 DEFAULT_CHECKPOINTS = Path(os.environ.get("IMAGEPORT_CHECKPOINTS", "~/.cache/imageport/checkpoints")).expanduser()
-
-
-class TargetNotEmpty(TransferError, AlreadyExists):
-    pass
 
 
 @dataclass

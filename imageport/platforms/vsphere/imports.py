@@ -28,7 +28,7 @@ from imageport.disks.convert import Progress, convert, hash_disk
 from imageport.disks.extents import SECTOR
 from imageport.disks.io import FileSystem
 from imageport.disks.vmdk import descriptor_text
-from imageport.errors import AlreadyExists, InputError, PlatformError, TransferError
+from imageport.errors import DatastoreFileExists, InputError, PlatformError, TransferError
 from imageport.models import DiskFormat
 from imageport.platforms.vsphere.errors import translate_vsphere_errors
 from imageport.platforms.vsphere.inventory import CONTROLLERS
@@ -38,10 +38,6 @@ from imageport.storage.datastore import DatastoreFileSystem
 
 KINDS = {"flat": DiskFormat.RAW, "stream": DiskFormat.VMDK_STREAM}
 PARTIAL = ".imageport-partial"
-
-
-class DatastoreFileExists(PlatformError, AlreadyExists):
-    pass
 
 
 @dataclass

@@ -14,9 +14,9 @@ import smbclient
 
 from imageport.disks.convert import hash_disk
 from imageport.disks.local_files import LOCAL
-from imageport.errors import InputError
+from imageport.errors import InputError, VDiskExists, VDiskInUse
 from imageport.models import PublishOptions, ShareDiskFormat
-from imageport.platforms.pvs.publish import VDiskExists, VDiskInUse, publish
+from imageport.platforms.pvs.publish import publish
 from imageport.platforms.pvs.store import SmbStoreFolder
 from imageport.storage.smb import SmbShareConfig
 from tests.core.disks.images import MiB, make_raw, qemu_compare, qemu_convert

@@ -15,10 +15,10 @@ import pytest
 
 from imageport.disks.convert import convert, hash_disk
 from imageport.disks.detect import open_disk
-from imageport.errors import InputError, StorageAccessDenied, TransferError
+from imageport.errors import InputError, StorageAccessDenied, TargetNotEmpty, TransferError
 from imageport.models import DiskFormat
 from imageport.storage.page_blob import PageBlob
-from imageport.transfer.pages import TargetNotEmpty, upload_to_page_blob
+from imageport.transfer.pages import upload_to_page_blob
 from imageport.transfer.plan import covered, plan_chunks
 from tests.core.disks.images import Interrupted, MiB, interrupt_after, make_full, make_raw, qemu_compare
 from tests.infra.services import AZURITE_ACCOUNT, AZURITE_KEY
@@ -231,8 +231,7 @@ def test_a_persistent_fault_ends_after_the_policys_attempts_honouring_retry_afte
     image,  # type: ignore[no-untyped-def]
     tmp_path: Path,
 ) -> None:
-    from imageport.errors import StorageUnreachable
-    from imageport.storage.azure_errors import AzureThrottled
+    from imageport.errors import AzureThrottled, StorageUnreachable
     from imageport.transfer.pages import PAGE_RETRY
     from tests.infra.fault_proxy import FaultProxy
 
