@@ -35,7 +35,7 @@ ROUNDS = 2
 OURS = """
 import sys, warnings
 warnings.simplefilter("ignore")
-from imageport.disks.base import LOCAL
+from imageport.disks.local_files import LOCAL
 from imageport.models import DiskFormat
 from imageport.platforms.vsphere.session import VsphereConfig
 from imageport.transfer.copy import copy_image

@@ -14,16 +14,8 @@ from prefect.client.orchestration import get_client
 from pydantic import ValidationError
 
 from blocks.connectors import CONNECTOR_KINDS
-from imageport.errors import AlreadyExists, InputError, NotFound
+from imageport.errors import ConnectorExists, ConnectorNotFound, InputError
 from imageport.models import connector_name, describe_validation_error
-
-
-class ConnectorNotFound(NotFound):
-    pass
-
-
-class ConnectorExists(AlreadyExists):
-    pass
 
 
 def connector_class(kind: str) -> type[Block]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from blocks.registry import find_connector
 from imageport.adapters.registry import adapter_for, format_ref
-from imageport.disks.base import FileSystem
+from imageport.disks.io import FileSystem
 from imageport.errors import InputError
 from imageport.platforms.pvs.store import StoreFolder
 

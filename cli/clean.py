@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from cli.disk import JsonFlag, located
+from cli.locations import located
+from cli.options import JsonFlag
 from cli.output import console, emit_json, emit_table, reports_errors
 from imageport.disks.leftovers import clean_folder
 from imageport.errors import InputError

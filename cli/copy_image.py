@@ -6,7 +6,9 @@ from typing import Annotated
 
 import typer
 
-from cli.disk import FromFormat, Image, JsonFlag, VerifyFlag, WaitLockFlag, located, show_convert_result
+from cli.disk import show_convert_result
+from cli.locations import located
+from cli.options import FromFormat, Image, JsonFlag, VerifyFlag, WaitLockFlag
 from cli.output import progress_reporter, reports_errors
 from imageport.disks.convert import convert
 from imageport.disks.detect import open_disk

@@ -2,94 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from cli.locations import located
+from cli.options import FromFormat, Image, JsonFlag, WaitLockFlag
 from cli.output import console, emit_json, emit_mapping, parse_size, progress_reporter, reports_errors
-from imageport import names
-from imageport.adapters.registry import adapter_for_scheme
-from imageport.disks.base import LOCAL, FileSystem
 from imageport.disks.convert import ConvertResult, convert, hash_disk
 from imageport.disks.detect import open_disk
-from imageport.models import DiskFormat, VerifyMode
+from imageport.models import DiskFormat
 
 app = typer.Typer(help="Disk images: info, convert, hash, check (raw, VHD, VHDX, VMDK).", no_args_is_help=True)
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
-WaitLockFlag = Annotated[
-    bool,
-    typer.Option(
-        "--wait-lock", help="If another run is writing the same output, wait for it instead of failing at once"
-    ),
-]
-FromFormat = Annotated[
-    DiskFormat | None,
-    typer.Option(
-        "--from",
-        help="The format the input must be (refused when its content says otherwise); "
-        "raw also reads a file whose damaged signatures would otherwise be refused",
-        case_sensitive=False,
-    ),
-]
-VerifyFlag = Annotated[
-    VerifyMode,
-    typer.Option(
-        "--verify",
-        help="full: re-read the whole target after writing (one read of its data) and compare content hashes",
-        case_sensitive=False,
-    ),
-]
-Image = Annotated[
-    str,
-    typer.Argument(
-        help="Image: a local path, smb://CONNECTOR/path, local://CONNECTOR/path, azure-disk://CONNECTOR/RG/DISK, "
-        "azure-snapshot://CONNECTOR/RG/NAME, datastore://CONNECTOR/DATASTORE/path or sas+https://BLOB-SAS-URL "
-        "(format detected from content; what a run's result prints is accepted as it is)"
-    ),
-]
-
-
-def parse_location(text: str, field: str = "location") -> Any:
-    """A location typed on the command line, as a disk reference; a plain local path stays a string.
-
-    The scheme picks the kind's adapter (``imageport.adapters.registry``), which parses exactly what
-    it formats (what results and artifacts print); paths inside a connector follow
-    ``imageport.names.store_path`` (no ``..``, nothing absolute, no NUL...). A refusal names ``field``
-    (the argument) and the expected shape, as an ``InputError``.
-    """
-    adapter = adapter_for_scheme(text)
-    if adapter is None:
-        return names.check(field, text, names.no_nul)
-    return adapter.parse(text, field)
-
-
-@contextlib.contextmanager
-def located(text: str) -> Iterator[tuple[FileSystem, str]]:
-    """Where an image is: a local path, a page blob by SAS, or any disk location its kind's adapter reads
-    (``smb://``, ``local://``, ``datastore://``; ``azure-disk://`` and ``azure-snapshot://`` through a read
-    grant for the command, then revoked)."""
-    if text.startswith(("sas+https://", "sas+http://")):  # a page blob by SAS, e.g. a disk's read grant
-        from imageport.storage.page_blob import PageBlobFileSystem
-
-        yield PageBlobFileSystem(text.removeprefix("sas+")), "blob"
-        return
-    ref = parse_location(text)
-    if isinstance(ref, str):
-        yield LOCAL, ref  # no connector: Prefect is not even imported
-        return
-    from blocks.resolve import located as located_ref
-
-    with located_ref(ref) as found:
-        yield found
-
-
-def connector_for(text: str, name: str, kind: str) -> Any:
-    from blocks.resolve import connector_adapter  # Prefect only when a connector is named
-
-    return connector_adapter(name, kind, text)
 
 
 def _gib(n: int) -> str:

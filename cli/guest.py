@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.disk import FromFormat, Image, JsonFlag, located, parse_location
+from cli.locations import located, parse_location
+from cli.options import FromFormat, Image, JsonFlag
 from cli.output import console, emit_json, progress_reporter, reports_errors
 from imageport.errors import InputError
 from imageport.models import (

@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from cli.disk import FromFormat, Image, JsonFlag, VerifyFlag, WaitLockFlag, located, parse_location
+from cli.locations import located, parse_location
+from cli.options import FromFormat, Image, JsonFlag, VerifyFlag, WaitLockFlag
 from cli.output import progress_reporter, reports_errors
 from cli.results import show_stage
 from imageport.models import PublishOptions, ShareDiskFormat, VerifyMode, parse_model

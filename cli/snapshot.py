@@ -6,9 +6,10 @@ from typing import Annotated
 
 import typer
 
-from cli.disk import JsonFlag, connector_for
+from cli.locations import connector_for, managed_disk_target
+from cli.options import JsonFlag
 from cli.output import console, emit_json, reports_errors
-from cli.upload import managed_disk_target, parse_tags
+from cli.upload import parse_tags
 from imageport.adapters.registry import format_ref
 from imageport.errors import InputError
 from imageport.models import AzureSnapshotRef

@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 
-from cli.disk import FromFormat, Image, JsonFlag, VerifyFlag, connector_for, located
+from cli.locations import connector_for, located, managed_disk_target
+from cli.options import FromFormat, Image, JsonFlag, VerifyFlag
 from cli.output import progress_reporter, reports_errors
 from cli.results import show_stage
-from imageport.adapters.registry import adapter_for
 from imageport.disks.detect import open_disk
 from imageport.errors import InputError
 from imageport.models import AzureSku, HyperVGeneration, OsType, VerifyMode
@@ -33,13 +33,6 @@ def _sas_url(target: str) -> str | None:
         if target.startswith(scheme):
             return target.removeprefix("sas+")
     return None
-
-
-def managed_disk_target(target: str, field: str = "TARGET") -> tuple[str, str, str]:
-    """``azure-disk://`` or ``azure-snapshot://CONNECTOR/RESOURCE_GROUP/NAME`` as its three parts."""
-    kind = "azure-snapshot" if target.startswith("azure-snapshot://") else "azure-disk"
-    ref = adapter_for(kind).parse(target, field)
-    return ref.connector, ref.resource_group, ref.name
 
 
 def parse_tags(pairs: list[str]) -> dict[str, str]:

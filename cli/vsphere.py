@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from cli.disk import Image, JsonFlag, VerifyFlag, WaitLockFlag, connector_for, located
+from cli.locations import connector_for, located
+from cli.options import Image, JsonFlag, VerifyFlag, WaitLockFlag
 from cli.output import emit_json, emit_table, progress_reporter, reports_errors
 from cli.results import show_stage
 from imageport.models import DiskFormat, VerifyMode

@@ -10,19 +10,42 @@ final without knowing any SDK::
     ├── FormatError           a disk image's structure is wrong (disks/)
     ├── StorageError          byte stores: local, SMB, page blob (storage/)
     │   ├── StorageUnreachable      (+ Unreachable: transient)
+    │   │   ├── StorageBusy             SMB sharing violation (a dead session's handle)
+    │   │   └── StorageThrottled        (+ AzureThrottled: 429/5xx, retry_after)
     │   ├── StorageAccessDenied     (+ AccessDenied)
     │   ├── StorageNotFound         (+ NotFound)
     │   ├── StorageAlreadyExists    (+ AlreadyExists)
     │   └── OutputBusy              another run holds the output's lock
     ├── PlatformError         control planes: vSphere, Azure, local (platforms/)
     │   ├── PlatformUnreachable     (+ Unreachable: transient)
+    │   │   ├── PlatformThrottled       (+ AzureThrottled)
+    │   │   └── VsphereSessionExpired   a re-login and retry will do
     │   ├── PlatformAccessDenied    (+ AccessDenied)
-    │   └── PlatformNotFound        (+ NotFound)
+    │   ├── PlatformNotFound        (+ NotFound)
+    │   ├── DiskExists              (+ AlreadyExists) an Azure managed disk
+    │   └── DatastoreFileExists     (+ AlreadyExists) a vSphere import's file
     ├── TransferError         copying extents between stores (transfer/)
+    │   ├── TargetNotEmpty          (+ AlreadyExists) a page blob holding foreign data
+    │   ├── VDiskExists             (+ AlreadyExists) a PVS vDisk
+    │   └── VDiskInUse              a PVS vDisk version in use
     ├── EngineError           compositing engine lifecycle (engine/)
-    └── GuestError            offline changes inside an image (guest/)
+    │   ├── EngineTimeout           the agent outlived its job timeout
+    │   ├── EngineCleanupFailed     resources left after retries (``left``)
+    │   ├── BundleError             the agent bundle: build, or a file with another digest
+    │   ├── ProtocolMismatch        job/result of another protocol (agent, Python 3.9)
+    │   └── OutputExists            (+ AlreadyExists) the local backend's output
+    ├── GuestError            offline changes inside an image (guest/)
+    │   └── GuestRefused            an image prepare must not touch
+    ├── ConnectorNotFound     (+ NotFound) no connector of that name (blocks/registry.py)
+    └── ConnectorExists       (+ AlreadyExists) the name is taken
 
-    Category mixins (never raised alone): Unreachable, AccessDenied, NotFound.
+    Category mixins (never raised alone): Unreachable, AccessDenied, NotFound,
+    AlreadyExists; AzureThrottled (Unreachable with the server's Retry-After).
+
+Every error class lives here, in one tree; the modules that translate an SDK
+keep only their mapping functions. ``retry_after`` (the server's advice) and
+``attempts`` (how many the core's retry policy made before it gave up,
+``imageport.retry``) are on every error.
 
 Each SDK's exceptions are translated in exactly one module per adapter
 (for example ``storage/smb_errors.py``); nothing above that module ever sees
@@ -32,6 +55,8 @@ a secret (passwords, SAS query strings): every message passes through
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from imageport.redaction import redact
 
@@ -48,6 +73,11 @@ class ImageportError(Exception):
     # An expected refusal or failure, explained by its message: logged as that line, without a traceback
     # (imageport.redaction's record factory); anything else that escapes is a bug and keeps its traceback.
     expected: bool = True
+    # The server's advice, in seconds, on when to try again (HTTP 429/503 Retry-After), if it gave one.
+    retry_after: float | None = None
+    # How many attempts the core's retry policy (imageport.retry) made before giving up on this error;
+    # 0: the core did not retry it. Prefect's task retries take only errors the core has not retried.
+    attempts: int = 0
 
     def __init__(self, message: str) -> None:
         super().__init__(redact(message))
@@ -55,6 +85,16 @@ class ImageportError(Exception):
     @property
     def message(self) -> str:
         return str(self)
+
+    @property
+    def core_gave_up(self) -> bool:
+        return self.attempts > 0
+
+    def gave_up(self, attempts: int, seconds: float) -> None:
+        """Mark this error as the one the core's retry policy stopped on (its message says so)."""
+        if not self.attempts:
+            self.args = (f"{self} (gave up after {attempts} attempts over {seconds:.0f} s)", *self.args[1:])
+        self.attempts = attempts
 
 
 # --- categories -----------------------------------------------------------
@@ -150,3 +190,125 @@ class EngineError(ImageportError):
 
 class GuestError(ImageportError):
     """An offline change inside a guest image was refused or failed."""
+
+
+# --- specific errors, by where they are raised ------------------------------
+
+# storage: SMB (mapped in storage/smb_errors.py)
+
+
+class StorageBusy(StorageUnreachable):
+    """Another handle holds the file (SMB sharing violation): e.g. a dropped session the server
+    has not cleaned up yet, or another run. Transient: worth trying again a little later."""
+
+
+# Azure throttling, either plane (mapped in storage/azure_errors.py)
+
+
+class AzureThrottled(Unreachable):
+    """429 / 5xx: transient; ``retry_after`` is the server's advice in seconds, if it gave one."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StorageThrottled(StorageUnreachable, AzureThrottled):
+    pass
+
+
+class PlatformThrottled(PlatformUnreachable, AzureThrottled):
+    pass
+
+
+# platforms: vSphere (mapped in platforms/vsphere/errors.py)
+
+
+class VsphereSessionExpired(PlatformUnreachable):
+    """The vCenter session timed out; a re-login and retry will do."""
+
+
+# platforms: Azure managed disks
+
+
+class DiskExists(PlatformError, AlreadyExists):
+    pass
+
+
+# platforms: vSphere datastore imports
+
+
+class DatastoreFileExists(PlatformError, AlreadyExists):
+    pass
+
+
+# transfer: page-blob uploads
+
+
+class TargetNotEmpty(TransferError, AlreadyExists):
+    pass
+
+
+# transfer: PVS publish
+
+
+class VDiskExists(TransferError, AlreadyExists):
+    pass
+
+
+class VDiskInUse(TransferError):
+    pass
+
+
+# engine: lifecycle
+
+
+class EngineTimeout(EngineError):
+    """The agent outlived its job timeout; the CE was torn down."""
+
+
+class EngineCleanupFailed(EngineError):
+    """Some resources could not be deleted after retries; they are named so nobody pays for them unknowingly."""
+
+    def __init__(self, message: str, left: list[Any]) -> None:  # engine.backend.Resource
+        super().__init__(message)
+        self.left = left
+
+
+# engine: the agent bundle
+
+
+class BundleError(EngineError):
+    """The agent bundle could not be built, or a file is not the bundle it claims to be."""
+
+
+# engine: job protocol (the agent, Python 3.9, raises it too)
+
+
+class ProtocolMismatch(EngineError):
+    """The job or the result speaks another protocol version than this side: the bundle is of another release."""
+
+
+# engine: the local backend
+
+
+class OutputExists(EngineError, AlreadyExists):
+    pass
+
+
+# guest (libguestfs mapped in guest/errors.py)
+
+
+class GuestRefused(GuestError):
+    """The image is in a state prepare must not touch (hibernated, encrypted, dirty, not Windows...)."""
+
+
+# connectors: the registry (blocks/registry.py raises them)
+
+
+class ConnectorNotFound(NotFound):
+    pass
+
+
+class ConnectorExists(AlreadyExists):
+    pass

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
-from imageport.models import Stage, Workflow, _Model
+from imageport.models import Stage, Workflow
+from imageport.models.vocabulary import _Model
 
 if TYPE_CHECKING:
     from imageport.disks.convert import ConvertResult

@@ -12,7 +12,7 @@ from uuid import UUID
 from prefect.artifacts import create_markdown_artifact as _create_markdown_artifact
 from prefect.artifacts import create_progress_artifact as _create_progress_artifact
 
-from imageport.disks.convert import CONTENT_HASH_PREFIX
+from imageport.disks.content_hash import CONTENT_HASH_PREFIX
 from imageport.models import Stage
 from imageport.redaction import redact
 from imageport.results import PortResult, PrepareDetails, PublishDetails, StageResult

@@ -8,8 +8,8 @@ from typing import Any
 from prefect import task
 
 from blocks.resolve import located, writable
-from imageport.disks.base import LOCAL
 from imageport.disks.detect import detect_format
+from imageport.disks.local_files import LOCAL
 from imageport.errors import InputError
 from imageport.guest.diagnostics import diagnose
 from imageport.models import DiagnosticsSpec

@@ -15,7 +15,7 @@ from prefect import task
 
 from blocks.resolve import CONNECTORS, located
 from imageport.adapters.registry import adapter_for
-from imageport.disks.base import LOCAL
+from imageport.disks.local_files import LOCAL
 from imageport.engine.job import AgentMode
 from imageport.engine.lifecycle import Outcome, compositing_engine
 from imageport.errors import InputError

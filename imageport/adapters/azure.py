@@ -13,8 +13,8 @@ from typing import Any
 
 from imageport.adapters.locations import SEGMENT, Location, escape
 from imageport.adapters.protocol import CeHost, Connectors, DiskAdapter
-from imageport.disks.base import FileSystem
 from imageport.disks.detect import open_disk
+from imageport.disks.io import FileSystem
 from imageport.engine.backend import CeBackend
 from imageport.models import AzureDiskRef, AzureSnapshotRef, PrepareSpec, Stage, TargetPlatform, UploadSpec
 from imageport.names import prepared_name

@@ -9,7 +9,7 @@ from typing import Any
 from imageport.adapters.files import FileAdapter
 from imageport.adapters.locations import SEGMENT, Location, escape
 from imageport.adapters.protocol import Connectors
-from imageport.disks.base import FileSystem
+from imageport.disks.io import FileSystem
 from imageport.models import DatastoreFileRef
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from imageport.adapters.files import FileAdapter
 from imageport.adapters.protocol import ALL_STAGES, CeHost, Connectors
-from imageport.disks.base import LOCAL, FileSystem
+from imageport.disks.io import FileSystem
+from imageport.disks.local_files import LOCAL
 from imageport.engine.local import LocalBackend, LocalSource
 from imageport.errors import InputError
 from imageport.models import DiskFormat, LocalRef, PrepareSpec, Stage, TargetPlatform, UploadSpec

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar, Protocol
 
-from imageport.disks.base import FileSystem
+from imageport.disks.io import FileSystem
 from imageport.engine.backend import CeBackend
 from imageport.errors import InputError
 from imageport.models import ExportSpec, PrepareSpec, Stage, TargetPlatform, UploadSpec

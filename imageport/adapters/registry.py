@@ -16,7 +16,7 @@ from imageport.adapters.local import LOCAL_CE, LocalAdapter
 from imageport.adapters.protocol import CeHost, Connectors, DiskAdapter
 from imageport.adapters.share import ShareAdapter
 from imageport.adapters.vsphere import VSPHERE_CE, VsphereDiskAdapter
-from imageport.disks.base import FileSystem
+from imageport.disks.io import FileSystem
 from imageport.engine.backend import CeBackend
 from imageport.errors import InputError
 from imageport.names import shown

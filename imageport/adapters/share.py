@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from imageport.adapters.files import FileAdapter
 from imageport.adapters.protocol import Connectors
-from imageport.disks.base import FileSystem
+from imageport.disks.io import FileSystem
 from imageport.models import ShareRef, Stage
 from imageport.platforms.pvs.store import SmbStoreFolder, StoreFolder
 from imageport.storage.smb_files import SmbFileSystem

@@ -12,7 +12,7 @@ from typing import Any
 
 from imageport.adapters.locations import ALWAYS, SEGMENT, Location, escape, query_text
 from imageport.adapters.protocol import CeHost, Connectors, DiskAdapter
-from imageport.disks.base import FileSystem
+from imageport.disks.io import FileSystem
 from imageport.engine.backend import CeBackend
 from imageport.errors import InputError
 from imageport.models import ExportSpec, Stage, TargetPlatform, UploadSpec, VsphereDiskRef

@@ -14,29 +14,21 @@ so an NFC download converts without spooling.
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import os
-import queue
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from imageport.disks.base import (
-    LOCAL,
-    SECTOR,
-    DiskReader,
-    DiskWriter,
-    FileSystem,
-    MiB,
-    Sink,
-    ZERO_4MiB,
-    is_zero,
-)
+from imageport.disks.content_hash import DiskHasher, HashWorker
 from imageport.disks.detect import open_disk
+from imageport.disks.extents import SECTOR, MiB
 from imageport.disks.fingerprint import fingerprint, parse_fingerprint
+from imageport.disks.formats import DiskWriter
+from imageport.disks.io import FileSystem, Sink
+from imageport.disks.local_files import LOCAL
+from imageport.disks.pieces import Piece, nonzero_runs, read_pieces, stream_pieces
 from imageport.disks.raw import RawWriter
 from imageport.disks.staged import RESUMABLE_FORMATS, StagedSink
 from imageport.disks.vhd import VhdDynamicWriter, VhdFixedWriter
@@ -45,10 +37,7 @@ from imageport.disks.vmdk import MonolithicSparseVmdkWriter, StreamGrains, Strea
 from imageport.errors import InputError, TransferError
 from imageport.models import DiskFormat
 
-PIECE = 4 * MiB
 CHECKPOINT_SECONDS = 5.0  # how often a resumable sink records what is durable
-ZERO_GRANULE = 64 * 1024
-_ZERO8 = memoryview(bytes(8))
 
 log = logging.getLogger("imageport.disks")
 
@@ -85,107 +74,6 @@ def make_writer(fmt: DiskFormat, sink: Sink, size: int, **options: Any) -> DiskW
     return WRITERS[fmt](sink, size, **options)
 
 
-WINDOW = 4 * MiB
-_ZERO_WINDOW_DIGEST = hashlib.sha256(bytes(WINDOW)).digest()
-CONTENT_HASH_PREFIX = "sha256-4m:"
-
-
-def zero_window_digest(length: int = WINDOW) -> bytes:
-    return _ZERO_WINDOW_DIGEST if length == WINDOW else hashlib.sha256(bytes(length)).digest()
-
-
-def content_hash_of_windows(virtual_size: int, digests: dict[int, bytes]) -> str:
-    """The content hash from per-window digests; windows without one are zeros.
-
-    Same value as ``DiskHasher`` over the whole disk: it lets a chunked transfer
-    prove what it moved without reading the disk a second time.
-    """
-    tree = hashlib.sha256(virtual_size.to_bytes(8, "big"))
-    for index in range(-(-virtual_size // WINDOW)):
-        length = min(WINDOW, virtual_size - index * WINDOW)
-        tree.update(digests.get(index) or zero_window_digest(length))
-    return CONTENT_HASH_PREFIX + tree.hexdigest()
-
-
-class DiskHasher:
-    """Digests of a virtual disk's logical bytes, fed in ascending order.
-
-    ``content_hash`` is imageport's disk identity: SHA-256 over the virtual size
-    (8 bytes, big-endian) followed by the SHA-256 of every 4 MiB window of the
-    virtual disk in order (the last window may be short). All-zero windows use a
-    precomputed digest, so the cost follows the allocated data, not the virtual
-    size, and a target can be verified from its allocation map plus per-window
-    digests. It is the same for every container of one disk.
-
-    ``plain_sha256`` and ``md5`` (Citrix's -Md5Hash) are the classic whole-stream
-    digests, on request: they must hash every zero byte too.
-    """
-
-    def __init__(self, virtual_size: int, plain_sha256: bool = False, md5: bool = False) -> None:
-        if isinstance(virtual_size, bool) or virtual_size <= 0:
-            raise ValueError(f"DiskHasher needs the virtual size in bytes, got {virtual_size!r}")
-        self.virtual_size = virtual_size
-        self.tree = hashlib.sha256(virtual_size.to_bytes(8, "big"))
-        self.window = hashlib.sha256()
-        self.window_index = 0
-        self.plain = hashlib.sha256() if plain_sha256 else None
-        self.md5 = hashlib.md5() if md5 else None
-        self.position = 0
-
-    @property
-    def full_stream(self) -> bool:
-        return self.plain is not None or self.md5 is not None
-
-    def _window_end(self, index: int) -> int:
-        return min((index + 1) * WINDOW, self.virtual_size)
-
-    def _close_window(self, skipped: bool = False) -> None:
-        if skipped:  # never fed: a window of zeros, digest known in advance
-            self.tree.update(zero_window_digest(self._window_end(self.window_index) - self.window_index * WINDOW))
-        else:
-            self.tree.update(self.window.digest())
-        self.window = hashlib.sha256()
-        self.window_index += 1
-
-    def _feed(self, data: bytes | memoryview) -> None:
-        view = memoryview(data)
-        if self.position + len(view) > self.virtual_size:
-            raise ValueError(f"fed {self.position + len(view)} bytes to a hasher of a {self.virtual_size}-byte disk")
-        while len(view):
-            end = self._window_end(self.window_index)
-            part = view[: end - self.position]
-            for digest in (self.window, self.plain, self.md5):
-                if digest is not None:
-                    digest.update(part)
-            self.position += len(part)
-            view = view[len(part) :]
-            if self.position == end:
-                self._close_window()
-
-    def update(self, data: bytes | memoryview) -> None:
-        self._feed(data)
-
-    def zeros_until(self, offset: int) -> None:
-        """Account for zeros up to ``offset``: whole zero windows cost nothing unless a full-stream digest is on."""
-        offset = min(offset, self.virtual_size)
-        zero = memoryview(ZERO_4MiB)
-        while self.position < offset:
-            window_start = self.window_index * WINDOW
-            end = self._window_end(self.window_index)
-            if not self.full_stream and self.position == window_start and offset >= end:
-                self.position = end
-                self._close_window(skipped=True)
-                continue
-            self._feed(zero[: min(len(zero), offset - self.position, end - self.position)])
-
-    def result(self) -> tuple[str, str | None, str | None]:
-        """(content hash, plain SHA-256, MD5) once the whole disk was fed."""
-        self.zeros_until(self.virtual_size)
-        plain = self.plain.hexdigest() if self.plain else None
-        md5 = self.md5.hexdigest() if self.md5 else None
-        return CONTENT_HASH_PREFIX + self.tree.hexdigest(), plain, md5
-
-
 @dataclass
 class ConvertResult:
     source: str
@@ -211,92 +99,6 @@ class ConvertResult:
         return {k: (v.value if isinstance(v, DiskFormat) else v) for k, v in self.__dict__.items()}
 
 
-Piece = tuple[int, "memoryview | bytes", "Callable[[], None] | None"]
-"""(virtual offset, data, release): ``release`` hands a pooled buffer back once hashed."""
-
-
-def read_pieces(reader: DiskReader, buffers: int = 4, size: int = PIECE) -> Iterator[Piece]:
-    """The allocated extents in pieces aligned to ``size``, read into a small pool of reused buffers."""
-    pool: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
-    for _ in range(buffers):
-        pool.put(bytearray(size))
-    for ext in reader.extents():
-        start = ext.offset
-        while start < ext.end:
-            n = min(size - start % size, ext.end - start)
-            buf = pool.get()  # blocks until the hasher is done with an older piece
-            yield start, reader.readinto(start, memoryview(buf)[:n]), functools.partial(pool.put, buf)
-            start += n
-
-
-def stream_pieces(items: Iterable[tuple[int, bytes]]) -> Iterator[Piece]:
-    """Pieces from a producer that hands out fresh bytes (e.g. decoded stream grains)."""
-    for offset, data in items:
-        yield offset, data, None
-
-
-def _nonzero_runs(offset: int, data: memoryview) -> Iterator[tuple[int, memoryview]]:
-    """Sub-ranges of ``data`` that are not all zero, at 64 KiB granularity (aligned to the disk)."""
-    run_start = -1
-    pos = 0
-    n = len(data)
-    while pos < n:
-        step = min(ZERO_GRANULE - (offset + pos) % ZERO_GRANULE, n - pos)
-        # A granule that starts with a non-zero byte is data: decide without copying it.
-        zero = data[pos : pos + 8] == _ZERO8[: min(8, step)] and is_zero(data[pos : pos + step])
-        if not zero and run_start < 0:
-            run_start = pos
-        elif zero and run_start >= 0:
-            yield offset + run_start, data[run_start:pos]
-            run_start = -1
-        pos += step
-    if run_start >= 0:
-        yield offset + run_start, data[run_start:]
-
-
-class _HashWorker(threading.Thread):
-    """Hashes pieces in order on its own thread (hashlib releases the GIL), so hashing
-    overlaps reading and writing; releases each pooled buffer when done with it."""
-
-    def __init__(self, hasher: DiskHasher) -> None:
-        super().__init__(name="disk-hash", daemon=True)
-        self.hasher = hasher
-        self.queue: queue.Queue[tuple[int, memoryview | bytes, bool, Callable[[], None] | None] | None] = queue.Queue(
-            maxsize=8
-        )
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        while (item := self.queue.get()) is not None:
-            offset, data, zero, release = item
-            try:
-                if self.error is None:
-                    if zero:
-                        self.hasher.zeros_until(offset + len(data))  # free for whole windows
-                    else:
-                        self.hasher.zeros_until(offset)
-                        self.hasher.update(data)
-            except BaseException as exc:  # surfaced by finish()
-                self.error = exc
-            finally:
-                if release is not None:
-                    release()
-
-    def put(self, offset: int, data: memoryview | bytes, zero: bool, release: Callable[[], None] | None) -> None:
-        if self.error is not None:
-            raise self.error
-        self.queue.put((offset, data, zero, release))
-
-    def finish(self) -> None:
-        self.stop()
-        if self.error is not None:
-            raise self.error
-
-    def stop(self) -> None:
-        self.queue.put(None)
-        self.join()
-
-
 def pump(
     pieces: Iterable[Piece],
     writer: DiskWriter | None,
@@ -310,13 +112,13 @@ def pump(
     written = 0
     last_report = 0.0
     last_checkpoint = time.monotonic()
-    worker = _HashWorker(hasher) if hasher is not None else None
+    worker = HashWorker(hasher) if hasher is not None else None
     if worker is not None:
         worker.start()
     try:
         for offset, data, release in pieces:
             view = memoryview(data)
-            runs = list(_nonzero_runs(offset, view))
+            runs = list(nonzero_runs(offset, view))
             if worker is not None:
                 worker.put(offset, view, not runs, release)
             elif release is not None:

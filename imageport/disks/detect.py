@@ -24,7 +24,10 @@ import os
 import re
 
 from imageport.disks import vhd
-from imageport.disks.base import LOCAL, SECTOR, ByteSource, DiskReader, FileSystem, KiB
+from imageport.disks.extents import SECTOR, KiB
+from imageport.disks.formats import DiskReader
+from imageport.disks.io import ByteSource, FileSystem
+from imageport.disks.local_files import LOCAL
 from imageport.disks.raw import RawReader
 from imageport.disks.vhdx import HEADER_OFFSETS, REGION_OFFSETS, VhdxReader
 from imageport.disks.vhdx import SIGNATURE as VHDX_SIGNATURE

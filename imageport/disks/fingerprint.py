@@ -26,7 +26,7 @@ import hashlib
 
 from pydantic import BaseModel, ConfigDict
 
-from imageport.disks.base import DiskReader
+from imageport.disks.formats import DiskReader
 
 
 class LinkFingerprint(BaseModel):

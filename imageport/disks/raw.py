@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from imageport.disks.base import LOCAL, DiskWriter, Extent, FileReader, FileSystem, Sink
+from imageport.disks.extents import Extent
+from imageport.disks.formats import DiskWriter, FileReader
+from imageport.disks.io import FileSystem, Sink
+from imageport.disks.local_files import LOCAL
 from imageport.models import DiskFormat
 
 

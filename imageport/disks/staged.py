@@ -49,12 +49,11 @@ import sys
 import uuid
 from abc import abstractmethod
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from imageport.disks.base import Sink
+from imageport.disks.io import Sink
 from imageport.disks.leftovers import recover
-from imageport.disks.os_errors import os_error, translate_os_errors
+from imageport.disks.os_errors import os_error
 from imageport.disks.ownership import (
     PARTIAL_SUFFIX,
     STATE_SUFFIX,
@@ -67,7 +66,7 @@ from imageport.errors import ImageportError, InputError, StorageAlreadyExists
 from imageport.models import DiskFormat
 from imageport.redaction import redact_data
 
-__all__ = ["PARTIAL_SUFFIX", "RESUMABLE_FORMATS", "STATE_SUFFIX", "LocalFileSink", "StagedSink", "partial_name"]
+__all__ = ["PARTIAL_SUFFIX", "RESUMABLE_FORMATS", "STATE_SUFFIX", "StagedSink", "partial_name"]
 
 # Writers whose data-phase writes depend only on the source (no randomness, no reordering).
 RESUMABLE_FORMATS = frozenset({DiskFormat.RAW, DiskFormat.VHD, DiskFormat.VHD_DYNAMIC, DiskFormat.VHDX})
@@ -282,83 +281,3 @@ class StagedSink(Sink):
 
     @abstractmethod
     def _write_text(self, path: str, text: str) -> None: ...
-
-
-class LocalFileSink(StagedSink):
-    """A staged file in a local directory (fsync before rename); every OSError is translated."""
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        overwrite: bool = False,
-        resume: dict[str, Any] | None = None,
-        wait_lock: bool = False,
-    ):
-        from imageport.disks.local_lock import LocalOutputStore
-
-        self.fd = -1
-        self.store = LocalOutputStore()
-        super().__init__(os.fspath(path), os.fspath(path), overwrite, resume, wait_lock)
-
-    def _exists(self, path: str) -> bool:
-        return os.path.lexists(path)
-
-    def _kind(self, path: str) -> str | None:
-        from imageport.disks.local_lock import file_kind
-
-        return file_kind(path)
-
-    def _check_parent(self) -> None:
-        parent = Path(self.final).parent
-        if not parent.is_dir():
-            raise InputError(f"{parent}: no such directory")
-
-    def _open(self, path: str, how: str) -> None:
-        flags = {"new": os.O_CREAT | os.O_EXCL, "truncate": os.O_CREAT | os.O_TRUNC, "existing": 0}[how]
-        with translate_os_errors(path, "create" if how == "new" else "open for writing"):
-            self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW | flags, 0o644)
-
-    def _pwrite(self, offset: int, data: bytes | bytearray | memoryview) -> None:
-        view = memoryview(data)
-        with translate_os_errors(self.temp, f"write at offset {offset}"):
-            while len(view):
-                written = os.pwrite(self.fd, view, offset)
-                view = view[written:]
-                offset += written
-
-    def _truncate(self, size: int) -> None:
-        with translate_os_errors(self.temp, f"resize to {size} bytes"):
-            os.ftruncate(self.fd, size)
-
-    def _flush(self) -> None:
-        if self.fd >= 0:
-            with translate_os_errors(self.temp, "flush (fsync)"):
-                os.fsync(self.fd)
-
-    def _close(self, abandon: bool = False) -> None:
-        if self.fd >= 0:
-            fd, self.fd = self.fd, -1
-            with translate_os_errors(self.temp, "close"):
-                os.close(fd)
-
-    def _replace(self, temp: str, final: str, overwrite: bool) -> None:
-        if not overwrite:
-            self.store.rename(temp, final)
-            return
-        with translate_os_errors(final, f"rename {temp} over it"):
-            os.replace(temp, final)
-
-    def _remove(self, path: str) -> None:
-        self.store.remove(path)
-
-    def _read_text(self, path: str) -> str | None:
-        try:
-            return Path(path).read_text()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise os_error(path, "read", exc) from None
-
-    def _write_text(self, path: str, text: str) -> None:
-        with translate_os_errors(path, "write"):
-            Path(path).write_text(text)

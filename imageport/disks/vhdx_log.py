@@ -32,8 +32,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from imageport.compat import SLOTS
-from imageport.disks.base import ByteSource, KiB, MiB
 from imageport.disks.checksums import crc32c
+from imageport.disks.extents import KiB, MiB
+from imageport.disks.io import ByteSource
 from imageport.errors import FormatError
 
 SECTOR = 4 * KiB

@@ -106,7 +106,8 @@ def run_job(job: AgentJob) -> dict[str, Any]:
 
 
 def _export(job: AgentJob, disk: str) -> dict[str, Any]:
-    from imageport.disks.base import LOCAL, FileSystem
+    from imageport.disks.io import FileSystem
+    from imageport.disks.local_files import LOCAL
     from imageport.transfer.copy import copy_image
 
     assert job.export is not None

@@ -150,7 +150,7 @@ class AzureBackend:
             make_room(compute.disks, "disk", self.rg, source.output_disk_name or name, source.overwrite)
 
     def run_agent(self, engine: AzureEngine, job: AgentJob, timeout_s: float) -> AgentResult:
-        from imageport.engine.lifecycle import EngineTimeout
+        from imageport.errors import EngineTimeout
 
         where = f"Azure CE {engine.vm}"
         storage = self.storage()

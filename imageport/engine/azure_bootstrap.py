@@ -190,7 +190,7 @@ def result_of(outcome: Outcome, members: dict[str, str], where: str, storage: st
             f"reach the storage account?). The CE's log:\n{ce_log}"
         )
     if outcome.status == "bundle-mismatch":
-        from imageport.engine.bundle import BundleError
+        from imageport.errors import BundleError
 
         raise BundleError(f"{where}: the agent bundle the CE downloaded does not have the sha256 recorded in the "
                           f"job; it was not run. The CE's log:\n{ce_log}")  # fmt: skip

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imageport.engine.job import PROTOCOL_VERSION
-from imageport.errors import EngineError, InputError
+from imageport.errors import BundleError, InputError
 from imageport.hashing import file_sha256
 
 # What the agent imports beyond the standard library and the distribution's guestfs/hivex.
@@ -51,10 +51,6 @@ ENTRY = "imageport.engine.agent"
 VERSION_MODULE = "_bundled.py"
 CACHE_ENV = "IMAGEPORT_BUNDLE_CACHE"
 BUILD_TIMEOUT_S = 1800
-
-
-class BundleError(EngineError):
-    """The agent bundle could not be built, or a file is not the bundle it claims to be."""
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from imageport.compat import StrEnum
-from imageport.errors import EngineError, ImageportError, InputError
-from imageport.guest.errors import GuestRefused
+from imageport.errors import EngineError, GuestRefused, ImageportError, InputError, ProtocolMismatch
 from imageport.models import HyperVGeneration, PrepareOptions, ShareDiskFormat, TargetPlatform
 
 # The job/result protocol: bumped whenever a job or result field changes meaning. An agent refuses a job
@@ -39,10 +38,6 @@ RESULT_ENCODING_ENV = "IMAGEPORT_RESULT_ENCODING"
 AZURE_LUN_ROOT = "/dev/disk/azure/scsi1"
 # Test stand-ins (and unusual CE images) point the agent at their own device directory.
 DEVICE_ROOT_ENV = "IMAGEPORT_DEVICE_ROOT"
-
-
-class ProtocolMismatch(EngineError):
-    """The job or the result speaks another protocol version than this side: the bundle is of another release."""
 
 
 def check_protocol(raw: object, what: str, where: str) -> None:

@@ -21,7 +21,8 @@ from typing import Any
 from imageport.engine.backend import CeBackend, Ledger, Provisioned, Resource
 from imageport.engine.job import AgentJob, AgentMode, AgentResult
 from imageport.engine.tags import CeTags
-from imageport.errors import EngineError
+from imageport.errors import EngineCleanupFailed
+from imageport.retry import RetryPolicy
 
 log = logging.getLogger("imageport.engine")
 
@@ -29,19 +30,8 @@ log = logging.getLogger("imageport.engine")
 DEFAULT_TIMEOUTS = {AgentMode.PREPARE: 3600, AgentMode.EXPORT: 7200, AgentMode.DIAGNOSTICS: 3600}
 # A CE outlives its job timeout by this much before the reaper may take it (creation, copy, teardown).
 EXPIRY_MARGIN_S = 3600
-DELETE_DELAYS_S = (1.0, 3.0, 10.0)
-
-
-class EngineTimeout(EngineError):
-    """The agent outlived its job timeout; the CE was torn down."""
-
-
-class EngineCleanupFailed(EngineError):
-    """Some resources could not be deleted after retries; they are named so nobody pays for them unknowingly."""
-
-    def __init__(self, message: str, left: list[Resource]) -> None:
-        super().__init__(message)
-        self.left = left
+# A resource deletion: 1, 3, 9 s apart, for at most a minute.
+DELETE_RETRY = RetryPolicy(attempts=4, first_delay=1.0, backoff=3.0, max_delay=10.0, deadline=60.0)
 
 
 @dataclass
@@ -156,15 +146,14 @@ def teardown(
 def delete_with_retries(
     backend: CeBackend, resource: Resource, sleep: Callable[[float], None] = time.sleep
 ) -> BaseException | None:
-    """Delete ``resource``, retrying; the last error if it never went away."""
-    error: BaseException | None = None
-    for attempt, delay in enumerate((0.0, *DELETE_DELAYS_S)):
-        if delay:
-            sleep(delay)
-        try:
-            backend.delete(resource)
-            return None
-        except Exception as exc:  # retried, then returned to the caller to report
-            error = exc
-            log.warning("deleting %s failed (attempt %d): %s", resource.describe(), attempt + 1, exc)
-    return error
+    """Delete ``resource``, retrying (any error: a deletion is worth another try); the last error
+    if it never went away."""
+
+    def failed(attempt: int, exc: BaseException) -> None:
+        log.warning("deleting %s failed (attempt %d): %s", resource.describe(), attempt, exc)
+
+    try:
+        DELETE_RETRY.run(lambda: backend.delete(resource), retry_on=lambda exc: True, on_failure=failed, sleep=sleep)
+    except Exception as exc:  # retried, then returned to the caller to report
+        return exc
+    return None

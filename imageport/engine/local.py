@@ -25,12 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imageport.disks.base import LOCAL, FileSystem
 from imageport.disks.detect import editable_format
+from imageport.disks.io import FileSystem
+from imageport.disks.local_files import LOCAL
 from imageport.engine.backend import Ledger, Provisioned, Resource
 from imageport.engine.job import RESULT_MARKER, AgentDisk, AgentJob, AgentResult, parse_result
 from imageport.engine.tags import CeTags
-from imageport.errors import AlreadyExists, EngineError, InputError
+from imageport.errors import InputError, OutputExists
 from imageport.models import DiskFormat
 from imageport.transfer.copy import copy_image
 
@@ -38,10 +39,6 @@ CE_DIR = ".imageport-ce"
 WORKSPACE = "local-ce"
 OUTPUT = "local-output"
 KILL_WAIT_S = 10.0
-
-
-class OutputExists(EngineError, AlreadyExists):
-    pass
 
 
 @dataclass(frozen=True)
@@ -99,7 +96,7 @@ class LocalBackend:
     # --- run -----------------------------------------------------------------------------------
 
     def run_agent(self, engine: LocalEngine, job: AgentJob, timeout_s: float) -> AgentResult:
-        from imageport.engine.lifecycle import EngineTimeout
+        from imageport.errors import EngineTimeout
 
         job_file = engine.workspace / "job.json"
         fd = os.open(job_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

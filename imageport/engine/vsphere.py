@@ -136,7 +136,7 @@ class VsphereBackend:
     # --- the agent, through the boot image --------------------------------------------------
 
     def run_agent(self, engine: VsphereEngine, job: AgentJob, timeout_s: float) -> AgentResult:
-        from imageport.engine.lifecycle import EngineTimeout
+        from imageport.errors import EngineTimeout
 
         where = f"vSphere CE {engine.name}"
         vm = find_vm(self.si, engine.moref)

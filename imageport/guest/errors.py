@@ -13,10 +13,6 @@ from collections.abc import Iterator
 from imageport.errors import GuestError
 
 
-class GuestRefused(GuestError):
-    """The image is in a state prepare must not touch (hibernated, encrypted, dirty, not Windows...)."""
-
-
 @contextlib.contextmanager
 def translate_guestfs_errors(where: str) -> Iterator[None]:
     try:

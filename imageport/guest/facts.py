@@ -13,7 +13,8 @@ import struct
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from imageport.guest.errors import GuestRefused, translate_guestfs_errors
+from imageport.errors import GuestRefused
+from imageport.guest.errors import translate_guestfs_errors
 from imageport.guest.registry import OpenHive
 
 ESP_GUID = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"

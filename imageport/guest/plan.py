@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from imageport.guest.errors import GuestRefused
+from imageport.errors import GuestRefused
 from imageport.guest.facts import GuestFacts
 from imageport.guest.registry import REG_DWORD, REG_EXPAND_SZ, TYPE_NAMES, RegValue, Value
 from imageport.models import HyperVGeneration, PrepareOptions, ProvisioningType, TargetPlatform

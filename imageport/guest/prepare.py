@@ -16,9 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imageport.disks.base import LOCAL, FileSystem
 from imageport.disks.convert import Progress
 from imageport.disks.detect import editable_format
+from imageport.disks.io import FileSystem
+from imageport.disks.local_files import LOCAL
 from imageport.errors import GuestError
 from imageport.guest import firstboot
 from imageport.guest.appliance import Timings, appliance

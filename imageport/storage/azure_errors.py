@@ -16,12 +16,13 @@ from imageport.errors import (
     PlatformAccessDenied,
     PlatformError,
     PlatformNotFound,
+    PlatformThrottled,
     PlatformUnreachable,
     StorageAccessDenied,
     StorageError,
     StorageNotFound,
+    StorageThrottled,
     StorageUnreachable,
-    Unreachable,
 )
 
 if TYPE_CHECKING:
@@ -32,22 +33,6 @@ _CLASSES: dict[Branch, tuple[type[Exception], type[Exception], type[Exception], 
     "storage": (StorageError, StorageAccessDenied, StorageNotFound, StorageUnreachable),
     "platform": (PlatformError, PlatformAccessDenied, PlatformNotFound, PlatformUnreachable),
 }
-
-
-class AzureThrottled(Unreachable):
-    """429 / 5xx: transient; ``retry_after`` is the server's advice in seconds, if it gave one."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class StorageThrottled(StorageUnreachable, AzureThrottled):
-    pass
-
-
-class PlatformThrottled(PlatformUnreachable, AzureThrottled):
-    pass
 
 
 def _retry_after(exc: azex.HttpResponseError) -> float | None:

@@ -32,7 +32,8 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from imageport.disks.base import ByteSource, FileSystem, MiB, Sink, ZERO_4MiB
+from imageport.disks.extents import MiB, ZERO_4MiB
+from imageport.disks.io import ByteSource, FileSystem, Sink
 from imageport.errors import InputError
 from imageport.storage.datastore_errors import check_status, translate_datastore_errors
 

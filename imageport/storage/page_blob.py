@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from imageport.disks.base import ByteSource, Extent, FileSystem, MiB, Sink, coalesce
+from imageport.disks.extents import Extent, MiB, coalesce
+from imageport.disks.io import ByteSource, FileSystem, Sink
 from imageport.errors import InputError
 from imageport.redaction import register_sas
 from imageport.storage.azure_errors import translate_azure_errors

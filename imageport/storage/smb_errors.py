@@ -19,17 +19,13 @@ from smbprotocol.header import NtStatus
 from imageport.errors import (
     StorageAccessDenied,
     StorageAlreadyExists,
+    StorageBusy,
     StorageError,
     StorageNotFound,
     StorageUnreachable,
 )
 
 __all__ = ["StorageAlreadyExists", "StorageBusy", "is_sharing_violation", "translate_smb_errors"]
-
-
-class StorageBusy(StorageUnreachable):
-    """Another handle holds the file (SMB sharing violation): e.g. a dropped session the server
-    has not cleaned up yet, or another run. Transient: worth trying again a little later."""
 
 
 _ACCESS = (

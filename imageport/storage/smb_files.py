@@ -24,7 +24,7 @@ from typing import Any
 
 # smbclient (and its crypto stack) is imported inside the functions that use it: every CLI command
 # imports this module, most never touch a share, and the import is a tenth of their start-up.
-from imageport.disks.base import ByteSource, FileSystem, Sink, refuse_empty
+from imageport.disks.io import ByteSource, FileSystem, Sink, refuse_empty
 from imageport.disks.ownership import ASIDE_SUFFIX, OutputStore
 from imageport.disks.staged import StagedSink
 from imageport.errors import InputError, StorageError

@@ -22,9 +22,9 @@ from smbprotocol.exceptions import SMBOSError
 from smbprotocol.header import NtStatus
 
 from imageport.disks.ownership import LOCK_SUFFIX, WAIT_POLL_SECONDS, Lock, OutputStore, Owner, busy, parse_record
-from imageport.errors import StorageAccessDenied, StorageAlreadyExists
+from imageport.errors import StorageAccessDenied, StorageAlreadyExists, StorageBusy
 from imageport.storage.smb import SmbShare
-from imageport.storage.smb_errors import StorageBusy, is_sharing_violation, translate_smb_errors
+from imageport.storage.smb_errors import is_sharing_violation, translate_smb_errors
 
 # Locks this process took and could not release (their session dropped): a refusal by one is ours.
 _orphaned: set[str] = set()

@@ -4,7 +4,8 @@
 output is resumable where the format allows (``StagedSink``), and a transient
 failure (a dropped SMB session, a sharing violation the dead session left
 behind, a timeout) logs in again and re-runs the pass, which skips what the
-interrupted attempt made durable. Bad input and refused access stop at once.
+interrupted attempt made durable (``COPY_RETRY``, ``imageport.retry``). Bad input and
+refused access stop at once.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from imageport.disks.base import FileSystem
 from imageport.disks.convert import CHECKPOINT_SECONDS, ConvertResult, Progress, convert
+from imageport.disks.io import FileSystem
 from imageport.disks.staged import RESUMABLE_FORMATS
-from imageport.errors import ImageportError
 from imageport.models import DiskFormat
+from imageport.retry import RetryPolicy, is_transient
 
-RETRY_DELAYS = (1.0, 4.0, 15.0)
+# A pass after a dropped connection: 1, 4, 15 s apart, for at most two minutes from the first failure.
+COPY_RETRY = RetryPolicy(attempts=4, first_delay=1.0, backoff=4.0, max_delay=15.0, deadline=120.0)
 
 
 def copy_image(
@@ -41,30 +43,32 @@ def copy_image(
     Another run writing ``output`` is not a transient failure: ``OutputBusy`` at once, or
     ``wait_lock`` waits for its lock."""
     resumable = fmt in RESUMABLE_FORMATS
-    attempts = 0
-    while True:
-        attempts += 1
-        try:
-            result = convert(
-                source,
-                output,
-                fmt,
-                overwrite=overwrite,
-                progress=progress,
-                source_fs=source_fs,
-                output_fs=output_fs,
-                resumable=resumable,
-                checkpoint_seconds=checkpoint_seconds,
-                wait_lock=wait_lock,
-                **convert_options,
-            )
-        except ImageportError as exc:
-            # Without a resumable output a retry starts over, which a caller's own retry does as well.
-            if not exc.transient or not resumable or attempts > len(RETRY_DELAYS):
-                raise
-            sleep(RETRY_DELAYS[attempts - 1])
-            for fs in {id(source_fs): source_fs, id(output_fs): output_fs}.values():
-                fs.reconnect()
-            continue
-        result.attempts = attempts
-        return result
+    passes = 0
+
+    def one_pass() -> ConvertResult:
+        nonlocal passes
+        passes += 1
+        return convert(
+            source,
+            output,
+            fmt,
+            overwrite=overwrite,
+            progress=progress,
+            source_fs=source_fs,
+            output_fs=output_fs,
+            resumable=resumable,
+            checkpoint_seconds=checkpoint_seconds,
+            wait_lock=wait_lock,
+            **convert_options,
+        )
+
+    def reconnect() -> None:
+        for fs in {id(source_fs): source_fs, id(output_fs): output_fs}.values():
+            fs.reconnect()
+
+    # Without a resumable output a retry starts over, which a caller's own retry does as well.
+    result = COPY_RETRY.run(
+        one_pass, retry_on=lambda exc: resumable and is_transient(exc), before_retry=reconnect, sleep=sleep
+    )
+    result.attempts = passes
+    return result

@@ -7,8 +7,9 @@ file is written.
 - Sparse: only 4 MiB chunks touched by the source's allocated extents are
   read; all-zero chunks are not sent.
 - Parallel: the main thread reads chunks in order into a small buffer pool
-  and digests them; ``threads`` workers upload, each write retried with
-  backoff (or the server's Retry-After) on transient errors only.
+  and digests them; ``threads`` workers upload, each request retried on
+  transient errors only, by ``PAGE_RETRY`` (``imageport.retry``: backoff, or
+  the server's Retry-After, within a deadline).
 - Resumable: a checkpoint file binds this target to this source's
   *fingerprint* (``disks.fingerprint``: file stamps, container change markers,
   metadata digest). On a re-run the target's own page ranges say which chunks
@@ -42,26 +43,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imageport.disks.base import DiskReader, Extent, is_zero
-from imageport.disks.convert import Progress, content_hash_of_windows, output_size
+from imageport.disks.content_hash import content_hash_of_windows
+from imageport.disks.convert import Progress, output_size
+from imageport.disks.extents import Extent, is_zero
 from imageport.disks.fingerprint import SourceFingerprint, fingerprint, parse_fingerprint
+from imageport.disks.formats import DiskReader
 from imageport.disks.vhd import ALL_ONES, FIXED, build_footer
-from imageport.errors import AlreadyExists, ImageportError, InputError, TransferError
+from imageport.errors import InputError, TargetNotEmpty, TransferError
 from imageport.models import DiskFormat
 from imageport.redaction import redact_data
-from imageport.storage.azure_errors import AzureThrottled
+from imageport.retry import RetryPolicy
 from imageport.storage.page_blob import PageBlob
 from imageport.transfer.plan import CHUNK, Chunk, covered, plan_chunks, touched
 
 log = logging.getLogger("imageport.transfer")
 
-RETRY_DELAYS = (0.5, 1, 2, 4, 8, 16)
+# Per request: 0.5, 1, 2 ... 16 s apart (or as the server's Retry-After says), for at most a minute.
+PAGE_RETRY = RetryPolicy(attempts=7, first_delay=0.5, max_delay=16, deadline=60)
 # Where upload checkpoints live unless told otherwise (one small JSON file per target).
 DEFAULT_CHECKPOINTS = Path(os.environ.get("IMAGEPORT_CHECKPOINTS", "~/.cache/imageport/checkpoints")).expanduser()
-
-
-class TargetNotEmpty(TransferError, AlreadyExists):
-    pass
 
 
 @dataclass
@@ -82,17 +82,7 @@ class UploadResult:
 
 
 def _retrying(action: Callable[[], None], sleep: Callable[[float], None] = time.sleep) -> None:
-    for attempt, delay in enumerate((*RETRY_DELAYS, None)):
-        try:
-            action()
-            return
-        except ImageportError as exc:
-            if not exc.transient or delay is None:
-                if exc.transient:
-                    raise TransferError(f"gave up after {attempt + 1} attempts: {exc}") from None
-                raise
-            advised = exc.retry_after if isinstance(exc, AzureThrottled) else None
-            sleep(advised if advised is not None else delay)
+    PAGE_RETRY.run(action, sleep=sleep)
 
 
 class Checkpoint:

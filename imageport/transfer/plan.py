@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from imageport.compat import SLOTS
-from imageport.disks.base import Extent, MiB
+from imageport.disks.extents import Extent, MiB
 
 CHUNK = 4 * MiB
 

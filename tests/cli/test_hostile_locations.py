@@ -16,9 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from cli.disk import parse_location
+from cli.locations import managed_disk_target, parse_location
 from cli.main import app
-from cli.upload import managed_disk_target
 from imageport.errors import InputError
 from imageport.models import AzureDiskRef, DatastoreFileRef, ShareRef
 from imageport.names import store_path, vdisk_name

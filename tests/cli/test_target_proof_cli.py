@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from imageport.disks.base import LOCAL
 from imageport.disks.convert import convert
 from imageport.disks.detect import open_disk
+from imageport.disks.local_files import LOCAL
 from imageport.models import DiskFormat
 from imageport.platforms.azure.session import AzureConfig
 from imageport.storage.smb_files import SmbFileSystem

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from cli.disk import parse_location
+from cli.locations import parse_location
 from imageport.adapters.protocol import DiskAdapter
 from imageport.adapters.registry import (
     ADAPTERS,
@@ -28,7 +28,7 @@ from imageport.adapters.registry import (
     hosts_ce,
     parse_ref,
 )
-from imageport.disks.base import LOCAL
+from imageport.disks.local_files import LOCAL
 from imageport.errors import InputError
 from imageport.models import (
     AzureDiskRef,

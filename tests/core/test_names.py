@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from imageport.disks.base import LOCAL
+from imageport.disks.local_files import LOCAL
 from imageport.errors import InputError
 from imageport.models import PortSpec, PublishSpec, ShareRef, parse_model
 from imageport.names import check, store_path, vdisk_name

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imageport.disks.base import LOCAL
 from imageport.disks.convert import hash_disk
+from imageport.disks.local_files import LOCAL
 from imageport.models import DiskFormat, Stage, Workflow
 from imageport.results import PortResult, StageResult, from_convert, port_result
 from imageport.transfer.copy import copy_image

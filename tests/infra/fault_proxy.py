@@ -2,8 +2,9 @@
 
 ``plan`` maps the ordinal of a Put Page request (1-based, counted by the proxy)
 to a fault: an HTTP status (503, 500, 429 with Retry-After, 403...) or "reset"
-(the connection is dropped without an answer). Everything else is forwarded
-unchanged. Binds 127.0.0.1 on a free port; stops with ``close()``.
+(the connection is dropped without an answer); 429 and 503 carry ``Retry-After:
+retry_after`` (0 unless told). Everything else is forwarded unchanged. Binds 127.0.0.1
+on a free port; stops with ``close()``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from urllib.parse import urlsplit
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, plan: dict[int, int | str]) -> None:
+    def __init__(self, upstream: str, plan: dict[int, int | str], retry_after: str = "0") -> None:
         target = urlsplit(upstream)
         self.upstream_host, self.upstream_port = target.hostname or "127.0.0.1", target.port or 80
         self.plan = dict(plan)
@@ -54,7 +55,7 @@ class FaultProxy:
                     payload = f"<Error><Code>Injected{fault}</Code></Error>".encode()
                     self.send_response(fault)
                     if fault in (429, 503):
-                        self.send_header("Retry-After", "0")
+                        self.send_header("Retry-After", retry_after)
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)

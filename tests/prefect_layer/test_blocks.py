@@ -7,16 +7,8 @@ from prefect.blocks.core import Block
 from prefect.testing.standard_test_suites import BlockStandardTestSuite
 
 from blocks import AzureConnector, FileShareConnector, LocalConnector, VsphereConnector
-from blocks.registry import (
-    ConnectorExists,
-    ConnectorNotFound,
-    delete_connector,
-    find_connector,
-    list_connectors,
-    public_fields,
-    save_connector,
-)
-from imageport.errors import InputError
+from blocks.registry import delete_connector, find_connector, list_connectors, public_fields, save_connector
+from imageport.errors import ConnectorExists, ConnectorNotFound, InputError
 from imageport.storage.smb import SmbShare
 
 

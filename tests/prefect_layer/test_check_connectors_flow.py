@@ -29,6 +29,38 @@ def test_only_transient_errors_are_retried() -> None:
     assert not is_transient(RuntimeError("x"))
 
 
+def test_a_task_retries_only_a_transient_error_the_core_did_not_retry(prefect_api: str) -> None:
+    from prefect import flow, task
+
+    from imageport.retry import RetryPolicy
+    from tasks.policy import RETRY_TRANSIENT
+
+    runs = {"core-retried": 0, "not-retried": 0}
+    core_attempts = []
+
+    @task(**{**RETRY_TRANSIENT, "retry_delay_seconds": 0})
+    def stage(kind: str) -> None:
+        runs[kind] += 1
+
+        def dropped() -> None:
+            core_attempts.append(kind)
+            raise StorageUnreachable(f"{kind}: the session dropped")
+
+        if kind == "core-retried":  # a fault inside a stage: the core's policy retries it, then gives up
+            RetryPolicy(attempts=3, first_delay=1).run(dropped, sleep=lambda s: None)
+        dropped()  # e.g. a login before the stage began: nothing in the core retried it
+
+    @flow
+    def port(kind: str) -> None:
+        stage(kind)
+
+    for kind in runs:
+        assert port(kind, return_state=True).is_failed()
+    # One fault costs one policy's attempts: 3 in the core and no task retry, not 3 x 4.
+    assert runs == {"core-retried": 1, "not-retried": 1 + len(RETRY_TRANSIENT["retry_delay_seconds"])}
+    assert core_attempts.count("core-retried") == 3
+
+
 def test_flow_reports_each_connector_and_fails_when_one_fails(samba, tmp_path, clean_connectors) -> None:  # type: ignore[no-untyped-def]
     smb = {"server": "127.0.0.1", "port": samba.port, "share": "share", "username": samba.info["username"]}
     save_connector("fileshare", "good-share", {**smb, "password": samba.info["password"]})

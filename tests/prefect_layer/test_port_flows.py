@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from blocks.registry import delete_connector, save_connector
 from cli.main import app
 from flows.ports import PORT_FLOWS
-from imageport.disks.base import LOCAL
 from imageport.disks.convert import hash_disk
+from imageport.disks.local_files import LOCAL
 from imageport.models import DiskFormat, PortSpec, Workflow
 from imageport.platforms.vsphere.imports import create_vm_for_disk, import_to_datastore
 from imageport.results import ExportDetails, PortResult, PrepareDetails, StageResult

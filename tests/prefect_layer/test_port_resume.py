@@ -104,6 +104,6 @@ def test_killed_mid_upload_then_rerun_reuses_export_and_resends_at_most_one_wind
 
 
 def _ranges(blob):  # type: ignore[no-untyped-def]
-    from imageport.disks.base import Extent
+    from imageport.disks.extents import Extent
 
     return [Extent(r.start, r.end + 1 - r.start) for r in blob.list_page_ranges()]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cli.results import show_port, show_stage
-from imageport.disks.base import LOCAL
+from imageport.disks.local_files import LOCAL
 from imageport.models import DiskFormat, Stage, Workflow
 from imageport.results import PortResult, StageResult, from_convert, port_result
 from imageport.transfer.copy import copy_image

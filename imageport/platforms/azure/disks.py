@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imageport.disks.base import DiskReader
 from imageport.disks.convert import Progress, output_size
-from imageport.errors import AlreadyExists, ImageportError, PlatformError, PlatformNotFound
+from imageport.disks.formats import DiskReader
+from imageport.errors import DiskExists, ImageportError, PlatformError, PlatformNotFound
 from imageport.models import AzureSku, DiskFormat, HyperVGeneration, OsType
 from imageport.platforms.azure.errors import translate_azure_errors
 from imageport.platforms.azure.session import AzureSession
@@ -41,10 +41,6 @@ UPLOAD_STATES = ("ReadyToUpload", "ActiveUpload")
 GRANT_SECONDS = 86400
 
 log = logging.getLogger("imageport.azure")
-
-
-class DiskExists(PlatformError, AlreadyExists):
-    pass
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from imageport.storage.azure_errors import PlatformThrottled as AzureThrottled
+from imageport.errors import PlatformThrottled as AzureThrottled
 from imageport.storage.azure_errors import translate_azure_errors as _translate
 
 

@@ -29,23 +29,15 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from imageport.disks.base import FileSystem
 from imageport.disks.convert import CHECKPOINT_SECONDS, Progress
-from imageport.errors import AlreadyExists, InputError, TransferError
+from imageport.disks.io import FileSystem
+from imageport.errors import InputError, VDiskExists, VDiskInUse
 from imageport.models import DiskFormat, PublishOptions, ShareDiskFormat
 from imageport.names import check, vdisk_name
 from imageport.platforms.pvs.powershell import comment, literal
 from imageport.platforms.pvs.store import StoreFolder
 from imageport.redaction import redact
 from imageport.transfer.copy import copy_image
-
-
-class VDiskExists(TransferError, AlreadyExists):
-    pass
-
-
-class VDiskInUse(TransferError):
-    pass
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-from imageport.disks.base import LOCAL, FileSystem
+from imageport.disks.io import FileSystem
+from imageport.disks.local_files import LOCAL
 from imageport.errors import InputError
 from imageport.storage.smb import SmbShare
 from imageport.storage.smb_files import SmbFileSystem

@@ -14,11 +14,8 @@ from imageport.errors import (
     PlatformError,
     PlatformNotFound,
     PlatformUnreachable,
+    VsphereSessionExpired,
 )
-
-
-class VsphereSessionExpired(PlatformUnreachable):
-    """The vCenter session timed out; a re-login and retry will do."""
 
 
 @contextlib.contextmanager

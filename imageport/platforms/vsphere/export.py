@@ -24,8 +24,8 @@ from typing import Any
 
 from pyVmomi import vim
 
-from imageport.disks.base import FileSystem
 from imageport.disks.convert import ConvertResult, Progress
+from imageport.disks.io import FileSystem
 from imageport.errors import InputError, PlatformNotFound
 from imageport.models import DiskFormat
 from imageport.platforms.vsphere.errors import translate_vsphere_errors

@@ -24,10 +24,11 @@ from typing import Any
 
 from pyVmomi import vim
 
-from imageport.disks.base import SECTOR, FileSystem
 from imageport.disks.convert import Progress, convert, hash_disk
+from imageport.disks.extents import SECTOR
+from imageport.disks.io import FileSystem
 from imageport.disks.vmdk import descriptor_text
-from imageport.errors import AlreadyExists, InputError, PlatformError, TransferError
+from imageport.errors import DatastoreFileExists, InputError, PlatformError, TransferError
 from imageport.models import DiskFormat
 from imageport.platforms.vsphere.errors import translate_vsphere_errors
 from imageport.platforms.vsphere.inventory import CONTROLLERS
@@ -37,10 +38,6 @@ from imageport.storage.datastore import DatastoreFileSystem
 
 KINDS = {"flat": DiskFormat.RAW, "stream": DiskFormat.VMDK_STREAM}
 PARTIAL = ".imageport-partial"
-
-
-class DatastoreFileExists(PlatformError, AlreadyExists):
-    pass
 
 
 @dataclass

@@ -22,8 +22,8 @@ from typing import Any
 
 import requests
 
-from imageport.disks.base import FileSystem
 from imageport.disks.convert import ConvertResult, Progress, convert_stream
+from imageport.disks.io import FileSystem
 from imageport.errors import PlatformError, PlatformUnreachable
 from imageport.models import DiskFormat
 from imageport.platforms.vsphere.errors import translate_vsphere_errors

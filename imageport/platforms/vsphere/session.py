@@ -18,8 +18,8 @@ from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
 
 from imageport.credentials import HostName, SecretsRegistered
-from imageport.errors import InputError, PlatformNotFound
-from imageport.platforms.vsphere.errors import VsphereSessionExpired, translate_vsphere_errors
+from imageport.errors import InputError, PlatformNotFound, VsphereSessionExpired
+from imageport.platforms.vsphere.errors import translate_vsphere_errors
 from imageport.storage.datastore import DatastoreFileSystem, DatastoreLocation
 
 

@@ -114,7 +114,8 @@ def test_vhdx_survives_one_bad_header(images: dict[str, Path], tmp_path: Path) -
 def test_vhdx_naming_a_log_without_entries_reads_as_it_is(images: dict[str, Path], tmp_path: Path) -> None:
     """LogGuid set but no valid entry: nothing to replay (qemu agrees; tests/core/disks/test_vhdx_log.py
     covers logs that hold entries)."""
-    from imageport.disks.vhdx import HEADER_OFFSETS, _with_crc
+    from imageport.disks.vhdx import HEADER_OFFSETS
+    from imageport.disks.vhdx.layout import _with_crc
 
     path = damaged(tmp_path, images["vhdx"])
     with open(path, "r+b") as f:

@@ -15,7 +15,7 @@ import pytest
 from imageport.disks import vhd, vhdx
 from imageport.disks.convert import convert, hash_disk
 from imageport.disks.detect import open_disk
-from imageport.disks.staged import LocalFileSink
+from imageport.disks.local_files import LocalFileSink
 from imageport.errors import FormatError
 from imageport.models import DiskFormat
 from tests.core.disks.images import MiB, libvhdi_sha256, qemu_compare

@@ -12,7 +12,8 @@ from imageport.disks import vhd
 from imageport.disks.convert import convert
 from imageport.disks.detect import open_disk
 from imageport.disks.fingerprint import SourceFingerprint, fingerprint
-from imageport.disks.vhdx import HEADER_OFFSETS, _with_crc
+from imageport.disks.vhdx import HEADER_OFFSETS
+from imageport.disks.vhdx.layout import _with_crc
 from imageport.models import DiskFormat
 from tests.core.disks.images import MiB, make_raw
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from imageport.disks.convert import WINDOW, DiskHasher, convert, hash_disk
+from imageport.disks.content_hash import WINDOW, DiskHasher
+from imageport.disks.convert import convert, hash_disk
 from imageport.models import DiskFormat
 from tests.core.disks.images import MiB, content_hash_file, make_raw, sha256_file
 

@@ -17,7 +17,8 @@ LIMIT_KIB = 256 * 1024
 
 SCRIPT = """
 import sys
-from imageport.disks.convert import convert, hash_disk
+from imageport.disks.convert import convert
+from imageport.disks.convert import hash_disk
 from imageport.models import DiskFormat
 src, dst, fmt = sys.argv[1:4]
 made = convert(src, dst, DiskFormat(fmt))

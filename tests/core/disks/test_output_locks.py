@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from imageport.disks.base import LOCAL
 from imageport.disks.convert import convert, hash_disk
 from imageport.disks.leftovers import clean_folder
+from imageport.disks.local_files import LOCAL, LocalFileSink
 from imageport.disks.local_lock import LocalOutputStore
-from imageport.disks.staged import PARTIAL_SUFFIX, LocalFileSink
+from imageport.disks.staged import PARTIAL_SUFFIX
 from imageport.errors import OutputBusy, StorageAlreadyExists, StorageError
 from imageport.models import DiskFormat
 from imageport.transfer.copy import copy_image

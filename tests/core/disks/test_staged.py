@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from imageport.disks.convert import convert
-from imageport.disks.staged import PARTIAL_SUFFIX, LocalFileSink
+from imageport.disks.local_files import LocalFileSink
+from imageport.disks.staged import PARTIAL_SUFFIX
 from imageport.errors import InputError, TransferError
 from imageport.models import DiskFormat
 from tests.core.disks.images import Interrupted, MiB, interrupt_after, make_raw, qemu_compare

@@ -18,7 +18,8 @@ import pytest
 from imageport.disks.checksums import crc32c
 from imageport.disks.convert import convert, hash_disk
 from imageport.disks.detect import open_disk
-from imageport.disks.vhdx import BAT_GUID, HEADER_OFFSETS, VhdxReader, _with_crc
+from imageport.disks.vhdx import BAT_GUID, HEADER_OFFSETS, VhdxReader
+from imageport.disks.vhdx.layout import _with_crc
 from imageport.errors import FormatError
 from imageport.models import DiskFormat
 from tests.core.disks.images import MiB, qemu_compare

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from imageport.engine.bundle import BundleError, agent_bundle, prune, verify_bundle
+from imageport.engine.bundle import agent_bundle, prune, verify_bundle
 from imageport.engine.job import PROTOCOL_VERSION, ExitCode
+from imageport.errors import BundleError
 from tests.core.disks.images import MiB, make_raw, qemu_compare
 from tests.infra.ce_sandbox import Sandbox
 

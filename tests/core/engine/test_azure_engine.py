@@ -18,12 +18,21 @@ from azure.core.rest import HttpRequest
 
 from imageport.disks.detect import open_disk
 from imageport.engine.azure import AzureBackend, AzureSource
-from imageport.engine.bundle import AgentBundle, BundleError
-from imageport.engine.job import AgentMode, ExportDestination, ProtocolMismatch
-from imageport.engine.lifecycle import EngineCleanupFailed, EngineTimeout, Outcome, compositing_engine
+from imageport.engine.bundle import AgentBundle
+from imageport.engine.job import AgentMode, ExportDestination
+from imageport.engine.lifecycle import Outcome, compositing_engine
 from imageport.engine.reaper import reap
 from imageport.engine.tags import CeTags
-from imageport.errors import EngineError, InputError, PlatformAccessDenied, PlatformError
+from imageport.errors import (
+    BundleError,
+    EngineCleanupFailed,
+    EngineError,
+    EngineTimeout,
+    InputError,
+    PlatformAccessDenied,
+    PlatformError,
+    ProtocolMismatch,
+)
 from imageport.models import PrepareOptions, TargetPlatform
 from imageport.platforms.azure import vms
 from imageport.platforms.azure.disks import upload_to_managed_disk

@@ -13,15 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from imageport.disks.base import LOCAL
 from imageport.disks.convert import hash_disk
+from imageport.disks.local_files import LOCAL
 from imageport.engine.backend import Resource
 from imageport.engine.job import AgentMode, ExportDestination
-from imageport.engine.lifecycle import EngineCleanupFailed, EngineTimeout, Outcome, compositing_engine
+from imageport.engine.lifecycle import Outcome, compositing_engine
 from imageport.engine.local import CE_DIR, LocalBackend, LocalSource, agent_pids
 from imageport.engine.reaper import reap
-from imageport.errors import EngineError
-from imageport.guest.errors import GuestRefused
+from imageport.errors import EngineCleanupFailed, EngineError, EngineTimeout, GuestRefused
 from imageport.models import PrepareOptions, ShareDiskFormat, TargetPlatform
 from tests.infra.windows_image import registry_dump
 
@@ -209,10 +208,11 @@ def test_reaper_spares_live_runs_and_untagged_things(windows_disks, root: Path) 
 
 ORCHESTRATOR = """
 import sys
-from imageport.disks.base import LOCAL
+from imageport.disks.local_files import LOCAL
 from imageport.engine.job import AgentMode
 from imageport.engine.lifecycle import compositing_engine
-from imageport.engine.local import LocalBackend, LocalSource
+from imageport.engine.local import LocalBackend
+from imageport.engine.local import LocalSource
 root, disk = sys.argv[1], sys.argv[2]
 with compositing_engine(LocalBackend(root), LocalSource(LOCAL, disk, root + "/out.img"), AgentMode.PREPARE,
                         "run-killed", ttl_s=1) as ce:

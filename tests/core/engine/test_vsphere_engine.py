@@ -20,16 +20,16 @@ from pathlib import Path
 import pytest
 from pyVmomi import vim
 
-from imageport.disks.base import LOCAL
 from imageport.disks.convert import hash_disk
+from imageport.disks.local_files import LOCAL
 from imageport.engine import vsphere
 from imageport.engine.bundle import AgentBundle
 from imageport.engine.ce_delivery import Envelope
 from imageport.engine.job import AgentMode, ExportDestination
-from imageport.engine.lifecycle import EngineTimeout, Outcome, compositing_engine
+from imageport.engine.lifecycle import Outcome, compositing_engine
 from imageport.engine.reaper import reap
 from imageport.engine.vsphere import JOB_KEY, VsphereBackend, VsphereSource
-from imageport.errors import EngineError
+from imageport.errors import EngineError, EngineTimeout
 from imageport.models import PrepareOptions, ShareDiskFormat, TargetPlatform
 from imageport.platforms.vsphere import ce_host
 from imageport.platforms.vsphere.imports import import_to_datastore

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from imageport.errors import GuestRefused
 from imageport.guest.appliance import ensure_cachedir
-from imageport.guest.errors import GuestRefused
 from imageport.guest.plan import PrepareTarget
 from imageport.guest.prepare import prepare_image
 from imageport.models import HyperVGeneration, PrepareOptions, TargetPlatform

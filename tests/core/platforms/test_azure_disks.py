@@ -9,9 +9,9 @@ import pytest
 
 from imageport.disks.convert import convert, hash_disk
 from imageport.disks.detect import open_disk
-from imageport.errors import PlatformAccessDenied, PlatformError, PlatformNotFound
+from imageport.errors import DiskExists, PlatformAccessDenied, PlatformError, PlatformNotFound
 from imageport.models import DiskFormat
-from imageport.platforms.azure.disks import DiskExists, revoke_upload_grant, upload_to_managed_disk
+from imageport.platforms.azure.disks import revoke_upload_grant, upload_to_managed_disk
 from imageport.platforms.azure.session import AzureConfig
 from imageport.platforms.runs import process_run_id
 from imageport.results import StageResult, UploadDetails, from_managed_disk_upload

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import smbclient
 
-from imageport.disks.base import LOCAL
 from imageport.disks.convert import hash_disk
-from imageport.errors import InputError
+from imageport.disks.local_files import LOCAL
+from imageport.errors import InputError, VDiskExists, VDiskInUse
 from imageport.models import PublishOptions, ShareDiskFormat
-from imageport.platforms.pvs.publish import VDiskExists, VDiskInUse, publish
+from imageport.platforms.pvs.publish import publish
 from imageport.platforms.pvs.store import SmbStoreFolder
 from imageport.results import PublishDetails, StageResult, from_publish
 from imageport.storage.smb import SmbShareConfig
@@ -140,7 +140,7 @@ def test_a_publish_as_vhd_writes_a_dynamic_vhd(store, prepared) -> None:  # type
 
 PUBLISHER = """
 import sys
-from imageport.disks.base import LOCAL
+from imageport.disks.local_files import LOCAL
 from imageport.models import PublishOptions
 from imageport.platforms.pvs.publish import publish
 from imageport.platforms.pvs.store import SmbStoreFolder

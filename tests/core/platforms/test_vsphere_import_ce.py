@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from imageport.disks.base import LOCAL
 from imageport.disks.convert import hash_disk
-from imageport.errors import InputError
+from imageport.disks.local_files import LOCAL
+from imageport.errors import DatastoreFileExists, InputError
 from imageport.platforms.vsphere.ce_host import (
     attach_disk,
     create_ce_vm,
@@ -16,7 +16,7 @@ from imageport.platforms.vsphere.ce_host import (
     detach_disk,
     list_ce_vms,
 )
-from imageport.platforms.vsphere.imports import DatastoreFileExists, create_vm_for_disk, import_to_datastore
+from imageport.platforms.vsphere.imports import create_vm_for_disk, import_to_datastore
 from imageport.platforms.vsphere.inventory import describe_vm, find_vm, retrieve
 from imageport.results import ImportDetails, StageResult, from_vsphere_import
 from tests.core.disks.images import MiB, make_raw, qemu_compare, qemu_convert

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from imageport.disks.base import LOCAL
 from imageport.disks.convert import hash_disk
 from imageport.disks.detect import open_disk
+from imageport.disks.local_files import LOCAL
 from imageport.errors import InputError, StorageAccessDenied, StorageNotFound
 from imageport.models import DiskFormat
 from imageport.storage.datastore import DatastoreFileSystem, DatastoreLocation

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from imageport.disks.base import LOCAL
 from imageport.disks.convert import convert, hash_disk
 from imageport.disks.leftovers import clean_folder
+from imageport.disks.local_files import LOCAL
 from imageport.errors import InputError, OutputBusy, StorageAlreadyExists
 from imageport.models import DiskFormat
 from imageport.storage import smb_lock

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from imageport.disks.base import LOCAL
 from imageport.disks.convert import hash_disk
-from imageport.errors import FormatError
+from imageport.disks.local_files import LOCAL
+from imageport.errors import FormatError, StorageUnreachable
 from imageport.models import DiskFormat
 from imageport.storage.smb_files import SmbFileSystem
-from imageport.transfer.copy import copy_image
+from imageport.transfer.copy import COPY_RETRY, copy_image
 from tests.core.disks.images import Interrupted, MiB, interrupt_after, make_raw, qemu_compare, qemu_convert
 from tests.infra.configs import samba_share
 from tests.infra.tcp_proxy import CuttingProxy
@@ -54,6 +54,48 @@ def test_a_bad_source_is_not_retried(tmp_path: Path) -> None:
         copy_image(str(tmp_path / "junk.vhdx"), LOCAL, str(tmp_path / "o.vhdx"), LOCAL, DiskFormat.VHDX,
                    sleep=slept.append)  # fmt: skip
     assert slept == [] and not (tmp_path / "o.vhdx").exists()
+
+
+class DroppingFileSystem(type(LOCAL)):  # type: ignore[misc]
+    """Local files whose connection "drops" after ``after`` bytes of every pass, until ``passes`` passes
+    (-1: always); counts the reconnects the copy asks for."""
+
+    def __init__(self, after: int, passes: int) -> None:
+        self.after, self.passes, self.reconnects, self.started = after, passes, 0, 0
+
+    def reconnect(self) -> None:
+        self.reconnects += 1
+
+    def progress(self, done: int, total: int) -> None:
+        if done >= self.after and (self.passes < 0 or self.started <= self.passes):
+            raise StorageUnreachable(f"pass {self.started}: the connection dropped at {done} of {total}")
+
+    def open_sink(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.started += 1
+        return super().open_sink(*args, **kwargs)
+
+
+def test_a_transient_fault_is_retried_once_by_the_policy_and_the_copy_completes(tmp_path: Path) -> None:
+    raw = make_raw(tmp_path / "src.raw", 24 * MiB, runs=6, seed=30, max_run=4 * MiB)
+    fs = DroppingFileSystem(after=8 * MiB, passes=1)
+    slept: list[float] = []
+    result = copy_image(str(raw), LOCAL, str(tmp_path / "out.vhdx"), fs, DiskFormat.VHDX, checkpoint_seconds=0,
+                        progress=fs.progress, sleep=slept.append)  # fmt: skip
+    assert result.attempts == 2 and fs.reconnects == 1 and slept == COPY_RETRY.schedule()[:1]
+    assert result.resumed and result.content_hash == hash_disk(raw).content_hash
+
+
+def test_a_persistent_fault_ends_after_the_policys_attempts_marked_as_given_up(tmp_path: Path) -> None:
+    raw = make_raw(tmp_path / "src.raw", 24 * MiB, runs=6, seed=31, max_run=4 * MiB)
+    fs = DroppingFileSystem(after=8 * MiB, passes=-1)
+    slept: list[float] = []
+    with pytest.raises(StorageUnreachable, match="gave up after 4 attempts") as failed:
+        copy_image(str(raw), LOCAL, str(tmp_path / "out.vhdx"), fs, DiskFormat.VHDX, checkpoint_seconds=0,
+                   progress=fs.progress, sleep=slept.append)  # fmt: skip
+    # counted, not timed: the policy's attempts, its waits (within its deadline), one login per retry
+    assert fs.started == COPY_RETRY.attempts == failed.value.attempts == 4 and failed.value.core_gave_up
+    assert slept == COPY_RETRY.schedule() == [1.0, 4.0, 15.0] and sum(slept) <= (COPY_RETRY.deadline or 0)
+    assert fs.reconnects == 3 and not (tmp_path / "out.vhdx").exists()
 
 
 def edit_on_share(fs: SmbFileSystem, path: str, offset: int, data: bytes) -> None:

@@ -15,11 +15,11 @@ import pytest
 
 from imageport.disks.convert import convert, hash_disk
 from imageport.disks.detect import open_disk
-from imageport.errors import InputError, StorageAccessDenied, TransferError
+from imageport.errors import InputError, StorageAccessDenied, TargetNotEmpty, TransferError
 from imageport.models import DiskFormat
 from imageport.results import from_page_upload
 from imageport.storage.page_blob import PageBlob
-from imageport.transfer.pages import TargetNotEmpty, upload_to_page_blob
+from imageport.transfer.pages import upload_to_page_blob
 from imageport.transfer.plan import covered, plan_chunks
 from tests.core.disks.images import Interrupted, MiB, interrupt_after, make_full, make_raw, qemu_compare
 from tests.infra.services import AZURITE_ACCOUNT, AZURITE_KEY
@@ -227,6 +227,39 @@ def test_injected_faults_are_retried_and_the_result_is_identical(
     assert [f for _, f in proxy.fired] == [503, "reset", 500, 429, 503, "reset"]
     assert 0 in slept  # Retry-After: 0 from the throttled answers was honoured
     assert qemu_compare(raw, "raw", download(url, tmp_path / "got.vhd"), "vpc").returncode == 0
+
+
+def test_a_persistent_fault_ends_after_the_policys_attempts_honouring_retry_after(
+    azurite,
+    container,
+    image,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    from imageport.errors import AzureThrottled, StorageUnreachable
+    from imageport.transfer.pages import PAGE_RETRY
+    from tests.infra.fault_proxy import FaultProxy
+
+    _, vhdx = image
+    url = page_blob_sas(container, NEEDED)
+    # Every page write from the second on answers 503 with Retry-After: 25 -- the server's advice, longer
+    # than any backoff delay, so the deadline (60 s from the first failure) ends it before the attempts do.
+    proxy = FaultProxy(azurite.info["endpoint"], {n: 503 for n in range(2, 200)}, retry_after="25")
+    slept: list[float] = []
+    waits = PAGE_RETRY.schedule(AzureThrottled("x", retry_after=25))
+    assert waits == [25.0, 25.0] and len(waits) + 1 < PAGE_RETRY.attempts
+    try:
+        with open_disk(vhdx) as reader, pytest.raises(StorageUnreachable, match="gave up after 3 attempts") as failed:
+            upload_to_page_blob(
+                reader, PageBlob(proxy.url_for(url)), threads=1, checkpoint_dir=tmp_path, sleep=slept.append
+            )
+    finally:
+        proxy.close()
+    assert failed.value.attempts == 3 and failed.value.core_gave_up
+    # counted, not timed: each chunk that was sent got exactly 3 tries, 25 s (as advised) apart
+    tried = len(proxy.fired)
+    assert tried % 3 == 0 and 3 <= tried <= 3 * (1 + 2)  # one worker, at most two more chunks buffered
+    assert slept == [25.0] * (2 * tried // 3)
+    assert download(url, tmp_path / "partial.vhd").read_bytes()[-512:] == bytes(512)  # no footer
 
 
 def test_a_non_transient_error_stops_at_once_and_leaves_no_footer(

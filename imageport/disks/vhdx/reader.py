@@ -1,113 +1,55 @@
-"""VHDX (Microsoft VHDX Format Specification v1.00). All fields little-endian;
-GUIDs in Microsoft's mixed-endian layout (``uuid.UUID(bytes_le=...)``).
-
-File layout::
-
-    0       file identifier "vhdxfile" + UTF-16 creator
-    64 KiB  header 1 (4 KiB: "head", CRC-32C, sequence, FileWriteGuid,
-            DataWriteGuid, LogGuid, LogVersion, Version=1, LogLength, LogOffset)
-    128 KiB header 2           -- the valid one with the higher sequence is current
-    192 KiB region table 1 (64 KiB: "regi", CRC-32C, count; entries GUID/offset/length/required)
-    256 KiB region table 2
-    >=1 MiB log, metadata region, BAT, payload blocks (1 MiB aligned)
-
-Metadata region: a "metadata" table of (item GUID, offset, length, flags);
-required items are File Parameters (block size, LeaveBlockAllocated,
-HasParent), Virtual Disk Size, Page 83 Data, Logical and Physical Sector Size,
-and for differencing disks the Parent Locator (key/value UTF-16 strings).
-
-BAT: u64 entries, state in bits 0-2, file offset in MiB in bits 20-63. After
-every *chunk ratio* payload entries comes one sector-bitmap entry, where
-chunk ratio = 2^23 * logical sector size / block size.
-
-A non-empty log (LogGuid set) means the file was not closed cleanly and its
-BAT or metadata may be stale: its active sequence is replayed into an
-in-memory overlay (``vhdx_log``) that every later read goes through, so the
-disk reads as after a replay and the file is never written. The writer produces a clean dynamic VHDX with Hyper-V's
-defaults (32 MiB blocks, 512-byte logical / 4096-byte physical sectors).
-"""
+"""``VhdxReader``: headers, region tables, metadata, BAT, log replay, parent locators."""
 
 from __future__ import annotations
 
 import struct
 import uuid
-from array import array
 from collections.abc import Iterator
 from pathlib import PureWindowsPath
 from typing import Any
 
-from imageport.disks.base import (
-    LOCAL,
+from imageport.disks.extents import (
     MAX_CHAIN_DEPTH,
-    BlockMappedReader,
-    DiskReader,
-    DiskWriter,
     Extent,
-    FileSystem,
     KiB,
     MiB,
-    Sink,
-    block_runs,
     check_virtual_size,
     coalesce,
-    pack_array,
     unpack_array,
 )
-from imageport.disks.checksums import crc32c
+from imageport.disks.formats import BlockMappedReader, DiskReader
+from imageport.disks.io import FileSystem
+from imageport.disks.local_files import LOCAL
+from imageport.disks.vhdx.layout import (
+    BAT_GUID,
+    FILE_PARAMETERS,
+    FULLY_PRESENT,
+    HEADER,
+    HEADER_OFFSETS,
+    KNOWN_METADATA,
+    LOGICAL_SECTOR_SIZE,
+    META_ENTRY,
+    META_HEADER,
+    METADATA_GUID,
+    NOT_PRESENT,
+    NULL_GUID,
+    PAGE83_DATA,
+    PARENT_LOCATOR,
+    PARTIALLY_PRESENT,
+    PHYSICAL_SECTOR_SIZE,
+    REGION_ENTRY,
+    REGION_HEADER,
+    REGION_OFFSETS,
+    SIGNATURE,
+    VIRTUAL_DISK_SIZE,
+    ZERO_STATES,
+    _crc_ok,
+    bat_entry_count,
+    chunk_ratio,
+)
 from imageport.disks.vhdx_log import replay
 from imageport.errors import FormatError
 from imageport.models import DiskFormat
-
-SIGNATURE = b"vhdxfile"
-HEADER_OFFSETS = (64 * KiB, 128 * KiB)
-REGION_OFFSETS = (192 * KiB, 256 * KiB)
-HEADER = struct.Struct("<4sIQ16s16s16sHHIQ")
-REGION_HEADER = struct.Struct("<4sIII")
-REGION_ENTRY = struct.Struct("<16sQII")
-META_HEADER = struct.Struct("<8sHH20s")
-META_ENTRY = struct.Struct("<16sIIII")
-
-BAT_GUID = uuid.UUID("2DC27766-F623-4200-9D64-115E9BFD4A08")
-METADATA_GUID = uuid.UUID("8B7CA206-4790-4B9A-B8FE-575F050F886E")
-FILE_PARAMETERS = uuid.UUID("CAA16737-FA36-4D43-B3B6-33F0AA44E76B")
-VIRTUAL_DISK_SIZE = uuid.UUID("2FA54224-CD1B-4876-B211-5DBED83BF4B8")
-PAGE83_DATA = uuid.UUID("BECA12AB-B2E6-4523-93EF-C309E000C746")
-LOGICAL_SECTOR_SIZE = uuid.UUID("8141BF1D-A96F-4709-BA47-F233A8FAAB5F")
-PHYSICAL_SECTOR_SIZE = uuid.UUID("CDA348C7-445D-4471-9CC9-E9885251C556")
-PARENT_LOCATOR = uuid.UUID("A8D35F2D-B30B-454D-ABF7-D3D84834AB0C")
-KNOWN_METADATA = {
-    FILE_PARAMETERS,
-    VIRTUAL_DISK_SIZE,
-    PAGE83_DATA,
-    LOGICAL_SECTOR_SIZE,
-    PHYSICAL_SECTOR_SIZE,
-    PARENT_LOCATOR,
-}
-
-NOT_PRESENT, UNDEFINED, ZERO, UNMAPPED, UNMAPPED_V095, FULLY_PRESENT, PARTIALLY_PRESENT = 0, 1, 2, 3, 5, 6, 7
-ZERO_STATES = {NOT_PRESENT, UNDEFINED, ZERO, UNMAPPED, UNMAPPED_V095}
-DEFAULT_BLOCK_SIZE = 32 * MiB
-NULL_GUID = bytes(16)
-
-
-def _with_crc(block: bytes, field_offset: int = 4) -> bytes:
-    zeroed = block[:field_offset] + bytes(4) + block[field_offset + 4 :]
-    return zeroed[:field_offset] + struct.pack("<I", crc32c(zeroed)) + zeroed[field_offset + 4 :]
-
-
-def _crc_ok(block: bytes, field_offset: int = 4) -> bool:
-    stored = struct.unpack_from("<I", block, field_offset)[0]
-    return crc32c(block[:field_offset] + bytes(4) + block[field_offset + 4 :]) == stored
-
-
-def chunk_ratio(logical_sector: int, block_size: int) -> int:
-    return (1 << 23) * logical_sector // block_size
-
-
-def bat_entry_count(payload_blocks: int, ratio: int, differencing: bool) -> int:
-    if differencing:
-        return -(-payload_blocks // ratio) * (ratio + 1)
-    return payload_blocks + (payload_blocks - 1) // ratio
 
 
 class VhdxReader(BlockMappedReader):
@@ -422,93 +364,3 @@ def _parse_locator(path: str, data: bytes) -> dict[str, str]:
         key = data[koff : koff + klen].decode("utf-16-le", errors="replace")
         entries[key] = data[voff : voff + vlen].decode("utf-16-le", errors="replace")
     return entries
-
-
-# --- writer ------------------------------------------------------------------------------
-
-
-class VhdxWriter(DiskWriter):
-    """A clean dynamic VHDX: file id, two headers, two region tables, 1 MiB log,
-    metadata, BAT, then payload blocks appended in write order."""
-
-    format = DiskFormat.VHDX
-
-    def __init__(
-        self,
-        sink: Sink,
-        virtual_size: int,
-        block_size: int = DEFAULT_BLOCK_SIZE,
-        logical_sector: int = 512,
-        physical_sector: int = 4096,
-    ) -> None:
-        if logical_sector not in (512, 4096) or physical_sector not in (512, 4096):
-            raise FormatError(sink.name, "VHDX metadata", None, "sector sizes must be 512 or 4096")
-        if virtual_size % logical_sector:
-            raise FormatError(
-                sink.name,
-                "VHDX metadata",
-                None,
-                f"size {virtual_size} is not a multiple of the {logical_sector}-byte sector",
-            )
-        if block_size < MiB or block_size > 256 * MiB or block_size & (block_size - 1):
-            raise FormatError(sink.name, "VHDX metadata", None, f"block size {block_size} is not 1-256 MiB, 2^n")
-        super().__init__(sink, virtual_size)
-        self.alignment = logical_sector
-        self.block_size = block_size
-        self.logical_sector = logical_sector
-        self.physical_sector = physical_sector
-        self.ratio = chunk_ratio(logical_sector, block_size)
-        self.payload_blocks = -(-virtual_size // block_size)
-        self.bat = array("Q", [NOT_PRESENT]) * bat_entry_count(self.payload_blocks, self.ratio, False)
-        self.log_offset, self.log_length = MiB, MiB
-        self.meta_offset, self.meta_length = 2 * MiB, MiB
-        self.bat_offset = 3 * MiB
-        self.bat_length = -(-len(self.bat) * 8 // MiB) * MiB
-        self.next_free = self.bat_offset + self.bat_length
-
-    def _write(self, offset: int, data: memoryview) -> None:
-        for block, inner, pos, n in block_runs(offset, len(data), self.block_size):
-            index = block + block // self.ratio
-            if self.bat[index] == NOT_PRESENT:
-                self.bat[index] = (self.next_free // MiB) << 20 | FULLY_PRESENT
-                self.next_free += self.block_size
-            self.sink.pwrite((self.bat[index] >> 20) * MiB + inner, data[pos : pos + n])
-
-    def _finish(self) -> None:
-        sink = self.sink
-        sink.truncate(self.next_free)
-        sink.pwrite(self.bat_offset, pack_array(self.bat, "little"))
-        sink.pwrite(self.meta_offset, self._metadata())
-        regions = bytearray(64 * KiB)
-        REGION_HEADER.pack_into(regions, 0, b"regi", 0, 2, 0)
-        REGION_ENTRY.pack_into(regions, 16, BAT_GUID.bytes_le, self.bat_offset, self.bat_length, 1)
-        REGION_ENTRY.pack_into(regions, 48, METADATA_GUID.bytes_le, self.meta_offset, self.meta_length, 1)
-        region_block = _with_crc(bytes(regions))
-        for off in REGION_OFFSETS:
-            sink.pwrite(off, region_block)
-        file_write, data_write = uuid.uuid4().bytes_le, uuid.uuid4().bytes_le
-        for seq, off in enumerate(HEADER_OFFSETS):
-            header = bytearray(4 * KiB)
-            HEADER.pack_into(
-                header, 0, b"head", 0, seq, file_write, data_write, NULL_GUID, 0, 1, self.log_length, self.log_offset
-            )
-            sink.pwrite(off, _with_crc(bytes(header)))
-        ident = SIGNATURE + "imageport".encode("utf-16-le")
-        sink.pwrite(0, ident)
-
-    def _metadata(self) -> bytes:
-        items = [
-            (FILE_PARAMETERS, struct.pack("<II", self.block_size, 0), 4),
-            (VIRTUAL_DISK_SIZE, struct.pack("<Q", self.virtual_size), 6),
-            (PAGE83_DATA, uuid.uuid4().bytes_le, 6),
-            (LOGICAL_SECTOR_SIZE, struct.pack("<I", self.logical_sector), 6),
-            (PHYSICAL_SECTOR_SIZE, struct.pack("<I", self.physical_sector), 6),
-        ]
-        region = bytearray(64 * KiB + 4 * KiB)
-        META_HEADER.pack_into(region, 0, b"metadata", 0, len(items), bytes(20))
-        data_off = 64 * KiB
-        for i, (gid, payload, flags) in enumerate(items):
-            META_ENTRY.pack_into(region, 32 + 32 * i, gid.bytes_le, data_off, len(payload), flags, 0)
-            region[data_off : data_off + len(payload)] = payload
-            data_off += len(payload)
-        return bytes(region)

@@ -1,186 +1,39 @@
-"""VHD: fixed, dynamic and differencing (Microsoft Virtual Hard Disk Image Format Specification 1.0).
-
-Layout (all fields big-endian):
-
-- Footer, 512 bytes, last in the file (dynamic disks keep a copy at offset 0)::
-
-    0 cookie "conectix" | 8 features | 12 version 0x00010000 | 16 data offset (all-ones: fixed)
-    24 timestamp (s since 2000-01-01) | 28 creator app | 32 creator version | 36 creator OS
-    40 original size | 48 current size | 56 geometry C u16/H u8/S u8 | 60 disk type (2/3/4)
-    64 checksum | 68 unique id | 84 saved state | 85 reserved (427)
-
-- Dynamic header, 1024 bytes at the footer's data offset::
-
-    0 "cxsparse" | 8 data offset (all-ones) | 16 BAT offset | 24 version | 28 max BAT entries
-    32 block size | 36 checksum | 40 parent UUID | 56 parent timestamp | 60 reserved
-    64 parent name (UTF-16BE, 512) | 576 8 parent locators x 24 | 768 reserved (256)
-
-- BAT: u32 sector offsets, 0xFFFFFFFF = unallocated. A block is a sector bitmap
-  (bit set = sector present here, MSB first; padded to 512) followed by the data.
-
-Checksum: one's complement of the byte sum with the checksum field zeroed.
-
-Size: we trust ``current size`` (what Hyper-V and Azure use). Writers set
-current = original = the size asked, derive CHS from it (capped), and sign as
-creator ``win `` so qemu also reads the size from ``current size`` (qemu
-falls back to CHS for unknown creators and would round our size down).
-Azure accepts only fixed VHDs of N MiB + 512 bytes; ``azure_size`` rounds up.
-"""
+"""VHD readers: fixed, dynamic and differencing, and ``open_vhd`` which tells them apart."""
 
 from __future__ import annotations
 
 import posixpath
-import struct
-import time
 import uuid
-from array import array
 from collections.abc import Iterator
 from pathlib import PureWindowsPath
 from typing import Any
 
-from imageport.disks.base import (
-    LOCAL,
+from imageport.disks.extents import (
     MAX_CHAIN_DEPTH,
     SECTOR,
-    BlockMappedReader,
-    DiskReader,
-    DiskWriter,
     Extent,
-    FileReader,
-    FileSystem,
     MiB,
-    Sink,
-    TiB,
-    block_runs,
     check_virtual_size,
     coalesce,
-    pack_array,
     unpack_array,
+)
+from imageport.disks.formats import BlockMappedReader, DiskReader, FileReader
+from imageport.disks.io import FileSystem
+from imageport.disks.local_files import LOCAL
+from imageport.disks.vhd.layout import (
+    DIFFERENCING,
+    DYN_COOKIE,
+    DYN_HEADER,
+    FIXED,
+    LOCATOR,
+    MAX_DYNAMIC_SIZE,
+    UNALLOCATED,
+    checksum,
+    is_vhd_footer,
+    parse_footer,
 )
 from imageport.errors import FormatError
 from imageport.models import DiskFormat
-
-COOKIE = b"conectix"
-DYN_COOKIE = b"cxsparse"
-FOOTER = struct.Struct(">8sIIQI4sI4sQQHBBII16sB427s")
-DYN_HEADER = struct.Struct(">8sQQIIII16sII512s192s256s")
-LOCATOR = struct.Struct(">4sIIIQ")
-FIXED, DYNAMIC, DIFFERENCING = 2, 3, 4
-UNALLOCATED = 0xFFFFFFFF
-ALL_ONES = 0xFFFFFFFFFFFFFFFF
-EPOCH_2000 = 946684800
-DEFAULT_BLOCK_SIZE = 2 * MiB
-MAX_DYNAMIC_SIZE = 2040 * 1024 * MiB  # the largest CHS-addressable dynamic VHD qemu and Hyper-V agree on
-MAX_FIXED_SIZE = 32 * TiB  # Azure's direct-upload maximum (footer-only format)
-CREATOR_APP = b"win "
-CREATOR_VERSION = 0x000A0000
-CREATOR_OS = b"Wi2k"
-
-
-def checksum(data: bytes, field_offset: int) -> int:
-    """One's complement of the byte sum, the 4-byte field at ``field_offset`` counted as zero."""
-    total = sum(data) - sum(data[field_offset : field_offset + 4])
-    return (~total) & 0xFFFFFFFF
-
-
-def chs_geometry(size: int) -> tuple[int, int, int]:
-    """CHS from the specification's appendix (qemu's ``calculate_geometry`` is identical)."""
-    total = min(size // SECTOR, 65535 * 16 * 255)
-    if total >= 65535 * 16 * 63:
-        spt, heads = 255, 16
-        cth = total // spt
-    else:
-        spt = 17
-        cth = total // spt
-        heads = max(4, (cth + 1023) // 1024)
-        if cth >= heads * 1024 or heads > 16:
-            spt, heads = 31, 16
-            cth = total // spt
-        if cth >= heads * 1024:
-            spt, heads = 63, 16
-            cth = total // spt
-    return cth // heads, heads, spt
-
-
-def azure_size(size: int) -> int:
-    """The virtual size Azure accepts for ``size`` bytes: rounded up to a whole MiB, at least 20 MiB."""
-    return max(20 * MiB, -(-size // MiB) * MiB)
-
-
-def build_footer(size: int, disk_type: int, data_offset: int, unique_id: bytes) -> bytes:
-    cyl, heads, spt = chs_geometry(size)
-    stamp = max(0, int(time.time()) - EPOCH_2000)
-    fields = [
-        COOKIE,
-        2,
-        0x00010000,
-        data_offset,
-        stamp,
-        CREATOR_APP,
-        CREATOR_VERSION,
-        CREATOR_OS,
-        size,
-        size,
-        cyl,
-        heads,
-        spt,
-        disk_type,
-        0,
-        unique_id,
-        0,
-        bytes(427),
-    ]
-    raw = FOOTER.pack(*fields)
-    fields[14] = checksum(raw, 64)
-    return FOOTER.pack(*fields)
-
-
-def parse_footer(path: str, data: bytes, offset: int) -> dict[str, Any]:
-    (
-        cookie,
-        _features,
-        _version,
-        data_offset,
-        stamp,
-        creator,
-        creator_ver,
-        creator_os,
-        orig,
-        current,
-        cyl,
-        heads,
-        spt,
-        disk_type,
-        csum,
-        unique_id,
-        saved,
-        _r,
-    ) = FOOTER.unpack(data)
-    if cookie != COOKIE:
-        raise FormatError(path, "VHD footer", offset, f"cookie is {cookie!r}, expected b'conectix'")
-    if checksum(data, 64) != csum:
-        raise FormatError(path, "VHD footer", offset, f"checksum 0x{csum:08x} does not match its contents")
-    if disk_type not in (FIXED, DYNAMIC, DIFFERENCING):
-        raise FormatError(path, "VHD footer", offset, f"disk type {disk_type} is not fixed, dynamic or differencing")
-    if saved:
-        raise FormatError(path, "VHD footer", offset, "the disk is in a saved state (a VM was suspended on it)")
-    return {
-        "data_offset": data_offset,
-        "timestamp": stamp,
-        "creator": creator.decode("latin-1"),
-        "creator_version": creator_ver,
-        "creator_os": creator_os.decode("latin-1"),
-        "original_size": orig,
-        "current_size": current,
-        "geometry": (cyl, heads, spt),
-        "disk_type": disk_type,
-        "unique_id": uuid.UUID(bytes=unique_id),
-        "checksum": csum,
-    }
-
-
-def is_vhd_footer(data: bytes) -> bool:
-    return len(data) == 512 and data[:8] == COOKIE
 
 
 class VhdFixedReader(FileReader):
@@ -402,85 +255,3 @@ def open_vhd(path: str, fs: FileSystem = LOCAL, _seen: tuple[str, ...] = ()) -> 
             path, "VHD footer", 0, "the copy at offset 0 is missing or differs from the footer at the end: damaged"
         )
     return VhdDynamicReader(path, footer, fs, _seen)
-
-
-# --- writers ---------------------------------------------------------------------------
-
-
-class VhdFixedWriter(DiskWriter):
-    """Fixed VHD: the data in place (holes stay holes), then the footer at ``virtual_size``."""
-
-    format = DiskFormat.VHD
-
-    def __init__(self, sink: Sink, virtual_size: int) -> None:
-        if virtual_size % SECTOR or virtual_size > MAX_FIXED_SIZE:
-            raise FormatError(sink.name, "VHD footer", None, f"size {virtual_size} must be a multiple of 512, ≤ 32 TiB")
-        super().__init__(sink, virtual_size)
-        sink.truncate(virtual_size + 512)
-
-    def footer(self) -> bytes:
-        return build_footer(self.virtual_size, FIXED, ALL_ONES, uuid.uuid4().bytes)
-
-    def _write(self, offset: int, data: memoryview) -> None:
-        self.sink.pwrite(offset, data)
-
-    def _finish(self) -> None:
-        self.sink.pwrite(self.virtual_size, self.footer())
-
-
-class VhdDynamicWriter(DiskWriter):
-    """Dynamic VHD, qemu's layout: footer copy, header at 512, BAT at 1536, blocks, footer."""
-
-    format = DiskFormat.VHD_DYNAMIC
-
-    def __init__(self, sink: Sink, virtual_size: int, block_size: int = DEFAULT_BLOCK_SIZE) -> None:
-        if virtual_size % SECTOR or virtual_size > MAX_DYNAMIC_SIZE:
-            raise FormatError(
-                sink.name,
-                "VHD footer",
-                None,
-                f"size {virtual_size} must be a multiple of 512 and at most 2040 GiB for a dynamic VHD",
-            )
-        super().__init__(sink, virtual_size)
-        self.block_size = block_size
-        self.entries = -(-virtual_size // block_size)
-        self.bat = array("I", [UNALLOCATED]) * self.entries
-        self.bat_offset = 1536
-        self.bitmap = b"\xff" * (block_size // SECTOR // 8)
-        self.bitmap_size = -(-len(self.bitmap) // SECTOR) * SECTOR
-        self.next_free = self.bat_offset + -(-self.entries * 4 // SECTOR) * SECTOR
-
-    def _write(self, offset: int, data: memoryview) -> None:
-        for block, inner, pos, n in block_runs(offset, len(data), self.block_size):
-            if self.bat[block] == UNALLOCATED:
-                self.bat[block] = self.next_free // SECTOR
-                # All sectors marked present (as qemu and Hyper-V do); unwritten ones read as zeros.
-                self.sink.pwrite(self.next_free, self.bitmap)
-                self.next_free += self.bitmap_size + self.block_size
-            self.sink.pwrite(self.bat[block] * SECTOR + self.bitmap_size + inner, data[pos : pos + n])
-
-    def _finish(self) -> None:
-        unique_id = uuid.uuid4().bytes
-        footer = build_footer(self.virtual_size, DYNAMIC, 512, unique_id)
-        fields = [
-            DYN_COOKIE,
-            ALL_ONES,
-            self.bat_offset,
-            0x00010000,
-            self.entries,
-            self.block_size,
-            0,
-            bytes(16),
-            0,
-            0,
-            bytes(512),
-            bytes(192),
-            bytes(256),
-        ]
-        header = DYN_HEADER.pack(*fields)
-        fields[6] = checksum(header, 36)
-        self.sink.pwrite(0, footer)
-        self.sink.pwrite(512, DYN_HEADER.pack(*fields))
-        self.sink.pwrite(self.bat_offset, pack_array(self.bat, "big"))
-        self.sink.pwrite(self.next_free, footer)
-        self.sink.truncate(self.next_free + 512)
