@@ -22,13 +22,15 @@ from typing import Annotated, Any
 
 from prefect import flow, task
 from prefect.futures import wait
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, ValidationError
 
 from blocks.resolve import describe_ref
 from imageport.errors import ImageportError, InputError
 from imageport.forms import FixedField
 from imageport.models import (
     AzureDiskRef,
+    AzureSnapshotRef,
+    DatastoreFileRef,
     ExportSpec,
     LocalRef,
     PortSpec,
@@ -39,6 +41,7 @@ from imageport.models import (
     TargetPlatform,
     UploadSpec,
     Workflow,
+    describe_validation_error,
 )
 from tasks.artifacts import create_markdown_artifact, port_table
 from tasks.caching import run_stage
@@ -51,7 +54,11 @@ from tasks.upload import upload_image
 
 
 def _prepared(target: PortTarget, spec: PortSpec) -> tuple[PrepareSpec, Any]:
-    """The prepare spec of one target and the reference of its prepared copy."""
+    """The prepare spec of one target and the reference of its prepared copy.
+
+    A name asked for in ``prepare`` (``output_disk_name``, ``output_snapshot_name``) is used as given when the
+    port has one target of that platform; with several, each target's output is named after its own disk.
+    """
     disk = target.disk
     assert disk is not None  # PortSpec guarantees every target has a disk
     fields = spec.prepare.model_dump(exclude={"output_disk_name", "output_snapshot_name"})
@@ -62,13 +69,59 @@ def _prepared(target: PortTarget, spec: PortSpec) -> tuple[PrepareSpec, Any]:
         prepared = PrepareSpec(disk=disk, target_platform=TargetPlatform.LOCAL, hyper_v_generation=generation,
                                output=output, **fields)  # fmt: skip
         return prepared, output
+    alone = sum(type(t.disk) is type(disk) for t in spec.targets) == 1
     if isinstance(disk, AzureDiskRef):
-        name = spec.prepare.output_disk_name if len(spec.targets) == 1 and spec.prepare.output_disk_name else None
-        name = name or f"{disk.name}-prepared"
-        prepared = PrepareSpec(disk=disk, target_platform=TargetPlatform.AZURE, hyper_v_generation=generation,
-                               output_disk_name=name, **fields)  # fmt: skip
-        return prepared, AzureDiskRef(connector=disk.connector, resource_group=disk.resource_group, name=name)
-    raise InputError(f"targets: a {disk.kind} target is not supported yet; use an Azure disk or the local platform")
+        return _prepared_on_azure(disk, spec, fields, alone)
+    if isinstance(disk, DatastoreFileRef):
+        return _prepared_on_vsphere(disk, spec, fields, alone)
+    raise InputError(f"targets: a {disk.kind} target cannot be uploaded to; use Azure, vSphere or the local platform")
+
+
+def _prepared_on_azure(disk: AzureDiskRef, spec: PortSpec, fields: dict[str, Any], alone: bool) -> tuple[Any, Any]:
+    """An Azure target's prepared copy: a managed disk, or a snapshot when ``prepare.output_snapshot_name``."""
+    generation = spec.upload.hyper_v_generation
+    snapshot = spec.prepare.output_snapshot_name
+    if snapshot:
+        name = snapshot if alone else f"{snapshot}-{disk.name}"
+        prepared = _prepare_spec(disk=disk, target_platform=TargetPlatform.AZURE, hyper_v_generation=generation,
+                                 output_snapshot_name=name, **fields)  # fmt: skip
+        return prepared, AzureSnapshotRef(connector=disk.connector, resource_group=disk.resource_group, name=name)
+    name = (spec.prepare.output_disk_name if alone else None) or f"{disk.name}-prepared"
+    prepared = _prepare_spec(disk=disk, target_platform=TargetPlatform.AZURE, hyper_v_generation=generation,
+                             output_disk_name=name, **fields)  # fmt: skip
+    return prepared, AzureDiskRef(connector=disk.connector, resource_group=disk.resource_group, name=name)
+
+
+# --- vSphere target (the vSphere adapter's port wiring) ------------------------------------------------------
+
+
+def uploaded(disk: Any) -> Any:
+    """What a port uploads for a target: a datastore disk without its VM options (the prepared copy gets the VM)."""
+    if isinstance(disk, DatastoreFileRef):
+        return disk.model_copy(update={"create_vm": None, "attach_to_vm": None})
+    return disk
+
+
+def _prepared_on_vsphere(
+    disk: DatastoreFileRef, spec: PortSpec, fields: dict[str, Any], alone: bool
+) -> tuple[Any, Any]:
+    """A vSphere target's prepared copy: ``NAME-prepared.vmdk`` next to the upload (or ``output_disk_name``),
+    with the VM the target asked for; the prepare runs on a CE of the target's connector."""
+    folder, file = posixpath.split(disk.path)
+    name = (spec.prepare.output_disk_name if alone else None) or f"{posixpath.splitext(file)[0]}-prepared"
+    output = DatastoreFileRef(connector=disk.connector, datastore=disk.datastore,
+                              path=posixpath.join(folder, f"{name}.vmdk"), create_vm=disk.create_vm,
+                              attach_to_vm=disk.attach_to_vm)  # fmt: skip
+    prepared = _prepare_spec(disk=uploaded(disk), target_platform=TargetPlatform.VSPHERE, output=output, **fields)
+    return prepared, uploaded(output)
+
+
+def _prepare_spec(**fields: Any) -> PrepareSpec:
+    """A target's PrepareSpec; a name built from the port's that the platform refuses is named in the error."""
+    try:
+        return PrepareSpec.model_validate(fields)
+    except ValidationError as exc:
+        raise InputError(describe_validation_error(exc, "prepare of a target")) from None
 
 
 @task(name="port_target", task_run_name="target {index}: {target_name}")
@@ -86,11 +139,12 @@ def port_target(spec: PortSpec, index: int, target_name: str, image: Any, refres
 def _target_chain(spec: PortSpec, index: int, image: Any, refresh: bool, done: list[dict[str, Any]]) -> None:
     target = spec.targets[index]
     assert target.disk is not None
-    upload = UploadSpec(source=image, target=target.disk, **spec.upload.model_dump())
-    done.append(run_stage(upload_image, upload, stage="upload", reads=image, writes=target.disk,
+    disk = uploaded(target.disk)
+    upload = UploadSpec(source=image, target=disk, **spec.upload.model_dump())
+    done.append(run_stage(upload_image, upload, stage="upload", reads=image, writes=disk,
                           timeout_s=spec.upload.timeout_s, refresh=refresh))  # fmt: skip
     prepare, prepared = _prepared(target, spec)
-    done.append(run_stage(prepare_disk, prepare, stage="prepare", reads=target.disk, writes=prepared,
+    done.append(run_stage(prepare_disk, prepare, stage="prepare", reads=disk, writes=prepared,
                           timeout_s=spec.prepare.timeout_s, refresh=refresh))  # fmt: skip
     if Stage.PUBLISH in spec.stages:
         assert target.store is not None and target.vdisk_name is not None

@@ -632,6 +632,8 @@ class PortSpec(_Model):
                 raise ValueError(f"targets[{i}]: {self.workflow.value} needs store and vdisk_name")
             if not to_pvs and (target.store or target.vdisk_name):
                 raise ValueError(f"targets[{i}]: store/vdisk_name only apply to PVS targets")
+        if self.prepare.output_snapshot_name and not any(type(t.disk) is AzureDiskRef for t in self.targets):
+            raise ValueError("prepare.output_snapshot_name: an Azure snapshot is the output of an Azure target; none")
         if self.prepare.provisioning_type is not (ProvisioningType.PVS if to_pvs else ProvisioningType.MCS):
             expected = "pvs" if to_pvs else "mcs"
             raise ValueError(f"prepare.provisioning_type must be '{expected}' for {self.workflow.value}")

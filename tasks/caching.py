@@ -11,7 +11,8 @@ output has since disappeared is run again.
 Identities: an image file (local or on a share) by its source fingerprint
 (``imageport.disks.fingerprint``: the store's size, modification time and file
 id, the container's change markers and a digest of its metadata), so a vDisk
-edited in place -- even to the same size -- is a new input; an Azure disk
+edited in place -- even to the same size -- is a new input (a disk file on a
+datastore likewise, read over HTTPS); an Azure disk
 by id, state and creation time; a vSphere disk by VM, disk file, the VM's
 ``config.changeVersion`` and its snapshot, if one is named. vSphere
 has no content change id for a disk without CBT, so an export is cached for
@@ -31,7 +32,7 @@ from blocks.resolve import connector_adapter, describe_ref, located
 from imageport.disks.detect import open_disk
 from imageport.disks.fingerprint import fingerprint
 from imageport.errors import FormatError, ImageportError
-from imageport.models import AzureDiskRef, AzureSnapshotRef, LocalRef, ShareRef, VsphereDiskRef
+from imageport.models import AzureDiskRef, AzureSnapshotRef, DatastoreFileRef, LocalRef, ShareRef, VsphereDiskRef
 from imageport.redaction import redact_data
 from tasks.refusals import mark_stage
 
@@ -48,7 +49,7 @@ def ref_identity(ref: Any) -> str:
 
 
 def _identity(ref: Any) -> str:
-    if isinstance(ref, LocalRef | ShareRef):
+    if isinstance(ref, LocalRef | ShareRef | DatastoreFileRef):  # a datastore disk: its descriptor and extents
         with located(ref) as (fs, path):
             return _file_identity(f"{ref.kind} {ref.connector}/{path}", fs, path)
     if isinstance(ref, AzureDiskRef):

@@ -10,7 +10,7 @@ from prefect import task
 from blocks.resolve import connector_adapter, located
 from imageport.disks.detect import open_disk
 from imageport.errors import InputError
-from imageport.models import AzureDiskRef, AzureSnapshotRef, DiskFormat, LocalRef, UploadSpec
+from imageport.models import AzureDiskRef, AzureSnapshotRef, DatastoreFileRef, DiskFormat, LocalRef, UploadSpec
 from imageport.platforms.azure.disks import upload_to_managed_disk
 from imageport.transfer.copy import copy_image
 from imageport.transfer.pages import DEFAULT_CHECKPOINTS
@@ -24,6 +24,23 @@ LOCAL_FORMATS = {".vhd": DiskFormat.VHD, ".vhdx": DiskFormat.VHDX, ".raw": DiskF
 
 def _target_name(spec: UploadSpec) -> str:
     return getattr(spec.target, "name", None) or getattr(spec.target, "path", "?")
+
+
+# --- vSphere target (one function: the vSphere adapter's upload) ---------------------------------------------
+
+
+def _upload_to_vsphere(spec: UploadSpec, target: DatastoreFileRef, progress: Any) -> dict[str, Any]:
+    """A flat VMDK on the datastore, read back and checked against the source's content hash; a VM if asked."""
+    from imageport.platforms.vsphere.upload import upload_to_datastore
+
+    with (
+        connector_adapter(target.connector, "vsphere", f"datastore://{target.connector}") as session,
+        located(spec.source) as (fs, path),
+    ):
+        outcome = upload_to_datastore(session, path, fs, target.datastore, target.path, overwrite=spec.overwrite,
+                                      create_vm=target.create_vm, attach_to_vm=target.attach_to_vm,
+                                      source_format=spec.source.format, progress=progress)  # fmt: skip
+    return outcome.as_dict()
 
 
 @task(name="upload_image", task_run_name="upload {spec.source.path}", **RETRY_TRANSIENT)
@@ -68,4 +85,8 @@ def upload_image(spec: UploadSpec) -> dict[str, Any]:
                 verify=spec.verify.value,
             )  # fmt: skip
         return {**result.as_dict(), "target": target.path}
-    raise InputError(f"target kind {target.kind}: uploads go to an Azure managed disk or the local platform")
+    if isinstance(target, DatastoreFileRef):
+        return _upload_to_vsphere(spec, target, progress)
+    raise InputError(
+        f"target kind {target.kind}: uploads go to an Azure managed disk, a vSphere datastore or the local platform"
+    )
