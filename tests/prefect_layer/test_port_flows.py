@@ -1,5 +1,6 @@
-"""The four workflows end to end on real services: vCenter simulator -> Samba -> Azure stand-in / local platform,
-Samba PVS stores; content hashes at each hop, an independent registry reader for what prepare changed."""
+"""The four workflows end to end on real services: vCenter simulator -> Samba -> Azure stand-in / vCenter
+simulator / local platform, Samba PVS stores; content hashes at each hop, an independent registry reader for what
+prepare changed."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pyVmomi import vim
 
 from blocks.registry import delete_connector, save_connector
 from flows.ports import PORT_FLOWS
 from imageport.disks.base import LOCAL
 from imageport.disks.convert import hash_disk
 from imageport.models import DiskFormat, PortSpec, Workflow
+from imageport.platforms.vsphere import ce_host
 from imageport.platforms.vsphere.imports import create_vm_for_disk, import_to_datastore
+from imageport.platforms.vsphere.inventory import find_vm, retrieve
 from imageport.transfer.copy import copy_image
 from tests.infra.configs import samba_share, vcsim_vsphere
 from tests.infra.windows_image import registry_dump
@@ -38,6 +42,10 @@ def lab(prefect_api, vcsim, samba, arm, windows_disks, tmp_path_factory):  # typ
         create_vm_for_disk(session, "port-gold-vm", disk, capacity_bytes=gold.stat().st_size, firmware="efi")
     save_connector("vsphere", "port-vc", {**vcsim_vsphere(vcsim).model_dump(), "password": vcsim.info["password"]},
                    overwrite=True)  # fmt: skip
+    # A vSphere target: a datacenter named, its datastore and the template compositing engines are cloned from.
+    target = vcsim_vsphere(vcsim, datacenter="DC0", datastore="LocalDS_0", ce_template="DC0_H0_VM1")
+    save_connector("vsphere", "port-vc-ce", {**target.model_dump(), "password": vcsim.info["password"]},
+                   overwrite=True)  # fmt: skip
     share = samba_share(samba, base_path="ports")
     save_connector("fileshare", "port-share", {**share.model_dump(), "password": samba.info["password"]},
                    overwrite=True)  # fmt: skip
@@ -58,8 +66,8 @@ def lab(prefect_api, vcsim, samba, arm, windows_disks, tmp_path_factory):  # typ
         **ce_storage_settings(arm),
     }, overwrite=True)  # fmt: skip
     share_dir = Path(samba.info["share_dir"]) / "ports"
-    yield {"root": root, "share": share_dir, "gold_sha": sha256(gold), "arm": arm}
-    for name in ("port-vc", "port-share", "port-local", "port-az"):
+    yield {"root": root, "share": share_dir, "gold_sha": sha256(gold), "arm": arm, "vc": target}
+    for name in ("port-vc", "port-vc-ce", "port-share", "port-local", "port-az"):
         delete_connector(name)
 
 
@@ -76,9 +84,32 @@ def local(path: str) -> dict[str, str]:
     return {"kind": "local", "connector": "port-local", "path": path}
 
 
-def run(workflow: Workflow, **fields: Any) -> dict[str, Any]:
+@pytest.fixture()
+def vsphere_session(lab):  # type: ignore[no-untyped-def]
+    with lab["vc"].build() as session:
+        yield session
+
+
+@pytest.fixture()
+def vsphere_guest(vsphere_session):  # type: ignore[no-untyped-def]
+    """What runs inside a vSphere helper VM (the simulator runs no guest code): the template's boot service."""
+    from tests.infra.vcsim_guest import GuestStandIn
+
+    stand_in = GuestStandIn(vsphere_session.config.build())
+    yield stand_in
+    stand_in.close()
+
+
+def datastore_file(session, datastore_path: str) -> Path:  # type: ignore[no-untyped-def]
+    """The simulator's local file behind a datastore path (its datastores are local directories)."""
+    datastore, path = datastore_path[1:].split("] ", 1)
+    dirs = {p["name"]: p["info.url"] for _, p in retrieve(session.si, None, ["name", "info.url"], vim.Datastore)}
+    return Path(dirs[datastore]) / path
+
+
+def run(workflow: Workflow, prepare: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
     provisioning = "pvs" if workflow.value.endswith("pvs") else "mcs"
-    prepare = {"enable_rdp": True, "provisioning_type": provisioning}
+    prepare = {"enable_rdp": True, "provisioning_type": provisioning, **(prepare or {})}
     spec = PortSpec.model_validate({"workflow": workflow.value, "prepare": prepare, **fields})
     state = PORT_FLOWS[workflow](spec, return_state=True)
     assert state.is_completed(), state.message
@@ -90,8 +121,8 @@ def stage(result: dict[str, Any], name: str, to: str = "") -> dict[str, Any]:
     return found
 
 
-def azure_disk_file(arm, name: str, to: Path) -> Path:  # type: ignore[no-untyped-def]
-    blob = arm.container.get_blob_client(arm._blob_name("rg-vdi", name))
+def azure_disk_file(arm, name: str, to: Path, kind: str = "disks") -> Path:  # type: ignore[no-untyped-def]
+    blob = arm.container.get_blob_client(arm._blob_name("rg-vdi", name, kind))
     with open(to, "wb") as f:
         blob.download_blob().readinto(f)
     return to
@@ -102,16 +133,44 @@ def rdp_enabled(image: Path, tmp_path: Path) -> bool:
     return hives["SYSTEM\\ControlSet001\\Control\\Terminal Server"]["fDenyTSConnections"] == 0
 
 
-def test_mcs_to_mcs_vsphere_to_samba_to_azure(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_mcs_to_mcs_vsphere_to_samba_fans_out_to_an_azure_snapshot_and_a_vsphere_vm(  # type: ignore[no-untyped-def]
+    lab, vsphere_session, vsphere_guest, tmp_path: Path
+) -> None:
+    vsphere_target = {"kind": "datastore", "connector": "port-vc-ce", "datastore": "LocalDS_0",
+                      "path": "port-mcs/gold.vmdk", "create_vm": "port-mcs-vm"}  # fmt: skip
     result = run(Workflow.MCS_TO_MCS, source=VM, staging={**VDISK, "path": "staging/mcs.vhdx"},
-                 targets=[{"disk": azure("port-mcs")}])  # fmt: skip
-    export, upload, prepare = (stage(result, s) for s in ("export", "upload", "prepare"))
+                 targets=[{"disk": azure("port-mcs")}, {"disk": vsphere_target}],
+                 prepare={"output_snapshot_name": "port-mcs-snap"})  # fmt: skip
+    export = stage(result, "export")
     assert export["sha256"] == lab["gold_sha"]  # the VM's disk, read through a snapshot
     assert hash_disk(lab["share"] / "staging/mcs.vhdx", sha256=True).sha256 == lab["gold_sha"]
-    assert upload["content_hash"] == export["content_hash"]
-    assert prepare["verified"] and prepare["output_id"] == "rg-vdi/port-mcs-prepared"
-    assert rdp_enabled(azure_disk_file(lab["arm"], "port-mcs-prepared", tmp_path / "p.raw"), tmp_path)
+    # Azure: the upload carries the export's bytes; the prepared copy is a snapshot, as asked.
+    assert stage(result, "upload", "azure-disk://")["content_hash"] == export["content_hash"]
+    on_azure = stage(result, "prepare", "azure-snapshot://port-az/port-mcs-snap")
+    assert on_azure["verified"] and on_azure["output_id"].endswith("port-mcs-snap")
+    assert rdp_enabled(azure_disk_file(lab["arm"], "port-mcs-snap", tmp_path / "p.raw", "snapshots"), tmp_path)
     assert lab["arm"].vms.vms == {} and lab["arm"].vms.nics == {}
+    # vSphere: a flat disk on the datastore, read back equal to the export; prepared on a vSphere CE by the
+    # vSphere plan; the prepared copy next to it, in a new VM.
+    upload = stage(result, "upload", "datastore://")
+    assert upload["content_hash"] == export["content_hash"] and upload["verified"]
+    assert upload["target"] == "[LocalDS_0] port-mcs/gold.vmdk" and upload["vm"] is None
+    uploaded = datastore_file(vsphere_session, upload["target"]).with_name("gold-flat.vmdk")
+    assert hash_disk(uploaded, source_format=DiskFormat.RAW).content_hash == export["content_hash"]  # untouched
+    on_vsphere = stage(result, "prepare", "datastore://port-vc-ce/port-mcs/gold-prepared.vmdk")
+    assert on_vsphere["verified"] and on_vsphere["platform"] == "vsphere"
+    assert on_vsphere["output_id"] == "[LocalDS_0] port-mcs/gold-prepared.vmdk"
+    changes = "\n".join(on_vsphere["changes"])
+    assert "SanPolicy" in changes and "fDenyTSConnections" in changes
+    assert not any(azure_only in changes for azure_only in ("vmbus", "EnableDHCP", "VMTools", "RealTimeIsUniversal"))
+    prepared = datastore_file(vsphere_session, on_vsphere["output_id"]).with_name("gold-prepared-flat.vmdk")
+    assert hash_disk(prepared, source_format=DiskFormat.RAW).content_hash != export["content_hash"]
+    assert on_vsphere["vm"]["name"] == "port-mcs-vm" and on_vsphere["vm"]["created"]
+    ((_, props),) = retrieve(vsphere_session.si, [find_vm(vsphere_session.si, "port-mcs-vm")],
+                             ["config.hardware.device", "config.firmware"])  # fmt: skip
+    disks = [d.backing.fileName for d in props["config.hardware.device"] if isinstance(d, vim.vm.device.VirtualDisk)]
+    assert disks == [on_vsphere["output_id"]] and props["config.firmware"] == "efi"  # a GPT image boots EFI
+    assert ce_host.list_ce_vms(vsphere_session) == []  # the helper VM is gone
 
 
 def test_mcs_to_pvs_fans_out_to_two_targets_and_a_rerun_reuses_every_stage(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
