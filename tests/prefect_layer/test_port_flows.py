@@ -19,7 +19,10 @@ from imageport.models import DiskFormat, PortSpec, Workflow
 from imageport.platforms.vsphere import ce_host
 from imageport.platforms.vsphere.imports import create_vm_for_disk, import_to_datastore
 from imageport.platforms.vsphere.inventory import find_vm, retrieve
+from imageport.platforms.vsphere.waiting import wait_for_task
 from imageport.transfer.copy import copy_image
+from tests.core.disks.images import MiB, make_raw
+from tests.infra import services
 from tests.infra.configs import samba_share, vcsim_vsphere
 from tests.infra.windows_image import registry_dump
 
@@ -31,19 +34,44 @@ def sha256(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def lab(prefect_api, vcsim, samba, arm, windows_disks, tmp_path_factory):  # type: ignore[no-untyped-def]
-    """Connectors for every platform, a master VM on the simulator and a vDisk on the share."""
+def two_datacenters(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """This module's own simulator, with a second datacenter DC1 (a host, datastore DS_DC1 and a CE template
+    there) added at run time: a vSphere -> vSphere port crosses datacenters, and no other test sees DC1."""
+    service = services.start_vcsim()
+    try:
+        with vcsim_vsphere(service, datacenter="DC0").build() as session:
+            si = session.si
+            dc1 = si.RetrieveContent().rootFolder.CreateDatacenter(name="DC1")
+            connect = vim.host.ConnectSpec(hostName="esx-dc1", userName="root", password="x", force=True)
+            host = wait_for_task(si, dc1.hostFolder.AddStandaloneHost_Task(spec=connect, addConnected=True), "host")
+            host.configManager.datastoreSystem.CreateLocalDatastore(
+                name="DS_DC1", path=str(tmp_path_factory.mktemp("ds-dc1"))
+            )
+        template_disk = make_raw(tmp_path_factory.mktemp("ce") / "ce.raw", MiB, runs=1, seed=3, max_run=4096)
+        with vcsim_vsphere(service, datacenter="DC1").build() as session:
+            disk = import_to_datastore(session, str(template_disk), LOCAL, "DS_DC1", "ce-template", "ce").disk
+            create_vm_for_disk(session, "dc1-ce-template", disk, capacity_bytes=MiB, firmware="bios")
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="module")
+def lab(prefect_api, two_datacenters, samba, arm, windows_disks, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """Connectors for every platform, a master VM on the simulator (DC0) and a vDisk on the share."""
     from tests.conftest import ARM_CLIENT, ARM_SECRET, ARM_SUBSCRIPTION, ARM_TENANT, ce_storage_settings
 
+    vcsim = two_datacenters
     root = tmp_path_factory.mktemp("ports")
     gold = windows_disks["gpt"]
-    with vcsim_vsphere(vcsim, datastore="LocalDS_0").build() as session:
+    source = vcsim_vsphere(vcsim, datacenter="DC0")
+    with vcsim_vsphere(vcsim, datacenter="DC0", datastore="LocalDS_0").build() as session:
         disk = import_to_datastore(session, str(gold), LOCAL, "LocalDS_0", "port-gold", "gold").disk
         create_vm_for_disk(session, "port-gold-vm", disk, capacity_bytes=gold.stat().st_size, firmware="efi")
-    save_connector("vsphere", "port-vc", {**vcsim_vsphere(vcsim).model_dump(), "password": vcsim.info["password"]},
+    save_connector("vsphere", "port-vc", {**source.model_dump(), "password": vcsim.info["password"]},
                    overwrite=True)  # fmt: skip
-    # A vSphere target: a datacenter named, its datastore and the template compositing engines are cloned from.
-    target = vcsim_vsphere(vcsim, datacenter="DC0", datastore="LocalDS_0", ce_template="DC0_H0_VM1")
+    # A vSphere target in the other datacenter: its datastore and the template compositing engines are cloned from.
+    target = vcsim_vsphere(vcsim, datacenter="DC1", datastore="DS_DC1", ce_template="dc1-ce-template")
     save_connector("vsphere", "port-vc-ce", {**target.model_dump(), "password": vcsim.info["password"]},
                    overwrite=True)  # fmt: skip
     share = samba_share(samba, base_path="ports")
@@ -133,10 +161,10 @@ def rdp_enabled(image: Path, tmp_path: Path) -> bool:
     return hives["SYSTEM\\ControlSet001\\Control\\Terminal Server"]["fDenyTSConnections"] == 0
 
 
-def test_mcs_to_mcs_vsphere_to_samba_fans_out_to_an_azure_snapshot_and_a_vsphere_vm(  # type: ignore[no-untyped-def]
+def test_mcs_to_mcs_vsphere_to_samba_fans_out_to_an_azure_snapshot_and_a_vm_in_another_datacenter(  # type: ignore[no-untyped-def]
     lab, vsphere_session, vsphere_guest, tmp_path: Path
 ) -> None:
-    vsphere_target = {"kind": "datastore", "connector": "port-vc-ce", "datastore": "LocalDS_0",
+    vsphere_target = {"kind": "datastore", "connector": "port-vc-ce", "datastore": "DS_DC1",
                       "path": "port-mcs/gold.vmdk", "create_vm": "port-mcs-vm"}  # fmt: skip
     result = run(Workflow.MCS_TO_MCS, source=VM, staging={**VDISK, "path": "staging/mcs.vhdx"},
                  targets=[{"disk": azure("port-mcs")}, {"disk": vsphere_target}],
@@ -150,16 +178,16 @@ def test_mcs_to_mcs_vsphere_to_samba_fans_out_to_an_azure_snapshot_and_a_vsphere
     assert on_azure["verified"] and on_azure["output_id"].endswith("port-mcs-snap")
     assert rdp_enabled(azure_disk_file(lab["arm"], "port-mcs-snap", tmp_path / "p.raw", "snapshots"), tmp_path)
     assert lab["arm"].vms.vms == {} and lab["arm"].vms.nics == {}
-    # vSphere: a flat disk on the datastore, read back equal to the export; prepared on a vSphere CE by the
-    # vSphere plan; the prepared copy next to it, in a new VM.
+    # vSphere, DC0 -> DC1: a flat disk on DC1's datastore, read back equal to the export; prepared on a vSphere
+    # CE in DC1 by the vSphere plan; the prepared copy next to it, in a new VM there.
     upload = stage(result, "upload", "datastore://")
     assert upload["content_hash"] == export["content_hash"] and upload["verified"]
-    assert upload["target"] == "[LocalDS_0] port-mcs/gold.vmdk" and upload["vm"] is None
+    assert upload["target"] == "[DS_DC1] port-mcs/gold.vmdk" and upload["vm"] is None
     uploaded = datastore_file(vsphere_session, upload["target"]).with_name("gold-flat.vmdk")
     assert hash_disk(uploaded, source_format=DiskFormat.RAW).content_hash == export["content_hash"]  # untouched
     on_vsphere = stage(result, "prepare", "datastore://port-vc-ce/port-mcs/gold-prepared.vmdk")
     assert on_vsphere["verified"] and on_vsphere["platform"] == "vsphere"
-    assert on_vsphere["output_id"] == "[LocalDS_0] port-mcs/gold-prepared.vmdk"
+    assert on_vsphere["output_id"] == "[DS_DC1] port-mcs/gold-prepared.vmdk"
     changes = "\n".join(on_vsphere["changes"])
     assert "SanPolicy" in changes and "fDenyTSConnections" in changes
     assert not any(azure_only in changes for azure_only in ("vmbus", "EnableDHCP", "VMTools", "RealTimeIsUniversal"))
@@ -167,9 +195,10 @@ def test_mcs_to_mcs_vsphere_to_samba_fans_out_to_an_azure_snapshot_and_a_vsphere
     assert hash_disk(prepared, source_format=DiskFormat.RAW).content_hash != export["content_hash"]
     assert on_vsphere["vm"]["name"] == "port-mcs-vm" and on_vsphere["vm"]["created"]
     ((_, props),) = retrieve(vsphere_session.si, [find_vm(vsphere_session.si, "port-mcs-vm")],
-                             ["config.hardware.device", "config.firmware"])  # fmt: skip
+                             ["config.hardware.device", "config.firmware", "parent"])  # fmt: skip
     disks = [d.backing.fileName for d in props["config.hardware.device"] if isinstance(d, vim.vm.device.VirtualDisk)]
     assert disks == [on_vsphere["output_id"]] and props["config.firmware"] == "efi"  # a GPT image boots EFI
+    assert props["parent"] == vsphere_session.datacenter().vmFolder  # DC1's
     assert ce_host.list_ce_vms(vsphere_session) == []  # the helper VM is gone
 
 
