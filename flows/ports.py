@@ -25,20 +25,16 @@ from prefect.futures import wait
 from pydantic import BeforeValidator, ValidationError
 
 from blocks.resolve import describe_ref
+from imageport.adapters.registry import adapter_for
 from imageport.errors import ImageportError, InputError
 from imageport.forms import FixedField
 from imageport.models import (
-    AzureDiskRef,
-    AzureSnapshotRef,
-    DatastoreFileRef,
     ExportSpec,
-    LocalRef,
     PortSpec,
     PortTarget,
     PrepareSpec,
     PublishSpec,
     Stage,
-    TargetPlatform,
     UploadSpec,
     Workflow,
     describe_validation_error,
@@ -54,74 +50,29 @@ from tasks.upload import upload_image
 
 
 def _prepared(target: PortTarget, spec: PortSpec) -> tuple[PrepareSpec, Any]:
-    """The prepare spec of one target and the reference of its prepared copy.
+    """The prepare spec of one target and the reference of its prepared copy (the target kind's adapter).
 
-    A name asked for in ``prepare`` (``output_disk_name``, ``output_snapshot_name``) is used as given when the
-    port has one target of that platform; with several, each target's output is named after its own disk.
+    A name asked for in ``prepare`` (``output_disk_name``; ``output_snapshot_name``, which keeps an Azure
+    target's copy as a snapshot) is used as given when the port has one target of that kind; with several,
+    each target's own: ``NAME-prepared``, ``SNAPSHOT-NAME``.
     """
     disk = target.disk
     assert disk is not None  # PortSpec guarantees every target has a disk
+    adapter = adapter_for(disk)
     fields = spec.prepare.model_dump(exclude={"output_disk_name", "output_snapshot_name"})
-    generation = spec.upload.hyper_v_generation
-    if isinstance(disk, LocalRef):
-        stem, ext = posixpath.splitext(disk.path)
-        output = LocalRef(connector=disk.connector, path=f"{stem}-prepared{ext}")
-        prepared = PrepareSpec(disk=disk, target_platform=TargetPlatform.LOCAL, hyper_v_generation=generation,
-                               output=output, **fields)  # fmt: skip
-        return prepared, output
-    alone = sum(type(t.disk) is type(disk) for t in spec.targets) == 1
-    if isinstance(disk, AzureDiskRef):
-        return _prepared_on_azure(disk, spec, fields, alone)
-    if isinstance(disk, DatastoreFileRef):
-        return _prepared_on_vsphere(disk, spec, fields, alone)
-    raise InputError(f"targets: a {disk.kind} target cannot be uploaded to; use Azure, vSphere or the local platform")
-
-
-def _prepared_on_azure(disk: AzureDiskRef, spec: PortSpec, fields: dict[str, Any], alone: bool) -> tuple[Any, Any]:
-    """An Azure target's prepared copy: a managed disk, or a snapshot when ``prepare.output_snapshot_name``."""
-    generation = spec.upload.hyper_v_generation
+    alone = sum(adapter_for(t.disk).kind == adapter.kind for t in spec.targets) == 1
+    name = spec.prepare.output_disk_name if alone else None
     snapshot = spec.prepare.output_snapshot_name
-    if snapshot:
-        name = snapshot if alone else f"{snapshot}-{disk.name}"
-        prepared = _prepare_spec(disk=disk, target_platform=TargetPlatform.AZURE, hyper_v_generation=generation,
-                                 output_snapshot_name=name, **fields)  # fmt: skip
-        return prepared, AzureSnapshotRef(connector=disk.connector, resource_group=disk.resource_group, name=name)
-    name = (spec.prepare.output_disk_name if alone else None) or f"{disk.name}-prepared"
-    prepared = _prepare_spec(disk=disk, target_platform=TargetPlatform.AZURE, hyper_v_generation=generation,
-                             output_disk_name=name, **fields)  # fmt: skip
-    return prepared, AzureDiskRef(connector=disk.connector, resource_group=disk.resource_group, name=name)
-
-
-# --- vSphere target (the vSphere adapter's port wiring) ------------------------------------------------------
-
-
-def uploaded(disk: Any) -> Any:
-    """What a port uploads for a target: a datastore disk without its VM options (the prepared copy gets the VM)."""
-    if isinstance(disk, DatastoreFileRef):
-        return disk.model_copy(update={"create_vm": None, "attach_to_vm": None})
-    return disk
-
-
-def _prepared_on_vsphere(
-    disk: DatastoreFileRef, spec: PortSpec, fields: dict[str, Any], alone: bool
-) -> tuple[Any, Any]:
-    """A vSphere target's prepared copy: ``NAME-prepared.vmdk`` next to the upload (or ``output_disk_name``),
-    with the VM the target asked for; the prepare runs on a CE of the target's connector."""
-    folder, file = posixpath.split(disk.path)
-    name = (spec.prepare.output_disk_name if alone else None) or f"{posixpath.splitext(file)[0]}-prepared"
-    output = DatastoreFileRef(connector=disk.connector, datastore=disk.datastore,
-                              path=posixpath.join(folder, f"{name}.vmdk"), create_vm=disk.create_vm,
-                              attach_to_vm=disk.attach_to_vm)  # fmt: skip
-    prepared = _prepare_spec(disk=uploaded(disk), target_platform=TargetPlatform.VSPHERE, output=output, **fields)
-    return prepared, uploaded(output)
-
-
-def _prepare_spec(**fields: Any) -> PrepareSpec:
-    """A target's PrepareSpec; a name built from the port's that the platform refuses is named in the error."""
+    if snapshot and not alone:
+        snapshot = f"{snapshot}-{adapter.name(disk)}"
     try:
-        return PrepareSpec.model_validate(fields)
+        output = adapter.prepared(disk, name, snapshot=snapshot)  # with what the target asks of it (a VM)
+        prepared = PrepareSpec(disk=adapter.plain(disk), target_platform=adapter.target_platform,
+                               hyper_v_generation=spec.upload.hyper_v_generation,
+                               **adapter.prepare_outputs(output), **fields)  # fmt: skip
     except ValidationError as exc:
         raise InputError(describe_validation_error(exc, "prepare of a target")) from None
+    return prepared, adapter.plain(output)
 
 
 @task(name="port_target", task_run_name="target {index}: {target_name}")
@@ -139,7 +90,7 @@ def port_target(spec: PortSpec, index: int, target_name: str, image: Any, refres
 def _target_chain(spec: PortSpec, index: int, image: Any, refresh: bool, done: list[dict[str, Any]]) -> None:
     target = spec.targets[index]
     assert target.disk is not None
-    disk = uploaded(target.disk)
+    disk = adapter_for(target.disk).plain(target.disk)  # what a target asks of its prepared copy comes later
     upload = UploadSpec(source=image, target=disk, **spec.upload.model_dump())
     done.append(run_stage(upload_image, upload, stage="upload", reads=image, writes=disk,
                           timeout_s=spec.upload.timeout_s, refresh=refresh))  # fmt: skip
@@ -172,9 +123,21 @@ def run_port(spec: PortSpec, workflow: Workflow, refresh: bool = False) -> dict[
     return {"workflow": workflow.value, "stages": stages, "wall_seconds": wall, "stage_seconds": data}
 
 
+def _refuse_unfit_kinds(spec: PortSpec) -> None:
+    """Before any data moves: each reference's kind can play its part in its stages (the adapter table)."""
+    adapter_for(spec.source).require("source", spec.stages[0], "source")
+    for i, target in enumerate(spec.targets):
+        assert target.disk is not None
+        for stage in (Stage.UPLOAD, Stage.PREPARE):
+            adapter_for(target.disk).require("target", stage, f"targets[{i}].disk")
+        if target.store is not None:
+            adapter_for(target.store).require("target", Stage.PUBLISH, f"targets[{i}].store")
+
+
 def _run_stages(spec: PortSpec, refresh: bool, stages: list[dict[str, Any]]) -> None:
     """Export once, then every target's chain in parallel; ``stages`` gets each completed stage, even when one
     fails (the first failure is raised once every target has ended)."""
+    _refuse_unfit_kinds(spec)
     image: Any = spec.source
     if Stage.EXPORT in spec.stages:
         export = ExportSpec(source=spec.source, destination=spec.staging, **spec.export.model_dump())

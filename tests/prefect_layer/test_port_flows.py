@@ -5,13 +5,16 @@ prepare changed."""
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pyVmomi import vim
+from typer.testing import CliRunner
 
 from blocks.registry import delete_connector, save_connector
+from cli.main import app
 from flows.ports import PORT_FLOWS
 from imageport.disks.base import LOCAL
 from imageport.disks.convert import hash_disk
@@ -149,6 +152,13 @@ def stage(result: dict[str, Any], name: str, to: str = "") -> dict[str, Any]:
     return found
 
 
+def cli_info(location: str) -> dict[str, Any]:
+    """``imageport disk info --json`` on a location a port's result printed: the CLI reads it back as it is."""
+    done = CliRunner().invoke(app, ["disk", "info", location, "--json"])
+    assert done.exit_code == 0, done.output
+    return json.loads(done.output)
+
+
 def azure_disk_file(arm, name: str, to: Path, kind: str = "disks") -> Path:  # type: ignore[no-untyped-def]
     blob = arm.container.get_blob_client(arm._blob_name("rg-vdi", name, kind))
     with open(to, "wb") as f:
@@ -173,9 +183,13 @@ def test_mcs_to_mcs_vsphere_to_samba_fans_out_to_an_azure_snapshot_and_a_vm_in_a
     assert export["sha256"] == lab["gold_sha"]  # the VM's disk, read through a snapshot
     assert hash_disk(lab["share"] / "staging/mcs.vhdx", sha256=True).sha256 == lab["gold_sha"]
     # Azure: the upload carries the export's bytes; the prepared copy is a snapshot, as asked.
-    assert stage(result, "upload", "azure-disk://")["content_hash"] == export["content_hash"]
-    on_azure = stage(result, "prepare", "azure-snapshot://port-az/port-mcs-snap")
+    upload = stage(result, "upload", "azure-disk://")
+    assert upload["content_hash"] == export["content_hash"]
+    on_azure = stage(result, "prepare", "azure-snapshot://port-az/rg-vdi/port-mcs-snap")
     assert on_azure["verified"] and on_azure["output_id"].endswith("port-mcs-snap")
+    assert (export["to"], upload["to"]) == ("smb://port-share/staging/mcs.vhdx", "azure-disk://port-az/rg-vdi/port-mcs")
+    assert cli_info(export["to"])["virtual_size"] == cli_info(upload["to"])["virtual_size"] == export["virtual_size"]
+    assert cli_info(on_azure["to"])["format"] == "vhd"  # the prepared snapshot, read through a grant, as printed
     assert rdp_enabled(azure_disk_file(lab["arm"], "port-mcs-snap", tmp_path / "p.raw", "snapshots"), tmp_path)
     assert lab["arm"].vms.vms == {} and lab["arm"].vms.nics == {}
     # vSphere, DC0 -> DC1: a flat disk on DC1's datastore, read back equal to the export; prepared on a vSphere
@@ -185,7 +199,7 @@ def test_mcs_to_mcs_vsphere_to_samba_fans_out_to_an_azure_snapshot_and_a_vm_in_a
     assert upload["target"] == "[DS_DC1] port-mcs/gold.vmdk" and upload["vm"] is None
     uploaded = datastore_file(vsphere_session, upload["target"]).with_name("gold-flat.vmdk")
     assert hash_disk(uploaded, source_format=DiskFormat.RAW).content_hash == export["content_hash"]  # untouched
-    on_vsphere = stage(result, "prepare", "datastore://port-vc-ce/port-mcs/gold-prepared.vmdk")
+    on_vsphere = stage(result, "prepare", "datastore://port-vc-ce/DS_DC1/port-mcs/gold-prepared.vmdk")
     assert on_vsphere["verified"] and on_vsphere["platform"] == "vsphere"
     assert on_vsphere["output_id"] == "[DS_DC1] port-mcs/gold-prepared.vmdk"
     changes = "\n".join(on_vsphere["changes"])
@@ -241,7 +255,22 @@ def test_pvs_to_pvs_vdisk_to_local_ce_to_store(lab, tmp_path: Path) -> None:  # 
                  targets=[{"disk": local("p2p/gold.vhdx"), "store": STORE, "vdisk_name": "gold-p2p"}])  # fmt: skip
     assert [s["stage"] for s in result["stages"]] == ["upload", "prepare", "publish"]
     prepared = lab["root"] / "p2p" / "gold-prepared.vhdx"
+    assert stage(result, "prepare")["to"] == "local://port-local/p2p/gold-prepared.vhdx"
+    assert cli_info(stage(result, "publish")["to"])["format"] == cli_info(stage(result, "prepare")["to"])["format"]
     published = lab["share"] / "Store" / "gold-p2p.vhdx"
     assert hash_disk(published).content_hash == hash_disk(prepared).content_hash
     assert hash_disk(prepared).content_hash != hash_disk(lab["share"] / "vdisks/gold.vhdx").content_hash
     assert rdp_enabled(_raw(published, tmp_path), tmp_path)
+
+
+def test_a_target_kind_the_adapter_table_refuses_is_refused_before_any_stage() -> None:
+    """No connector, no service: the refusal comes from the adapter table before the export would start."""
+    from flows.ports import _refuse_unfit_kinds
+    from imageport.errors import InputError
+
+    snapshot = {**azure("port-snap"), "kind": "azure-snapshot"}
+    spec = PortSpec.model_validate({"workflow": "mcs-to-mcs", "source": VM, "staging": {**VDISK, "path": "s.vhdx"},
+                                    "targets": [{"disk": azure("ok")}, {"disk": snapshot}]})  # fmt: skip
+    with pytest.raises(InputError, match=r"targets\[1\]\.disk: an Azure snapshot \(azure-snapshot\) cannot be the "
+                                         r"target of upload"):  # fmt: skip
+        _refuse_unfit_kinds(spec)

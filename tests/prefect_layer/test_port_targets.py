@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
-from flows.ports import _prepared, uploaded
+from flows.ports import _prepared
+from imageport.adapters.datastore import prepared_output as vsphere_output
+from imageport.adapters.registry import adapter_for
 from imageport.errors import InputError
 from imageport.models import (
     AzureDiskRef,
@@ -18,7 +20,6 @@ from imageport.models import (
     UploadSpec,
 )
 from imageport.models import parse_model as parse
-from tasks.prepare import vsphere_output
 
 VM = {"kind": "vsphere", "connector": "vc", "vm": "gold"}
 STAGING = {"kind": "share", "connector": "share", "path": "staging/gold.vhdx"}
@@ -49,7 +50,7 @@ def test_a_mixed_fan_out_prepares_a_snapshot_on_azure_and_a_vmdk_with_its_vm_on_
                                                  path="gold/gold-prepared.vmdk", create_vm="gold-vm")  # fmt: skip
     assert prepared == on_vsphere.output.model_copy(update={"create_vm": None})  # what later stages read
     # The upload puts the disk on the datastore without a VM: the VM is for the prepared copy.
-    assert uploaded(spec.targets[1].disk) == on_vsphere.disk
+    assert adapter_for(spec.targets[1].disk).plain(spec.targets[1].disk) == on_vsphere.disk
     assert parse(UploadSpec, {"source": STAGING, "target": spec.targets[1].disk.model_dump()}).target.create_vm
 
 
@@ -58,7 +59,7 @@ def test_several_azure_targets_get_a_snapshot_each_named_after_their_disk() -> N
     names = [_prepared(t, spec)[1].name for t in spec.targets]
     assert names == ["gold-v2-weu-gold", "gold-v2-neu-gold"]
     too_long = port([azure("a" * 60), azure("b")], output_snapshot_name="s" * 30)
-    with pytest.raises(InputError, match=r"prepare of a target:\n  output_snapshot_name: .* is not a valid Azure disk"):
+    with pytest.raises(InputError, match=r"prepare of a target:\n  name: .* is not a valid Azure disk/snapshot name"):
         _prepared(too_long.targets[0], too_long)
 
 
