@@ -22,7 +22,7 @@ from typing import Annotated, Any
 
 from prefect import flow, task
 from prefect.futures import wait
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, ValidationError
 
 from blocks.resolve import describe_ref
 from imageport.adapters.registry import adapter_for
@@ -37,6 +37,7 @@ from imageport.models import (
     Stage,
     UploadSpec,
     Workflow,
+    describe_validation_error,
 )
 from imageport.results import PortResult, StageResult, port_result
 from tasks.artifacts import create_markdown_artifact, port_table
@@ -50,17 +51,29 @@ from tasks.upload import upload_image
 
 
 def _prepared(target: PortTarget, spec: PortSpec) -> tuple[PrepareSpec, Any]:
-    """The prepare spec of one target and the reference of its prepared copy (the target kind's adapter)."""
+    """The prepare spec of one target and the reference of its prepared copy (the target kind's adapter).
+
+    A name asked for in ``prepare`` (``output_disk_name``; ``output_snapshot_name``, which keeps an Azure
+    target's copy as a snapshot) is used as given when the port has one target of that kind; with several,
+    each target's own: ``NAME-prepared``, ``SNAPSHOT-NAME``.
+    """
     disk = target.disk
     assert disk is not None  # PortSpec guarantees every target has a disk
     adapter = adapter_for(disk)
     fields = spec.prepare.model_dump(exclude={"output_disk_name", "output_snapshot_name"})
-    name = spec.prepare.output_disk_name if len(spec.targets) == 1 else None
-    output = adapter.prepared(disk, name)
-    prepared = PrepareSpec(disk=disk, target_platform=adapter.target_platform,
-                           hyper_v_generation=spec.upload.hyper_v_generation,
-                           **adapter.prepare_outputs(output), **fields)  # fmt: skip
-    return prepared, output
+    alone = sum(adapter_for(t.disk).kind == adapter.kind for t in spec.targets) == 1
+    name = spec.prepare.output_disk_name if alone else None
+    snapshot = spec.prepare.output_snapshot_name
+    if snapshot and not alone:
+        snapshot = f"{snapshot}-{adapter.name(disk)}"
+    try:
+        output = adapter.prepared(disk, name, snapshot=snapshot)  # with what the target asks of it (a VM)
+        prepared = PrepareSpec(disk=adapter.plain(disk), target_platform=adapter.target_platform,
+                               hyper_v_generation=spec.upload.hyper_v_generation,
+                               **adapter.prepare_outputs(output), **fields)  # fmt: skip
+    except ValidationError as exc:
+        raise InputError(describe_validation_error(exc, "prepare of a target")) from None
+    return prepared, adapter.plain(output)
 
 
 @task(name="port_target", task_run_name="target {index}: {target_name}")
@@ -78,11 +91,12 @@ def port_target(spec: PortSpec, index: int, target_name: str, image: Any, refres
 def _target_chain(spec: PortSpec, index: int, image: Any, refresh: bool, done: list[StageResult]) -> None:
     target = spec.targets[index]
     assert target.disk is not None
-    upload = UploadSpec(source=image, target=target.disk, **spec.upload.model_dump())
-    done.append(run_stage(upload_image, upload, stage="upload", reads=image, writes=target.disk,
+    disk = adapter_for(target.disk).plain(target.disk)  # what a target asks of its prepared copy comes later
+    upload = UploadSpec(source=image, target=disk, **spec.upload.model_dump())
+    done.append(run_stage(upload_image, upload, stage="upload", reads=image, writes=disk,
                           timeout_s=spec.upload.timeout_s, refresh=refresh))  # fmt: skip
     prepare, prepared = _prepared(target, spec)
-    done.append(run_stage(prepare_disk, prepare, stage="prepare", reads=target.disk, writes=prepared,
+    done.append(run_stage(prepare_disk, prepare, stage="prepare", reads=disk, writes=prepared,
                           timeout_s=spec.prepare.timeout_s, refresh=refresh))  # fmt: skip
     if Stage.PUBLISH in spec.stages:
         assert target.store is not None and target.vdisk_name is not None

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from imageport.platforms.pvs.publish import PublishResult
     from imageport.platforms.vsphere.export import VsphereExport
     from imageport.platforms.vsphere.imports import VsphereImport
+    from imageport.platforms.vsphere.upload import DatastoreUpload, PlacedVm
     from imageport.transfer.pages import UploadResult
 
 
@@ -228,6 +229,25 @@ def from_vsphere_import(result: VsphereImport, source: str = "") -> StageResult:
         stage=Stage.UPLOAD, source=source, target=result.disk, virtual_size=result.virtual_size,
         content_hash=result.content_hash, verified="written", seconds=result.seconds, created=created,
         details=ImportDetails(disk=result.disk, files=list(result.files), disk_kind=result.kind, vm=result.vm),
+    )  # fmt: skip
+
+
+def placed_vm(vm: PlacedVm | None) -> list[CreatedResource]:
+    """The VM a vSphere disk was given: created (an output left in place) or attached to (named the same way)."""
+    return [] if vm is None else [CreatedResource(kind="vsphere-vm" if vm.created else "vsphere-vm-attached",
+                                                  id=f"{vm.name} ({vm.moref})")]  # fmt: skip
+
+
+def from_datastore_upload(result: DatastoreUpload, source: str = "") -> StageResult:
+    """An image written onto a datastore as a flat VMDK ESXi runs, read back (``platforms.vsphere.upload``)."""
+    files = [CreatedResource(kind="vsphere-disk", id=result.target)]
+    return StageResult(
+        stage=Stage.UPLOAD, source=source, target=result.target, virtual_size=result.virtual_size,
+        bytes_written=result.bytes_written, content_hash=result.content_hash,
+        verified="re-read" if result.verified else None, seconds=result.seconds,
+        created=files + placed_vm(result.vm),
+        details=ImportDetails(disk=result.target, files=list(result.files), disk_kind="flat",
+                              vm=result.vm.name if result.vm else None),
     )  # fmt: skip
 
 

@@ -3,7 +3,9 @@
 A local image is prepared by the local CE (the agent in its own process, on a
 copy renamed into place only when verified); an Azure managed disk or
 snapshot by an Azure CE (a VM with a copy of the disk, kept as the output
-disk or snapshot). The source is never written; the CE always goes away;
+disk or snapshot); a disk on a vSphere datastore by a vSphere CE (a helper VM
+cloned from the connector's ``ce_template``, kept as ``NAME-prepared.vmdk``
+beside the input, which may then get a VM). The source is never written; the CE always goes away;
 each CE holds one of its connector's slots while it exists.
 """
 
@@ -59,4 +61,6 @@ def prepare_disk(spec: PrepareSpec) -> StageResult:
         job = ce.job(target_platform=spec.target_platform, hyper_v_generation=spec.hyper_v_generation,
                      prepare=options, installers_dir=installers)  # fmt: skip
         result = ce.run(job)
-    return from_prepare(result, outcome, output_name)
+    made = adapter_for(spec.disk).finish_prepare(spec, CONNECTORS)  # e.g. a VM for a vSphere disk
+    prepared = from_prepare(result, outcome, output_name)
+    return prepared.model_copy(update={"created": prepared.created + made})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import task
 
 from blocks.resolve import CONNECTORS
-from imageport.adapters.registry import adapter_for
+from imageport.adapters.registry import adapter_for, opened
 from imageport.models import UploadSpec
 from imageport.results import StageResult
 from imageport.transfer.pages import DEFAULT_CHECKPOINTS
@@ -23,5 +23,6 @@ def upload_image(spec: UploadSpec) -> StageResult:
     """
     adapter = adapter_for(spec.target)
     progress = prefect_progress(f"upload {spec.source.path} to {adapter.name(spec.target)}")
-    return adapter.write_image(spec, CONNECTORS, progress=progress, run_id=current_run_id(),
-                               checkpoint_dir=DEFAULT_CHECKPOINTS)  # fmt: skip
+    with opened(spec.source, CONNECTORS) as source:  # any readable kind
+        return adapter.write_image(spec, source, CONNECTORS, progress=progress, run_id=current_run_id(),
+                                   checkpoint_dir=DEFAULT_CHECKPOINTS)  # fmt: skip

@@ -12,14 +12,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from imageport.adapters.locations import SEGMENT, Location, escape
-from imageport.adapters.protocol import CeHost, Connectors, DiskAdapter
+from imageport.adapters.protocol import CeHost, Connectors, DiskAdapter, Opened
 from imageport.disks.detect import open_disk
 from imageport.disks.io import FileSystem
 from imageport.engine.backend import CeBackend
 from imageport.models import AzureDiskRef, AzureSnapshotRef, PrepareSpec, Stage, TargetPlatform, UploadSpec
 from imageport.names import prepared_name
 from imageport.platforms.azure.disks import disk_state, get_or_none, read_managed_disk, upload_to_managed_disk
-from imageport.results import from_managed_disk_upload
+from imageport.results import StageResult, from_managed_disk_upload
 
 READ_STAGES = frozenset({Stage.EXPORT, Stage.PREPARE, Stage.PUBLISH})
 
@@ -72,14 +72,13 @@ class AzureDiskAdapter(DiskAdapter):
             return "missing"
         return f"azure {found.id} {disk_state(found)} {found.properties.time_created}"
 
-    def write_image(self, spec: UploadSpec, connectors: Connectors, *, progress: Any, run_id: str,
-                    checkpoint_dir: Any) -> Any:  # fmt: skip
+    def write_image(self, spec: UploadSpec, source: Opened, connectors: Connectors, *, progress: Any,
+                    run_id: str, checkpoint_dir: Any) -> StageResult:  # fmt: skip
         """A managed disk made from the image; a retry resumes what arrived."""
-        from imageport.adapters.registry import opened  # the source is any readable kind
-
         target = spec.target
         session = self._session(target, connectors)
-        with opened(spec.source, connectors) as (fs, path), open_disk(path, spec.source.format, fs=fs) as reader:
+        fs, path = source
+        with open_disk(path, spec.source.format, fs=fs) as reader:
             outcome = upload_to_managed_disk(
                 session, reader, target.resource_group, target.name, sku=spec.sku, tags=spec.tags,
                 hyper_v_generation=spec.hyper_v_generation, os_type=spec.os_type, overwrite=spec.overwrite,
@@ -88,12 +87,16 @@ class AzureDiskAdapter(DiskAdapter):
             )  # fmt: skip
         return from_managed_disk_upload(outcome)
 
-    def prepared(self, ref: AzureDiskRef, name: str | None = None) -> AzureDiskRef:
-        """A managed disk beside the source: ``name``, or ``NAME-prepared``."""
+    def prepared(self, ref: AzureDiskRef, name: str | None = None, snapshot: str | None = None) -> AzureDiskRef:
+        """A managed disk beside the source: ``name``, or ``NAME-prepared``; or the snapshot ``snapshot``."""
+        if snapshot:
+            return AzureSnapshotRef(connector=ref.connector, resource_group=ref.resource_group, name=snapshot)
         return AzureDiskRef(connector=ref.connector, resource_group=ref.resource_group,
                             name=name or prepared_name(ref.name))  # fmt: skip
 
     def prepare_outputs(self, output: AzureDiskRef) -> dict[str, Any]:
+        if isinstance(output, AzureSnapshotRef):
+            return {"output_snapshot_name": output.name}
         return {"output_disk_name": output.name}
 
     def prepare_source(self, spec: PrepareSpec, connectors: Connectors) -> tuple[Any, str]:
@@ -115,9 +118,9 @@ class AzureSnapshotAdapter(AzureDiskAdapter):
     target_of = frozenset({Stage.PREPARE})  # a prepare may keep its output as a snapshot; uploads make disks
     snapshot = True
 
-    def write_image(self, spec: UploadSpec, connectors: Connectors, *, progress: Any, run_id: str,
-                    checkpoint_dir: Any) -> Any:  # fmt: skip
-        return DiskAdapter.write_image(self, spec, connectors, progress=progress, run_id=run_id,
+    def write_image(self, spec: UploadSpec, source: Opened, connectors: Connectors, *, progress: Any,
+                    run_id: str, checkpoint_dir: Any) -> StageResult:  # fmt: skip
+        return DiskAdapter.write_image(self, spec, source, connectors, progress=progress, run_id=run_id,
                                        checkpoint_dir=checkpoint_dir)  # fmt: skip
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from imageport.adapters.files import FileAdapter
-from imageport.adapters.protocol import ALL_STAGES, CeHost, Connectors
+from imageport.adapters.protocol import ALL_STAGES, CeHost, Connectors, Opened
 from imageport.disks.io import FileSystem
 from imageport.disks.local_files import LOCAL
 from imageport.engine.local import LocalBackend, LocalSource
@@ -16,7 +16,7 @@ from imageport.errors import InputError
 from imageport.models import DiskFormat, LocalRef, PrepareSpec, Stage, TargetPlatform, UploadSpec
 from imageport.names import prepared_path
 from imageport.platforms.pvs.store import LocalStoreFolder, StoreFolder
-from imageport.results import from_convert
+from imageport.results import StageResult, from_convert
 from imageport.transfer.copy import copy_image
 
 # The local platform keeps disks as files; the extension says which container.
@@ -50,16 +50,15 @@ class LocalAdapter(FileAdapter):
         finally:
             folder.close()
 
-    def write_image(self, spec: UploadSpec, connectors: Connectors, *, progress: Any, run_id: str,
-                    checkpoint_dir: Any) -> Any:  # fmt: skip
+    def write_image(self, spec: UploadSpec, source: Opened, connectors: Connectors, *, progress: Any,
+                    run_id: str, checkpoint_dir: Any) -> StageResult:  # fmt: skip
         """A file on the local platform, in the container its extension names ."""
-        from imageport.adapters.registry import opened  # the source is any readable kind
-
         target = spec.target
         fmt = LOCAL_FORMATS.get("." + target.path.rsplit(".", 1)[-1].lower())
         if fmt is None:
             raise InputError(f"target {target.path}: name it .vhd, .vhdx, .raw or .img to say which format to write")
-        with opened(spec.source, connectors) as (source_fs, src), self.open_write(target, connectors) as written:
+        source_fs, src = source
+        with self.open_write(target, connectors) as written:
             output_fs, dst = written
             Path(dst).parent.mkdir(parents=True, exist_ok=True)  # a platform makes its own folders
             copied = copy_image(
@@ -68,7 +67,7 @@ class LocalAdapter(FileAdapter):
             )  # fmt: skip
         return from_convert(copied, Stage.UPLOAD)
 
-    def prepared(self, ref: LocalRef, name: str | None = None) -> LocalRef:
+    def prepared(self, ref: LocalRef, name: str | None = None, snapshot: str | None = None) -> LocalRef:
         """``dir/NAME-prepared.EXT`` beside the disk (a file is named by its path: ``name`` is not used)."""
         return LocalRef(connector=ref.connector, path=prepared_path(ref.path))
 
@@ -78,6 +77,9 @@ class LocalAdapter(FileAdapter):
     def prepare_source(self, spec: PrepareSpec, connectors: Connectors) -> tuple[Any, str]:
         """The local CE's source: the disk's file and where its verified copy is renamed into place."""
         disk = spec.disk
+        if spec.output is not None and not isinstance(spec.output, LocalRef):
+            raise InputError("output: a local image is prepared into a local file; a datastore output needs a "
+                             "vSphere disk")  # fmt: skip
         output = spec.output if spec.output is not None else self.prepared(disk)
         source = self._path(disk.connector, disk.path, connectors, f"disk {disk.path}")
         target = self._path(output.connector, output.path, connectors, f"output {output.path}")

@@ -21,8 +21,10 @@ from imageport.engine.backend import CeBackend
 from imageport.errors import InputError
 from imageport.models import ExportSpec, PrepareSpec, Stage, TargetPlatform, UploadSpec
 from imageport.platforms.pvs.store import StoreFolder
-from imageport.results import StageResult, from_convert
+from imageport.results import CreatedResource, StageResult, from_convert
 from imageport.transfer.copy import copy_image
+
+Opened = tuple[FileSystem, str]  # an image as the disk engine opens it: its file system and path
 
 
 class Connectors(Protocol):
@@ -125,12 +127,13 @@ class DiskAdapter:
 
     # --- stages --------------------------------------------------------------------------------------
 
-    def write_image(self, spec: UploadSpec, connectors: Connectors, *, progress: Any, run_id: str,
-                    checkpoint_dir: Any) -> StageResult:  # fmt: skip
-        """Upload ``spec.source`` onto ``spec.target`` (this kind): the stage's result, converted from the
-        core's own (``imageport.results``)."""
+    def write_image(self, spec: UploadSpec, source: Opened, connectors: Connectors, *, progress: Any,
+                    run_id: str, checkpoint_dir: Any) -> StageResult:  # fmt: skip
+        """Upload ``spec.source``, opened by the caller as ``source`` (its file system and path: any readable
+        kind), onto ``spec.target`` (this kind): the stage's result, converted from the core's own
+        (``imageport.results``)."""
         raise InputError(
-            f"target kind {self.kind}: uploads go to an Azure managed disk or the local platform"
+            f"target kind {self.kind}: uploads go to an Azure managed disk, a vSphere datastore or the local platform"
         )
 
     def export(self, spec: ExportSpec, connectors: Connectors, output_fs: FileSystem, output: str, *,
@@ -147,11 +150,21 @@ class DiskAdapter:
             )  # fmt: skip
         return from_convert(copied, Stage.EXPORT)
 
-    def prepared(self, ref: Any, name: str | None = None) -> Any:
-        """The reference of the prepared copy of ``ref`` (``name``: the output's name where outputs are named)."""
+    def prepared(self, ref: Any, name: str | None = None, snapshot: str | None = None) -> Any:
+        """The reference of the prepared copy of ``ref`` (``name``: the output's name where outputs are named;
+        ``snapshot``: keep it as a snapshot of that name, where the platform has snapshots)."""
         raise InputError(
-            f"targets: a {self.kind} target is not supported yet; use an Azure disk or the local platform"
+            f"targets: a {self.kind} target is not supported yet; use an Azure disk, a vSphere datastore disk "
+            "or the local platform"
         )
+
+    def plain(self, ref: Any) -> Any:
+        """``ref`` without the options only the stage writing it uses (what later stages read it as)."""
+        return ref
+
+    def finish_prepare(self, spec: PrepareSpec, connectors: Connectors) -> list[CreatedResource]:
+        """Once the prepared copy is in place: what else ``spec`` asks of it (e.g. a VM); what that created."""
+        return []
 
     def prepare_outputs(self, output: Any) -> dict[str, Any]:
         """The ``PrepareSpec`` fields that make a prepare write ``output`` (a ``prepared`` reference)."""
@@ -160,5 +173,6 @@ class DiskAdapter:
     def prepare_source(self, spec: PrepareSpec, connectors: Connectors) -> tuple[Any, str]:
         """The compositing engine's source for ``spec.disk`` (this kind) and the id of its output."""
         raise InputError(
-            f"a {self.kind} disk is prepared where it will run: upload it to the local platform or Azure first"
+            f"a {self.kind} disk is prepared where it will run: upload it to the local platform, Azure or a "
+            "vSphere datastore first"
         )

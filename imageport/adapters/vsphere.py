@@ -1,8 +1,8 @@
 """A vSphere VM's disk: exported through a snapshot, cached by the VM's change version; the vSphere CE host.
 
-A VM disk is not read as a file: it is exported (``export``). As a target of upload and prepare
-it is not supported yet: ``write_image``, ``prepared`` and ``prepare_source`` have the shape the
-vSphere target needs and refuse for now.
+A VM disk is not read as a file: it is exported (``export``). It is no upload target: a disk
+imageport writes on vSphere is a datastore file (``adapters/datastore.py``: upload, prepare on a
+vSphere CE, a VM for the prepared copy).
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from datetime import timedelta
 from typing import Any
 
 from imageport.adapters.locations import ALWAYS, SEGMENT, Location, escape, query_text
-from imageport.adapters.protocol import CeHost, Connectors, DiskAdapter
+from imageport.adapters.protocol import CeHost, Connectors, DiskAdapter, Opened
 from imageport.disks.io import FileSystem
 from imageport.engine.backend import CeBackend
 from imageport.errors import InputError
 from imageport.models import ExportSpec, Stage, TargetPlatform, UploadSpec, VsphereDiskRef
-from imageport.results import from_vsphere_export
+from imageport.results import StageResult, from_vsphere_export
 
 # vSphere has no content change id for a disk without CBT: a stage reading one is cached this long at most.
 EXPORT_CACHE_HOURS = 24
@@ -70,12 +70,17 @@ class VsphereDiskAdapter(DiskAdapter):
             )  # fmt: skip
         return from_vsphere_export(exported)
 
-    def write_image(self, spec: UploadSpec, connectors: Connectors, *, progress: Any, run_id: str,
-                    checkpoint_dir: Any) -> Any:  # fmt: skip
-        raise InputError("target: a vSphere disk as an upload target is not supported yet")
+    def write_image(self, spec: UploadSpec, source: Opened, connectors: Connectors, *, progress: Any,
+                    run_id: str, checkpoint_dir: Any) -> StageResult:  # fmt: skip
+        raise InputError(
+            "target: a vSphere VM's disk is read by exporting it; upload to a datastore disk (kind datastore, "
+            "create_vm or attach_to_vm for a VM)"
+        )
 
-    def prepared(self, ref: VsphereDiskRef, name: str | None = None) -> Any:
-        raise InputError("targets: a vsphere target is not supported yet; use an Azure disk or the local platform")
+    def prepared(self, ref: VsphereDiskRef, name: str | None = None, snapshot: str | None = None) -> Any:
+        raise InputError(
+            "targets: a vsphere VM disk is a source; a vSphere target is a datastore disk (kind datastore)"
+        )
 
 
 def _vsphere_backend(config: Any) -> CeBackend:

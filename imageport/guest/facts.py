@@ -20,6 +20,7 @@ from imageport.guest.registry import OpenHive
 ESP_GUID = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 HIBERNATION_MAGICS = (b"hibr", b"HIBR", b"wake", b"WAKE", b"RSTR")
 HYPERV_DRIVERS = ("vmbus", "storvsc", "intelide", "atapi", "vmstorfl", "pciidex", "ataport")
+VSPHERE_DRIVERS = ("pvscsi", "lsi_sas", "lsi_scsi")  # VMware's storage controllers (PVSCSI, LSI Logic)
 COMPONENTS = {  # Uninstall DisplayName prefix -> component
     "Citrix Virtual Delivery Agent": "vda",
     "Citrix Provisioning Target Device": "pvs_target_device",
@@ -207,5 +208,5 @@ def gather(g: Any, refuse: bool = True) -> GuestFacts:
         bitlocker=bitlocker,
         dirty_hives=dirty,
         components=components,
-        driver_files=sorted(d for d in HYPERV_DRIVERS if f"{d}.sys" in present),
+        driver_files=sorted(d for d in HYPERV_DRIVERS + VSPHERE_DRIVERS if f"{d}.sys" in present),
     )

@@ -34,6 +34,11 @@ HYPERV_BOOT = {
     "storflt": "vmstorfl",
 }
 VMWARE_SERVICES = ("VMTools",)
+# (service key, driver file) of the storage controllers a vSphere VM boots from: PVSCSI, LSI Logic SAS and
+# Parallel. Boot-start only where both are in the image (PVSCSI's driver comes with VMware Tools).
+VSPHERE_BOOT = {"pvscsi": "pvscsi", "LSI_SAS": "lsi_sas", "LSI_SCSI": "lsi_scsi"}
+# Azure's agent services: off VMware's network they retry the wire server (168.63.129.16) forever and fail.
+AZURE_AGENTS = ("WindowsAzureGuestAgent", "RdAgent", "WindowsAzureTelemetryService")
 
 
 @dataclass(frozen=True)
@@ -118,11 +123,10 @@ def _wanted(facts: GuestFacts, target: PrepareTarget) -> list[tuple[str, str, st
     wanted: list[tuple[str, str, str, int, Any, str, bool]] = []
     hyperv = target.platform in (TargetPlatform.AZURE, TargetPlatform.LOCAL)
     if hyperv:
-        for service, driver in HYPERV_BOOT.items():
-            if driver in facts.driver_files:
-                wanted.append((SYSTEM, f"{CS}Services\\{service}", "Start", REG_DWORD, 0, "Hyper-V boot driver", True))
-        for service in VMWARE_SERVICES:
-            wanted.append((SYSTEM, f"{CS}Services\\{service}", "Start", REG_DWORD, 4, "VMware service off", True))
+        wanted += _services(facts, HYPERV_BOOT, 0, "Hyper-V boot driver")
+        wanted += _services(facts, VMWARE_SERVICES, 4, "VMware service off")
+    if target.platform is TargetPlatform.VSPHERE:
+        wanted += _vsphere(facts)
     wanted += [
         (SYSTEM, f"{CS}Services\\partmgr\\Parameters", "SanPolicy", REG_DWORD, 1, "SAN policy OnlineAll", False),
         (SYSTEM, f"{CS}Services\\Dhcp", "Start", REG_DWORD, 2, "DHCP client automatic", True),
@@ -147,6 +151,33 @@ def _wanted(facts: GuestFacts, target: PrepareTarget) -> list[tuple[str, str, st
             (SYSTEM, f"{CS}Services\\TermService", "Start", REG_DWORD, 3, "enable RDP", True),
         ]
     return wanted
+
+
+def _services(
+    facts: GuestFacts, services: dict[str, str] | tuple[str, ...], start: int, why: str
+) -> list[tuple[str, str, str, int, Any, str, bool]]:
+    """``Start`` of each service whose key exists; a driver (a dict: service -> driver file) only where its
+    ``.sys`` file is in the image."""
+    drivers = services if isinstance(services, dict) else dict.fromkeys(services)
+    return [
+        (SYSTEM, f"{CS}Services\\{service}", "Start", REG_DWORD, start, why, True)
+        for service, driver in drivers.items()
+        if driver is None or driver.lower() in facts.driver_files
+    ]
+
+
+def _vsphere(facts: GuestFacts) -> list[tuple[str, str, str, int, Any, str, bool]]:
+    """A vSphere target: its storage drivers boot-start, Azure's agents off, VMware Tools (back) on.
+
+    Hyper-V's own drivers and integration services (vmbus, storvsc, vmic*) are left as they are: they are
+    started by Hyper-V's devices only, so on VMware they never start and never fail. A static address is
+    kept (no per-interface DHCP, unlike Azure: nothing in the spec asks for it).
+    """
+    return (
+        _services(facts, VSPHERE_BOOT, 0, "vSphere boot driver")
+        + _services(facts, AZURE_AGENTS, 4, "Azure agent off")
+        + _services(facts, VMWARE_SERVICES, 2, "VMware Tools on")
+    )
 
 
 def plan_registry(
@@ -177,5 +208,9 @@ def plan_registry(
         plan.warnings.append(
             "VMware Tools is installed: its service is disabled offline; uninstall it after the first boot "
             "(it usually fails off VMware with MSI error 1603; see Broadcom KB 315629)"
+        )
+    if target.platform is TargetPlatform.VSPHERE and "azure_vm_agent" in facts.components:
+        plan.warnings.append(
+            "the Azure VM Agent is installed: its services are disabled offline; uninstall it after the first boot"
         )
     return plan

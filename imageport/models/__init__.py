@@ -55,6 +55,7 @@ from imageport.models.refs import (
     WrittenFileRef,
     WrittenLocalRef,
     WrittenPlatformDiskRef,
+    WrittenPreparedRef,
     WrittenStoreRef,
 )
 from imageport.models.specs import (
@@ -127,6 +128,7 @@ __all__ = [
     "WrittenFileRef",
     "WrittenLocalRef",
     "WrittenPlatformDiskRef",
+    "WrittenPreparedRef",
     "WrittenStoreRef",
     "azure_disk_name",
     "azure_resource_group",

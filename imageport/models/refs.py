@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import (
     AfterValidator,
     Field,
+    model_validator,
 )
 
 from imageport.forms import KindForm
@@ -44,7 +45,12 @@ class VsphereDiskRef(_Model):
 
 
 class DatastoreFileRef(_Model):
-    """An image file on a vSphere datastore (e.g. a flat or sparse VMDK), read over HTTPS."""
+    """A disk file on a vSphere datastore, read over HTTPS; as an upload target, a new disk ESXi runs.
+
+    Written (an upload target) ``path`` is the ``.vmdk`` descriptor of a flat disk (``NAME.vmdk`` +
+    ``NAME-flat.vmdk``), and the upload may also put a VM around it (``create_vm``) or attach it to an
+    existing VM (``attach_to_vm``); both are upload options of a written reference only.
+    """
 
     model_config = _titled("vSphere datastore file")
 
@@ -52,6 +58,25 @@ class DatastoreFileRef(_Model):
     connector: ConnectorName
     datastore: str = Field(min_length=1, description="Datastore name, e.g. 'LocalDS_0'.")
     path: RelativePath = Field(description="Path on the datastore, e.g. 'gold/gold.vmdk'.")
+    create_vm: str | None = Field(
+        default=None, min_length=1, max_length=80,
+        description="Upload target only: also create a powered-off VM of this name with the disk as its first disk.",
+    )  # fmt: skip
+    attach_to_vm: str | None = Field(
+        default=None, min_length=1,
+        description="Upload target only: attach the disk to this existing VM (name, inventory path or MoRef).",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _one_vm_choice(self) -> DatastoreFileRef:
+        if self.create_vm and self.attach_to_vm:
+            raise ValueError("give create_vm or attach_to_vm, not both")
+        return self
+
+    @property
+    def datastore_path(self) -> str:
+        """``[datastore] path``, as vSphere names the file."""
+        return f"[{self.datastore}] {self.path}"
 
 
 class AzureDiskRef(_Model):
@@ -95,20 +120,29 @@ class LocalRef(_Model):
     format: InputFormat = None
 
 
+def _read(ref: Any) -> Any:
+    """A reference a stage reads: the VM options of an upload target would be accepted there and ignored."""
+    if getattr(ref, "create_vm", None) or getattr(ref, "attach_to_vm", None):
+        raise ValueError("create_vm/attach_to_vm are options of an upload target; this reference is read: remove them")
+    return ref
+
+
 # Unions are validated by ``kind``; KindForm shows each as one form with a kind select (imageport/forms.py).
 DiskRef = Annotated[
-    Union[VsphereDiskRef, AzureDiskRef, AzureSnapshotRef, ShareRef, LocalRef],  # noqa: UP007
+    Union[VsphereDiskRef, AzureDiskRef, AzureSnapshotRef, ShareRef, LocalRef, DatastoreFileRef],  # noqa: UP007
     Field(discriminator="kind"),
     KindForm(),
+    AfterValidator(_read),
 ]
 # Where an image file can sit between stages (export output, upload input).
 FileRef = Annotated[Union[ShareRef, LocalRef], Field(discriminator="kind"), KindForm()]  # noqa: UP007
 # Disks that live on a platform (export sources, upload targets, prepare inputs).
-PlatformDiskRef = Annotated[
-    Union[VsphereDiskRef, AzureDiskRef, AzureSnapshotRef, LocalRef],  # noqa: UP007
+_PlatformDisk = Annotated[
+    Union[VsphereDiskRef, AzureDiskRef, AzureSnapshotRef, LocalRef, DatastoreFileRef],  # noqa: UP007
     Field(discriminator="kind"),
     KindForm(),
 ]
+PlatformDiskRef = Annotated[_PlatformDisk, AfterValidator(_read)]
 
 
 def _written(ref: Any) -> Any:
@@ -118,11 +152,20 @@ def _written(ref: Any) -> Any:
             "format states what an image read must be; this reference is written (its container comes from "
             "disk_format): remove format here"
         )
+    if isinstance(ref, DatastoreFileRef) and not ref.path.lower().endswith(".vmdk"):
+        raise ValueError("a disk written to a datastore is a VMDK: name its descriptor NAME.vmdk")
     return ref
 
 
 # The same references where a stage writes them.
 WrittenFileRef = Annotated[FileRef, AfterValidator(_written)]
 WrittenStoreRef = Annotated[FileRef, AfterValidator(_written)]
-WrittenPlatformDiskRef = Annotated[PlatformDiskRef, AfterValidator(_written)]
+WrittenPlatformDiskRef = Annotated[_PlatformDisk, AfterValidator(_written)]
 WrittenLocalRef = Annotated[LocalRef, AfterValidator(_written)]
+# Where a prepare can put its output by name: a local file, or a disk on a datastore.
+WrittenPreparedRef = Annotated[
+    Union[LocalRef, DatastoreFileRef],  # noqa: UP007
+    Field(discriminator="kind"),
+    KindForm(),
+    AfterValidator(_written),
+]

@@ -10,14 +10,15 @@ from pydantic import (
 from imageport.models.fields import VDiskName
 from imageport.models.options import ExportOptions, PrepareOptions, PublishOptions, UploadOptions
 from imageport.models.refs import (
+    AzureDiskRef,
     DiskRef,
     FileRef,
     LocalRef,
     PlatformDiskRef,
     ShareRef,
     WrittenFileRef,
-    WrittenLocalRef,
     WrittenPlatformDiskRef,
+    WrittenPreparedRef,
     WrittenStoreRef,
 )
 from imageport.models.vocabulary import (
@@ -55,8 +56,10 @@ class PrepareSpec(PrepareOptions):
     hyper_v_generation: HyperVGeneration = Field(
         default=HyperVGeneration.V2, description="Azure VM generation the image must boot as (V1 BIOS, V2 UEFI)."
     )
-    output: WrittenLocalRef | None = Field(
-        default=None, description="Where the prepared copy goes on the local platform (default: NAME-prepared.EXT)."
+    output: WrittenPreparedRef | None = Field(
+        default=None,
+        description="Where the prepared copy goes: a local file, or (a vSphere disk) a VMDK on a datastore, which "
+        "may get a VM (default: NAME-prepared.EXT next to the input).",
     )
 
 
@@ -123,6 +126,8 @@ class PortSpec(_Model):
                 raise ValueError(f"targets[{i}]: {self.workflow.value} needs store and vdisk_name")
             if not to_pvs and (target.store or target.vdisk_name):
                 raise ValueError(f"targets[{i}]: store/vdisk_name only apply to PVS targets")
+        if self.prepare.output_snapshot_name and not any(type(t.disk) is AzureDiskRef for t in self.targets):
+            raise ValueError("prepare.output_snapshot_name: an Azure snapshot is the output of an Azure target; none")
         if self.prepare.provisioning_type is not (ProvisioningType.PVS if to_pvs else ProvisioningType.MCS):
             expected = "pvs" if to_pvs else "mcs"
             raise ValueError(f"prepare.provisioning_type must be '{expected}' for {self.workflow.value}")

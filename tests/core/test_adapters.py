@@ -67,7 +67,8 @@ refs = st.one_of(
     st.builds(ShareRef, connector=connectors, path=paths, format=formats),
     st.builds(AzureDiskRef, connector=connectors, resource_group=azure_names, name=azure_names),
     st.builds(AzureSnapshotRef, connector=connectors, resource_group=azure_names, name=azure_names),
-    st.builds(DatastoreFileRef, connector=connectors, datastore=free_text, path=paths.filter(bool)),
+    st.builds(DatastoreFileRef, connector=connectors, datastore=free_text, path=paths.filter(bool),
+              create_vm=st.one_of(st.none(), free_text.map(lambda t: t[:80]))),
     st.builds(VsphereDiskRef, connector=connectors, vm=free_text,
               disk=st.one_of(st.none(), free_text, st.just("")), snapshot=st.one_of(st.none(), free_text)),
 )  # fmt: skip
@@ -105,6 +106,8 @@ CANONICAL = [
     "azure-snapshot://az/rg.(x)/gold-snap_",
     "datastore://vc/LocalDS_0/gold/gold.vmdk",
     "datastore://vc/DS%2F1 (x)/a/b.vmdk",
+    "datastore://vc/LocalDS_0/gold/gold.vmdk?create_vm=Gold %26 VM",
+    "datastore://vc/LocalDS_0/gold/gold.vmdk?attach_to_vm=vm-42",
     "vsphere://vc/gold-vm",
     "vsphere://vc/DC0/vm/folder/gold",
     "vsphere://vc/vm-123?disk=[LocalDS_0] gold/gold.vmdk",
@@ -160,8 +163,13 @@ def test_prepared_is_the_one_naming_rule() -> None:
     assert adapter_for(disk).prepared(disk, "mine").name == "mine"
     snap = AzureSnapshotRef(connector="az", resource_group="rg", name="gold")
     assert adapter_for(snap).prepared(snap) == AzureDiskRef(connector="az", resource_group="rg", name="gold-prepared")
+    kept = AzureSnapshotRef(connector="az", resource_group="rg", name="gold-v2")
+    assert adapter_for(disk).prepared(disk, snapshot="gold-v2") == kept
+    on_ds = DatastoreFileRef(connector="vc", datastore="DS1", path="gold/gold.vmdk", create_vm="Gold")
+    assert adapter_for(on_ds).prepared(on_ds) == on_ds.model_copy(update={"path": "gold/gold-prepared.vmdk"})
+    assert adapter_for(on_ds).plain(on_ds) == DatastoreFileRef(connector="vc", datastore="DS1", path="gold/gold.vmdk")
     vm = VsphereDiskRef(connector="vc", vm="gold")
-    with pytest.raises(InputError, match="not supported yet"):
+    with pytest.raises(InputError, match="a vSphere target is a datastore disk"):
         adapter_for(vm).prepared(vm)
 
 

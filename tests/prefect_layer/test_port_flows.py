@@ -1,5 +1,6 @@
-"""The four workflows end to end on real services: vCenter simulator -> Samba -> Azure stand-in / local platform,
-Samba PVS stores; content hashes at each hop, an independent registry reader for what prepare changed."""
+"""The four workflows end to end on real services: vCenter simulator -> Samba -> Azure stand-in / vCenter
+simulator / local platform, Samba PVS stores; content hashes at each hop, an independent registry reader for what
+prepare changed."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pyVmomi import vim
 from typer.testing import CliRunner
 
 from blocks.registry import delete_connector, save_connector
@@ -18,9 +20,14 @@ from flows.ports import PORT_FLOWS
 from imageport.disks.convert import hash_disk
 from imageport.disks.local_files import LOCAL
 from imageport.models import DiskFormat, PortSpec, Workflow
+from imageport.platforms.vsphere import ce_host
 from imageport.platforms.vsphere.imports import create_vm_for_disk, import_to_datastore
-from imageport.results import ExportDetails, PortResult, PrepareDetails, StageResult
+from imageport.platforms.vsphere.inventory import find_vm, retrieve
+from imageport.platforms.vsphere.waiting import wait_for_task
+from imageport.results import ExportDetails, ImportDetails, PortResult, PrepareDetails, StageResult
 from imageport.transfer.copy import copy_image
+from tests.core.disks.images import MiB, make_raw
+from tests.infra import services
 from tests.infra.configs import samba_share, vcsim_vsphere
 from tests.infra.windows_image import registry_dump
 
@@ -32,16 +39,45 @@ def sha256(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def lab(prefect_api, vcsim, samba, arm, windows_disks, tmp_path_factory):  # type: ignore[no-untyped-def]
-    """Connectors for every platform, a master VM on the simulator and a vDisk on the share."""
+def two_datacenters(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """This module's own simulator, with a second datacenter DC1 (a host, datastore DS_DC1 and a CE template
+    there) added at run time: a vSphere -> vSphere port crosses datacenters, and no other test sees DC1."""
+    service = services.start_vcsim()
+    try:
+        with vcsim_vsphere(service, datacenter="DC0").build() as session:
+            si = session.si
+            dc1 = si.RetrieveContent().rootFolder.CreateDatacenter(name="DC1")
+            connect = vim.host.ConnectSpec(hostName="esx-dc1", userName="root", password="x", force=True)
+            host = wait_for_task(si, dc1.hostFolder.AddStandaloneHost_Task(spec=connect, addConnected=True), "host")
+            host.configManager.datastoreSystem.CreateLocalDatastore(
+                name="DS_DC1", path=str(tmp_path_factory.mktemp("ds-dc1"))
+            )
+        template_disk = make_raw(tmp_path_factory.mktemp("ce") / "ce.raw", MiB, runs=1, seed=3, max_run=4096)
+        with vcsim_vsphere(service, datacenter="DC1").build() as session:
+            disk = import_to_datastore(session, str(template_disk), LOCAL, "DS_DC1", "ce-template", "ce").disk
+            create_vm_for_disk(session, "dc1-ce-template", disk, capacity_bytes=MiB, firmware="bios")
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="module")
+def lab(prefect_api, two_datacenters, samba, arm, windows_disks, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """Connectors for every platform, a master VM on the simulator (DC0) and a vDisk on the share."""
     from tests.conftest import ARM_CLIENT, ARM_SECRET, ARM_SUBSCRIPTION, ARM_TENANT, ce_storage_settings
 
+    vcsim = two_datacenters
     root = tmp_path_factory.mktemp("ports")
     gold = windows_disks["gpt"]
-    with vcsim_vsphere(vcsim, datastore="LocalDS_0").build() as session:
+    source = vcsim_vsphere(vcsim, datacenter="DC0")
+    with vcsim_vsphere(vcsim, datacenter="DC0", datastore="LocalDS_0").build() as session:
         disk = import_to_datastore(session, str(gold), LOCAL, "LocalDS_0", "port-gold", "gold").disk
         create_vm_for_disk(session, "port-gold-vm", disk, capacity_bytes=gold.stat().st_size, firmware="efi")
-    save_connector("vsphere", "port-vc", {**vcsim_vsphere(vcsim).model_dump(), "password": vcsim.info["password"]},
+    save_connector("vsphere", "port-vc", {**source.model_dump(), "password": vcsim.info["password"]},
+                   overwrite=True)  # fmt: skip
+    # A vSphere target in the other datacenter: its datastore and the template compositing engines are cloned from.
+    target = vcsim_vsphere(vcsim, datacenter="DC1", datastore="DS_DC1", ce_template="dc1-ce-template")
+    save_connector("vsphere", "port-vc-ce", {**target.model_dump(), "password": vcsim.info["password"]},
                    overwrite=True)  # fmt: skip
     share = samba_share(samba, base_path="ports")
     save_connector("fileshare", "port-share", {**share.model_dump(), "password": samba.info["password"]},
@@ -63,8 +99,8 @@ def lab(prefect_api, vcsim, samba, arm, windows_disks, tmp_path_factory):  # typ
         **ce_storage_settings(arm),
     }, overwrite=True)  # fmt: skip
     share_dir = Path(samba.info["share_dir"]) / "ports"
-    yield {"root": root, "share": share_dir, "gold_sha": sha256(gold), "arm": arm}
-    for name in ("port-vc", "port-share", "port-local", "port-az"):
+    yield {"root": root, "share": share_dir, "gold_sha": sha256(gold), "arm": arm, "vc": target}
+    for name in ("port-vc", "port-vc-ce", "port-share", "port-local", "port-az"):
         delete_connector(name)
 
 
@@ -81,9 +117,32 @@ def local(path: str) -> dict[str, str]:
     return {"kind": "local", "connector": "port-local", "path": path}
 
 
-def run(workflow: Workflow, **fields: Any) -> PortResult:
+@pytest.fixture()
+def vsphere_session(lab):  # type: ignore[no-untyped-def]
+    with lab["vc"].build() as session:
+        yield session
+
+
+@pytest.fixture()
+def vsphere_guest(vsphere_session):  # type: ignore[no-untyped-def]
+    """What runs inside a vSphere helper VM (the simulator runs no guest code): the template's boot service."""
+    from tests.infra.vcsim_guest import GuestStandIn
+
+    stand_in = GuestStandIn(vsphere_session.config.build())
+    yield stand_in
+    stand_in.close()
+
+
+def datastore_file(session, datastore_path: str) -> Path:  # type: ignore[no-untyped-def]
+    """The simulator's local file behind a datastore path (its datastores are local directories)."""
+    datastore, path = datastore_path[1:].split("] ", 1)
+    dirs = {p["name"]: p["info.url"] for _, p in retrieve(session.si, None, ["name", "info.url"], vim.Datastore)}
+    return Path(dirs[datastore]) / path
+
+
+def run(workflow: Workflow, prepare: dict[str, Any] | None = None, **fields: Any) -> PortResult:
     provisioning = "pvs" if workflow.value.endswith("pvs") else "mcs"
-    prepare = {"enable_rdp": True, "provisioning_type": provisioning}
+    prepare = {"enable_rdp": True, "provisioning_type": provisioning, **(prepare or {})}
     spec = PortSpec.model_validate({"workflow": workflow.value, "prepare": prepare, **fields})
     state = PORT_FLOWS[workflow](spec, return_state=True)
     assert state.is_completed(), state.message
@@ -124,8 +183,8 @@ def persisted_stage_results(since: float) -> list[dict[str, Any]]:
     return [json.loads(f.read_text()) for f in files if f.stat().st_mtime >= since]
 
 
-def azure_disk_file(arm, name: str, to: Path) -> Path:  # type: ignore[no-untyped-def]
-    blob = arm.container.get_blob_client(arm._blob_name("rg-vdi", name))
+def azure_disk_file(arm, name: str, to: Path, kind: str = "disks") -> Path:  # type: ignore[no-untyped-def]
+    blob = arm.container.get_blob_client(arm._blob_name("rg-vdi", name, kind))
     with open(to, "wb") as f:
         blob.download_blob().readinto(f)
     return to
@@ -136,23 +195,56 @@ def rdp_enabled(image: Path, tmp_path: Path) -> bool:
     return hives["SYSTEM\\ControlSet001\\Control\\Terminal Server"]["fDenyTSConnections"] == 0
 
 
-def test_mcs_to_mcs_vsphere_to_samba_to_azure(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_mcs_to_mcs_vsphere_to_samba_fans_out_to_an_azure_snapshot_and_a_vm_in_another_datacenter(  # type: ignore[no-untyped-def]
+    lab, vsphere_session, vsphere_guest, tmp_path: Path
+) -> None:
+    vsphere_target = {"kind": "datastore", "connector": "port-vc-ce", "datastore": "DS_DC1",
+                      "path": "port-mcs/gold.vmdk", "create_vm": "port-mcs-vm"}  # fmt: skip
     result = run(Workflow.MCS_TO_MCS, source=VM, staging={**VDISK, "path": "staging/mcs.vhdx"},
-                 targets=[{"disk": azure("port-mcs")}])  # fmt: skip
-    export, upload, prepare = (stage(result, s) for s in ("export", "upload", "prepare"))
+                 targets=[{"disk": azure("port-mcs")}, {"disk": vsphere_target}],
+                 prepare={"output_snapshot_name": "port-mcs-snap"})  # fmt: skip
+    assert_hops_chain(result)
+    export = stage(result, "export")
     assert export.sha256 == lab["gold_sha"]  # the VM's disk, read through a snapshot
-    assert hash_disk(lab["share"] / "staging/mcs.vhdx", sha256=True).sha256 == lab["gold_sha"]
-    assert upload.content_hash == export.content_hash and upload.source == export.target
-    assert prepare.verified and prepare.source == upload.target
-    assert isinstance(prepare.details, PrepareDetails) and prepare.details.output_id == "rg-vdi/port-mcs-prepared"
-    assert [r.describe() for r in prepare.created] == ["azure-disk azure-disk://port-az/rg-vdi/port-mcs-prepared"]
-    assert {r.kind for r in prepare.removed} >= {"azure-vm", "azure-nic"}  # the CE's temporaries, gone
     assert export.removed[0].kind == "vsphere-snapshot" and isinstance(export.details, ExportDetails)
+    assert hash_disk(lab["share"] / "staging/mcs.vhdx", sha256=True).sha256 == lab["gold_sha"]
+    # Azure: the upload carries the export's bytes; the prepared copy is a snapshot, as asked.
+    upload = stage(result, "upload", "azure-disk://")
+    assert upload.content_hash == export.content_hash and upload.source == export.target
+    on_azure = stage(result, "prepare", "azure-snapshot://port-az/rg-vdi/port-mcs-snap")
+    assert on_azure.verified and on_azure.source == upload.target
+    assert isinstance(on_azure.details, PrepareDetails) and on_azure.details.output_id.endswith("port-mcs-snap")
+    assert [r.describe() for r in on_azure.created] == ["azure-snapshot azure-snapshot://port-az/rg-vdi/port-mcs-snap"]
+    assert {r.kind for r in on_azure.removed} >= {"azure-vm", "azure-nic"}  # the CE's temporaries, gone
     assert (export.target, upload.target) == ("smb://port-share/staging/mcs.vhdx", "azure-disk://port-az/rg-vdi/port-mcs")
     assert cli_info(export.target)["virtual_size"] == cli_info(upload.target)["virtual_size"] == export.virtual_size
-    assert cli_info(prepare.target)["format"] == "vhd"  # the prepared disk, read through a grant, by what was printed
-    assert rdp_enabled(azure_disk_file(lab["arm"], "port-mcs-prepared", tmp_path / "p.raw"), tmp_path)
+    assert cli_info(on_azure.target)["format"] == "vhd"  # the prepared snapshot, read through a grant, as printed
+    assert rdp_enabled(azure_disk_file(lab["arm"], "port-mcs-snap", tmp_path / "p.raw", "snapshots"), tmp_path)
     assert lab["arm"].vms.vms == {} and lab["arm"].vms.nics == {}
+    # vSphere, DC0 -> DC1: a flat disk on DC1's datastore, read back equal to the export; prepared on a vSphere
+    # CE in DC1 by the vSphere plan; the prepared copy next to it, in a new VM there.
+    upload = stage(result, "upload", "datastore://")
+    assert upload.content_hash == export.content_hash and upload.verified
+    assert isinstance(upload.details, ImportDetails) and upload.details.disk == "[DS_DC1] port-mcs/gold.vmdk"
+    assert upload.details.vm is None and upload.target == "datastore://port-vc-ce/DS_DC1/port-mcs/gold.vmdk"
+    uploaded = datastore_file(vsphere_session, upload.details.disk).with_name("gold-flat.vmdk")
+    assert hash_disk(uploaded, source_format=DiskFormat.RAW).content_hash == export.content_hash  # untouched
+    on_vsphere = stage(result, "prepare", "datastore://port-vc-ce/DS_DC1/port-mcs/gold-prepared.vmdk")
+    assert isinstance(on_vsphere.details, PrepareDetails)
+    assert on_vsphere.verified and on_vsphere.details.platform == "vsphere"
+    assert on_vsphere.details.output_id == "[DS_DC1] port-mcs/gold-prepared.vmdk"
+    changes = "\n".join(on_vsphere.details.changes)
+    assert "SanPolicy" in changes and "fDenyTSConnections" in changes
+    assert not any(azure_only in changes for azure_only in ("vmbus", "EnableDHCP", "VMTools", "RealTimeIsUniversal"))
+    prepared = datastore_file(vsphere_session, on_vsphere.details.output_id).with_name("gold-prepared-flat.vmdk")
+    assert hash_disk(prepared, source_format=DiskFormat.RAW).content_hash != export.content_hash
+    assert [r.id.split(" ")[0] for r in on_vsphere.created if r.kind == "vsphere-vm"] == ["port-mcs-vm"]
+    ((_, props),) = retrieve(vsphere_session.si, [find_vm(vsphere_session.si, "port-mcs-vm")],
+                             ["config.hardware.device", "config.firmware", "parent"])  # fmt: skip
+    disks = [d.backing.fileName for d in props["config.hardware.device"] if isinstance(d, vim.vm.device.VirtualDisk)]
+    assert disks == [on_vsphere.details.output_id] and props["config.firmware"] == "efi"  # a GPT image boots EFI
+    assert props["parent"] == vsphere_session.datacenter().vmFolder  # DC1's
+    assert ce_host.list_ce_vms(vsphere_session) == []  # the helper VM is gone
 
 
 def test_mcs_to_pvs_fans_out_to_two_targets_and_a_rerun_reuses_every_stage(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

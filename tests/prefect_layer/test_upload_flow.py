@@ -1,7 +1,9 @@
-"""The upload-image flow: to a managed disk (ARM stand-in, data in Azurite) and to the local platform."""
+"""The upload-image flow: to a managed disk (ARM stand-in, data in Azurite), to a vSphere datastore (the
+simulator) and to the local platform."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -10,8 +12,9 @@ from blocks.registry import delete_connector, save_connector
 from flows.upload_image import upload_image_flow
 from imageport.disks.convert import hash_disk
 from imageport.models import UploadSpec
-from imageport.results import StageResult, UploadDetails
+from imageport.results import ImportDetails, StageResult, UploadDetails
 from tests.core.disks.images import MiB, make_raw, qemu_compare
+from tests.infra.configs import vcsim_vsphere
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +28,7 @@ def connectors(prefect_api: str, azure_settings, tmp_path: Path):  # type: ignor
     delete_connector("flow-azure")
 
 
-def test_flow_uploads_to_a_managed_disk_and_to_the_local_platform(arm, connectors) -> None:  # type: ignore[no-untyped-def]
+def test_flow_uploads_to_a_managed_disk_a_datastore_and_the_local_platform(arm, vcsim, connectors) -> None:  # type: ignore[no-untyped-def]
     staging = connectors
     raw = make_raw(staging / "gold.raw", 30 * MiB, runs=4, seed=61)
     source = {"kind": "local", "connector": "flow-staging", "path": "gold.raw"}
@@ -61,6 +64,25 @@ def test_flow_uploads_to_a_managed_disk_and_to_the_local_platform(arm, connector
     state = upload_image_flow(local, return_state=True)
     assert state.is_completed(), state.message
     assert qemu_compare(raw, "raw", staging / "platform/gold.vhd", "vpc").returncode == 0
+
+    small = make_raw(staging / "small.raw", 4 * MiB, runs=2, seed=62, max_run=MiB)
+    save_connector("vsphere", "flow-vc", {**vcsim_vsphere(vcsim).model_dump(), "password": vcsim.info["password"]},
+                   overwrite=True)  # fmt: skip
+    folder = f"flow-{uuid.uuid4().hex[:8]}"
+    target = {"kind": "datastore", "connector": "flow-vc", "datastore": "LocalDS_0", "path": f"{folder}/gold.vmdk",
+              "create_vm": folder}  # fmt: skip
+    on_vsphere = UploadSpec.model_validate({"source": {**source, "path": "small.raw"}, "target": target})
+    try:
+        state = upload_image_flow(on_vsphere, return_state=True)
+        assert state.is_completed(), state.message
+        result = state.result()
+        assert isinstance(result.details, ImportDetails) and result.details.disk == f"[LocalDS_0] {folder}/gold.vmdk"
+        assert result.verified and result.content_hash == hash_disk(small).content_hash  # the read-back matched it
+        assert [r.id.split(" ")[0] for r in result.created if r.kind == "vsphere-vm"] == [folder]
+        again = upload_image_flow(on_vsphere, return_state=True)
+        assert again.is_failed() and "set spec.overwrite" in str(again.message)
+    finally:
+        delete_connector("flow-vc")
 
 
 def test_a_source_format_stated_in_the_spec_is_checked(connectors) -> None:  # type: ignore[no-untyped-def]

@@ -82,6 +82,7 @@ def import_to_datastore(
     kind: str = "flat",
     overwrite: bool = False,
     progress: Progress | None = None,
+    source_format: DiskFormat | None = None,
 ) -> VsphereImport:
     if kind not in KINDS:
         raise InputError(f"disk layout {kind!r}: use flat or stream")
@@ -97,8 +98,9 @@ def import_to_datastore(
         _make_folder(session, datastore, folder)
         options = {"extent_name": posixpath.basename(data_file)} if kind == "stream" else {}
         result = convert(
-            source, temp, KINDS[kind], overwrite=True, progress=progress, source_fs=source_fs, output_fs=fs, **options
-        )
+            source, temp, KINDS[kind], overwrite=True, progress=progress, source_fs=source_fs, output_fs=fs,
+            source_format=source_format, **options,
+        )  # fmt: skip
         try:
             check = hash_disk(temp, source_format=KINDS[kind], fs=fs).content_hash
             if check != result.content_hash:

@@ -119,7 +119,7 @@ class VsphereSession:
         self.close()
 
     def datacenter(self) -> Any:
-        content = self.si.RetrieveContent()
+        content = (self.si or self.connect()).RetrieveContent()  # a CE backend's session logs in here
         dcs = [e for e in content.rootFolder.childEntity if isinstance(e, vim.Datacenter)]
         if self.config.datacenter:
             dcs = [dc for dc in dcs if dc.name == self.config.datacenter]
