@@ -8,6 +8,7 @@ from prefect import flow
 
 from imageport.models import PrepareSpec
 from tasks.artifacts import create_markdown_artifact
+from tasks.checks import require_clean
 from tasks.engine import reap_run_resources
 from tasks.prepare import prepare_disk
 from tasks.refusals import refusals_as_state
@@ -17,6 +18,7 @@ from tasks.refusals import refusals_as_state
 @flow(name="prepare-image", log_prints=True, on_cancellation=[reap_run_resources], on_crashed=[reap_run_resources])
 @refusals_as_state("spec")
 def prepare_image_flow(spec: PrepareSpec) -> dict[str, Any]:
+    require_clean(spec)  # every check before anything is created (tasks/checks)
     result = prepare_disk.with_options(timeout_seconds=spec.timeout_s)(spec)
     changes = "\n".join(f"- `{c}`" for c in result["changes"]) or "- nothing to change"
     create_markdown_artifact(

@@ -12,6 +12,7 @@ from prefect import flow
 
 from imageport.models import PublishSpec
 from tasks.artifacts import create_markdown_artifact
+from tasks.checks import require_clean
 from tasks.publish import publish_vdisk
 from tasks.refusals import refusals_as_state
 
@@ -19,6 +20,7 @@ from tasks.refusals import refusals_as_state
 @flow(name="publish-vdisk", log_prints=True)
 @refusals_as_state("spec")
 def publish_vdisk_flow(spec: PublishSpec) -> dict[str, Any]:
+    require_clean(spec)  # every check before anything is created (tasks/checks)
     result = publish_vdisk(spec)
     create_markdown_artifact(
         key="publish-vdisk",

@@ -94,6 +94,13 @@ def stage_key(stage: str, spec: Any, reads: Any) -> str:
     return f"imageport-{stage}-{hashlib.sha256(material.encode()).hexdigest()}"
 
 
+def stage_cached(stage: str, spec: Any, reads: Any) -> bool:
+    """Whether ``run_stage`` would reuse an earlier result of this stage (same spec, same input), unexpired."""
+    from prefect.results import get_result_store
+
+    return get_result_store().exists(stage_key(stage, spec, reads))
+
+
 def run_stage(
     task: Any, spec: Any, *, stage: str, reads: Any, writes: Any, timeout_s: float, refresh: bool = False
 ) -> dict[str, Any]:
