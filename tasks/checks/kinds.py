@@ -23,6 +23,7 @@ from imageport.models import Stage
 from imageport.storage.probe import probe_directory, probe_share
 
 SOURCE, TARGET = "source", "target"
+EXISTS = "exists"  # what ``output_exists`` says of an output that has no state to tell
 # kind -> role -> the stages it can play that role in (what tasks/*.py accept today).
 ROLES: dict[str, dict[str, set[Stage]]] = {
     "vsphere": {SOURCE: {Stage.EXPORT}, TARGET: set()},
@@ -106,7 +107,7 @@ def output_exists_azure(ref: Any) -> str | None:
     found = _azure_resource(ref)
     if found is None:
         return None
-    return disk_state(found) if ref.kind == "azure-disk" else "exists"
+    return disk_state(found) if ref.kind == "azure-disk" else EXISTS
 
 
 # --- files: a share or the local platform -------------------------------------------------------------
@@ -121,7 +122,7 @@ def source_facts_file(ref: Any) -> SourceFacts:
 
 def output_exists_file(ref: Any) -> str | None:
     with located(ref) as (fs, path):
-        return "exists" if fs.isfile(path) else None
+        return EXISTS if fs.isfile(path) else None
 
 
 def probe_folder_share(ref: Any, folder: str) -> str:

@@ -121,7 +121,8 @@ def _output(plan: CheckPlan, planned: Planned, checks: Checks) -> None:
         if planned.overwrite is None:
             raise InputError(f"{describe_ref(ref)} exists already; remove it or name another file")
         overwrite = field_of(planned.options, "overwrite")
-        raise InputError(f"{describe_ref(ref)} exists already ({state}); set {overwrite} to replace it")
+        shown = "" if state == kinds.EXISTS else f" ({state})"
+        raise InputError(f"{describe_ref(ref)} exists already{shown}; set {overwrite} to replace it")
 
 
 def _vdisk(plan: CheckPlan, planned: Planned, checks: Checks) -> None:
