@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from imageport.disks.convert import output_size
 from imageport.disks.partitions import MBR_MAX_BYTES, PartitionStyle
 from imageport.guest.plan import boot_refusal
@@ -21,6 +23,17 @@ AZURE_UPLOAD_MIN = 20 * MiB + FOOTER
 AZURE_UPLOAD_MAX = 32 * TiB + FOOTER
 GEN1_OS_DISK_MAX = 2 * TiB
 FIRMWARE_NAMES = {"bios": "BIOS", "uefi": "UEFI", "efi": "UEFI"}
+EXISTS = "exists"  # what a platform says of an output that exists and has no state to tell
+
+
+@dataclass(frozen=True)
+class SourceFacts:
+    """What a platform says of a source without moving data (the checks compare it with the targets)."""
+
+    described: str  # "the source VM 'gold'", for messages
+    firmware: str | None  # bios / uefi (None: unknown)
+    style: PartitionStyle | None  # read from the disk's first sectors, where it was
+    virtual_size: int | None
 
 
 def firmware_problem(

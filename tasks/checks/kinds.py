@@ -12,18 +12,17 @@ they exist, each kind's piece is one clearly marked function here, so each moves
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from blocks.resolve import connector_adapter, describe_ref, located
 from imageport.disks.detect import open_disk
-from imageport.disks.partitions import PartitionStyle, partition_style
+from imageport.disks.partitions import partition_style
 from imageport.models import Stage
+from imageport.preflight.limits import EXISTS, SourceFacts
 from imageport.storage.probe import probe_directory, probe_share
 
 SOURCE, TARGET = "source", "target"
-EXISTS = "exists"  # what ``output_exists`` says of an output that has no state to tell
 # kind -> role -> the stages it can play that role in (what tasks/*.py accept today).
 ROLES: dict[str, dict[str, set[Stage]]] = {
     "vsphere": {SOURCE: {Stage.EXPORT}, TARGET: set()},
@@ -45,14 +44,6 @@ def allowed(kind: str, role: str, stage: Stage) -> bool:
 def can_be(role: str, stage: Stage) -> list[str]:
     """The kinds that can play ``role`` in ``stage``, for the message."""
     return [kind for kind in ROLES if allowed(kind, role, stage)]
-
-
-@dataclass(frozen=True)
-class SourceFacts:
-    described: str  # "the source VM 'gold'", for messages
-    firmware: str | None  # bios / uefi (None: unknown)
-    style: PartitionStyle | None
-    virtual_size: int | None
 
 
 def source_facts(ref: Any) -> SourceFacts | None:

@@ -20,7 +20,7 @@ from imageport.guest.firstboot import actions
 from imageport.models import Stage
 from imageport.platforms.azure.disks import UPLOAD_STATES
 from imageport.platforms.pvs.publish import plan_publish
-from imageport.preflight.limits import firmware_problem, size_problems
+from imageport.preflight.limits import EXISTS, firmware_problem, size_problems
 from imageport.preflight.report import CheckReport, Checks
 from tasks.caching import stage_cached
 from tasks.checks import kinds
@@ -121,7 +121,7 @@ def _output(plan: CheckPlan, planned: Planned, checks: Checks) -> None:
         if planned.overwrite is None:
             raise InputError(f"{describe_ref(ref)} exists already; remove it or name another file")
         overwrite = field_of(planned.options, "overwrite")
-        shown = "" if state == kinds.EXISTS else f" ({state})"
+        shown = "" if state == EXISTS else f" ({state})"
         raise InputError(f"{describe_ref(ref)} exists already{shown}; set {overwrite} to replace it")
 
 

@@ -132,12 +132,18 @@ def test_firmware_from_the_vdisk_sectors_and_a_taken_output_name(lab) -> None:  
     assert replaced.ok, replaced.problems
 
 
-def test_missing_staging_folder_and_store_are_named(lab) -> None:  # type: ignore[no-untyped-def]
+def test_missing_staging_folder_and_store_and_a_missing_installer_are_named(lab) -> None:  # type: ignore[no-untyped-def]
     target = {"disk": local("m2p/gold.vhdx"), "store": local("NoStore"), "vdisk_name": "gold"}
+    (lab["root"] / "installers").mkdir(exist_ok=True)
+    (lab["root"] / "installers" / "readme.txt").write_text("not an installer")
+    prepare = {"provisioning_type": "pvs", "misa": "install", "installers": local("installers")}
     fields = port("mcs-to-pvs", source=MCS["source"], staging=local("no-staging/gold.vhdx"),
-                  upload={"hyper_v_generation": "V1"}, targets=[target])  # fmt: skip
+                  upload={"hyper_v_generation": "V1"}, targets=[target], prepare=prepare)  # fmt: skip
     found = problems(check_port(PortSpec.model_validate(fields)))
     assert found["staging"] == "local://pf-local/no-staging: no such folder"
+    assert found["prepare.installers"] == (
+        "MCS security agent requested but the installers folder has no file starting with 'misa' (found: readme.txt)"
+    )
     assert "NoStore: no such store folder" in found["targets[0].vdisk_name"]
     assert found["targets[0].store"] == "local://pf-local/NoStore: no such folder"
-    assert len(found) == 3, found
+    assert len(found) == 4, found
