@@ -129,25 +129,26 @@ def port_plan(spec: PortSpec, refresh: bool = False) -> CheckPlan:
     image: Any = spec.source
     if Stage.EXPORT in spec.stages:
         plan.stages.append(Planned(Stage.EXPORT, _export_spec(spec), spec.source, spec.staging, "source", "staging",
-                                   "export", None))  # fmt: skip
+                                   "export", None, task=export_disk))  # fmt: skip
         image = spec.staging
     for i, target in enumerate(spec.targets):
         field = f"targets[{i}]"
         refs += [(f"{field}.disk", target.disk)] + ([(f"{field}.store", target.store)] if target.store else [])
         plan.stages.append(Planned(Stage.UPLOAD, _upload_spec(spec, target, image), image, target.disk,
                                    "staging" if image is spec.staging else "source", f"{field}.disk", "upload",
-                                   spec.upload.overwrite))  # fmt: skip
+                                   spec.upload.overwrite, task=upload_image))  # fmt: skip
         plan.boots += boot_target(f"{field}.disk", target.disk, spec.upload.hyper_v_generation,
                                   "upload.hyper_v_generation", spec.prepare.provisioning_type)  # fmt: skip
         with plan.checks.of(f"{field}.disk", "the target can be prepared where it will run"):
             prepare, prepared = _prepared(target, spec)
             plan.stages.append(Planned(Stage.PREPARE, prepare, target.disk, prepared, f"{field}.disk",
-                                       f"{field}.disk", "prepare", spec.prepare.overwrite))  # fmt: skip
+                                       f"{field}.disk", "prepare", spec.prepare.overwrite,
+                                       task=prepare_disk))  # fmt: skip
             if Stage.PUBLISH in spec.stages:
                 publish, _ = _publish_spec(spec, target, prepared)
                 plan.stages.append(Planned(Stage.PUBLISH, publish, prepared, target.store, f"{field}.disk",
                                            f"{field}.store", "publish", spec.publish.overwrite,
-                                           f"{field}.vdisk_name"))  # fmt: skip
+                                           f"{field}.vdisk_name", task=publish_vdisk))  # fmt: skip
     return plan
 
 

@@ -94,11 +94,15 @@ def stage_key(stage: str, spec: Any, reads: Any) -> str:
     return f"imageport-{stage}-{hashlib.sha256(material.encode()).hexdigest()}"
 
 
-def stage_cached(stage: str, spec: Any, reads: Any) -> bool:
-    """Whether ``run_stage`` would reuse an earlier result of this stage (same spec, same input), unexpired."""
+def stage_cached(task: Any, stage: str, spec: Any, reads: Any) -> bool:
+    """Whether ``run_stage(task, spec, ...)`` would reuse an earlier result (same spec, same input), unexpired.
+
+    Asked of the result store as Prefect's task engine sets it up for ``task`` (the run's own store keeps
+    no metadata storage, so it would never find a task's record)."""
     from prefect.results import get_result_store
 
-    return get_result_store().exists(stage_key(stage, spec, reads))
+    store = get_result_store().update_for_task(task.with_options(persist_result=True))
+    return store.exists(stage_key(stage, spec, reads))
 
 
 def run_stage(

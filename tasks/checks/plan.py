@@ -43,6 +43,7 @@ class Planned:
     options: str  # where the stage's options are named: "upload" in a port, "spec" in a single-stage flow
     overwrite: bool | None  # the stage's overwrite option (None: it has none)
     name_field: str = ""  # where the output's name is given, when not in ``writes_field`` (a vDisk name)
+    task: Any = None  # the stage task ``run_stage`` caches (a port's stages), to tell a result it will reuse
 
 
 @dataclass(frozen=True)

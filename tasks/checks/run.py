@@ -103,7 +103,9 @@ def _roles(plan: CheckPlan, checks: Checks) -> None:
 
 def _reused(plan: CheckPlan, planned: Planned) -> bool:
     """The stage will not run: an earlier run's result for this very spec and input is in the stage cache."""
-    return not plan.refresh and stage_cached(planned.stage.value, planned.spec, planned.reads)
+    if plan.refresh or planned.task is None:
+        return False
+    return stage_cached(planned.task, planned.stage.value, planned.spec, planned.reads)
 
 
 def _output(plan: CheckPlan, planned: Planned, checks: Checks) -> None:

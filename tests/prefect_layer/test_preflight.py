@@ -95,11 +95,11 @@ def test_check_lists_a_bios_source_for_gen2_and_a_missing_connector_at_once_and_
     assert len(found) == 2, found  # everything else was checked and is fine
     assert report["summary"].endswith(", 2 problems") and len(report["checked"]) > 2
     created_nothing(lab, "pf-gen2", "x")
-    # The same port as Gen1 is clean: exit 0, the table and its count.
+    # The same port as Gen1 is clean: exit 0, the table and its count (through `run`, which starts ports too).
     spec.write_text(
         yaml.safe_dump({**MCS, "targets": [{"disk": azure("pf-gen1")}], "upload": {"hyper_v_generation": "V1"}})
     )
-    clean = run_cli("port", "mcs-to-mcs", "--spec", str(spec), "--check")
+    clean = run_cli("run", "mcs-to-mcs", "--spec", str(spec), "--check")
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert clean.stdout.rstrip().endswith("checks, 0 problems") and "staging" in clean.stdout
     created_nothing(lab, "pf-gen1")
@@ -147,3 +147,32 @@ def test_missing_staging_folder_and_store_and_a_missing_installer_are_named(lab)
     assert "NoStore: no such store folder" in found["targets[0].vdisk_name"]
     assert found["targets[0].store"] == "local://pf-local/NoStore: no such folder"
     assert len(found) == 4, found
+
+
+def test_an_output_the_stage_cache_will_reuse_is_not_a_taken_name(lab) -> None:  # type: ignore[no-untyped-def]
+    """A re-run of a port finds its earlier outputs in place: the stages that made them are reused, not redone."""
+    from prefect import flow, task
+
+    from imageport.models import UploadSpec
+    from tasks.caching import run_stage, stage_cached
+
+    spec = UploadSpec.model_validate(
+        {"source": local("vdisks/bios.vhdx"), "target": local("out/cached.vhdx"), "hyper_v_generation": "V1"}
+    )
+    image, output = spec.source, spec.target
+
+    @task(name="pf_stage")
+    def stage_task(spec: UploadSpec) -> dict[str, Any]:
+        (lab["root"] / "out").mkdir(exist_ok=True)
+        (lab["root"] / "out" / "cached.vhdx").write_bytes(b"made by the stage")
+        return {}
+
+    assert not stage_cached(stage_task, "upload", spec, image)
+
+    @flow(name="pf-cached")
+    def once() -> None:
+        run_stage(stage_task, spec, stage="upload", reads=image, writes=output, timeout_s=60)
+
+    once()
+    assert stage_cached(stage_task, "upload", spec, image)
+    assert not stage_cached(stage_task, "upload", spec.model_copy(update={"threads": 7}), image)
