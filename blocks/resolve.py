@@ -1,24 +1,22 @@
-"""From a disk reference to something the core can open: the one place refs meet connectors.
+"""From a disk reference to something the core can open: saved connectors for the platform adapters.
 
-Flows, tasks and the CLI all name images by reference (``ShareRef``,
-``LocalRef``, ``AzureDiskRef``...); this module loads the named connector,
-checks it is of the right kind, and yields the file system and path the
-disk engine opens, or the store folder publish writes into.
+Flows, tasks and the CLI name images by reference (``ShareRef``, ``LocalRef``, ``AzureDiskRef``...);
+what a kind means lives in its adapter (``imageport/adapters/``), chosen by the registry. This module
+is the Prefect-layer implementation of the adapters' ``Connectors`` lookup (a saved connector block,
+checked to be of the right kind, built into its core adapter) plus thin helpers over the registry.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from blocks.registry import find_connector
-from imageport.disks.base import LOCAL, FileSystem
+from imageport.adapters.registry import adapter_for, format_ref
+from imageport.disks.base import FileSystem
 from imageport.errors import InputError
-from imageport.models import AzureDiskRef, AzureSnapshotRef, DatastoreFileRef, LocalRef, ShareRef
-from imageport.platforms.pvs.store import LocalStoreFolder, SmbStoreFolder, StoreFolder
-from imageport.storage.smb_files import SmbFileSystem
+from imageport.platforms.pvs.store import StoreFolder
 
 
 def connector_adapter(name: str, kind: str, where: str) -> Any:
@@ -29,55 +27,40 @@ def connector_adapter(name: str, kind: str, where: str) -> Any:
     return block.build()
 
 
+class BlockConnectors:
+    """``imageport.adapters.protocol.Connectors`` over the saved connector blocks."""
+
+    def build(self, name: str, connector_kind: str, where: str) -> Any:
+        return connector_adapter(name, connector_kind, where)
+
+
+CONNECTORS = BlockConnectors()
+
+
 def describe_ref(ref: Any) -> str:
-    """``kind://connector/path-or-name`` of a disk reference, for messages and reports (never a secret)."""
-    name = getattr(ref, "path", None) or getattr(ref, "name", None) or getattr(ref, "vm", "")
-    return f"{ref.kind}://{ref.connector}/{name}"
+    """The canonical location text of a disk reference (what the CLI parses back); never a secret."""
+    return format_ref(ref)
 
 
 @contextlib.contextmanager
 def located(ref: Any) -> Iterator[tuple[FileSystem, str]]:
-    """The file system and path of an image named by ``ref``, for as long as the block runs.
+    """The file system and path of an image named by ``ref``, for reading, for as long as the block runs.
 
     A managed disk is granted read access for the block and revoked afterwards.
     """
-    where = describe_ref(ref)
-    if isinstance(ref, LocalRef):
-        yield LOCAL, str(connector_adapter(ref.connector, "local", where).path(ref.path))
-    elif isinstance(ref, ShareRef):
-        fs = SmbFileSystem(connector_adapter(ref.connector, "fileshare", where))
-        try:
-            yield fs, ref.path
-        finally:
-            fs.close()
-    elif isinstance(ref, AzureDiskRef):  # a managed disk or (AzureSnapshotRef) a snapshot
-        from imageport.platforms.azure.disks import read_managed_disk
-
-        session = connector_adapter(ref.connector, "azure", where)
-        snapshot = isinstance(ref, AzureSnapshotRef)
-        with read_managed_disk(session, ref.resource_group, ref.name, snapshot=snapshot) as fs:
-            yield fs, ref.name
-    elif isinstance(ref, DatastoreFileRef):
-        with connector_adapter(ref.connector, "vsphere", where) as session:
-            fs = session.datastore_files(ref.datastore)
-            try:
-                yield fs, ref.path
-            finally:
-                fs.close()
-    else:
-        raise InputError(f"{where}: a {ref.kind} disk is read by exporting it first")
+    with adapter_for(ref).open_read(ref, CONNECTORS) as found:
+        yield found
 
 
 @contextlib.contextmanager
-def store_folder(ref: ShareRef | LocalRef) -> Iterator[StoreFolder]:
+def writable(ref: Any) -> Iterator[tuple[FileSystem, str]]:
+    """The file system and path a stage writes the file ``ref`` at."""
+    with adapter_for(ref).open_write(ref, CONNECTORS) as found:
+        yield found
+
+
+@contextlib.contextmanager
+def store_folder(ref: Any) -> Iterator[StoreFolder]:
     """The PVS store folder ``ref`` names (a folder on a file-share connector, or a local one)."""
-    where = describe_ref(ref)
-    folder: StoreFolder
-    if isinstance(ref, ShareRef):
-        folder = SmbStoreFolder(connector_adapter(ref.connector, "fileshare", where), ref.path)
-    else:
-        folder = LocalStoreFolder(Path(connector_adapter(ref.connector, "local", where).path(ref.path)))
-    try:
+    with adapter_for(ref).store_folder(ref, CONNECTORS) as folder:
         yield folder
-    finally:
-        folder.close()

@@ -7,14 +7,13 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
 from cli.output import console, emit_json, emit_mapping, parse_size, progress_reporter, reports_errors
 from imageport import names
+from imageport.adapters.registry import adapter_for_scheme
 from imageport.disks.base import LOCAL, FileSystem
 from imageport.disks.convert import ConvertResult, convert, hash_disk
 from imageport.disks.detect import open_disk
-from imageport.errors import InputError
 from imageport.models import DiskFormat, VerifyMode
 
 app = typer.Typer(help="Disk images: info, convert, hash, check (raw, VHD, VHDX, VMDK).", no_args_is_help=True)
@@ -46,9 +45,9 @@ VerifyFlag = Annotated[
 Image = Annotated[
     str,
     typer.Argument(
-        help="Image: a local path, smb://CONNECTOR/path, azure-disk://CONNECTOR/RG/DISK, "
+        help="Image: a local path, smb://CONNECTOR/path, local://CONNECTOR/path, azure-disk://CONNECTOR/RG/DISK, "
         "azure-snapshot://CONNECTOR/RG/NAME, datastore://CONNECTOR/DATASTORE/path or sas+https://BLOB-SAS-URL "
-        "(format detected from content)"
+        "(format detected from content; what a run's result prints is accepted as it is)"
     ),
 ]
 
@@ -56,40 +55,22 @@ Image = Annotated[
 def parse_location(text: str, field: str = "location") -> Any:
     """A location typed on the command line, as a disk reference; a plain local path stays a string.
 
-    Paths inside a connector follow ``imageport.names.store_path`` (no ``..``, nothing absolute, no
-    NUL...); a refusal names ``field`` (the argument) and the rule, as an ``InputError``.
+    The scheme picks the kind's adapter (``imageport.adapters.registry``), which parses exactly what
+    it formats (what results and artifacts print); paths inside a connector follow
+    ``imageport.names.store_path`` (no ``..``, nothing absolute, no NUL...). A refusal names ``field``
+    (the argument) and the expected shape, as an ``InputError``.
     """
-    from imageport.models import AzureDiskRef, AzureSnapshotRef, DatastoreFileRef, ShareRef
-
-    where = f"{field} {names.shown(text)}"
-    try:
-        for scheme, model in (("azure-disk://", AzureDiskRef), ("azure-snapshot://", AzureSnapshotRef)):
-            if text.startswith(scheme):
-                from cli.upload import managed_disk_target
-
-                connector, resource_group, name = managed_disk_target(text, field)
-                return model(connector=connector, resource_group=resource_group, name=name)
-        if text.startswith("smb://"):
-            connector, _, path = text.removeprefix("smb://").partition("/")
-            return ShareRef(connector=connector, path=path or ".")
-        if text.startswith("datastore://"):
-            connector, _, rest = text.removeprefix("datastore://").partition("/")
-            datastore, _, path = rest.partition("/")
-            if not datastore or not path:
-                raise InputError(f"{where}: use datastore://CONNECTOR/DATASTORE/path/on/datastore")
-            return DatastoreFileRef(connector=connector, datastore=datastore, path=path)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {str(e['msg']).removeprefix('Value error, ')}" for e in exc.errors()
-        )
-        raise InputError(f"{where}: {problems}") from None
-    return names.check(field, text, names.no_nul)
+    adapter = adapter_for_scheme(text)
+    if adapter is None:
+        return names.check(field, text, names.no_nul)
+    return adapter.parse(text, field)
 
 
 @contextlib.contextmanager
 def located(text: str) -> Iterator[tuple[FileSystem, str]]:
-    """Where an image is: a local path, ``smb://CONNECTOR/path`` on a file-share connector, or
-    ``azure-disk://CONNECTOR/RESOURCE_GROUP/DISK`` (read access granted for the command, then revoked)."""
+    """Where an image is: a local path, a page blob by SAS, or any disk location its kind's adapter reads
+    (``smb://``, ``local://``, ``datastore://``; ``azure-disk://`` and ``azure-snapshot://`` through a read
+    grant for the command, then revoked)."""
     if text.startswith(("sas+https://", "sas+http://")):  # a page blob by SAS, e.g. a disk's read grant
         from imageport.storage.page_blob import PageBlobFileSystem
 

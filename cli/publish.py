@@ -11,8 +11,7 @@ import typer
 
 from cli.disk import FromFormat, Image, JsonFlag, VerifyFlag, WaitLockFlag, located, parse_location
 from cli.output import console, emit_json, progress_reporter, reports_errors
-from imageport.errors import InputError
-from imageport.models import PublishOptions, ShareDiskFormat, ShareRef, VerifyMode, parse_model
+from imageport.models import PublishOptions, ShareDiskFormat, VerifyMode, parse_model
 from imageport.names import check, free_text, vdisk_name
 from imageport.platforms.pvs.publish import publish as publish_vdisk
 from imageport.platforms.pvs.store import LocalStoreFolder, StoreFolder
@@ -24,9 +23,7 @@ def store_at(text: str) -> Iterator[StoreFolder]:
     if isinstance(ref, str):
         yield LocalStoreFolder(Path(ref))
         return
-    if not isinstance(ref, ShareRef):
-        raise InputError(f"{text}: a PVS store is a folder on a file-share connector (smb://CONNECTOR/folder)")
-    from blocks.resolve import store_folder
+    from blocks.resolve import store_folder  # the kind's adapter refuses one that cannot be a store
 
     with store_folder(ref) as folder:
         yield folder

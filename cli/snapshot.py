@@ -9,7 +9,9 @@ import typer
 from cli.disk import JsonFlag, connector_for
 from cli.output import console, emit_json, reports_errors
 from cli.upload import managed_disk_target, parse_tags
+from imageport.adapters.registry import format_ref
 from imageport.errors import InputError
+from imageport.models import AzureSnapshotRef
 from imageport.platforms.azure.disks import create_snapshot
 
 
@@ -31,4 +33,5 @@ def snapshot(
         emit_json(made.__dict__)
         return
     console.print(f"snapshot {made.snapshot_id} of {made.source_disk_id} ({made.size_bytes:,} bytes)", highlight=False)
-    console.print(f"read it as azure-snapshot://{connector}/{resource_group}/{name}", highlight=False)
+    later = format_ref(AzureSnapshotRef(connector=connector, resource_group=resource_group, name=name))
+    console.print(f"read it as {later}", highlight=False)

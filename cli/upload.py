@@ -10,10 +10,10 @@ import typer
 
 from cli.disk import FromFormat, Image, JsonFlag, VerifyFlag, connector_for, located
 from cli.output import console, emit_json, progress_reporter, reports_errors
+from imageport.adapters.registry import adapter_for
 from imageport.disks.detect import open_disk
 from imageport.errors import InputError
 from imageport.models import AzureSku, HyperVGeneration, OsType, VerifyMode
-from imageport.names import shown
 from imageport.platforms.azure.disks import upload_to_managed_disk
 from imageport.storage.page_blob import PageBlob
 from imageport.transfer.pages import DEFAULT_CHECKPOINTS, UploadResult, upload_to_page_blob
@@ -35,12 +35,9 @@ def _sas_url(target: str) -> str | None:
 
 def managed_disk_target(target: str, field: str = "TARGET") -> tuple[str, str, str]:
     """``azure-disk://`` or ``azure-snapshot://CONNECTOR/RESOURCE_GROUP/NAME`` as its three parts."""
-    scheme, _, rest = target.partition("://")
-    parts = rest.split("/")
-    if len(parts) != 3 or not all(parts):
-        last = "DISK" if scheme == "azure-disk" else "NAME"
-        raise InputError(f"{field} {shown(target)}: use {scheme}://CONNECTOR/RESOURCE_GROUP/{last}")
-    return parts[0], parts[1], parts[2]
+    kind = "azure-snapshot" if target.startswith("azure-snapshot://") else "azure-disk"
+    ref = adapter_for(kind).parse(target, field)
+    return ref.connector, ref.resource_group, ref.name
 
 
 def parse_tags(pairs: list[str]) -> dict[str, str]:

@@ -27,13 +27,15 @@ from blocks.registry import save_connector
 from flows.ports import mcs_to_mcs
 from imageport.guest.sample_image import build_disks
 from imageport.models import PortSpec
+from imageport.names import prepared_path
 
 DEMO_ROOT = Path("demo-output").absolute()
+TARGET = "target/win-gold.vhd"  # the local target disk; prepare writes its -prepared copy beside it
 SPEC = {
     "workflow": "mcs-to-mcs",
     "source": {"kind": "local", "connector": "local", "path": "vms/win-gold.img"},
     "staging": {"kind": "local", "connector": "local", "path": "share/win-gold.vhdx"},
-    "targets": [{"disk": {"kind": "local", "connector": "local", "path": "target/win-gold.vhd"}}],
+    "targets": [{"disk": {"kind": "local", "connector": "local", "path": TARGET}}],
     "prepare": {"enable_rdp": True, "chkdsk": True},
 }
 
@@ -66,7 +68,7 @@ def main() -> None:
     export, upload, prepare = result["stages"]
     print(f"\nthe image's content hash is identical on the share and on the target: "
           f"{export['content_hash'] == upload['content_hash']}")  # fmt: skip
-    print(f"prepared copy: {DEMO_ROOT / 'target' / 'win-gold-prepared.vhd'} (verified: {prepare['verified']})")
+    print(f"prepared copy: {DEMO_ROOT / prepared_path(TARGET)} (verified: {prepare['verified']})")
     print(f"whole workflow {result['wall_seconds']:.1f} s, data stages {result['stage_seconds']:.1f} s")
     print(
         f"Runs and artifacts are stored in {os.environ.get('PREFECT_HOME', '~/.prefect')}; "

@@ -25,18 +25,16 @@ from prefect.futures import wait
 from pydantic import BeforeValidator
 
 from blocks.resolve import describe_ref
+from imageport.adapters.registry import adapter_for
 from imageport.errors import ImageportError, InputError
 from imageport.forms import FixedField
 from imageport.models import (
-    AzureDiskRef,
     ExportSpec,
-    LocalRef,
     PortSpec,
     PortTarget,
     PrepareSpec,
     PublishSpec,
     Stage,
-    TargetPlatform,
     UploadSpec,
     Workflow,
 )
@@ -54,24 +52,17 @@ from tasks.upload import upload_image
 
 
 def _prepared(target: PortTarget, spec: PortSpec) -> tuple[PrepareSpec, Any]:
-    """The prepare spec of one target and the reference of its prepared copy."""
+    """The prepare spec of one target and the reference of its prepared copy (the target kind's adapter)."""
     disk = target.disk
     assert disk is not None  # PortSpec guarantees every target has a disk
+    adapter = adapter_for(disk)
     fields = spec.prepare.model_dump(exclude={"output_disk_name", "output_snapshot_name"})
-    generation = spec.upload.hyper_v_generation
-    if isinstance(disk, LocalRef):
-        stem, ext = posixpath.splitext(disk.path)
-        output = LocalRef(connector=disk.connector, path=f"{stem}-prepared{ext}")
-        prepared = PrepareSpec(disk=disk, target_platform=TargetPlatform.LOCAL, hyper_v_generation=generation,
-                               output=output, **fields)  # fmt: skip
-        return prepared, output
-    if isinstance(disk, AzureDiskRef):
-        name = spec.prepare.output_disk_name if len(spec.targets) == 1 and spec.prepare.output_disk_name else None
-        name = name or f"{disk.name}-prepared"
-        prepared = PrepareSpec(disk=disk, target_platform=TargetPlatform.AZURE, hyper_v_generation=generation,
-                               output_disk_name=name, **fields)  # fmt: skip
-        return prepared, AzureDiskRef(connector=disk.connector, resource_group=disk.resource_group, name=name)
-    raise InputError(f"targets: a {disk.kind} target is not supported yet; use an Azure disk or the local platform")
+    name = spec.prepare.output_disk_name if len(spec.targets) == 1 else None
+    output = adapter.prepared(disk, name)
+    prepared = PrepareSpec(disk=disk, target_platform=adapter.target_platform,
+                           hyper_v_generation=spec.upload.hyper_v_generation,
+                           **adapter.prepare_outputs(output), **fields)  # fmt: skip
+    return prepared, output
 
 
 @task(name="port_target", task_run_name="target {index}: {target_name}")
@@ -175,9 +166,21 @@ def run_port(spec: PortSpec, workflow: Workflow, refresh: bool = False) -> dict[
     return {"workflow": workflow.value, "stages": stages, "wall_seconds": wall, "stage_seconds": data}
 
 
+def _refuse_unfit_kinds(spec: PortSpec) -> None:
+    """Before any data moves: each reference's kind can play its part in its stages (the adapter table)."""
+    adapter_for(spec.source).require("source", spec.stages[0], "source")
+    for i, target in enumerate(spec.targets):
+        assert target.disk is not None
+        for stage in (Stage.UPLOAD, Stage.PREPARE):
+            adapter_for(target.disk).require("target", stage, f"targets[{i}].disk")
+        if target.store is not None:
+            adapter_for(target.store).require("target", Stage.PUBLISH, f"targets[{i}].store")
+
+
 def _run_stages(spec: PortSpec, refresh: bool, stages: list[dict[str, Any]]) -> None:
     """Export once, then every target's chain in parallel; ``stages`` gets each completed stage, even when one
     fails (the first failure is raised once every target has ended)."""
+    _refuse_unfit_kinds(spec)
     image: Any = spec.source
     if Stage.EXPORT in spec.stages:
         stages.append(run_stage(export_disk, _export_spec(spec), stage="export", reads=spec.source, writes=spec.staging,

@@ -32,6 +32,7 @@ raises the same text as an ``InputError`` naming a CLI field.
 
 from __future__ import annotations
 
+import posixpath
 import re
 import unicodedata
 from collections.abc import Callable
@@ -148,3 +149,17 @@ def check(field: str, value: str, rule: Callable[[str], str]) -> str:
         return rule(value)
     except ValueError as exc:
         raise InputError(f"{field}: {exc}") from None
+
+
+PREPARED_SUFFIX = "-prepared"
+
+
+def prepared_name(name: str) -> str:
+    """The one naming rule of a prepared copy: ``NAME-prepared`` (a disk, a snapshot's copy, a VM's disk)."""
+    return f"{name}{PREPARED_SUFFIX}"
+
+
+def prepared_path(path: str) -> str:
+    """A file's prepared copy beside it: ``dir/NAME-prepared.EXT``."""
+    stem, ext = posixpath.splitext(path)
+    return f"{prepared_name(stem)}{ext}"

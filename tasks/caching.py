@@ -8,14 +8,15 @@ and runs the rest; partial work inside a stage resumes by the stage's own
 checkpoints (staged files, page-blob checkpoints). A cached stage whose
 output has since disappeared is run again.
 
-Identities: an image file (local or on a share) by its source fingerprint
+Identities come from each kind's adapter (``imageport/adapters/``): an image file (local, on a
+share or a datastore) by its source fingerprint
 (``imageport.disks.fingerprint``: the store's size, modification time and file
 id, the container's change markers and a digest of its metadata), so a vDisk
 edited in place -- even to the same size -- is a new input; an Azure disk
 by id, state and creation time; a vSphere disk by VM, disk file, the VM's
 ``config.changeVersion`` and its snapshot, if one is named. vSphere
 has no content change id for a disk without CBT, so an export is cached for
-at most ``EXPORT_CACHE_HOURS``; pass ``refresh=True`` to a workflow (or name a
+at most its adapter's ``cache_expiry`` (24 hours); pass ``refresh=True`` to a workflow (or name a
 snapshot) to be exact.
 """
 
@@ -27,15 +28,12 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from blocks.resolve import connector_adapter, describe_ref, located
-from imageport.disks.detect import open_disk
-from imageport.disks.fingerprint import fingerprint
-from imageport.errors import FormatError, ImageportError
-from imageport.models import AzureDiskRef, AzureSnapshotRef, LocalRef, ShareRef, VsphereDiskRef
+from blocks.resolve import CONNECTORS, describe_ref
+from imageport.adapters.registry import adapter_for
+from imageport.errors import ImageportError
 from imageport.redaction import redact_data
 from tasks.refusals import mark_stage
 
-EXPORT_CACHE_HOURS = 24
 STAGE_CACHE = timedelta(days=30)
 
 
@@ -48,42 +46,7 @@ def ref_identity(ref: Any) -> str:
 
 
 def _identity(ref: Any) -> str:
-    if isinstance(ref, LocalRef | ShareRef):
-        with located(ref) as (fs, path):
-            return _file_identity(f"{ref.kind} {ref.connector}/{path}", fs, path)
-    if isinstance(ref, AzureDiskRef):
-        from imageport.platforms.azure.disks import disk_state, get_or_none
-
-        compute = connector_adapter(ref.connector, "azure", ref.name).compute()
-        operations = compute.snapshots if isinstance(ref, AzureSnapshotRef) else compute.disks
-        found = get_or_none(operations, ref.kind, ref.resource_group, ref.name)
-        if found is None:
-            return "missing"
-        return f"azure {found.id} {disk_state(found)} {found.properties.time_created}"
-    if isinstance(ref, VsphereDiskRef):
-        from imageport.platforms.vsphere.inventory import find_vm, retrieve
-
-        with connector_adapter(ref.connector, "vsphere", ref.vm) as session:
-            si = session.si or session.connect()
-            vm = find_vm(si, ref.vm)
-            ((_, props),) = retrieve(si, [vm], ["config.changeVersion"])
-            return f"vsphere {vm._moId} {ref.disk} {ref.snapshot} {props.get('config.changeVersion')}"
-    return f"{getattr(ref, 'kind', type(ref).__name__)} {ref!r}"
-
-
-def _file_identity(where: str, fs: Any, path: str) -> str:
-    """An image file by its source fingerprint (any edit changes it); a file that is no image by its stamp."""
-    if not fs.isfile(path):
-        return "missing"
-    try:
-        with open_disk(path, fs=fs) as reader:
-            return f"{where} {fingerprint(reader).digest}"
-    except FormatError:
-        source = fs.open(path)
-        try:
-            return f"{where} {json.dumps(source.stamp(), sort_keys=True)}"
-        finally:
-            source.close()
+    return adapter_for(ref).identity(ref, CONNECTORS)
 
 
 def stage_key(stage: str, spec: Any, reads: Any) -> str:
@@ -110,7 +73,7 @@ def run_stage(
 ) -> dict[str, Any]:
     """Run (or reuse) one stage; the result carries ``stage``, ``reused``, ``stage_seconds``, ``from`` and ``to``."""
     key = stage_key(stage, spec, reads)
-    expiry = timedelta(hours=EXPORT_CACHE_HOURS) if isinstance(reads, VsphereDiskRef) else STAGE_CACHE
+    expiry = adapter_for(reads).cache_expiry or STAGE_CACHE
     options: dict[str, Any] = {
         "cache_key_fn": lambda context, parameters: key,
         "cache_expiration": expiry,

@@ -7,7 +7,7 @@ from typing import Any
 
 from prefect import task
 
-from blocks.resolve import located
+from blocks.resolve import located, writable
 from imageport.disks.base import LOCAL
 from imageport.disks.detect import detect_format
 from imageport.errors import InputError
@@ -25,7 +25,7 @@ def diagnose_image(spec: DiagnosticsSpec) -> dict[str, Any]:
         report = diagnose(path)
     result = {**report.as_dict(), "markdown": report.markdown()}
     if spec.output is not None:
-        with located(spec.output) as (out_fs, out_path):
+        with writable(spec.output) as (out_fs, out_path):
             if out_fs is not LOCAL:
                 raise InputError("diagnostics output: give a local connector path")
             report.save(Path(out_path))

@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect import task
 
-from blocks.resolve import located
+from blocks.resolve import located, writable
 from imageport.models import DiskFormat, FileRef
 from imageport.transfer.copy import copy_image
 from tasks.policy import RETRY_TRANSIENT
@@ -32,7 +32,7 @@ def convert_image(
     last checkpoint instead of starting over.
     """
     progress = prefect_progress(f"convert {source.path} to {fmt.value}")
-    with located(source) as (source_fs, src), located(output) as (output_fs, dst):
+    with located(source) as (source_fs, src), writable(output) as (output_fs, dst):
         result = copy_image(
             src, source_fs, dst, output_fs, fmt, size=size, overwrite=overwrite, progress=progress,
             wait_lock=wait_lock, source_format=source.format,

@@ -18,40 +18,27 @@ from collections.abc import Iterator
 from typing import Any
 
 from blocks.registry import connector_class, find_connector, list_connectors
+from imageport.adapters.registry import ce_backend, ce_host, hosts_ce
 from imageport.engine.backend import CeBackend
 from imageport.engine.reaper import ReapReport, reap
-from imageport.errors import InputError
 
 log = logging.getLogger("imageport.engine")
 
 LIVE_STATES = {"SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING"}
-CE_KINDS = ("local", "azure", "vsphere")
 
 
 def _backend(kind: str, block: Any, name: str) -> CeBackend:
-    if kind == "local":
-        from imageport.engine.local import LocalBackend
-
-        return LocalBackend(block.build().root)
-    if kind == "azure":
-        from imageport.engine.azure import AzureBackend
-
-        return AzureBackend(block.build())
-    if kind == "vsphere":
-        from imageport.engine.vsphere import VsphereBackend
-
-        return VsphereBackend(block.build())
-    raise InputError(f"connector {name!r} is a {kind} connector, which cannot host a compositing engine")
+    return ce_backend(kind, block, name)  # refused for a connector kind that cannot host CEs
 
 
 def all_backends(names: list[str] | None = None) -> list[CeBackend]:
     """A backend per saved connector that can host CEs (or per named connector)."""
     backends = []
     for kind, name in list_connectors():
-        if kind in CE_KINDS and (names is None or name in names):
+        if hosts_ce(kind) and (names is None or name in names):
             block = connector_class(kind).load(name)  # the kind is known: one read, not a search
-            if kind == "vsphere" and not block.ce_template:
-                continue  # no template, so imageport never made helper VMs there
+            if not ce_host(kind, name).in_use(block):
+                continue  # e.g. a vCenter without a CE template: imageport never made helper VMs there
             backends.append(_backend(kind, block, name))
     return backends
 

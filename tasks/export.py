@@ -6,15 +6,18 @@ from typing import Any
 
 from prefect import task
 
-from blocks.resolve import connector_adapter, located
-from imageport.models import ExportSpec, VsphereDiskRef
-from imageport.transfer.copy import copy_image
+from blocks.resolve import CONNECTORS, writable
+from imageport.adapters.registry import adapter_for
+from imageport.disks.convert import ConvertResult
+from imageport.models import ExportSpec
 from tasks.policy import RETRY_TRANSIENT
 from tasks.progress import prefect_progress
 
 
-def _source_name(spec: ExportSpec) -> str:
-    return getattr(spec.source, "vm", None) or getattr(spec.source, "name", None) or getattr(spec.source, "path", "?")
+def _as_dict(spec: ExportSpec, result: Any) -> dict[str, Any]:
+    """The task's result: a copied file's ``ConvertResult`` (with its output) or a platform export's."""
+    extra = {"output": spec.destination.path} if isinstance(result, ConvertResult) else {}
+    return {**result.as_dict(), **extra}
 
 
 @task(name="export_disk", task_run_name="export {spec.destination.path}", **RETRY_TRANSIENT)
@@ -24,32 +27,8 @@ def export_disk(spec: ExportSpec) -> dict[str, Any]:
     A vSphere VM's disk is read as of a snapshot this run takes and removes; a managed disk
     or snapshot through a read grant that is always revoked; a local disk directly.
     """
-    progress = prefect_progress(f"export {_source_name(spec)} to {spec.destination.path}")
-    fmt = spec.disk_format.writes
-    source = spec.source
-    with located(spec.destination) as (output_fs, output):
-        if isinstance(source, VsphereDiskRef):
-            from imageport.platforms.vsphere.export import export_vm_disk
-
-            with connector_adapter(source.connector, "vsphere", f"vsphere://{source.connector}") as session:
-                result = export_vm_disk(
-                    session,
-                    source.vm,
-                    output,
-                    output_fs,
-                    fmt,
-                    disk=source.disk,
-                    snapshot=source.snapshot,
-                    progress=progress,
-                    digests=spec.hash_disk,
-                    wait_lock=spec.wait_lock,
-                    verify=spec.verify.value,
-                )
-            return result.as_dict()
-        with located(source) as (source_fs, path):
-            copied = copy_image(
-                path, source_fs, output, output_fs, fmt, progress=progress, sha256=spec.hash_disk,
-                md5=spec.hash_disk, wait_lock=spec.wait_lock, verify=spec.verify.value,
-                source_format=getattr(source, "format", None),  # a local disk may state its format
-            )  # fmt: skip
-        return {**copied.as_dict(), "output": spec.destination.path}
+    adapter = adapter_for(spec.source)
+    progress = prefect_progress(f"export {adapter.name(spec.source)} to {spec.destination.path}")
+    with writable(spec.destination) as (output_fs, output):
+        result = adapter.export(spec, CONNECTORS, output_fs, output, progress=progress)
+    return _as_dict(spec, result)

@@ -16,7 +16,7 @@ FORBIDDEN_IN_CORE = {"prefect", "flows", "tasks", "blocks", "deployments", "cli"
 # Within the core, each layer may import only the layers below it.
 CORE_ORDER = [
     "redaction", "errors", "credentials", "names", "specfile", "forms", "models", "disks", "storage", "transfer",
-    "platforms", "guest", "engine", "preflight",
+    "platforms", "guest", "engine", "preflight", "adapters",
 ]  # fmt: skip
 
 

@@ -27,6 +27,7 @@ from imageport.engine.job import AgentDisk, AgentJob, AgentResult, BundleStamp
 from imageport.engine.tags import CeTags
 from imageport.errors import InputError, NotFound, PlatformNotFound
 from imageport.models import AzureSku
+from imageport.names import prepared_name
 from imageport.platforms.azure import vms
 from imageport.platforms.azure.ce_storage import CeStorage
 from imageport.platforms.azure.disks import (
@@ -106,7 +107,7 @@ class AzureBackend:
         ce = f"imageport-ce-{ledger.tags.stage}-{uuid.uuid4().hex[:8]}"
         copy_name = f"{ce}-disk"
         if keep_copy:
-            copy_name = source.output_disk_name or f"{source.name}-prepared"
+            copy_name = source.output_disk_name or prepared_name(source.name)
             if source.output_snapshot_name:
                 copy_name = f"{ce}-disk"  # the snapshot is the output; this disk is its intermediate
             self._refuse_existing(source, copy_name)

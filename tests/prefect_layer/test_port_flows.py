@@ -4,12 +4,15 @@ Samba PVS stores; content hashes at each hop, an independent registry reader for
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from blocks.registry import delete_connector, save_connector
+from cli.main import app
 from flows.ports import PORT_FLOWS
 from imageport.disks.base import LOCAL
 from imageport.disks.convert import hash_disk
@@ -90,6 +93,13 @@ def stage(result: dict[str, Any], name: str, to: str = "") -> dict[str, Any]:
     return found
 
 
+def cli_info(location: str) -> dict[str, Any]:
+    """``imageport disk info --json`` on a location a port's result printed: the CLI reads it back as it is."""
+    done = CliRunner().invoke(app, ["disk", "info", location, "--json"])
+    assert done.exit_code == 0, done.output
+    return json.loads(done.output)
+
+
 def azure_disk_file(arm, name: str, to: Path) -> Path:  # type: ignore[no-untyped-def]
     blob = arm.container.get_blob_client(arm._blob_name("rg-vdi", name))
     with open(to, "wb") as f:
@@ -110,6 +120,9 @@ def test_mcs_to_mcs_vsphere_to_samba_to_azure(lab, tmp_path: Path) -> None:  # t
     assert hash_disk(lab["share"] / "staging/mcs.vhdx", sha256=True).sha256 == lab["gold_sha"]
     assert upload["content_hash"] == export["content_hash"]
     assert prepare["verified"] and prepare["output_id"] == "rg-vdi/port-mcs-prepared"
+    assert (export["to"], upload["to"]) == ("smb://port-share/staging/mcs.vhdx", "azure-disk://port-az/rg-vdi/port-mcs")
+    assert cli_info(export["to"])["virtual_size"] == cli_info(upload["to"])["virtual_size"] == export["virtual_size"]
+    assert cli_info(prepare["to"])["format"] == "vhd"  # the prepared disk, read through a grant, by what was printed
     assert rdp_enabled(azure_disk_file(lab["arm"], "port-mcs-prepared", tmp_path / "p.raw"), tmp_path)
     assert lab["arm"].vms.vms == {} and lab["arm"].vms.nics == {}
 
@@ -153,7 +166,22 @@ def test_pvs_to_pvs_vdisk_to_local_ce_to_store(lab, tmp_path: Path) -> None:  # 
                  targets=[{"disk": local("p2p/gold.vhdx"), "store": STORE, "vdisk_name": "gold-p2p"}])  # fmt: skip
     assert [s["stage"] for s in result["stages"]] == ["upload", "prepare", "publish"]
     prepared = lab["root"] / "p2p" / "gold-prepared.vhdx"
+    assert stage(result, "prepare")["to"] == "local://port-local/p2p/gold-prepared.vhdx"
+    assert cli_info(stage(result, "publish")["to"])["format"] == cli_info(stage(result, "prepare")["to"])["format"]
     published = lab["share"] / "Store" / "gold-p2p.vhdx"
     assert hash_disk(published).content_hash == hash_disk(prepared).content_hash
     assert hash_disk(prepared).content_hash != hash_disk(lab["share"] / "vdisks/gold.vhdx").content_hash
     assert rdp_enabled(_raw(published, tmp_path), tmp_path)
+
+
+def test_a_target_kind_the_adapter_table_refuses_is_refused_before_any_stage() -> None:
+    """No connector, no service: the refusal comes from the adapter table before the export would start."""
+    from flows.ports import _refuse_unfit_kinds
+    from imageport.errors import InputError
+
+    snapshot = {**azure("port-snap"), "kind": "azure-snapshot"}
+    spec = PortSpec.model_validate({"workflow": "mcs-to-mcs", "source": VM, "staging": {**VDISK, "path": "s.vhdx"},
+                                    "targets": [{"disk": azure("ok")}, {"disk": snapshot}]})  # fmt: skip
+    with pytest.raises(InputError, match=r"targets\[1\]\.disk: an Azure snapshot \(azure-snapshot\) cannot be the "
+                                         r"target of upload"):  # fmt: skip
+        _refuse_unfit_kinds(spec)

@@ -1,0 +1,161 @@
+"""The platform adapter protocol: what every disk-reference kind answers, in one place per kind.
+
+An adapter is stateless; what it needs from outside -- a saved connector, built into its core
+adapter (``SmbShare``, ``AzureSession``, ``VsphereSession``, ``LocalDirectory``) -- comes through
+``Connectors``, which the Prefect layer implements (``blocks/resolve.py``) so the core never
+imports Prefect. ``DiskAdapter`` gives every method a default that refuses with an ``InputError``
+naming the kind, so a kind implements only what its platform can do; the role sets say the same
+for a whole stage, so a caller can refuse before it starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, ClassVar, Protocol
+
+from imageport.disks.base import FileSystem
+from imageport.engine.backend import CeBackend
+from imageport.errors import InputError
+from imageport.models import ExportSpec, PrepareSpec, Stage, TargetPlatform, UploadSpec
+from imageport.platforms.pvs.store import StoreFolder
+from imageport.transfer.copy import copy_image
+
+
+class Connectors(Protocol):
+    """Connector lookup, injected: the core adapter built from connector ``name`` of ``connector_kind``.
+
+    ``where`` names the reference being resolved, for the refusal when ``name`` is another kind.
+    """
+
+    def build(self, name: str, connector_kind: str, where: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class CeHost:
+    """How a connector kind hosts compositing engines.
+
+    ``backend(config)`` builds the ``CeBackend`` from the saved connector's config; ``in_use(config)``
+    says whether imageport can have made CEs there at all (the reaper skips one that cannot).
+    """
+
+    connector_kind: str
+    backend: Callable[[Any], CeBackend]
+    in_use: Callable[[Any], bool] = lambda config: True
+
+
+ALL_STAGES = frozenset(Stage)
+
+
+class DiskAdapter:
+    """One disk-reference kind: its text form, how it is read and written, cached, prepared, exported."""
+
+    kind: ClassVar[str]
+    ref_type: ClassVar[type]
+    connector_kind: ClassVar[str]
+    schemes: ClassVar[tuple[str, ...]]  # the first is the one ``format`` writes
+    shape: ClassVar[str]  # the text's shape, for refusals: e.g. smb://CONNECTOR/path
+    title: ClassVar[str]  # e.g. "an SMB share file", for messages
+    source_of: ClassVar[frozenset[Stage]] = frozenset()
+    target_of: ClassVar[frozenset[Stage]] = frozenset()
+    target_platform: ClassVar[TargetPlatform | None] = None  # what a disk of this kind is prepared for
+    # Stage caching: how long a cached stage reading this kind stays valid; None = until the identity changes.
+    cache_expiry: ClassVar[timedelta | None] = None
+    stages_installers: ClassVar[bool] = False  # prepare can stage installers from a local folder
+
+    # --- text ----------------------------------------------------------------------------------------
+
+    def parse(self, text: str, field: str = "location") -> Any:
+        """``text`` (one of ``schemes``) as a reference; a refusal names ``field`` and ``shape``."""
+        raise NotImplementedError
+
+    def format(self, ref: Any) -> str:
+        """The canonical text of ``ref``: ``parse(format(ref)) == ref``. Never a secret."""
+        raise NotImplementedError
+
+    def name(self, ref: Any) -> str:
+        """The short name of ``ref`` on its platform (a path, a disk name, a VM), for task names."""
+        raise NotImplementedError
+
+    def describe(self, ref: Any) -> str:
+        return self.format(ref)
+
+    # --- roles ---------------------------------------------------------------------------------------
+
+    def can(self, role: str, stage: Stage) -> bool:
+        """Whether this kind can be the ``source`` or ``target`` of ``stage``."""
+        return stage in (self.source_of if role == "source" else self.target_of)
+
+    def require(self, role: str, stage: Stage, where: str) -> None:
+        """Refuse, naming ``where``, when this kind cannot be the ``role`` of ``stage``."""
+        if not self.can(role, stage):
+            raise InputError(f"{where}: {self.title} ({self.kind}) cannot be the {role} of {stage.value}")
+
+    # --- reading and writing -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def open_read(self, ref: Any, connectors: Connectors) -> Iterator[tuple[FileSystem, str]]:
+        """The file system and path the disk engine opens ``ref`` from, for as long as the block runs."""
+        raise InputError(f"{self.describe(ref)}: a {self.kind} disk is read by exporting it first")
+        yield  # pragma: no cover
+
+    @contextlib.contextmanager
+    def open_write(self, ref: Any, connectors: Connectors) -> Iterator[tuple[FileSystem, str]]:
+        """The file system and path a stage writes ``ref`` at (file kinds only)."""
+        raise InputError(f"{self.describe(ref)}: {self.title} is not written as a file")
+        yield  # pragma: no cover
+
+    @contextlib.contextmanager
+    def store_folder(self, ref: Any, connectors: Connectors) -> Iterator[StoreFolder]:
+        """The PVS store folder ``ref`` names."""
+        raise InputError(
+            f"{self.describe(ref)}: a PVS store is a folder on a file-share connector or a local one, "
+            f"not {self.title}"
+        )
+        yield  # pragma: no cover
+
+    # --- caching -------------------------------------------------------------------------------------
+
+    def identity(self, ref: Any, connectors: Connectors) -> str:
+        """What names the current content of ``ref`` (``missing`` when it does not exist)."""
+        return f"{self.kind} {ref!r}"
+
+    # --- stages --------------------------------------------------------------------------------------
+
+    def write_image(self, spec: UploadSpec, connectors: Connectors, *, progress: Any, run_id: str,
+                    checkpoint_dir: Any) -> Any:  # fmt: skip
+        """Upload ``spec.source`` onto ``spec.target`` (this kind); the core's own result object."""
+        raise InputError(
+            f"target kind {self.kind}: uploads go to an Azure managed disk or the local platform"
+        )
+
+    def export(self, spec: ExportSpec, connectors: Connectors, output_fs: FileSystem, output: str, *,
+               progress: Any) -> Any:  # fmt: skip
+        """Export ``spec.source`` (this kind) to ``output``; the core's own result object.
+
+        The default reads the source as a file (``open_read``) and copies it.
+        """
+        with self.open_read(spec.source, connectors) as (source_fs, path):
+            return copy_image(
+                path, source_fs, output, output_fs, spec.disk_format.writes, progress=progress,
+                sha256=spec.hash_disk, md5=spec.hash_disk, wait_lock=spec.wait_lock, verify=spec.verify.value,
+                source_format=getattr(spec.source, "format", None),  # a file reference may state its format
+            )  # fmt: skip
+
+    def prepared(self, ref: Any, name: str | None = None) -> Any:
+        """The reference of the prepared copy of ``ref`` (``name``: the output's name where outputs are named)."""
+        raise InputError(
+            f"targets: a {self.kind} target is not supported yet; use an Azure disk or the local platform"
+        )
+
+    def prepare_outputs(self, output: Any) -> dict[str, Any]:
+        """The ``PrepareSpec`` fields that make a prepare write ``output`` (a ``prepared`` reference)."""
+        raise NotImplementedError
+
+    def prepare_source(self, spec: PrepareSpec, connectors: Connectors) -> tuple[Any, str]:
+        """The compositing engine's source for ``spec.disk`` (this kind) and the id of its output."""
+        raise InputError(
+            f"a {self.kind} disk is prepared where it will run: upload it to the local platform or Azure first"
+        )

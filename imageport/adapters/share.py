@@ -1,0 +1,40 @@
+"""Files on an SMB share connector: export output, upload input, PVS stores."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from imageport.adapters.files import FileAdapter
+from imageport.adapters.protocol import Connectors
+from imageport.disks.base import FileSystem
+from imageport.models import ShareRef, Stage
+from imageport.platforms.pvs.store import SmbStoreFolder, StoreFolder
+from imageport.storage.smb_files import SmbFileSystem
+
+
+class ShareAdapter(FileAdapter):
+    kind = "share"
+    ref_type = ShareRef
+    connector_kind = "fileshare"
+    schemes = ("smb", "share")  # share:// is what reports printed before this scheme was settled
+    shape = "smb://CONNECTOR/path[?format=FMT]"
+    title = "a file on an SMB share"
+    source_of = frozenset({Stage.UPLOAD, Stage.PUBLISH})
+    target_of = frozenset({Stage.EXPORT, Stage.PUBLISH})
+
+    @contextlib.contextmanager
+    def open_read(self, ref: ShareRef, connectors: Connectors) -> Iterator[tuple[FileSystem, str]]:
+        fs = SmbFileSystem(connectors.build(ref.connector, "fileshare", self.describe(ref)))
+        try:
+            yield fs, ref.path
+        finally:
+            fs.close()
+
+    @contextlib.contextmanager
+    def store_folder(self, ref: ShareRef, connectors: Connectors) -> Iterator[StoreFolder]:
+        folder = SmbStoreFolder(connectors.build(ref.connector, "fileshare", self.describe(ref)), ref.path)
+        try:
+            yield folder
+        finally:
+            folder.close()

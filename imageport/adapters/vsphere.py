@@ -1,0 +1,86 @@
+"""A vSphere VM's disk: exported through a snapshot, cached by the VM's change version; the vSphere CE host.
+
+A VM disk is not read as a file: it is exported (``export``). As a target of upload and prepare
+it is not supported yet: ``write_image``, ``prepared`` and ``prepare_source`` have the shape the
+vSphere target needs and refuse for now.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from imageport.adapters.locations import ALWAYS, SEGMENT, Location, escape, query_text
+from imageport.adapters.protocol import CeHost, Connectors, DiskAdapter
+from imageport.disks.base import FileSystem
+from imageport.engine.backend import CeBackend
+from imageport.errors import InputError
+from imageport.models import ExportSpec, Stage, TargetPlatform, UploadSpec, VsphereDiskRef
+
+# vSphere has no content change id for a disk without CBT: a stage reading one is cached this long at most.
+EXPORT_CACHE_HOURS = 24
+VM_OPTIONS = ("disk", "snapshot")
+
+
+class VsphereDiskAdapter(DiskAdapter):
+    kind = "vsphere"
+    ref_type = VsphereDiskRef
+    connector_kind = "vsphere"
+    schemes = ("vsphere",)
+    shape = "vsphere://CONNECTOR/VM[?disk=DISK&snapshot=SNAPSHOT]"
+    title = "a vSphere VM disk"
+    source_of = frozenset({Stage.EXPORT})
+    target_platform = TargetPlatform.VSPHERE
+    cache_expiry = timedelta(hours=EXPORT_CACHE_HOURS)
+
+    def parse(self, text: str, field: str = "location") -> Any:
+        loc = Location(text, self.schemes[0], field, self.shape)
+        options = loc.options(VM_OPTIONS)
+        return loc.model(VsphereDiskRef, connector=loc.connector, vm=loc.decode(loc.rest), **options)
+
+    def format(self, ref: VsphereDiskRef) -> str:
+        query = query_text(disk=ref.disk, snapshot=ref.snapshot)
+        return f"vsphere://{escape(ref.connector, SEGMENT)}/{escape(ref.vm, ALWAYS)}{query}"
+
+    def name(self, ref: VsphereDiskRef) -> str:
+        return ref.vm
+
+    def identity(self, ref: VsphereDiskRef, connectors: Connectors) -> str:
+        """By VM, disk, the VM's ``config.changeVersion`` and the named snapshot."""
+        from imageport.platforms.vsphere.inventory import find_vm, retrieve  # pyVmomi only when used
+
+        with connectors.build(ref.connector, "vsphere", self.describe(ref)) as session:
+            si = session.si or session.connect()
+            vm = find_vm(si, ref.vm)
+            ((_, props),) = retrieve(si, [vm], ["config.changeVersion"])
+            return f"vsphere {vm._moId} {ref.disk} {ref.snapshot} {props.get('config.changeVersion')}"
+
+    def export(self, spec: ExportSpec, connectors: Connectors, output_fs: FileSystem, output: str, *,
+               progress: Any) -> Any:  # fmt: skip
+        """The disk as of a snapshot this run takes and removes (or the named one): a ``VsphereExport``."""
+        from imageport.platforms.vsphere.export import export_vm_disk  # pyVmomi only when used
+
+        source = spec.source
+        with connectors.build(source.connector, "vsphere", self.describe(source)) as session:
+            return export_vm_disk(
+                session, source.vm, output, output_fs, spec.disk_format.writes, disk=source.disk,
+                snapshot=source.snapshot, progress=progress, digests=spec.hash_disk, wait_lock=spec.wait_lock,
+                verify=spec.verify.value,
+            )  # fmt: skip
+
+    def write_image(self, spec: UploadSpec, connectors: Connectors, *, progress: Any, run_id: str,
+                    checkpoint_dir: Any) -> Any:  # fmt: skip
+        raise InputError("target: a vSphere disk as an upload target is not supported yet")
+
+    def prepared(self, ref: VsphereDiskRef, name: str | None = None) -> Any:
+        raise InputError("targets: a vsphere target is not supported yet; use an Azure disk or the local platform")
+
+
+def _vsphere_backend(config: Any) -> CeBackend:
+    from imageport.engine.vsphere import VsphereBackend  # pyVmomi only when used
+
+    return VsphereBackend(config.build())
+
+
+VSPHERE_CE = CeHost("vsphere", _vsphere_backend,
+                    in_use=lambda config: bool(config.ce_template))  # no template: imageport never made CEs there
