@@ -1,11 +1,13 @@
 """Running the checks of a plan: every problem found, none stopping the others.
 
 In order: the connectors (each exists, is of the kind its references need, and logs in: its
-``check()``); each reference's kind in its role (``kinds.ROLES``); the outputs (free, or the stage's
-overwrite set, or an earlier run's result the stage cache will reuse; a vDisk by publish's own rules)
-and their folders (a write+delete probe); the source's firmware and size against each target; the
-installers prepare stages. A check whose connector failed is skipped (its problem is already listed).
-Nothing is created: the probes remove what they wrote.
+``check()``); each reference's kind in its role (the adapters' ``source_of``/``target_of``); the
+outputs (free, or the stage's overwrite set, or an earlier run's result the stage cache will reuse;
+a vDisk by publish's own rules) and their folders (a write+delete probe); the source's firmware and
+size against each target; the installers prepare stages. A check whose connector failed is skipped
+(its problem is already listed). Nothing is created: the probes remove what they wrote. What only a
+platform can say (its source's firmware and size, whether an output exists, the folder probe) its
+adapter says.
 """
 
 from __future__ import annotations
@@ -14,16 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from blocks.registry import find_connector
-from blocks.resolve import describe_ref, store_folder
+from blocks.resolve import CONNECTORS, describe_ref, store_folder
+from imageport.adapters.registry import ADAPTERS, adapter_for
 from imageport.errors import ImageportError, InputError
 from imageport.guest.firstboot import actions
-from imageport.models import Stage
+from imageport.models import Stage, TargetPlatform
 from imageport.platforms.azure.disks import UPLOAD_STATES
 from imageport.platforms.pvs.publish import plan_publish
 from imageport.preflight.limits import EXISTS, firmware_problem, size_problems
 from imageport.preflight.report import CheckReport, Checks
 from tasks.caching import stage_cached
-from tasks.checks import kinds
 from tasks.checks.plan import CheckPlan, Planned, field_of
 from tasks.refusals import in_spec_terms
 
@@ -67,9 +69,9 @@ def _connectors(plan: CheckPlan, checks: Checks) -> set[str]:
             for field, _ in named:
                 checks.problem(f"{field}.connector", check, str(exc))
             continue
-        wrong = [(field, ref) for field, ref in named if kinds.CONNECTOR_KINDS.get(ref.kind) != kind]
+        wrong = [(field, ref) for field, ref in named if adapter_for(ref).connector_kind != kind]
         for field, ref in wrong:
-            needs = kinds.CONNECTOR_KINDS.get(ref.kind, "?")
+            needs = adapter_for(ref).connector_kind
             checks.problem(f"{field}.connector", check,
                            f"{name!r} is a {kind} connector; a {ref.kind} reference needs a {needs} one")  # fmt: skip
         if wrong:
@@ -88,15 +90,15 @@ def _connectors(plan: CheckPlan, checks: Checks) -> set[str]:
 def _roles(plan: CheckPlan, checks: Checks) -> None:
     for planned in plan.stages:
         stage = planned.stage
-        for role, ref, field in ((kinds.SOURCE, planned.reads, planned.reads_field),
-                                 (kinds.TARGET, planned.writes, planned.writes_field)):  # fmt: skip
+        for role, ref, field in (("source", planned.reads, planned.reads_field),
+                                 ("target", planned.writes, planned.writes_field)):  # fmt: skip
             if ref is None:
                 continue  # no output reference: the read side's kind was refused already
             check = f"a {ref.kind} reference can be the {role} of {stage.value}"
-            if kinds.allowed(ref.kind, role, stage):
+            if adapter_for(ref).can(role, stage):
                 checks.passed(field, check)
             else:
-                kinds_ok = ", ".join(kinds.can_be(role, stage)) or "none"
+                kinds_ok = ", ".join(kind for kind, adapter in ADAPTERS if adapter.can(role, stage)) or "none"
                 checks.problem(field, check, f"a {ref.kind} reference cannot be the {role} of {stage.value} "
                                              f"(it can be: {kinds_ok})")  # fmt: skip
 
@@ -115,7 +117,7 @@ def _output(plan: CheckPlan, planned: Planned, checks: Checks) -> None:
         return
     ref = planned.writes
     with checks.of(planned.writes_field, f"{describe_ref(ref)} is free"):
-        state = kinds.output_exists(ref)
+        state = adapter_for(ref).output_exists(ref, CONNECTORS)
         if state is None or planned.overwrite or (planned.stage is Stage.UPLOAD and state in UPLOAD_STATES):
             return  # free, replaced on purpose, or a half-uploaded disk the upload resumes
         if _reused(plan, planned):
@@ -144,15 +146,16 @@ def _vdisk(plan: CheckPlan, planned: Planned, checks: Checks) -> None:
 def _probe(planned: Planned, checks: Checks, probed: set[tuple[str, str]]) -> None:
     """A write+delete probe in the folder a file output goes to (once per folder)."""
     ref = planned.writes
-    if ref.kind not in ("share", "local"):
+    path = getattr(ref, "path", None)  # only a file output has a folder
+    if path is None:
         return
-    folder = ref.path if planned.stage is Stage.PUBLISH else str(Path(ref.path).parent).removeprefix(".")
+    folder = path if planned.stage is Stage.PUBLISH else str(Path(path).parent).removeprefix(".")
     if (ref.connector, folder) in probed:
         return
     probed.add((ref.connector, folder))
-    makes_folders = planned.stage in (Stage.UPLOAD, Stage.PREPARE)  # the local platform makes its own folders
-    with checks.of(planned.writes_field, f"{ref.kind}://{ref.connector}/{folder} is writable"):
-        kinds.probe_folder(ref, folder, makes_folders)
+    makes_folders = planned.stage in (Stage.UPLOAD, Stage.PREPARE)  # a platform makes its own folders
+    with checks.of(planned.writes_field, f"the folder {folder or '.'} of {describe_ref(ref)} is writable"):
+        adapter_for(ref).probe_folder(ref, folder, CONNECTORS, makes_folders)
 
 
 def _source(plan: CheckPlan, checks: Checks) -> None:
@@ -160,7 +163,7 @@ def _source(plan: CheckPlan, checks: Checks) -> None:
     assert plan.source is not None
     field, ref = plan.source
     try:
-        facts = kinds.source_facts(ref)
+        facts = adapter_for(ref).source_facts(ref, CONNECTORS)
     except ImageportError as exc:
         checks.problem(field, "the source can be inspected", str(exc))
         return
@@ -178,7 +181,7 @@ def _source(plan: CheckPlan, checks: Checks) -> None:
             checks.problem(boot.generation_field, check, reason)
         else:
             checks.passed(boot.generation_field, check)
-        if facts.virtual_size is not None and boot.platform.value == "azure":
+        if facts.virtual_size is not None and boot.platform is TargetPlatform.AZURE:
             check = f"{facts.described} fits an Azure direct upload"
             found = size_problems(facts.virtual_size, None, boot.generation, facts.described)
             for message in found:
