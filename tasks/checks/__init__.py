@@ -1,8 +1,8 @@
 """The checks before any data moves (issue 15 part 4), in the Prefect layer because they resolve connectors.
 
 ``plan`` says what a run will do (its stages, references, source and boot targets, by spec field);
-``run`` checks it all and returns an ``imageport.preflight.report.CheckReport``; ``kinds`` holds the
-kind-specific pieces (they move into the platform adapters). ``check_stage`` is what a single-stage
+``run`` checks it all and returns an ``imageport.preflight.report.CheckReport``, asking each
+reference's platform adapter what only its platform can say. ``check_stage`` is what a single-stage
 flow runs first; a port's plan comes from ``flows/ports.py``.
 """
 
