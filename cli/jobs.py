@@ -15,12 +15,12 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.output import console, emit_json, emit_table, err_console, reports_errors
+from cli.output import EXIT_BAD_INPUT, console, emit_json, emit_table, err_console, reports_errors
 from cli.results import show_result
 from deployments.catalog import deployable
 from imageport import specfile
 from imageport.errors import InputError
-from imageport.models import Workflow, parse_model
+from imageport.models import PortSpec, Workflow, parse_model
 
 app = typer.Typer(help="Follow and control runs (flow runs on the Prefect server).", no_args_is_help=True)
 
@@ -51,7 +51,7 @@ def _start(name: str, spec: Path | None, wait: bool, local: bool, timeout: float
     if entry.spec is not None:
         if spec is None:
             raise InputError(f"{name}: give the job as --spec FILE (YAML or JSON of a {entry.spec.__name__})")
-        parameters["spec"] = _load_spec(spec, entry.spec, name if entry.spec.__name__ == "PortSpec" else None)
+        parameters["spec"] = _load_spec(spec, entry.spec, name if entry.spec is PortSpec else None)
     if local:
         state = entry.load()(**parameters, return_state=True)
         (err_console if as_json else console).print(f"{entry.flow_name}: {state.type.value} {state.message or ''}",
@@ -70,6 +70,37 @@ def _start(name: str, spec: Path | None, wait: bool, local: bool, timeout: float
         raise typer.Exit(_wait(flow_run.id, timeout))
 
 
+def _check(name: str, spec: Path | None, as_json: bool) -> None:
+    """Only the checks before the run (nothing is created): the report, exit 0 when clean, 2 otherwise."""
+    entry = deployable(name)
+    if entry.spec is None or spec is None:
+        raise InputError(f"{name}: --check checks a job's spec; give it as --spec FILE")
+    parameters = _load_spec(spec, entry.spec, name if entry.spec is PortSpec else None)
+    model = parse_model(entry.spec, parameters, f"spec {spec}")
+    if isinstance(model, PortSpec):
+        from flows.ports import check_port
+
+        report = check_port(model)
+    else:
+        from tasks.checks import check_stage
+
+        report = check_stage(model)
+    if as_json:
+        emit_json({"ok": report.ok, "summary": report.summary, **report.model_dump(mode="json")})
+    else:
+        rows = [[c.field, c.check, "ok" if c.problem is None else f"PROBLEM: {c.problem}"] for c in report.checked]
+        emit_table(f"checks before {name}", ["field", "check", "result"], rows)
+        for problem in report.problems:
+            err_console.print(f"[red]problem:[/red] {problem.line}", highlight=False)
+        console.print(f"{name}: {report.summary}", highlight=False)
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_BAD_INPUT)
+
+
+CheckFlag = Annotated[
+    bool, typer.Option("--check", help="Only check the spec, connectors, names, stores and source; start nothing")
+]
+
+
 @reports_errors
 def run(
     name: Annotated[
@@ -83,9 +114,13 @@ def run(
     wait: Annotated[bool, typer.Option(help="Wait for the run and exit with its outcome")] = False,
     local: Annotated[bool, typer.Option(help="Run in this process instead of through a deployment")] = False,
     timeout: Annotated[float | None, typer.Option(help="With --wait: give up waiting after this many seconds")] = None,
+    check: CheckFlag = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (with --local: the result)")] = False,
 ) -> None:
-    """Start a deployment run (or run the flow here with --local and show its result)."""
+    """Start a deployment run (or run the flow here with --local and show its result); with --check only check it
+    (exit 0/2)."""
+    if check:
+        _check(name, spec, as_json)
     _start(name, spec, wait, local, timeout, as_json)
 
 
@@ -96,9 +131,13 @@ def port(
     wait: Annotated[bool, typer.Option(help="Wait for the run and exit with its outcome")] = False,
     local: Annotated[bool, typer.Option(help="Run in this process instead of through a deployment")] = False,
     timeout: Annotated[float | None, typer.Option(help="With --wait: give up waiting after this many seconds")] = None,
+    check: CheckFlag = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (with --local: the result)")] = False,
 ) -> None:
-    """Start one of the four workflows (with --local: run it here and show every stage's result)."""
+    """Start one of the four workflows (with --local: run it here and show every stage's result); with
+    --check only check it (exit 0 clean, 2 problems)."""
+    if check:
+        _check(workflow.value, spec, as_json)
     _start(workflow.value, spec, wait, local, timeout, as_json)
 
 

@@ -39,9 +39,12 @@ from imageport.models import (
     Workflow,
     describe_validation_error,
 )
+from imageport.preflight.report import CheckReport
 from imageport.results import PortResult, StageResult, port_result
 from tasks.artifacts import create_markdown_artifact, port_table
 from tasks.caching import run_stage
+from tasks.checks.plan import CheckPlan, Planned, boot_target
+from tasks.checks.run import run_checks
 from tasks.engine import reap_run_resources
 from tasks.export import export_disk
 from tasks.prepare import prepare_disk
@@ -88,29 +91,85 @@ def port_target(spec: PortSpec, index: int, target_name: str, image: Any, refres
     return done
 
 
+def _export_spec(spec: PortSpec) -> ExportSpec:
+    return ExportSpec(source=spec.source, destination=spec.staging, **spec.export.model_dump())
+
+
+def _upload_spec(spec: PortSpec, target: PortTarget, image: Any) -> UploadSpec:
+    """What a target's upload writes: its disk, without what the target asks of its prepared copy (a VM)."""
+    assert target.disk is not None  # PortSpec guarantees every target has a disk
+    disk = adapter_for(target.disk).plain(target.disk)
+    return UploadSpec(source=image, target=disk, **spec.upload.model_dump())
+
+
+def _publish_spec(spec: PortSpec, target: PortTarget, prepared: Any) -> tuple[PublishSpec, Any]:
+    """The publish spec of one PVS target and the reference of the vDisk file it writes."""
+    assert target.store is not None and target.vdisk_name is not None
+    publish = PublishSpec(source=prepared, store=target.store, name=target.vdisk_name, **spec.publish.model_dump())
+    file = posixpath.join(target.store.path, f"{target.vdisk_name}.{publish.disk_format.value}")
+    vdisk = target.store.model_validate({**target.store.model_dump(), "path": file})  # validated, root or not
+    return publish, vdisk
+
+
 def _target_chain(spec: PortSpec, index: int, image: Any, refresh: bool, done: list[StageResult]) -> None:
     target = spec.targets[index]
-    assert target.disk is not None
-    disk = adapter_for(target.disk).plain(target.disk)  # what a target asks of its prepared copy comes later
-    upload = UploadSpec(source=image, target=disk, **spec.upload.model_dump())
+    upload = _upload_spec(spec, target, image)
+    disk = upload.target
     done.append(run_stage(upload_image, upload, stage="upload", reads=image, writes=disk,
                           timeout_s=spec.upload.timeout_s, refresh=refresh))  # fmt: skip
     prepare, prepared = _prepared(target, spec)
     done.append(run_stage(prepare_disk, prepare, stage="prepare", reads=disk, writes=prepared,
                           timeout_s=spec.prepare.timeout_s, refresh=refresh))  # fmt: skip
     if Stage.PUBLISH in spec.stages:
-        assert target.store is not None and target.vdisk_name is not None
-        publish = PublishSpec(source=prepared, store=target.store, name=target.vdisk_name, **spec.publish.model_dump())
-        file = posixpath.join(target.store.path, f"{target.vdisk_name}.{publish.disk_format.value}")
-        vdisk = target.store.model_validate({**target.store.model_dump(), "path": file})  # validated, root or not
+        publish, vdisk = _publish_spec(spec, target, prepared)
         done.append(run_stage(publish_vdisk, publish, stage="publish", reads=prepared, writes=vdisk,
                               timeout_s=spec.prepare.timeout_s, refresh=refresh))  # fmt: skip
+
+
+def port_plan(spec: PortSpec, refresh: bool = False) -> CheckPlan:
+    """What the checks before a port look at: the very stage specs ``_run_stages`` runs, by spec field."""
+    refs: list[tuple[str, Any]] = [("source", spec.source)]
+    if Stage.EXPORT in spec.stages:
+        refs.append(("staging", spec.staging))
+    if spec.prepare.installers is not None:
+        refs.append(("prepare.installers", spec.prepare.installers))
+    plan = CheckPlan(spec.workflow.value, refs, source=("source", spec.source), refresh=refresh)
+    image: Any = spec.source
+    if Stage.EXPORT in spec.stages:
+        plan.stages.append(Planned(Stage.EXPORT, _export_spec(spec), spec.source, spec.staging, "source", "staging",
+                                   "export", None, task=export_disk))  # fmt: skip
+        image = spec.staging
+    for i, target in enumerate(spec.targets):
+        field = f"targets[{i}]"
+        refs += [(f"{field}.disk", target.disk)] + ([(f"{field}.store", target.store)] if target.store else [])
+        plan.stages.append(Planned(Stage.UPLOAD, _upload_spec(spec, target, image), image, target.disk,
+                                   "staging" if image is spec.staging else "source", f"{field}.disk", "upload",
+                                   spec.upload.overwrite, task=upload_image))  # fmt: skip
+        plan.boots += boot_target(f"{field}.disk", target.disk, spec.upload.hyper_v_generation,
+                                  "upload.hyper_v_generation", spec.prepare.provisioning_type)  # fmt: skip
+        with plan.checks.of(f"{field}.disk", "the target can be prepared where it will run"):
+            prepare, prepared = _prepared(target, spec)
+            plan.stages.append(Planned(Stage.PREPARE, prepare, target.disk, prepared, f"{field}.disk",
+                                       f"{field}.disk", "prepare", spec.prepare.overwrite,
+                                       task=prepare_disk))  # fmt: skip
+            if Stage.PUBLISH in spec.stages:
+                publish, _ = _publish_spec(spec, target, prepared)
+                plan.stages.append(Planned(Stage.PUBLISH, publish, prepared, target.store, f"{field}.disk",
+                                           f"{field}.store", "publish", spec.publish.overwrite,
+                                           f"{field}.vdisk_name", task=publish_vdisk))  # fmt: skip
+    return plan
+
+
+def check_port(spec: PortSpec, refresh: bool = False) -> CheckReport:
+    """Every check before the port (``tasks/checks``): connectors, kinds, output names, stores, boot, sizes."""
+    return run_checks(port_plan(spec, refresh))
 
 
 def run_port(spec: PortSpec, workflow: Workflow, refresh: bool = False) -> PortResult:
     """The DAG of one workflow; returns every stage's result."""
     if spec.workflow is not workflow:
         raise InputError(f"workflow: this is the {workflow.value} flow; the spec asks for {spec.workflow.value}")
+    check_port(spec, refresh).raise_problems(workflow.value)  # before any snapshot, export or upload
     started = time.monotonic()
     stages: list[StageResult] = []
     try:
@@ -141,8 +200,7 @@ def _run_stages(spec: PortSpec, refresh: bool, stages: list[StageResult]) -> Non
     _refuse_unfit_kinds(spec)
     image: Any = spec.source
     if Stage.EXPORT in spec.stages:
-        export = ExportSpec(source=spec.source, destination=spec.staging, **spec.export.model_dump())
-        stages.append(run_stage(export_disk, export, stage="export", reads=spec.source, writes=spec.staging,
+        stages.append(run_stage(export_disk, _export_spec(spec), stage="export", reads=spec.source, writes=spec.staging,
                                 timeout_s=spec.export.timeout_s, refresh=refresh))  # fmt: skip
         image = spec.staging
     futures = [port_target.submit(spec, i, describe_ref(t.disk), image, refresh) for i, t in enumerate(spec.targets)]

@@ -61,6 +61,17 @@ def stage_key(stage: str, spec: Any, reads: Any) -> str:
     return f"imageport-{stage}-{hashlib.sha256(material.encode()).hexdigest()}"
 
 
+def stage_cached(task: Any, stage: str, spec: Any, reads: Any) -> bool:
+    """Whether ``run_stage(task, spec, ...)`` would reuse an earlier result (same spec, same input), unexpired.
+
+    Asked of the result store as Prefect's task engine sets it up for ``task`` (the run's own store keeps
+    no metadata storage, so it would never find a task's record)."""
+    from prefect.results import get_result_store
+
+    store = get_result_store().update_for_task(task.with_options(persist_result=True))
+    return store.exists(stage_key(stage, spec, reads))
+
+
 def run_stage(
     task: Any, spec: Any, *, stage: str, reads: Any, writes: Any, timeout_s: float, refresh: bool = False
 ) -> StageResult:

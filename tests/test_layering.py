@@ -16,7 +16,7 @@ FORBIDDEN_IN_CORE = {"prefect", "flows", "tasks", "blocks", "deployments", "cli"
 # Within the core, each layer may import only the layers below it.
 CORE_ORDER = [
     "redaction", "errors", "retry", "hashing", "credentials", "names", "specfile", "forms", "models", "disks",
-    "storage", "transfer", "platforms", "guest", "engine", "results", "adapters",
+    "storage", "transfer", "platforms", "guest", "engine", "results", "preflight", "adapters",
 ]  # fmt: skip
 
 

@@ -16,9 +16,11 @@ from imageport.adapters.protocol import CeHost, Connectors, DiskAdapter, Opened
 from imageport.disks.detect import open_disk
 from imageport.disks.io import FileSystem
 from imageport.engine.backend import CeBackend
+from imageport.errors import PlatformNotFound
 from imageport.models import AzureDiskRef, AzureSnapshotRef, PrepareSpec, Stage, TargetPlatform, UploadSpec
 from imageport.names import prepared_name
 from imageport.platforms.azure.disks import disk_state, get_or_none, read_managed_disk, upload_to_managed_disk
+from imageport.preflight.limits import EXISTS, SourceFacts
 from imageport.results import StageResult, from_managed_disk_upload
 
 READ_STAGES = frozenset({Stage.EXPORT, Stage.PREPARE, Stage.PUBLISH})
@@ -65,12 +67,34 @@ class AzureDiskAdapter(DiskAdapter):
 
     def identity(self, ref: AzureDiskRef, connectors: Connectors) -> str:
         """By id, state and creation time."""
-        compute = self._session(ref, connectors).compute()
-        operations = compute.snapshots if self.snapshot else compute.disks
-        found = get_or_none(operations, ref.kind, ref.resource_group, ref.name)
+        found = self._found(ref, connectors)
         if found is None:
             return "missing"
         return f"azure {found.id} {disk_state(found)} {found.properties.time_created}"
+
+
+    def _found(self, ref: AzureDiskRef, connectors: Connectors) -> Any:
+        """The disk or snapshot, or None when there is none of that name."""
+        compute = self._session(ref, connectors).compute()
+        operations = compute.snapshots if self.snapshot else compute.disks
+        return get_or_none(operations, ref.kind, ref.resource_group, ref.name)
+
+    def source_facts(self, ref: AzureDiskRef, connectors: Connectors) -> SourceFacts:
+        """The recorded Hyper-V generation (V1 boots BIOS, V2 UEFI) and the size; a missing source is refused."""
+        found = self._found(ref, connectors)
+        if found is None:
+            raise PlatformNotFound(f"{self.describe(ref)} does not exist")
+        generation = getattr(found.properties, "hyper_v_generation", None)
+        generation = str(getattr(generation, "value", generation) or "")  # an enum from the SDK, or a string
+        firmware = {"V1": "bios", "V2": "uefi"}.get(generation)
+        return SourceFacts(f"the source {self.title} {ref.name!r}", firmware, None, found.properties.disk_size_bytes)
+
+    def output_exists(self, ref: AzureDiskRef, connectors: Connectors) -> str | None:
+        """The disk's state (a snapshot: ``EXISTS``), or None when there is none of that name."""
+        found = self._found(ref, connectors)
+        if found is None:
+            return None
+        return EXISTS if self.snapshot else disk_state(found)
 
     def write_image(self, spec: UploadSpec, source: Opened, connectors: Connectors, *, progress: Any,
                     run_id: str, checkpoint_dir: Any) -> StageResult:  # fmt: skip

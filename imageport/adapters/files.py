@@ -9,7 +9,9 @@ from imageport.adapters.locations import Location, escape, query_text
 from imageport.adapters.protocol import Connectors, DiskAdapter
 from imageport.disks.detect import open_disk
 from imageport.disks.fingerprint import fingerprint
+from imageport.disks.partitions import partition_style
 from imageport.errors import FormatError
+from imageport.preflight.limits import EXISTS, SourceFacts
 
 FILE_OPTIONS = ("format",)
 
@@ -53,3 +55,13 @@ class FileAdapter(DiskAdapter):
                     return f"{where} {json.dumps(source.stamp(), sort_keys=True)}"
                 finally:
                     source.close()
+
+    def source_facts(self, ref: Any, connectors: Connectors) -> SourceFacts:
+        """The partition style from the image's first sectors (any container, any store) and its virtual size."""
+        with self.open_read(ref, connectors) as (fs, path), open_disk(path, ref.format, fs=fs) as reader:
+            style = partition_style(reader)
+            return SourceFacts(f"the source disk {self.describe(ref)}", style.firmware, style, reader.virtual_size)
+
+    def output_exists(self, ref: Any, connectors: Connectors) -> str | None:
+        with self.open_write(ref, connectors) as (fs, path):
+            return EXISTS if fs.isfile(path) else None

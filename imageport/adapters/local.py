@@ -17,6 +17,7 @@ from imageport.models import DiskFormat, LocalRef, PrepareSpec, Stage, TargetPla
 from imageport.names import prepared_path
 from imageport.platforms.pvs.store import LocalStoreFolder, StoreFolder
 from imageport.results import StageResult, from_convert
+from imageport.storage.probe import probe_directory
 from imageport.transfer.copy import copy_image
 
 # The local platform keeps disks as files; the extension says which container.
@@ -85,5 +86,12 @@ class LocalAdapter(FileAdapter):
         target = self._path(output.connector, output.path, connectors, f"output {output.path}")
         return LocalSource(LOCAL, source, target, spec.overwrite, disk.format), output.path
 
+
+    def probe_folder(self, ref: LocalRef, folder: str, connectors: Connectors, makes_folders: bool = False) -> str:
+        directory = connectors.build(ref.connector, "local", self.describe(ref))
+        path = Path(directory.path(folder))
+        while makes_folders and not path.exists() and path != directory.root:
+            path = path.parent  # the local platform makes its own folders: the nearest one that exists
+        return probe_directory(path, f"local://{ref.connector}/{folder}".rstrip("/"))
 
 LOCAL_CE = CeHost("local", lambda config: LocalBackend(config.build().root))

@@ -21,6 +21,7 @@ from imageport.engine.backend import CeBackend
 from imageport.errors import InputError
 from imageport.models import ExportSpec, PrepareSpec, Stage, TargetPlatform, UploadSpec
 from imageport.platforms.pvs.store import StoreFolder
+from imageport.preflight.limits import SourceFacts
 from imageport.results import CreatedResource, StageResult, from_convert
 from imageport.transfer.copy import copy_image
 
@@ -176,3 +177,19 @@ class DiskAdapter:
             f"a {self.kind} disk is prepared where it will run: upload it to the local platform, Azure or a "
             "vSphere datastore first"
         )
+
+    # --- checks before data moves (tasks/checks) -------------------------------------------------------
+
+    def source_facts(self, ref: Any, connectors: Connectors) -> SourceFacts | None:
+        """What ``ref`` says as a source without moving data: firmware, partition style, size (None: nothing)."""
+        return None
+
+    def output_exists(self, ref: Any, connectors: Connectors) -> str | None:
+        """Whether an output named ``ref`` exists already: its state (``limits.EXISTS`` if it has none), or None."""
+        return None
+
+    def probe_folder(self, ref: Any, folder: str, connectors: Connectors, makes_folders: bool = False) -> str | None:
+        """Write and delete a probe in ``folder`` of ``ref``'s connector (where a file output goes): what it proved,
+        or None where there is no folder to probe. ``makes_folders``: the stage creates its folder, so the probe
+        goes in the nearest one that exists."""
+        return None

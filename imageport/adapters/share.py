@@ -10,6 +10,7 @@ from imageport.adapters.protocol import Connectors
 from imageport.disks.io import FileSystem
 from imageport.models import ShareRef, Stage
 from imageport.platforms.pvs.store import SmbStoreFolder, StoreFolder
+from imageport.storage.probe import probe_share
 from imageport.storage.smb_files import SmbFileSystem
 
 
@@ -38,3 +39,8 @@ class ShareAdapter(FileAdapter):
             yield folder
         finally:
             folder.close()
+
+    def probe_folder(self, ref: ShareRef, folder: str, connectors: Connectors, makes_folders: bool = False) -> str:
+        """A probe in ``folder`` of the share (it must exist: no stage makes its folders on a share)."""
+        with connectors.build(ref.connector, "fileshare", self.describe(ref)) as share:
+            return probe_share(share, folder)

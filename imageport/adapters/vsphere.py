@@ -16,6 +16,7 @@ from imageport.disks.io import FileSystem
 from imageport.engine.backend import CeBackend
 from imageport.errors import InputError
 from imageport.models import ExportSpec, Stage, TargetPlatform, UploadSpec, VsphereDiskRef
+from imageport.preflight.limits import SourceFacts
 from imageport.results import StageResult, from_vsphere_export
 
 # vSphere has no content change id for a disk without CBT: a stage reading one is cached this long at most.
@@ -55,6 +56,18 @@ class VsphereDiskAdapter(DiskAdapter):
             vm = find_vm(si, ref.vm)
             ((_, props),) = retrieve(si, [vm], ["config.changeVersion"])
             return f"vsphere {vm._moId} {ref.disk} {ref.snapshot} {props.get('config.changeVersion')}"
+
+
+    def source_facts(self, ref: VsphereDiskRef, connectors: Connectors) -> SourceFacts:
+        """The VM's ``config.firmware`` (bios / efi) and the disk's capacity, read from the inventory."""
+        from imageport.platforms.vsphere.inventory import describe_vm, find_vm, select_disk  # pyVmomi when used
+
+        with connectors.build(ref.connector, "vsphere", self.describe(ref)) as session:
+            si = session.si or session.connect()
+            info = describe_vm(si, find_vm(si, ref.vm))
+        disk = select_disk(info, ref.disk)
+        firmware = {"efi": "uefi", "bios": "bios"}.get(info.firmware or "")
+        return SourceFacts(f"the source VM {ref.vm!r}", firmware, None, disk.capacity_bytes)
 
     def export(self, spec: ExportSpec, connectors: Connectors, output_fs: FileSystem, output: str, *,
                progress: Any) -> Any:  # fmt: skip

@@ -104,18 +104,32 @@ Children = Callable[[str, str], list[str]]
 """children(hive, key) -> names of the key's subkeys."""
 
 
+def boot_refusal(
+    platform: TargetPlatform, generation: HyperVGeneration, firmware: str, provisioning: ProvisioningType
+) -> str | None:
+    """Why an image whose firmware is ``firmware`` ("bios" or "uefi") cannot boot on the target, or None.
+
+    The one rule: prepare refuses with it inside the image, the checks before a port (``imageport.preflight``)
+    from the source VM's configuration or the disk's first sectors."""
+    if platform is not TargetPlatform.AZURE:
+        return None
+    if generation is HyperVGeneration.V1 and firmware == "uefi":
+        return "a UEFI (GPT + ESP) image cannot boot as an Azure Gen1 VM; target Gen2 (V2)"
+    if generation is HyperVGeneration.V2 and firmware == "bios":
+        return (
+            "a BIOS (MBR) image cannot boot as an Azure Gen2 VM: target Gen1 (V1), or convert it to UEFI "
+            "first (mbr2gpt on the source)"
+        )
+    if provisioning is ProvisioningType.PVS and firmware != "uefi":
+        return "PVS on Azure boots Gen2/UEFI only (no PXE): convert the vDisk to UEFI first"
+    return None
+
+
 def check_target(facts: GuestFacts, target: PrepareTarget) -> None:
     """Refuse combinations that cannot boot, before planning anything."""
-    if target.platform is TargetPlatform.AZURE:
-        if target.generation is HyperVGeneration.V1 and facts.firmware == "uefi":
-            raise GuestRefused("a UEFI (GPT + ESP) image cannot boot as an Azure Gen1 VM; target Gen2 (V2)")
-        if target.generation is HyperVGeneration.V2 and facts.firmware == "bios":
-            raise GuestRefused(
-                "a BIOS (MBR) image cannot boot as an Azure Gen2 VM: target Gen1 (V1), or convert it to UEFI "
-                "first (mbr2gpt on the source)"
-            )
-        if target.options.provisioning_type is ProvisioningType.PVS and facts.firmware != "uefi":
-            raise GuestRefused("PVS on Azure boots Gen2/UEFI only (no PXE): convert the vDisk to UEFI first")
+    reason = boot_refusal(target.platform, target.generation, facts.firmware, target.options.provisioning_type)
+    if reason is not None:
+        raise GuestRefused(reason)
 
 
 def _wanted(facts: GuestFacts, target: PrepareTarget) -> list[tuple[str, str, str, int, Any, str, bool]]:

@@ -7,12 +7,12 @@ Paths are always resolved inside the root; anything that would escape it
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
 from imageport.errors import InputError, StorageAccessDenied, StorageNotFound
+from imageport.storage.probe import probe_directory
 
 
 class LocalDirectoryConfig(BaseModel):
@@ -49,11 +49,6 @@ class LocalDirectory:
             raise StorageNotFound(f"{self.display}: exists but is not a directory") from None
         if not self.root.is_dir():
             raise StorageNotFound(f"{self.display}: not a directory")
-        probe = self.root / f".imageport-probe-{uuid.uuid4().hex}"
-        try:
-            probe.write_bytes(b"probe\n")
-            probe.unlink()
-        except OSError as exc:
-            raise StorageAccessDenied(f"{self.display}: not writable ({exc.strerror})") from None
+        proven = probe_directory(self.root, self.display)
         free = os.statvfs(self.root)
-        return [f"{self.display} is writable", f"{free.f_bavail * free.f_frsize / 2**30:.1f} GiB free"]
+        return [proven, f"{free.f_bavail * free.f_frsize / 2**30:.1f} GiB free"]

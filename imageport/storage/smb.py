@@ -10,7 +10,6 @@ users never share a session.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 # smbclient (and its crypto stack) is imported inside the functions that use it: every CLI command
@@ -19,6 +18,7 @@ from pydantic import Field, SecretStr
 
 from imageport.credentials import HostName, SecretsRegistered
 from imageport.models import RelativePath, ShareDiskFormat
+from imageport.storage.probe import probe_share
 from imageport.storage.smb_errors import is_sharing_violation, translate_smb_errors
 
 
@@ -173,9 +173,7 @@ class SmbShare:
             facts = [f"logged in to {self.display} as {self.config.username}"]
             if self.config.base_path:
                 self.makedirs("")
-            probe = f".imageport-probe-{uuid.uuid4().hex}"
-            self.write_bytes(probe, b"imageport connectivity probe\n")
-            self.remove(probe)
+            probe_share(self)
             facts.append("base folder is writable")
             return facts
         finally:

@@ -42,7 +42,9 @@ def test_flow_prepares_a_copy_and_reports_the_changes(prefect_api: str, windows_
     assert "50-chkdsk.cmd" in result.pending_first_boot
     assert (tmp_path / "gold-prepared.img").exists()
     assert hashlib.sha256((tmp_path / "gold.img").read_bytes()).hexdigest() == before
-    assert failed.is_failed() and "prepared where it will run" in str(failed.message)
+    # Refused by the checks before anything is created: the kind's role (the adapter table) and its connector.
+    assert failed.is_failed() and "disk: a vsphere reference cannot be the source of prepare" in str(failed.message)
+    assert "disk.connector: no connector named 'x'" in str(failed.message)
     # The local compositing engine did the work and left nothing behind but the output.
     assert result.removed and not list((tmp_path / ".imageport-ce").iterdir())
 

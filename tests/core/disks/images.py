@@ -71,6 +71,16 @@ def make_raw(path: Path, size: int, runs: int, seed: int, max_run: int = 3 * MiB
     return path
 
 
+def make_partitioned(path: Path, size: int, label: str) -> Path:
+    """A sparse raw disk with one partition table written by sfdisk: ``dos`` (MBR) or ``gpt``."""
+    with open(path, "wb") as f:
+        f.truncate(size)
+    script = f"label: {label}\nstart=2048, type={'L' if label == 'gpt' else '7'}\n"
+    subprocess.run(["sfdisk", "--no-reread", "--no-tell-kernel", str(path)], input=script.encode(), check=True,
+                   capture_output=True)  # fmt: skip
+    return path
+
+
 def qemu_convert(src: Path, dst: Path, kind: str) -> Path:
     out_fmt, options, _ = QEMU_WRITES[kind]
     subprocess.run(
