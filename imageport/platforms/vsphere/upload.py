@@ -23,14 +23,13 @@ from typing import Any
 from imageport.disks.convert import Progress
 from imageport.disks.detect import open_disk
 from imageport.disks.io import FileSystem
+from imageport.disks.partitions import PartitionStyle, partition_style
 from imageport.errors import InputError
 from imageport.models import DiskFormat
 from imageport.platforms.vsphere import ce_host
 from imageport.platforms.vsphere.imports import create_vm_for_disk, import_to_datastore
 from imageport.platforms.vsphere.inventory import find_vm
 from imageport.platforms.vsphere.session import VsphereSession
-
-GPT_SIGNATURE = b"EFI PART"  # the GPT header at LBA 1
 
 
 @dataclass
@@ -57,11 +56,9 @@ class DatastoreUpload:
 
 
 def firmware_of(path: str, fs: FileSystem, source_format: DiskFormat | None = None) -> str:
-    """``efi`` when the image has a GPT header at LBA 1, else ``bios``."""
+    """vSphere's ``config.firmware`` for the image: ``efi`` when it is partitioned GPT, else ``bios``."""
     with open_disk(path, source_format, fs=fs) as reader:
-        if reader.virtual_size < 1024:
-            return "bios"
-        return "efi" if reader.read(512, len(GPT_SIGNATURE)) == GPT_SIGNATURE else "bios"
+        return "efi" if partition_style(reader) is PartitionStyle.GPT else "bios"
 
 
 def split_vmdk_path(path: str) -> tuple[str, str]:

@@ -20,12 +20,15 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def gpt_vhdx(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A small image with a GPT header at LBA 1 (so a VM made for it boots EFI), as a dynamic VHDX."""
+    """A small image partitioned GPT -- a protective MBR and the header at LBA 1 -- so a VM made for it boots
+    EFI, as a dynamic VHDX."""
     d = tmp_path_factory.mktemp("upload")
     raw = make_raw(d / "gold.raw", 8 * MiB, runs=4, seed=5, max_run=MiB)
     with open(raw, "r+b") as f:
-        f.seek(512)
-        f.write(b"EFI PART")
+        f.seek(446 + 4)
+        f.write(b"\xee")  # the first partition entry's type: protective
+        f.seek(510)
+        f.write(b"\x55\xaa" + b"EFI PART")
     return raw, qemu_convert(raw, d / "gold.vhdx", "vhdx-dynamic")
 
 
