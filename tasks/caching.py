@@ -105,6 +105,8 @@ def located_result(result: StageResult, reads: Any, writes: Any, **update: Any) 
     if not isinstance(result, StageResult):
         raise TypeError(f"a stage returned {type(result).__name__}, not a StageResult")
     target = describe_ref(writes) if writes is not None else result.target  # the core's path or id -> a reference
-    created = [r.model_copy(update={"id": target}) if r.id == result.target else r for r in result.created]
+    # The output, named as the reference it now is (an Azure CE's kept disk may have become a snapshot).
+    output = {"id": target, "kind": writes.kind} if writes is not None else {"id": target}
+    created = [r.model_copy(update=output) if r.id == result.target else r for r in result.created]
     named = result.model_copy(update={"source": describe_ref(reads), "target": target, "created": created, **update})
     return StageResult.model_validate(redact_data(named.model_dump(mode="json")))

@@ -153,7 +153,8 @@ def test_an_output_the_stage_cache_will_reuse_is_not_a_taken_name(lab) -> None: 
     """A re-run of a port finds its earlier outputs in place: the stages that made them are reused, not redone."""
     from prefect import flow, task
 
-    from imageport.models import UploadSpec
+    from imageport.models import Stage, UploadSpec
+    from imageport.results import StageResult
     from tasks.caching import run_stage, stage_cached
 
     spec = UploadSpec.model_validate(
@@ -162,10 +163,10 @@ def test_an_output_the_stage_cache_will_reuse_is_not_a_taken_name(lab) -> None: 
     image, output = spec.source, spec.target
 
     @task(name="pf_stage")
-    def stage_task(spec: UploadSpec) -> dict[str, Any]:
+    def stage_task(spec: UploadSpec) -> StageResult:
         (lab["root"] / "out").mkdir(exist_ok=True)
         (lab["root"] / "out" / "cached.vhdx").write_bytes(b"made by the stage")
-        return {}
+        return StageResult(stage=Stage.UPLOAD, source="", target="")
 
     assert not stage_cached(stage_task, "upload", spec, image)
 
