@@ -169,10 +169,10 @@ def run_port(spec: PortSpec, workflow: Workflow, refresh: bool = False) -> PortR
     """The DAG of one workflow; returns every stage's result."""
     if spec.workflow is not workflow:
         raise InputError(f"workflow: this is the {workflow.value} flow; the spec asks for {spec.workflow.value}")
-    check_port(spec, refresh).raise_problems(workflow.value)  # before any snapshot, export or upload
     started = time.monotonic()
     stages: list[StageResult] = []
     try:
+        check_port(spec, refresh).raise_problems(workflow.value)  # before any snapshot, export or upload
         _run_stages(spec, refresh, stages)
     except ImageportError as exc:
         where = getattr(exc, "spec_where", None) or "spec"

@@ -46,5 +46,5 @@ def test_flow_exports_a_vm_disk_with_its_digests(prefect_api: str, vcsim, tmp_pa
     assert result.md5 == hashlib.md5(raw.read_bytes()).hexdigest()  # the whole virtual disk, as Citrix's
     assert result.details.snapshot_created and result.details.read_path == "datastore"
     assert result.removed[0].kind == "vsphere-snapshot" and result.target == "local://flow-exports/vm1.vhdx"
-    assert [r.describe() for r in result.created] == ["file local://flow-exports/vm1.vhdx"]
+    assert [r.describe() for r in result.created] == ["local local://flow-exports/vm1.vhdx"]
     assert qemu_compare(raw, "raw", tmp_path / "exports/vm1.vhdx", "vhdx").returncode == 0
