@@ -183,21 +183,9 @@ def run_port(spec: PortSpec, workflow: Workflow, refresh: bool = False) -> PortR
     return result
 
 
-def _refuse_unfit_kinds(spec: PortSpec) -> None:
-    """Before any data moves: each reference's kind can play its part in its stages (the adapter table)."""
-    adapter_for(spec.source).require("source", spec.stages[0], "source")
-    for i, target in enumerate(spec.targets):
-        assert target.disk is not None
-        for stage in (Stage.UPLOAD, Stage.PREPARE):
-            adapter_for(target.disk).require("target", stage, f"targets[{i}].disk")
-        if target.store is not None:
-            adapter_for(target.store).require("target", Stage.PUBLISH, f"targets[{i}].store")
-
-
 def _run_stages(spec: PortSpec, refresh: bool, stages: list[StageResult]) -> None:
     """Export once, then every target's chain in parallel; ``stages`` gets each completed stage, even when one
     fails (the first failure is raised once every target has ended)."""
-    _refuse_unfit_kinds(spec)
     image: Any = spec.source
     if Stage.EXPORT in spec.stages:
         stages.append(run_stage(export_disk, _export_spec(spec), stage="export", reads=spec.source, writes=spec.staging,

@@ -92,11 +92,6 @@ class DiskAdapter:
         """Whether this kind can be the ``source`` or ``target`` of ``stage``."""
         return stage in (self.source_of if role == "source" else self.target_of)
 
-    def require(self, role: str, stage: Stage, where: str) -> None:
-        """Refuse, naming ``where``, when this kind cannot be the ``role`` of ``stage``."""
-        if not self.can(role, stage):
-            raise InputError(f"{where}: {self.title} ({self.kind}) cannot be the {role} of {stage.value}")
-
     # --- reading and writing -------------------------------------------------------------------------
 
     @contextlib.contextmanager

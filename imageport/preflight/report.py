@@ -11,14 +11,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from imageport.errors import ImageportError, InputError
+from imageport.models.vocabulary import _Model
 from imageport.names import one_line
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Problem(_Model):

@@ -55,7 +55,7 @@ def test_the_deadline_ends_a_fault_before_the_attempts_do() -> None:
     policy = RetryPolicy(attempts=100, first_delay=1, backoff=2, max_delay=8, deadline=30)
     with pytest.raises(StorageUnreachable):
         policy.run(action, sleep=clock.sleep, clock=lambda: clock.now)
-    assert clock.slept == [1, 2, 4, 8, 8] == policy.schedule() and sum(clock.slept) <= 30 and len(calls) == 6
+    assert clock.slept == [1, 2, 4, 8, 8] == policy.schedule() and len(calls) == 6
 
 
 def test_the_deadline_counts_waits_even_when_sleep_does_not_sleep() -> None:

