@@ -110,20 +110,54 @@ def prepare(
     )
 
 
+DISK_HELP = "A local image file, or a disk: azure-disk://, azure-snapshot://, datastore://, local://"
+REPORT_HELP = "Also write REPORT.json and REPORT.md (a local path, smb://SHARE/path or local://CONN/path)"
+
+
 @reports_errors
 def diagnostics(
-    image: Image,
-    report: Annotated[Path | None, typer.Option(help="Also write REPORT.json and REPORT.md")] = None,
+    image: Annotated[str, typer.Argument(help=DISK_HELP)],
+    report: Annotated[str | None, typer.Option(help=REPORT_HELP)] = None,
     source_format: FromFormat = None,
+    ce_logs: Annotated[bool, typer.Option(help="Put the compositing engine's own log in the report")] = False,
+    boot_diagnostics: Annotated[bool, typer.Option(help="Capture the compositing engine's console too")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Read-only report: OS, Citrix and hypervisor components, driver start types, first-boot actions and logs."""
-    from imageport.guest.diagnostics import diagnose
+    """Read-only report: OS, Citrix and hypervisor components, driver start types, first-boot actions and logs.
 
-    result = diagnose(_local_image(image, source_format))
-    if report is not None:
-        result.save(report)
-    if as_json:
-        emit_json(result.as_dict())
-    else:
-        console.print(result.markdown(), highlight=False, markup=False)
+    A local file is read in place; a disk on Azure or vSphere is read by a compositing engine there."""
+    disk, output = parse_location(image, "IMAGE"), parse_location(report, "--report") if report else None
+    if isinstance(disk, str) and (output is None or isinstance(output, str)) and not (ce_logs or boot_diagnostics):
+        from imageport.guest.diagnostics import diagnose
+
+        result = diagnose(_local_image(image, source_format))
+        if report is not None:
+            result.save(Path(report))
+        if as_json:
+            emit_json(result.as_dict())
+        else:
+            console.print(result.markdown(), highlight=False, markup=False)
+        return
+    _diagnose_with_flow(disk, output, ce_logs, boot_diagnostics, as_json)
+
+
+def _diagnose_with_flow(disk: Any, output: Any, ce_logs: bool, boot_diagnostics: bool, as_json: bool) -> None:
+    """A disk where it lives: the diagnostics flow, run here, after its checks (refused: exit 2)."""
+    from cli.jobs import FINAL
+    from cli.output import EXIT_FAILED, err_console
+    from cli.results import show_result
+    from flows.diagnostics import diagnostics_flow
+    from imageport.models import DiagnosticsSpec
+    from tasks.checks import require_clean
+
+    if isinstance(disk, str) or isinstance(output, str):
+        raise InputError("name the disk and the report both as locations (local://CONN/path, smb://...) when a "
+                         "compositing engine reads the disk")  # fmt: skip
+    spec = parse_model(DiagnosticsSpec, {"disk": disk, "output": output, "ce_logs": ce_logs,
+                                         "boot_diagnostics": boot_diagnostics})  # fmt: skip
+    require_clean(spec)  # every check before anything is created: a problem is bad input (exit 2)
+    state = diagnostics_flow(spec, return_state=True)
+    if not state.is_completed():
+        err_console.print(f"diagnostics: {state.type.value} {state.message or ''}", highlight=False, markup=False)
+        raise typer.Exit(FINAL.get(state.type.value, EXIT_FAILED))
+    show_result(state.result(), as_json)

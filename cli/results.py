@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from cli.output import console, emit_json, emit_table
-from imageport.results import PortResult, PublishDetails, StageResult
+from imageport.results import DiagnosticsResult, PortResult, PublishDetails, StageResult
 
 
 def _shown(value: Any) -> str:
@@ -60,12 +60,24 @@ def show_port(result: PortResult, as_json: bool) -> None:
                       highlight=False, markup=False)  # fmt: skip
 
 
+def show_diagnostics(result: DiagnosticsResult, as_json: bool) -> None:
+    """A diagnostics report: JSON, or its Markdown (and where it was saved)."""
+    if as_json:
+        emit_json(result.model_dump(mode="json"))
+        return
+    console.print(result.markdown, highlight=False, markup=False)
+    for path in result.saved:
+        console.print(f"saved {path}", highlight=False, markup=False)
+
+
 def show_result(result: Any, as_json: bool) -> bool:
-    """A run's result when it is a stage's or a port's; False when it is neither (nothing shown)."""
+    """A run's result when it is a stage's, a port's or a report; False when it is none (nothing shown)."""
     if isinstance(result, PortResult):
         show_port(result, as_json)
     elif isinstance(result, StageResult):
         show_stage(result, as_json)
+    elif isinstance(result, DiagnosticsResult):
+        show_diagnostics(result, as_json)
     else:
         return False
     return True

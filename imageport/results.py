@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from imageport.disks.convert import ConvertResult
     from imageport.engine.job import AgentResult
     from imageport.engine.lifecycle import Outcome
+    from imageport.guest.diagnostics import Diagnostics
     from imageport.platforms.azure.disks import ManagedDiskUpload
     from imageport.platforms.pvs.publish import PublishResult
     from imageport.platforms.vsphere.export import VsphereExport
@@ -101,6 +102,7 @@ class PrepareDetails(_Model):
     launches: int = 0
     output_id: str | None = Field(default=None, description="The kept output's final id (path, Azure disk...).")
     agent_version: str | None = None
+    boot_log: str | None = Field(default=None, description="The CE's console (boot_diagnostics).")
 
 
 class PublishDetails(_Model):
@@ -283,5 +285,26 @@ def from_prepare(agent: AgentResult, outcome: Outcome, output: str) -> StageResu
             firmware=facts.get("firmware") if isinstance(facts, dict) else None,
             launch_s=float(done.get("launch_s", 0.0)), work_s=float(done.get("work_s", 0.0)),
             launches=int(done.get("launches", 0)), output_id=outcome.output, agent_version=agent.agent_version,
+            boot_log=outcome.boot_log,
         ),
     )  # fmt: skip
+
+
+class DiagnosticsResult(_Model):
+    """A read-only report on an image: where it was read, what it says, where it was saved."""
+
+    disk: str = Field(description="The disk reported on, as its reference text.")
+    engine: str | None = Field(default=None, description="The compositing engine's platform (None: read in place).")
+    report: dict[str, Any] = Field(description="The report as JSON (guest.diagnostics.Diagnostics.as_dict).")
+    markdown: str = Field(description="The report for people (the run's artifact).")
+    problems: list[str] = Field(default_factory=list, description="What would stop a prepare or a boot.")
+    saved: list[str] = Field(default_factory=list, description="Where the JSON and Markdown files were written.")
+    removed: list[CreatedResource] = Field(default_factory=list, description="The CE's resources, all removed.")
+
+
+def from_diagnostics(report: Diagnostics, saved: list[str], outcome: Outcome | None) -> DiagnosticsResult:
+    """A diagnostics run: the guest's report and, when a CE read the disk, what that CE created (and removed)."""
+    removed = [CreatedResource(kind=r.kind, id=r.id) for r in outcome.created] if outcome is not None else []
+    return DiagnosticsResult(disk=report.image, engine=report.engine or None, report=report.as_dict(),
+                             markdown=report.markdown(), problems=list(report.problems), saved=saved,
+                             removed=removed)  # fmt: skip

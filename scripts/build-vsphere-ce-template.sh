@@ -45,6 +45,13 @@ install -m 0644 "$boot/imageport-ce.service" "$root/etc/systemd/system/imageport
 if [ $packages = yes ]; then
   systemctl daemon-reload
   systemctl enable imageport-ce.service vmtoolsd.service 2>/dev/null || systemctl enable imageport-ce.service
+  # The kernel's console on the first serial port too: with boot diagnostics the orchestrator gives the CE a
+  # serial port written to a datastore file, and the boot service's output (StandardOutput=journal+console)
+  # lands there even when the CE never reports back.
+  if [ -f /etc/default/grub ] && ! grep -q 'console=ttyS0' /etc/default/grub; then
+    sed -i 's/^GRUB_CMDLINE_LINUX="\(.*\)"/GRUB_CMDLINE_LINUX="\1 console=tty0 console=ttyS0,115200n8"/' /etc/default/grub
+    update-grub 2>/dev/null || grub-mkconfig -o /boot/grub/grub.cfg
+  fi
   # Build libguestfs's appliance once here, so a CE does not build it at every job.
   LIBGUESTFS_BACKEND=direct python3 -c '
 import guestfs, hivex

@@ -55,6 +55,7 @@ def prepare_disk(spec: PrepareSpec) -> StageResult:
             current_run_id(),
             timeout_s=spec.timeout_s,
             keep_on_failure=spec.keep_on_failure,
+            boot_diagnostics=spec.boot_diagnostics,
             outcome=outcome,
         ) as ce,
     ):

@@ -133,6 +133,13 @@ class AzureDiskAdapter(DiskAdapter):
         return source, spec.output_snapshot_name or self.prepared(disk, spec.output_disk_name).name
 
 
+    def diagnostics_source(self, ref: AzureDiskRef, connectors: Connectors) -> Any:
+        """An Azure CE with a scratch copy of the disk or snapshot (deleted with the CE)."""
+        from imageport.engine.azure import AzureSource  # the Azure SDK only when used
+
+        return AzureSource(ref.resource_group, ref.name, self.snapshot)
+
+
 class AzureSnapshotAdapter(AzureDiskAdapter):
     kind = "azure-snapshot"
     ref_type = AzureSnapshotRef

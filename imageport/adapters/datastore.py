@@ -94,6 +94,12 @@ class DatastoreAdapter(FileAdapter):
         output = prepared_output(spec)
         return VsphereSource(spec.disk.datastore_path, output.datastore_path, spec.overwrite), output.datastore_path
 
+    def diagnostics_source(self, ref: DatastoreFileRef, connectors: Connectors) -> Any:
+        """A vSphere CE of the disk's connector with a scratch copy in its work folder (deleted with it)."""
+        from imageport.engine.vsphere import VsphereSource  # pyVmomi only when used
+
+        return VsphereSource(ref.datastore_path)
+
     def finish_prepare(self, spec: PrepareSpec, connectors: Connectors) -> list[CreatedResource]:
         """The VM the prepared copy was asked to get, made (or the disk attached) once the copy is in place."""
         output = prepared_output(spec)

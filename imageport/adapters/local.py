@@ -87,6 +87,9 @@ class LocalAdapter(FileAdapter):
         return LocalSource(LOCAL, source, target, spec.overwrite, disk.format), output.path
 
 
+    def diagnostics_source(self, ref: LocalRef, connectors: Connectors) -> None:
+        return None  # read in place, read-only: no CE and no copy
+
     def probe_folder(self, ref: LocalRef, folder: str, connectors: Connectors, makes_folders: bool = False) -> str:
         directory = connectors.build(ref.connector, "local", self.describe(ref))
         path = Path(directory.path(folder))
@@ -94,4 +97,4 @@ class LocalAdapter(FileAdapter):
             path = path.parent  # the local platform makes its own folders: the nearest one that exists
         return probe_directory(path, f"local://{ref.connector}/{folder}".rstrip("/"))
 
-LOCAL_CE = CeHost("local", lambda config: LocalBackend(config.build().root))
+LOCAL_CE = CeHost("local", lambda config: LocalBackend(config.build().root), boots=False)

@@ -42,12 +42,14 @@ class CeHost:
     """How a connector kind hosts compositing engines.
 
     ``backend(config)`` builds the ``CeBackend`` from the saved connector's config; ``in_use(config)``
-    says whether imageport can have made CEs there at all (the reaper skips one that cannot).
+    says whether imageport can have made CEs there at all (the reaper skips one that cannot); ``boots``,
+    whether its CE is a machine whose console boot diagnostics can capture.
     """
 
     connector_kind: str
     backend: Callable[[Any], CeBackend]
     in_use: Callable[[Any], bool] = lambda config: True
+    boots: bool = True  # a machine with a console (boot diagnostics); the local CE is a process
 
 
 ALL_STAGES = frozenset(Stage)
@@ -171,6 +173,14 @@ class DiskAdapter:
         raise InputError(
             f"a {self.kind} disk is prepared where it will run: upload it to the local platform, Azure or a "
             "vSphere datastore first"
+        )
+
+    def diagnostics_source(self, ref: Any, connectors: Connectors) -> Any | None:
+        """The compositing engine's source for a read-only report on ``ref`` (a scratch copy where the disk
+        lives), or None: the disk engine reads it in place (a local file)."""
+        raise InputError(
+            f"diagnostics: {self.title} is not read for a report; name the disk on the platform that hosts it "
+            "(a local file, an Azure disk or snapshot, a vSphere datastore disk) or copy it to a local connector"
         )
 
     # --- checks before data moves (tasks/checks) -------------------------------------------------------

@@ -90,6 +90,12 @@ class VsphereDiskAdapter(DiskAdapter):
             "create_vm or attach_to_vm for a VM)"
         )
 
+    def diagnostics_source(self, ref: VsphereDiskRef, connectors: Connectors) -> Any:
+        raise InputError(
+            f"diagnostics: {self.format(ref)} is a VM's disk, which a CE does not copy while the VM owns it; "
+            "name its file on the datastore (datastore://CONNECTOR/DATASTORE/path.vmdk) or export the VM first"
+        )
+
     def prepared(self, ref: VsphereDiskRef, name: str | None = None, snapshot: str | None = None) -> Any:
         raise InputError(
             "targets: a vsphere VM disk is a source; a vSphere target is a datastore disk (kind datastore)"

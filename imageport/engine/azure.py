@@ -87,7 +87,8 @@ class AzureBackend:
     def storage(self) -> CeStorage:
         return CeStorage(self.session)
 
-    def provision(self, source: AzureSource, ledger: Ledger, *, keep_copy: bool) -> Provisioned:
+    def provision(self, source: AzureSource, ledger: Ledger, *, keep_copy: bool,
+                  boot_diagnostics: bool = False) -> Provisioned:  # fmt: skip
         vms.subnet_id(self.session)  # fails before anything exists if the connector has no network for CEs
         storage = self.storage()  # and without a storage account to carry the bundle
         if self.session.config.use_public_ip:
@@ -137,9 +138,13 @@ class AzureBackend:
         ledger.creating(VM, ce, order=ORDER[VM])
         # A prebuilt gallery image has the packages; a stock image gets them from cloud-init at first boot.
         data = None if self.session.config.ce_gallery_image else azure_bootstrap.custom_data()
-        vms.create_vm(self.session, ce, nic_id, copy.id, f"{ce}-osdisk", tags, custom_data=data)
+        vms.create_vm(self.session, ce, nic_id, copy.id, f"{ce}-osdisk", tags, custom_data=data,
+                      boot_diagnostics=boot_diagnostics)  # fmt: skip
         engine = AzureEngine(ce, bundle, bundle_blob, ledger)
         return Provisioned(engine, AgentDisk(lun=0), output if keep_copy else None)
+
+    def boot_log(self, engine: AzureEngine) -> str:
+        return vms.serial_console_log(self.session, engine.vm)
 
     def _refuse_existing(self, source: AzureSource, name: str) -> None:
         """Before anything is created: the output name must be free, or freed when ``overwrite``."""

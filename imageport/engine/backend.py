@@ -71,8 +71,15 @@ class Provisioned:
 class CeBackend(Protocol):
     platform: str
 
-    def provision(self, source: Any, ledger: Ledger, *, keep_copy: bool) -> Provisioned:
-        """Create the CE and attach a copy of ``source``; record each resource in ``ledger`` before creating it."""
+    def provision(self, source: Any, ledger: Ledger, *, keep_copy: bool, boot_diagnostics: bool = False) -> Provisioned:
+        """Create the CE and attach a copy of ``source``; record each resource in ``ledger`` before creating it.
+
+        ``boot_diagnostics`` (Citrix's DebugSettings): the CE's console is captured where its platform keeps one,
+        for ``boot_log``; a backend whose CE does not boot refuses it before creating anything."""
+        ...
+
+    def boot_log(self, engine: Any) -> str:
+        """The CE's console output so far (boot diagnostics; '' when none was captured)."""
         ...
 
     def run_agent(self, engine: Any, job: AgentJob, timeout_s: float) -> AgentResult:

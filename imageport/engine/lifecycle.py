@@ -68,6 +68,7 @@ class Outcome:
 
     output: str | None = None
     created: list[Resource] = field(default_factory=list)
+    boot_log: str | None = None  # the CE's console (boot diagnostics), read before teardown, success or not
 
 
 @contextlib.contextmanager
@@ -81,6 +82,7 @@ def compositing_engine(
     timeout_s: float | None = None,
     ttl_s: float | None = None,
     keep_on_failure: bool = False,
+    boot_diagnostics: bool = False,
     outcome: Outcome | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[CompositingEngine]:
@@ -89,19 +91,25 @@ def compositing_engine(
     ``ttl_s`` (default: the job timeout plus an hour) is when the reaper may take what is left.
     In ``prepare`` mode the copy is the output: kept (finalized) if the block succeeds,
     deleted otherwise; ``outcome.output`` then names it. In other modes it is scratch.
+    ``boot_diagnostics``: the CE's console is captured and read into ``outcome.boot_log`` before
+    teardown -- after a failure too, when it matters most (and then logged).
     """
     timeout = float(timeout_s or DEFAULT_TIMEOUTS[mode])
     tags = CeTags.for_run(run_id, stage or mode.value, ttl_s if ttl_s is not None else timeout + EXPIRY_MARGIN_S)
     ledger = Ledger(tags)
     outcome = outcome if outcome is not None else Outcome()
     succeeded = False
+    provisioned: Provisioned | None = None
     try:
-        provisioned = backend.provision(source, ledger, keep_copy=mode is AgentMode.PREPARE)
+        provisioned = backend.provision(source, ledger, keep_copy=mode is AgentMode.PREPARE,
+                                        boot_diagnostics=boot_diagnostics)  # fmt: skip
         engine = CompositingEngine(backend, provisioned, ledger, mode, timeout)
         yield engine
         succeeded = True
     finally:
         outcome.created = list(ledger.resources)
+        if boot_diagnostics and provisioned is not None:
+            outcome.boot_log = read_boot_log(backend, provisioned.engine, failed=not succeeded)
         if not succeeded and keep_on_failure:
             log.warning(
                 "KEEPING the %s compositing engine of run %s after a failure (keep_on_failure): %s. "
@@ -111,6 +119,18 @@ def compositing_engine(
             )  # fmt: skip
         else:
             outcome.output = teardown(backend, ledger.resources, succeeded=succeeded, sleep=sleep)
+
+
+def read_boot_log(backend: CeBackend, engine: Any, *, failed: bool) -> str:
+    """The CE's console for the result; after a failure also logged, since no result will carry it."""
+    try:
+        text = backend.boot_log(engine)
+    except Exception as exc:  # the console is a debugging aid: its loss must not hide the job's own outcome
+        text = f"(the {backend.platform} CE's boot diagnostics could not be read: {exc})"
+    if failed:
+        log.warning("boot diagnostics of the failed %s CE (last lines):\n%s", backend.platform,
+                    "\n".join(text.strip().splitlines()[-40:]) or "(empty)")  # fmt: skip
+    return text
 
 
 def teardown(

@@ -39,6 +39,9 @@ CE_DIR = ".imageport-ce"
 WORKSPACE = "local-ce"
 OUTPUT = "local-output"
 KILL_WAIT_S = 10.0
+# The local CE is a process, not a machine: there is no console to capture.
+BOOTLESS = ("boot_diagnostics: the local compositing engine is a process on this host and does not boot; its "
+            "own log is in the result (ce_logs for diagnostics) -- boot diagnostics apply to Azure and vSphere CEs")
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,10 @@ class LocalBackend:
 
     # --- provision ---------------------------------------------------------------------------
 
-    def provision(self, source: LocalSource, ledger: Ledger, *, keep_copy: bool) -> Provisioned:
+    def provision(self, source: LocalSource, ledger: Ledger, *, keep_copy: bool,
+                  boot_diagnostics: bool = False) -> Provisioned:  # fmt: skip
+        if boot_diagnostics:
+            raise InputError(BOOTLESS)
         if keep_copy:
             if source.output is None:
                 raise InputError("a prepare on the local CE needs an output path")
@@ -92,6 +98,9 @@ class LocalBackend:
             )
         copy_image(source.path, source.fs, str(copy), LOCAL, fmt, source_format=source.format)
         return Provisioned(LocalEngine(workspace, ledger.tags), AgentDisk(path=str(copy)), output)
+
+    def boot_log(self, engine: LocalEngine) -> str:
+        return ""  # never asked: provision refuses boot diagnostics
 
     # --- run -----------------------------------------------------------------------------------
 

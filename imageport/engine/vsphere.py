@@ -72,6 +72,7 @@ class VsphereEngine:
     job_cd: str  # datastore path of the job CD (uploaded when the agent runs)
     result_disk: str  # datastore path of the result disk
     result_lun: int  # its SCSI unit
+    console: str | None = None  # datastore path of the serial console's file (boot diagnostics)
 
 
 def _default_bundle() -> AgentBundle:
@@ -94,7 +95,8 @@ class VsphereBackend:
     def _work_folder(self, ce: str) -> str:
         return f"[{self.session.config.datastore}] {ce}-work"
 
-    def provision(self, source: VsphereSource, ledger: Ledger, *, keep_copy: bool) -> Provisioned:
+    def provision(self, source: VsphereSource, ledger: Ledger, *, keep_copy: bool,
+                  boot_diagnostics: bool = False) -> Provisioned:  # fmt: skip
         cfg = self.session.config
         if not cfg.ce_template or not cfg.datastore:
             raise InputError(f"{self.session.display}: a compositing engine needs ce_template and datastore set")
@@ -126,8 +128,25 @@ class VsphereBackend:
         result_lun = self._unit(vm.moref, ce_host.create_disk(self.session, vm.moref, result_disk, RESULT_DISK_MB))
         job_cd = f"{folder}/{ce}-job.iso"
         ledger.creating(JOB_CD, job_cd, order=ORDER[JOB_CD], parent=ce)  # uploaded when the agent runs
-        engine = VsphereEngine(vm.moref, ce, job_cd, result_disk, result_lun)
+        console = None
+        if boot_diagnostics:  # in the work folder: deleted with it
+            console = f"{folder}/{ce}-console.log"
+            ce_host.attach_console_file(self.session, vm.moref, console)
+        engine = VsphereEngine(vm.moref, ce, job_cd, result_disk, result_lun, console)
         return Provisioned(engine, AgentDisk(lun=unit, device_root=GUEST_DEVICE_ROOT), output if keep_copy else None)
+
+    def boot_log(self, engine: VsphereEngine) -> str:
+        if engine.console is None:
+            return ""
+        datastore, path = split_datastore_path(engine.console)
+        files = self.session.datastore_files(datastore)
+        try:
+            size = files.size(path) if files.isfile(path) else 0
+            if size == 0:
+                return ""  # the VM never wrote to its console (it did not boot)
+            return files.get_range(path, 0, size).decode(errors="replace")
+        finally:
+            files.close()
 
     def _unit(self, moref: str, key: int) -> int:
         ((_, props),) = retrieve(self.si, [find_vm(self.si, moref)], ["config.hardware.device"])

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import posixpath
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from imageport.disks.io import FileSystem
 from imageport.guest import firstboot
 from imageport.guest.appliance import appliance
 from imageport.guest.facts import gather
@@ -35,14 +36,41 @@ class Diagnostics:
     firstboot_registered: bool = False
     firstboot_log: str = ""
     problems: list[str] = field(default_factory=list)
+    engine: str = ""  # where it was read: '' in place, else the compositing engine's platform
+    ce_log: str = ""  # the compositing engine's own log (ce_logs)
+    boot_log: str = ""  # the compositing engine's console (boot_diagnostics)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Diagnostics:
+        """A report as an agent sent it back (``as_dict``), keys this release does not know dropped."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def files(self, base: str) -> dict[str, bytes]:
+        """The report's two files: BASE.json for machines, BASE.md for people (``report_paths``)."""
+        json_path, md_path = report_paths(base)
+        return {json_path: (json.dumps(self.as_dict(), indent=2) + "\n").encode(), md_path: self.markdown().encode()}
+
     def save(self, base: Path) -> None:
         """Write BASE.json and BASE.md."""
-        base.with_suffix(".json").write_text(json.dumps(self.as_dict(), indent=2) + "\n")
-        base.with_suffix(".md").write_text(self.markdown())
+        for path, data in self.files(str(base)).items():
+            Path(path).write_bytes(data)
+
+    def save_to(self, fs: FileSystem, base: str) -> None:
+        """Write BASE.json and BASE.md on ``fs`` (a share, a local folder...), each under a temporary name until
+        complete."""
+        for path, data in self.files(base).items():
+            sink = fs.open_sink(path, overwrite=True)
+            try:
+                sink.pwrite(0, data)
+                sink.truncate(len(data))
+                sink.commit()
+            except BaseException:
+                sink.abort()
+                raise
 
     def markdown(self) -> str:
         f = self.facts
@@ -66,7 +94,19 @@ class Diagnostics:
         ]
         if self.firstboot_log:
             lines += ["", "```", self.firstboot_log.strip(), "```"]
+        where = f"the {self.engine} compositing engine" if self.engine else "the CE"
+        for title, text in ((f"Log of {where}", self.ce_log), (f"Console of {where} (boot diagnostics)",
+                                                                self.boot_log)):  # fmt: skip
+            if text:
+                lines += ["", f"## {title}", "", "```", text.strip()[-20000:], "```"]
         return "\n".join(lines) + "\n"
+
+
+def report_paths(base: str) -> list[str]:
+    """Where a report saved as ``base`` goes: BASE.json and BASE.md (a ``.json``/``.md`` given is the base's)."""
+    stem, ext = posixpath.splitext(base)
+    stem = stem if ext in (".json", ".md") else base
+    return [stem + ".json", stem + ".md"]
 
 
 def diagnose(path: str) -> Diagnostics:

@@ -142,7 +142,11 @@ class PrepareOptions(_Model):
     )
     overwrite: bool = Field(default=False, description="Replace an existing output disk (Citrix -Force).")
     timeout_s: int = Field(default=3600, gt=0, le=7 * 86400, description="Prepare timeout in seconds.")
-    boot_diagnostics: bool = Field(default=False, description="Enable boot diagnostics on the CE (debug).")
+    boot_diagnostics: bool = Field(
+        default=False,
+        description="Citrix's DebugSettings: capture the compositing engine's console (Azure boot diagnostics; a "
+        "vSphere serial port file) into the result; logged when the CE fails. Not for the local CE (a process).",
+    )
     keep_on_failure: bool = Field(
         default=False, description="Keep the compositing engine after a failure, for debugging (costs money)."
     )

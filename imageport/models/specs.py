@@ -75,8 +75,20 @@ class DiagnosticsSpec(_Model):
     """Read-only report on an image: OS, Citrix components, drivers, previous prepare logs."""
 
     disk: DiskRef = Field(description="The image to report on (read only).")
-    output: WrittenFileRef | None = Field(default=None, description="Where to write the report (JSON + Markdown).")
-    ce_logs: bool = Field(default=False, description="Also collect the compositing engine's own logs.")
+    output: WrittenFileRef | None = Field(
+        default=None, description="Where to write the report: BASE.json and BASE.md on a share or a local folder."
+    )
+    ce_logs: bool = Field(
+        default=False, description="Put the compositing engine's own log in the report (Azure and vSphere disks)."
+    )
+    boot_diagnostics: bool = Field(
+        default=False,
+        description="Capture the compositing engine's console (Azure boot diagnostics; a vSphere serial port "
+        "file) and put it in the report (Azure and vSphere disks).",
+    )
+    timeout_s: int | None = Field(
+        default=None, ge=60, le=86400, description="Give up on the compositing engine after this (default 3600 s)."
+    )
 
 
 # --- workflows --------------------------------------------------------------------

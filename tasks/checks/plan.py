@@ -27,6 +27,10 @@ from imageport.models import (
 )
 from imageport.preflight.report import Checks
 
+# Why ce_logs/boot_diagnostics are refused for a local image (the checks' and the task's one sentence).
+IN_PLACE_ONLY = ("a local image is read in place, without a compositing engine, so there is no CE log or console: "
+                 "ce_logs and boot_diagnostics apply to Azure and vSphere disks")  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Planned:
@@ -107,8 +111,32 @@ def stage_plan(spec: BaseModel) -> CheckPlan:
                           "name")  # fmt: skip
         return CheckPlan("publish", [("source", spec.source), ("store", spec.store)], [planned])
     if isinstance(spec, DiagnosticsSpec):
-        return CheckPlan("diagnostics", [("disk", spec.disk)] + ([("output", spec.output)] if spec.output else []))
+        plan = CheckPlan("diagnostics", [("disk", spec.disk)] + ([("output", spec.output)] if spec.output else []))
+        _check_diagnostics_reader(spec, plan.checks)
+        return plan
     raise TypeError(f"no checks for a {type(spec).__name__}")
+
+
+def _check_diagnostics_reader(spec: DiagnosticsSpec, checks: Checks) -> None:
+    """Who reads the disk for the report (in place, or a CE of its platform), and what that reader can give."""
+    try:  # building the CE's source reaches no connector
+        on_engine = adapter_for(spec.disk).diagnostics_source(spec.disk, _NO_CONNECTORS) is not None
+    except ImageportError as exc:
+        checks.problem("disk", "read for a report", str(exc))
+        return
+    checks.passed("disk", "read for a report")
+    if not on_engine:
+        for name in ("ce_logs", "boot_diagnostics"):
+            if getattr(spec, name):
+                checks.problem(name, "has a compositing engine", IN_PLACE_ONLY)
+
+
+class _NoConnectors:
+    def build(self, name: str, connector_kind: str, where: str) -> Any:
+        raise AssertionError("a diagnostics source is built without reaching a connector")
+
+
+_NO_CONNECTORS = _NoConnectors()
 
 
 def prepared_output(spec: PrepareSpec) -> Any:

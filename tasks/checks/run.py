@@ -17,7 +17,7 @@ from typing import Any
 
 from blocks.registry import find_connector
 from blocks.resolve import CONNECTORS, describe_ref, store_folder
-from imageport.adapters.registry import ADAPTERS, adapter_for
+from imageport.adapters.registry import ADAPTERS, adapter_for, ce_host
 from imageport.errors import ImageportError, InputError
 from imageport.guest.firstboot import actions
 from imageport.models import Stage, TargetPlatform
@@ -48,7 +48,19 @@ def run_checks(plan: CheckPlan) -> CheckReport:
         installers = getattr(planned.spec, "installers", None)
         if planned.stage is Stage.PREPARE and installers is not None and _usable(installers, usable):
             _installers(planned, checks)
+        if planned.stage is Stage.PREPARE and getattr(planned.spec, "boot_diagnostics", False):
+            _console(planned, checks)
     return checks.report()
+
+
+def _console(planned: Planned, checks: Checks) -> None:
+    """Boot diagnostics need a CE that boots: a machine with a console, not the local CE's process."""
+    from imageport.engine.local import BOOTLESS
+
+    disk: Any = planned.reads
+    with checks.of(field_of(planned.options, "boot_diagnostics"), "the compositing engine has a console"):
+        if not ce_host(adapter_for(disk).connector_kind, disk.connector).boots:
+            raise InputError(BOOTLESS)
 
 
 def _usable(ref: Any, usable: set[str]) -> bool:

@@ -22,6 +22,10 @@ a CE needs, enforcing the documented rules imageport depends on:
   /dev/disk/azure/scsi1); changed pages are written back to the disk's page
   blob, and only the last 4096 bytes of stdout and stderr are returned, as
   Azure does. Deleting the VM kills a script still running;
+- managed boot diagnostics (``diagnosticsProfile.bootDiagnostics.enabled`` without a ``storageUri``): the
+  VM's serial console -- its kernel's and cloud-init's first-boot messages, as the first boot went -- is a
+  blob Azure keeps; ``retrieveBootDiagnosticsData`` (a synchronous POST) answers SAS URIs to it, and refuses
+  with 409 ``OperationNotAllowed`` when boot diagnostics are off;
 - the posture rules of tests/infra/arm_policy.py (403 RequestDisallowedByPolicy).
 
 Faults for the tests: ``fail_vm_create`` (the VM is left in ``Failed`` state, as
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime
 import hashlib
 import os
 import re
@@ -58,7 +63,8 @@ CHUNK = 4 * MiB
 # groups: subscription, resource group, provider/type, name, action
 ITEM = re.compile(
     r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/"
-    r"(Microsoft\.Compute/virtualMachines|Microsoft\.Network/networkInterfaces)/([^/]+)(/runCommand)?$",
+    r"(Microsoft\.Compute/virtualMachines|Microsoft\.Network/networkInterfaces)/([^/]+)"
+    r"(/runCommand|/retrieveBootDiagnosticsData)?$",
     re.IGNORECASE,
 )
 COLLECTION = re.compile(
@@ -77,6 +83,7 @@ class VmHost:
         self.fail_vm_create: str | None = None
         self.fail_deletes: dict[str, int] = {}
         self.scripts: list[str] = []  # every script run, for the tests to inspect
+        self.console_reads: list[str] = []  # VMs whose boot diagnostics were retrieved
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         # The stock interpreter a new VM's image has as python3 (Debian's: the one with python3-guestfs).
         self.interpreter = "/usr/bin/python3"
@@ -103,6 +110,8 @@ class VmHost:
             return 200, table[key]["doc"], None
         if method == "PUT":
             return self._create_vm(rg, name, body) if table is self.vms else self._create_nic(rg, name, body)
+        if method == "POST" and action and action.lower() == "/retrievebootdiagnosticsdata":
+            return self._boot_diagnostics(key, name)
         if method == "POST" and action:
             return self._run_command(key, body)
         if method == "DELETE":
@@ -191,6 +200,8 @@ class VmHost:
         self.vms[key] = {"doc": doc, "data": data, "nics": nic_ids, "os_disk": f"{rg.lower()}/{os_name.lower()}",
                          "os_delete": os_disk.get("deleteOption") == "Delete", "first_boot": first_boot,
                          "interpreter": self.interpreter}  # fmt: skip
+        if (props.get("diagnosticsProfile") or {}).get("bootDiagnostics", {}).get("enabled"):
+            self._write_console(key, name, first_boot)
         for nic in nics:
             assert nic is not None
             nic["vm"] = key
@@ -226,6 +237,43 @@ class VmHost:
             return {"status": "error", "installed": " ".join(packages), "log": log,
                     "module": "package_update_upgrade_install"}  # fmt: skip
         return {"status": "done", "installed": " ".join(packages), "log": f"installed: {' '.join(packages)}"}
+
+    # --- boot diagnostics --------------------------------------------------------------------
+
+    def _write_console(self, key: str, name: str, boot: dict[str, Any]) -> None:
+        """The serial console of the VM's first boot: the kernel's banner and cloud-init's run, as it went."""
+        lines = [
+            "[    0.000000] Linux version 5.15.0-1057-azure (buildd@lcy02-amd64-001) #65-Ubuntu SMP",
+            f"[    2.104311] systemd[1]: Hostname set to <{name[:15]}>.",
+            "cloud-init[612]: Cloud-init v. 23.4.4-0ubuntu0~22.04.1 running 'modules:final'",
+            *(f"cloud-init[612]: {line}" for line in str(boot.get("log", "")).splitlines()),
+            f"cloud-init[612]: Cloud-init v. 23.4.4-0ubuntu0~22.04.1 finished, status: {boot['status']}",
+        ]
+        blob = self.console_container().get_blob_client(f"{key.replace('/', '-')}.serialconsole.log")
+        blob.upload_blob(("\n".join(lines) + "\n").encode(), overwrite=True)
+
+    def console_container(self) -> Any:
+        container = self.arm.blobs.get_container_client("bootdiagnostics-standin")
+        if not container.exists():
+            container.create_container()
+        return container
+
+    def _boot_diagnostics(self, key: str, name: str) -> Reply:
+        from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
+        vm = self.vms.get(key)
+        if vm is None:
+            return 404, _err("ResourceNotFound", f"VM {name} not found"), None
+        if not (vm["doc"]["properties"].get("diagnosticsProfile") or {}).get("bootDiagnostics", {}).get("enabled"):
+            return 409, _err("OperationNotAllowed", f"boot diagnostics are not enabled on VM {name}"), None
+        container = self.console_container()
+        blob = f"{key.replace('/', '-')}.serialconsole.log"
+        expiry = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=10)
+        sas = generate_blob_sas(self.arm.blobs.account_name, container.container_name, blob,
+                                account_key=self.arm.blobs.credential.account_key,
+                                permission=BlobSasPermissions(read=True), expiry=expiry)  # fmt: skip
+        self.console_reads.append(key)
+        return 200, {"serialConsoleLogBlobUri": f"{container.url}/{blob}?{sas}"}, None
 
     def injected_delete_failure(self, name: str) -> Reply | None:
         """A failed delete operation while ``fail_deletes[name]`` lasts (VMs, NICs and disks alike)."""

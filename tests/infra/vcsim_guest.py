@@ -23,6 +23,10 @@ what the simulator cannot give, each in the guest's ``bin`` directory:
   and the CD-ROM, with ``ROOT/dev/sdX`` linked to each disk's flat file
   (vcsim datastores are local directories) and ``ROOT/dev/sr0`` to the ISO.
 
+The machine's console: the unit sends the boot service's output to the journal and the console
+(``StandardOutput=journal+console``, the template's kernel on ``console=ttyS0``), so when the VM has a serial
+port backed by a datastore file (boot diagnostics), that output is appended to the file, as the VMX does.
+
 The script runs with ``IMAGEPORT_CE_ROOT`` naming that scratch root. If the VM
 is powered off or destroyed while it runs, the script and the agent are
 killed, as they would die with their VM.
@@ -103,6 +107,18 @@ def template_boot_command(template: Path) -> list[str]:
 def interpreter(version: str) -> str:
     """A stock interpreter: ``system`` (Debian's /usr/bin/python3) or a pyenv build such as ``3.10.13``."""
     return SYSTEM_PYTHON if version == "system" else str(PYENV / version / "bin/python3")
+
+
+def _copy_console(stream: Any, console: Path | None) -> None:
+    """Drain one output stream of the boot service; with a serial port, append it to the port's file."""
+    lock = _CONSOLE_LOCK
+    for line in iter(stream.readline, b""):
+        if console is not None:
+            with lock, open(console, "ab") as f:
+                f.write(line)
+
+
+_CONSOLE_LOCK = threading.Lock()
 
 
 class _Vmx(socketserver.ThreadingUnixStreamServer):
@@ -229,6 +245,9 @@ class GuestStandIn:
         # No port forwarded: the helper VM has no NIC, so nothing at all is reachable from inside.
         script = self.sandbox.popen(shlex.join(["exec", *self.boot_command]), root / "bin", env, root)
         self.agents.append(script)
+        console = self._console(vm)
+        for stream in (script.stdout, script.stderr):  # the unit's output goes to the journal and the console
+            threading.Thread(target=_copy_console, args=(stream, console), daemon=True).start()
         try:
             while script.poll() is None:
                 time.sleep(0.5)
@@ -243,6 +262,16 @@ class GuestStandIn:
         finally:
             vmx.shutdown()
             vmx.server_close()
+
+    def _console(self, vm: Any) -> Path | None:
+        """The local file behind the VM's serial port, if it has one backed by a datastore file (its console)."""
+        ((_, props),) = self._call(lambda: retrieve(self.si, [vm], ["config.hardware.device"]))
+        for device in props.get("config.hardware.device") or []:
+            if isinstance(device, vim.vm.device.VirtualSerialPort) and isinstance(
+                device.backing, vim.vm.device.VirtualSerialPort.FileBackingInfo
+            ):
+                return self._local(device.backing.fileName, self._call(self._datastore_dirs))
+        return None
 
     # --- the guest tools' backend -----------------------------------------------------------
 

@@ -22,6 +22,7 @@ from imageport.platforms.azure.session import AzureSession
 
 NETWORK_API = "2023-09-01"
 LRO_TIMEOUT_S = 600
+BOOT_LOG_SAS_MINUTES = 10  # the console log is downloaded right away
 
 
 def _rg_path(session: AzureSession, provider: str, name: str = "") -> str:
@@ -138,11 +139,14 @@ def create_vm(
     os_disk_name: str,
     tags: dict[str, str],
     custom_data: str | None = None,
+    boot_diagnostics: bool = False,
 ) -> None:
     """The CE VM: the connector's image and size, one NIC, the disk copy at LUN 0, and a throwaway login.
 
     No ``identity`` (the CE holds no credential of its own: it reaches only its SAS URLs) and no public IP.
     ``custom_data`` is cloud-init's cloud-config (the distribution's packages), base64.
+    ``boot_diagnostics``: managed boot diagnostics (no storage account of ours: Azure keeps the console), read
+    back with ``serial_console_log``.
     """
     cfg = session.config
     os_profile: dict[str, str] = {
@@ -172,9 +176,27 @@ def create_vm(
             "networkProfile": {"networkInterfaces": [{"id": nic_id, "properties": {"deleteOption": "Detach"}}]},
         },
     }
+    if boot_diagnostics:
+        body["properties"]["diagnosticsProfile"] = {"bootDiagnostics": {"enabled": True}}  # type: ignore[index]
     compute = session.compute()
     with translate_azure_errors(f"create compositing-engine VM {name}"):
         compute.virtual_machines.begin_create_or_update(cfg.resource_group, name, body).result()
+
+
+def serial_console_log(session: AzureSession, name: str) -> str:
+    """The VM's serial console log (managed boot diagnostics), through the short-lived SAS URI Azure hands out."""
+    from azure.storage.blob import BlobClient
+
+    compute = session.compute()
+    with translate_azure_errors(f"read the boot diagnostics of VM {name}"):
+        uris = compute.virtual_machines.retrieve_boot_diagnostics_data(
+            session.config.resource_group, name, sas_uri_expiration_time_in_minutes=BOOT_LOG_SAS_MINUTES
+        )
+    if not uris.serial_console_log_blob_uri:
+        return ""  # enabled, but the VM has written nothing to its console yet
+    with translate_azure_errors(f"download the serial console log of VM {name}"):
+        data = BlobClient.from_blob_url(uris.serial_console_log_blob_uri).download_blob().readall()
+    return bytes(data).decode(errors="replace")
 
 
 def delete_vm(session: AzureSession, name: str) -> None:

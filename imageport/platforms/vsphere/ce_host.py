@@ -198,6 +198,25 @@ def attach_iso(session: VsphereSession, moref: str, iso_file: str) -> None:
     wait_for_task(si, task, f"attach {iso_file} to {moref}")
 
 
+def attach_console_file(session: VsphereSession, moref: str, log_file: str) -> None:
+    """Give the helper VM a serial port written to the datastore file ``log_file``: its console (the template's
+    kernel logs to ttyS0 and its boot service to the console), kept even when the VM never reports back."""
+    si = session.si or session.connect()
+    vm = find_vm(si, moref)
+    port = vim.vm.device.VirtualSerialPort(
+        key=-201,
+        backing=vim.vm.device.VirtualSerialPort.FileBackingInfo(fileName=log_file),
+        yieldOnPoll=True,
+        connectable=vim.vm.device.VirtualDevice.ConnectInfo(
+            startConnected=True, connected=True, allowGuestControl=False
+        ),
+    )
+    change = vim.vm.device.VirtualDeviceSpec(operation="add", device=port)
+    with translate_vsphere_errors(f"attach the console file {log_file} to {moref}"):
+        task = vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=[change]))
+    wait_for_task(si, task, f"attach the console file {log_file} to {moref}")
+
+
 def detach_iso(session: VsphereSession, moref: str, iso_file: str) -> None:
     """Remove the CD-ROM drive holding ``iso_file``; the ISO file stays where it is."""
     si = session.si or session.connect()
