@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -36,6 +37,7 @@ def test_prepare_flow_on_an_azure_ce_keeps_only_the_output(
         spec = PrepareSpec.model_validate({
             "disk": {"kind": "azure-disk", "connector": "flow-az-ce", "resource_group": "rg-vdi", "name": "flow-gold"},
             "target_platform": "azure", "output_disk_name": "flow-gold-ready", "enable_rdp": True,
+            "boot_diagnostics": True,
         })  # fmt: skip
         state = prepare_image_flow(spec, return_state=True)
         assert state.is_completed(), state.message
@@ -52,6 +54,69 @@ def test_prepare_flow_on_an_azure_ce_keeps_only_the_output(
     assert limit.limit == 1 and limit.active_slots == 0
     assert arm.vms.vms == {} and arm.vms.nics == {}
     assert "imageport-expires" not in arm.disks["rg-vdi/flow-gold-ready"]["tags"]
+    # Boot diagnostics (Citrix's DebugSettings): the CE VM had them on, and its console came back in the result.
+    (ce_vm,) = {key for key in arm.vms.console_reads}
+    assert ce_vm.startswith("rg-vdi/imageport-ce-prepare-")
+    assert "Cloud-init v. 23.4.4-0ubuntu0~22.04.1 finished, status: done" in str(result.details.boot_log)
+
+
+def test_diagnostics_of_an_azure_disk_on_a_ce_with_its_logs_saved_on_the_share(
+    prefect_api, arm, azure_settings, samba, windows_disks, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A disk a failed port left on Azure is read there: a CE's scratch copy, the CE's log and console in the
+    report, JSON + Markdown on the share and as the run's artifact; nothing left on Azure, the disk untouched."""
+    from prefect import get_client
+
+    from flows.diagnostics import diagnostics_flow
+    from imageport.models import DiagnosticsSpec
+    from imageport.results import DiagnosticsResult
+    from tests.infra.configs import samba_share
+
+    settings = {**azure_settings, "vnet": "vnet-ce", "subnet": "default"}
+    with open_disk(windows_disks["hibernated"]) as reader:
+        upload_to_managed_disk(AzureConfig(**settings).build(), reader, "rg-vdi", "diag-gold",
+                               checkpoint_dir=tmp_path, overwrite=True)  # fmt: skip
+    before = dict(arm.disks["rg-vdi/diag-gold"])
+    save_connector("azure", "diag-az", settings, overwrite=True)
+    share = samba_share(samba, base_path="diag-reports")
+    save_connector("fileshare", "diag-share", {**share.model_dump(), "password": samba.info["password"]},
+                   overwrite=True)  # fmt: skip
+    with share.build() as smb:
+        smb.makedirs("reports")
+    reads_before = len(arm.vms.console_reads)
+    try:
+        spec = DiagnosticsSpec.model_validate({
+            "disk": {"kind": "azure-disk", "connector": "diag-az", "resource_group": "rg-vdi", "name": "diag-gold"},
+            "output": {"kind": "share", "connector": "diag-share", "path": "reports/diag-gold"},
+            "ce_logs": True, "boot_diagnostics": True,
+        })  # fmt: skip
+        state = diagnostics_flow(spec, return_state=True)
+        assert state.is_completed(), state.message
+        result = state.result()
+        with get_client(sync_client=True) as client:
+            artifact = client.read_latest_artifacts()
+    finally:
+        delete_connector("diag-az")
+        delete_connector("diag-share")
+    assert isinstance(result, DiagnosticsResult)
+    assert result.disk == "azure-disk://diag-az/rg-vdi/diag-gold" and result.engine == "azure"
+    assert "hibernated (hiberfil.sys holds a session)" in result.problems  # read from the disk's own hives
+    assert "diagnostics job for run" in result.report["ce_log"]  # the agent's own log, from the CE
+    assert "Cloud-init v. 23.4.4-0ubuntu0~22.04.1 finished" in result.report["boot_log"]
+    assert len(arm.vms.console_reads) == reads_before + 1
+    saved = Path(samba.info["share_dir"]) / "diag-reports" / "reports"
+    assert result.saved == ["smb://diag-share/reports/diag-gold.json", "smb://diag-share/reports/diag-gold.md"]
+    assert json.loads((saved / "diag-gold.json").read_text())["problems"] == result.problems
+    markdown = (saved / "diag-gold.md").read_text()
+    assert "## Console of the azure compositing engine (boot diagnostics)" in markdown
+    assert "## Log of the azure compositing engine" in markdown and markdown == result.markdown
+    assert sorted(p.name for p in saved.iterdir()) == ["diag-gold.json", "diag-gold.md"]  # no temporary left
+    assert any(a.key == "diagnostics" and "Diagnostics: azure-disk://diag-az" in str(a.data) for a in artifact)
+    # Read on a scratch copy, which went with the CE: nothing is left on Azure; the disk is as it was.
+    assert {r.kind for r in result.removed} == {"azure-vm", "azure-nic", "azure-os-disk", "azure-disk", "azure-blob"}
+    assert arm.vms.vms == {} and arm.vms.nics == {}
+    assert not [k for k in arm.disks if k.startswith("rg-vdi/imageport-ce-")]
+    assert arm.disks["rg-vdi/diag-gold"]["state"] == before["state"] == "Unattached"
 
 
 def test_reap_flow_and_crash_hook_remove_a_kept_ce(prefect_api, windows_disks, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -67,6 +68,10 @@ def test_diagnostics_flow_reports_and_saves(prefect_api: str, windows_disks, tmp
         delete_connector("flow-diag")
     assert state.is_completed(), state.message
     result = state.result()
-    assert result["facts"]["firmware"] == "uefi" and result["drivers"]["VMTools"].startswith("2 (automatic)")
-    assert not result["firstboot_registered"] and result["problems"] == []
-    assert "UEFI / GPT" in (tmp_path / "gpt-report.md").read_text()
+    report = result.report
+    assert report["facts"]["firmware"] == "uefi" and report["drivers"]["VMTools"].startswith("2 (automatic)")
+    assert not report["firstboot_registered"] and result.problems == []
+    assert result.engine is None and result.removed == []  # a local image is read in place: no CE, no copy
+    assert result.saved == ["local://flow-diag/gpt-report.json", "local://flow-diag/gpt-report.md"]
+    assert "UEFI / GPT" in (tmp_path / "gpt-report.md").read_text() == result.markdown
+    assert json.loads((tmp_path / "gpt-report.json").read_text())["image"] == "local://flow-diag/gpt.img"
