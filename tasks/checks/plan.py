@@ -68,6 +68,7 @@ class CheckPlan:
     source: tuple[str, Any] | None = None  # the image whose firmware and size are checked
     boots: list[BootTarget] = field(default_factory=list)
     refresh: bool = False  # stages are redone: an earlier run's output is not reused
+    report: tuple[str, Any] | None = None  # where a report's files go (diagnostics): its folder is probed
     checks: Checks = field(default_factory=Checks)  # problems found while planning go in here first
 
 
@@ -111,7 +112,8 @@ def stage_plan(spec: BaseModel) -> CheckPlan:
                           "name")  # fmt: skip
         return CheckPlan("publish", [("source", spec.source), ("store", spec.store)], [planned])
     if isinstance(spec, DiagnosticsSpec):
-        plan = CheckPlan("diagnostics", [("disk", spec.disk)] + ([("output", spec.output)] if spec.output else []))
+        plan = CheckPlan("diagnostics", [("disk", spec.disk)] + ([("output", spec.output)] if spec.output else []),
+                         report=("output", spec.output) if spec.output else None)  # fmt: skip
         _check_diagnostics_reader(spec, plan.checks)
         return plan
     raise TypeError(f"no checks for a {type(spec).__name__}")

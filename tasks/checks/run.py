@@ -42,6 +42,9 @@ def run_checks(plan: CheckPlan) -> CheckReport:
     for planned in plan.stages:
         if _usable(planned.writes, usable):
             _probe(planned, checks, probed)
+    if plan.report is not None and _usable(plan.report[1], usable):  # a report's files (diagnostics)
+        field, ref = plan.report
+        _probe_folder(ref, str(Path(ref.path).parent).removeprefix("."), field, False, checks, probed)
     if plan.source is not None and _usable(plan.source[1], usable):
         _source(plan, checks)
     for planned in plan.stages:
@@ -162,11 +165,16 @@ def _probe(planned: Planned, checks: Checks, probed: set[tuple[str, str]]) -> No
     if path is None:
         return
     folder = path if planned.stage is Stage.PUBLISH else str(Path(path).parent).removeprefix(".")
+    makes_folders = planned.stage in (Stage.UPLOAD, Stage.PREPARE)  # a platform makes its own folders
+    _probe_folder(ref, folder, planned.writes_field, makes_folders, checks, probed)
+
+
+def _probe_folder(ref: Any, folder: str, field: str, makes_folders: bool, checks: Checks,
+                  probed: set[tuple[str, str]]) -> None:  # fmt: skip
     if (ref.connector, folder) in probed:
         return
     probed.add((ref.connector, folder))
-    makes_folders = planned.stage in (Stage.UPLOAD, Stage.PREPARE)  # a platform makes its own folders
-    with checks.of(planned.writes_field, f"the folder {folder or '.'} of {describe_ref(ref)} is writable"):
+    with checks.of(field, f"the folder {folder or '.'} of {describe_ref(ref)} is writable"):
         adapter_for(ref).probe_folder(ref, folder, CONNECTORS, makes_folders)
 
 

@@ -78,6 +78,12 @@ def seen_by_the_simulator(session, name: str) -> dict[str, object]:  # type: ign
             if isinstance(d, vim.vm.device.VirtualCdrom)
             and isinstance(d.backing, vim.vm.device.VirtualCdrom.IsoBackingInfo)
         ],
+        "serial_files": [
+            d.backing.fileName
+            for d in devices
+            if isinstance(d, vim.vm.device.VirtualSerialPort)
+            and isinstance(d.backing, vim.vm.device.VirtualSerialPort.FileBackingInfo)
+        ],
         "annotation": props["config.annotation"],
         "guestinfo": {o.key: o.value for o in props.get("config.extraConfig") or [] if o.key.startswith("guestinfo.")},
     }
@@ -210,13 +216,19 @@ def test_the_boot_service_runs_the_bundle_with_a_stock_python_and_no_network(
     index = PackageIndex()
     bundle, marker = probe_bundle(tmp_path, index.port)
     guest.use(python)
+    outcome = Outcome()
     try:
         with compositing_engine(VsphereBackend(session, fixed(bundle)), VsphereSource(small_disk),
-                                AgentMode.DIAGNOSTICS, "run-probe") as ce:  # fmt: skip
+                                AgentMode.DIAGNOSTICS, "run-probe", boot_diagnostics=True,
+                                outcome=outcome) as ce:  # fmt: skip
             (vm,) = ce_host.list_ce_vms(session)
+            console = seen_by_the_simulator(session, vm.name)["serial_files"]
             probe = ce.run(ce.job()).result
     finally:
         guest.use("system")
+    # Boot diagnostics: a serial port written to a file in the CE's work folder, read back before teardown.
+    assert console == [f"[LocalDS_0] {vm.name}-work/{vm.name}-console.log"]
+    assert outcome.boot_log is not None and "imageport-ce: " in outcome.boot_log
     assert probe["version"] == python and probe["venv"] is False
     assert probe["argv"] == ["agent.pyz", "job.json"]  # python3 BUNDLE JOB.json, off the checked copies
     assert not any("PYTHON" in name or "VIRTUAL_ENV" in name for name in probe["env"])
