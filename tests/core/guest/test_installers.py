@@ -119,3 +119,17 @@ def test_the_agent_stages_only_the_bytes_that_were_checked(tmp_path: Path) -> No
     with pytest.raises(EngineError, match=r"misa.exe: the CE could not fetch it \(.*refused") as caught:
         fetch_installers([JobInstaller(installer=staged, fetch="http://127.0.0.1:9/x?sig=SECRET")], tmp_path / "w")
     assert "SECRET" not in str(caught.value)
+
+
+def test_the_cli_refuses_a_pvs_version_mismatch_before_touching_the_image(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "citrix").mkdir()
+    build_pe(tmp_path / "citrix" / "PVS_Device.exe", version="2402.0.0.1", product="PVS", signer=SIGNER)
+    image = tmp_path / "gold.raw"
+    image.write_bytes(b"\0" * (1 << 20))
+    done = run_cli("prepare", str(image), "--target", "azure", "--provisioning", "pvs", "--pvs-version", "2311",
+                   "--installers", str(tmp_path / "citrix"), "--output", str(tmp_path / "out.raw"))  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (f"error: {tmp_path}/citrix/PVS_Device.exe: is version 2402.0.0.1, but "
+                                   "pvs_install_version asks for 2311; stage the matching installer or change "
+                                   "pvs_install_version")  # fmt: skip
+    assert not (tmp_path / "out.raw").exists()  # refused before the copy
