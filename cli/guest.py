@@ -62,6 +62,8 @@ def prepare(
     as_json: JsonFlag = False,
 ) -> None:
     """Make a Windows image boot and work on TARGET: plan, apply, re-read and verify (one appliance launch)."""
+    from imageport.guest.firstboot import next_step
+    from imageport.guest.installers import local_staging
     from imageport.guest.plan import PrepareTarget
     from imageport.guest.prepare import prepare_copy, prepare_image
 
@@ -79,19 +81,20 @@ def prepare(
         installers={"kind": "local", "path": "installers"} if installers else None,
     )  # fmt: skip
     request = PrepareTarget(target, generation, options)
+    staging = local_staging(str(installers), options) if installers else None  # checked before anything changes
     if dry_run:
         if output or in_place:
             raise InputError("--dry-run writes nothing: leave out --output/--in-place")
-        result = prepare_image(_local_image(image, source_format), request, dry_run=True, installers_dir=installers)
+        result = prepare_image(_local_image(image, source_format), request, dry_run=True, staging=staging)
     elif in_place == (output is not None):
         raise InputError("say where to write: --output COPY (recommended) or --in-place")
     elif in_place:
-        result = prepare_image(_local_image(image, source_format), request, installers_dir=installers)
+        result = prepare_image(_local_image(image, source_format), request, staging=staging)
     else:
         assert output is not None
         with located(image) as (fs, path), progress_reporter(f"copy {image}") as progress:
             result = prepare_copy(
-                path, fs, str(output), request, installers_dir=installers, progress=progress,
+                path, fs, str(output), request, staging=staging, progress=progress,
                 source_format=source_format,
             )  # fmt: skip
     if as_json:
@@ -108,6 +111,8 @@ def prepare(
         + (", verified" if result.verified else ""),
         highlight=False,
     )
+    if not result.dry_run and result.firstboot_actions:
+        console.print(f"next: {next_step(result.firstboot_actions)}", highlight=False, markup=False)
 
 
 DISK_HELP = "A local image file, or a disk: azure-disk://, azure-snapshot://, datastore://, local://"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from cli.output import console, emit_json, emit_table
-from imageport.results import DiagnosticsResult, PortResult, PublishDetails, StageResult
+from imageport.results import DiagnosticsResult, PortResult, PrepareDetails, PublishDetails, StageResult
 
 
 def _shown(value: Any) -> str:
@@ -43,6 +43,13 @@ def show_stage(result: StageResult, as_json: bool) -> None:
     if isinstance(result.details, PublishDetails):
         console.print(f"registration steps saved as {result.details.registration_file}:\n", highlight=False)
         console.print(result.details.registration, highlight=False, markup=False)
+    _next_step(result)
+
+
+def _next_step(result: StageResult) -> None:
+    """What the admin must do next about a prepared image's pending startup actions."""
+    if isinstance(result.details, PrepareDetails) and result.details.next_step:
+        console.print(f"next, for {result.target}: {result.details.next_step}", highlight=False, markup=False)
 
 
 def show_port(result: PortResult, as_json: bool) -> None:
@@ -58,6 +65,8 @@ def show_port(result: PortResult, as_json: bool) -> None:
         console.print(f"  {s.stage.value}{' (reused)' if s.reused else ''}: {s.source} -> {s.target}, "
                       f"{_shown(s.bytes_written)} bytes written, {proof}, {s.seconds:.1f} s",
                       highlight=False, markup=False)  # fmt: skip
+    for s in result.stages:
+        _next_step(s)
 
 
 def show_diagnostics(result: DiagnosticsResult, as_json: bool) -> None:

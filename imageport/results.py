@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import Field
 
 from imageport.models import Stage, Workflow
+from imageport.models.installers import StagedInstaller
 from imageport.models.vocabulary import _Model
 
 if TYPE_CHECKING:
@@ -86,6 +87,14 @@ class ImportDetails(_Model):
     vm: str | None = None
 
 
+class PendingAction(_Model):
+    """A startup action the prepare left in the image: it runs at the image's next boot."""
+
+    name: str = Field(description="The action's script, e.g. 20-install-pvs.cmd.")
+    what: str = Field(description="What it does.")
+    installer: StagedInstaller | None = Field(default=None, description="The installer it runs, as checked.")
+
+
 class PrepareDetails(_Model):
     """What a compositing engine changed in the image."""
 
@@ -103,6 +112,8 @@ class PrepareDetails(_Model):
     output_id: str | None = Field(default=None, description="The kept output's final id (path, Azure disk...).")
     agent_version: str | None = None
     boot_log: str | None = Field(default=None, description="The CE's console (boot_diagnostics).")
+    pending: list[PendingAction] = Field(default_factory=list, description="Startup actions left in the image.")
+    next_step: str = Field(default="", description="What the admin must do about them ('' when none).")
 
 
 class PublishDetails(_Model):
@@ -272,7 +283,10 @@ def from_prepare(agent: AgentResult, outcome: Outcome, output: str) -> StageResu
     done: dict[str, Any] = agent.result
     kept = [CreatedResource(kind=r.kind, id=outcome.output or r.final or r.id) for r in outcome.created if r.keep]
     removed = [CreatedResource(kind=r.kind, id=r.id) for r in outcome.created if not r.keep]
+    from imageport.guest.firstboot import next_step
+
     facts = done.get("facts") or {}
+    pending = [PendingAction.model_validate(a) for a in done.get("pending_actions", [])]
     return StageResult(
         stage=Stage.PREPARE, source=str(done.get("image", "")), target=outcome.output or output,
         verified="re-read" if done.get("verified") else None, seconds=float(done.get("seconds", 0.0)),
@@ -286,6 +300,7 @@ def from_prepare(agent: AgentResult, outcome: Outcome, output: str) -> StageResu
             launch_s=float(done.get("launch_s", 0.0)), work_s=float(done.get("work_s", 0.0)),
             launches=int(done.get("launches", 0)), output_id=outcome.output, agent_version=agent.agent_version,
             boot_log=outcome.boot_log,
+            pending=pending, next_step=next_step([a.name for a in pending]),
         ),
     )  # fmt: skip
 

@@ -15,7 +15,7 @@ from prefect.artifacts import create_progress_artifact as _create_progress_artif
 from imageport.disks.content_hash import CONTENT_HASH_PREFIX
 from imageport.models import Stage
 from imageport.redaction import redact
-from imageport.results import PortResult, PrepareDetails, PublishDetails, StageResult
+from imageport.results import PendingAction, PortResult, PrepareDetails, PublishDetails, StageResult
 
 
 def create_markdown_artifact(*, key: str | None = None, markdown: str, description: str | None = None) -> Any:
@@ -86,10 +86,22 @@ def port_table(result: PortResult) -> str:
     )
     if kept:
         text += "\n### Left in place\n\n" + "\n".join(kept) + "\n"
+    for s in result.stages:
+        if isinstance(s.details, PrepareDetails) and s.details.next_step:
+            text += f"\n**Next, for {s.target}:** {s.details.next_step}\n"
     return text
 
 
 # --- the result of one stage (the single-stage flows) ---------------------------------------------------
+
+
+def _pending(action: PendingAction) -> str:
+    line = f"- `{action.name}`: {action.what}"
+    if action.installer is not None:
+        i = action.installer
+        line += (f" — {i.name}, version {i.version or 'unknown'}, signed by {i.signer or 'nobody (unsigned)'}, "
+                 f"sha256 `{i.sha256}`")  # fmt: skip
+    return line
 
 
 def stage_markdown(result: StageResult) -> str:
@@ -108,7 +120,10 @@ def stage_markdown(result: StageResult) -> str:
         changes = "\n".join(f"- `{c}`" for c in details.changes) or "- nothing to change"
         text += (f"\nprepared for {details.platform} {details.generation} ({details.provisioning}); appliance launch "
                  f"{details.launch_s:.1f} s, work {details.work_s:.1f} s\n\n{changes}\n")  # fmt: skip
-    if result.pending_first_boot:
+    if isinstance(details, PrepareDetails) and details.pending:
+        text += "\n### Left for first boot\n\n" + "\n".join(_pending(a) for a in details.pending) + "\n"
+        text += f"\n**Next:** {details.next_step}\n"
+    elif result.pending_first_boot:
         text += "\n### Left for first boot\n\n" + "\n".join(f"- `{a}`" for a in result.pending_first_boot) + "\n"
     if isinstance(details, PublishDetails):
         text += (f"\n### Register vDisk {details.vdisk} (saved as {details.registration_file})\n\n"

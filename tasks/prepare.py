@@ -11,31 +11,43 @@ each CE holds one of its connector's slots while it exists.
 
 from __future__ import annotations
 
-from pathlib import Path
+import contextlib
+from collections.abc import Iterator
 
 from prefect import task
 
 from blocks.resolve import CONNECTORS, located
-from imageport.adapters.registry import adapter_for
-from imageport.disks.local_files import LOCAL
+from imageport.adapters.registry import adapter_for, format_ref
+from imageport.disks.io import FileSystem
+from imageport.engine.installer_delivery import deliver_installers
 from imageport.engine.job import AgentMode
 from imageport.engine.lifecycle import Outcome, compositing_engine
 from imageport.errors import InputError
+from imageport.guest.installers import FoundInstaller, inspect_folder, wanted
 from imageport.models import PrepareOptions, PrepareSpec
 from imageport.results import StageResult, from_prepare
 from tasks.engine import ce_slot, current_run_id
 from tasks.policy import RETRY_TRANSIENT
 
 
-def _installers_dir(spec: PrepareSpec) -> str | None:
-    if spec.installers is None:
-        return None
-    if not adapter_for(spec.disk).stages_installers:
-        raise InputError("installers: staging installers is supported on the local CE only (prepare a local image)")
-    with located(spec.installers) as (fs, path):
-        if fs is not LOCAL:
-            raise InputError("installers: stage them from a local folder (a local connector path)")
-        return str(Path(path))
+def _options(spec: PrepareSpec) -> PrepareOptions:
+    return PrepareOptions.model_validate(spec.model_dump(include=set(PrepareOptions.model_fields)))
+
+
+@contextlib.contextmanager
+def checked_installers(spec: PrepareSpec) -> Iterator[tuple[FileSystem | None, list[FoundInstaller]]]:
+    """The installers the spec stages, chosen and checked (before any CE exists), with their folder's file
+    system open for the block (the CE receives them from it). The checks run the same function."""
+    options = _options(spec)
+    if spec.installers is None or not wanted(options):
+        yield None, []
+        return
+    adapter = adapter_for(spec.disk)
+    if not adapter.stages_installers:
+        raise InputError(f"installers: the compositing engine that prepares {adapter.title} cannot receive "
+                         "installers (a local image's or an Azure disk's can)")  # fmt: skip
+    with located(spec.installers) as (fs, folder):
+        yield fs, inspect_folder(fs, folder, options, format_ref(spec.installers))
 
 
 @task(name="prepare_image", task_run_name="prepare {spec.disk.kind} disk for {spec.target_platform.value}",
@@ -43,10 +55,9 @@ def _installers_dir(spec: PrepareSpec) -> str | None:
 def prepare_disk(spec: PrepareSpec) -> StageResult:
     """Copy the image into a CE, prepare it there (one appliance launch), verify, keep the copy."""
     source, output_name = adapter_for(spec.disk).prepare_source(spec, CONNECTORS)
-    installers = _installers_dir(spec)
-    options = PrepareOptions.model_validate(spec.model_dump(include=set(PrepareOptions.model_fields)))
     outcome = Outcome()
     with (
+        checked_installers(spec) as (folder_fs, installers),
         ce_slot(spec.disk.connector) as backend,
         compositing_engine(
             backend,
@@ -59,8 +70,9 @@ def prepare_disk(spec: PrepareSpec) -> StageResult:
             outcome=outcome,
         ) as ce,
     ):
+        delivered = deliver_installers(ce, folder_fs, installers) if folder_fs else []
         job = ce.job(target_platform=spec.target_platform, hyper_v_generation=spec.hyper_v_generation,
-                     prepare=options, installers_dir=installers)  # fmt: skip
+                     prepare=_options(spec), installers=delivered)  # fmt: skip
         result = ce.run(job)
     made = adapter_for(spec.disk).finish_prepare(spec, CONNECTORS)  # e.g. a VM for a vSphere disk
     prepared = from_prepare(result, outcome, output_name)

@@ -37,6 +37,7 @@ class AzureDiskAdapter(DiskAdapter):
     target_of = frozenset({Stage.UPLOAD, Stage.PREPARE})
     target_platform = TargetPlatform.AZURE
     snapshot = False
+    stages_installers = True  # delivered to the CE as blobs behind read-only SAS URLs
 
     def parse(self, text: str, field: str = "location") -> Any:
         loc = Location(text, self.schemes[0], field, self.shape)

@@ -69,7 +69,8 @@ class DiskAdapter:
     target_platform: ClassVar[TargetPlatform | None] = None  # what a disk of this kind is prepared for
     # Stage caching: how long a cached stage reading this kind stays valid; None = until the identity changes.
     cache_expiry: ClassVar[timedelta | None] = None
-    stages_installers: ClassVar[bool] = False  # prepare can stage installers from a local folder
+    # The CE that prepares this kind can receive installers (its backend is ``engine.backend.CarriesFiles``).
+    stages_installers: ClassVar[bool] = False
 
     # --- text ----------------------------------------------------------------------------------------
 

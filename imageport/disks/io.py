@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import posixpath
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from imageport.disks.extents import Extent
@@ -55,6 +55,26 @@ class ByteSource(ABC):
 
     def close(self) -> None:  # noqa: B027 - most sources hold nothing to release
         pass
+
+
+def pieces(source: ByteSource, piece: int = 4 << 20) -> Iterator[bytes]:
+    """Every byte of ``source``, front to back, in reads of ``piece`` bytes (a small file, copied whole)."""
+    offset = 0
+    while offset < source.size:
+        data = source.pread(offset, min(piece, source.size - offset))
+        if not data:
+            raise FormatError(source.path, "file", offset, f"ended at {offset} of {source.size} bytes")
+        yield data
+        offset += len(data)
+
+
+def copy_bytes(source: ByteSource, write: Callable[[bytes], object], piece: int = 4 << 20) -> int:
+    """``pieces`` of ``source`` into ``write``; returns the count."""
+    total = 0
+    for data in pieces(source, piece):
+        write(data)
+        total += len(data)
+    return total
 
 
 def refuse_empty(path: str, size: int) -> None:

@@ -79,8 +79,8 @@ def agent_version() -> str:
     return str(VERSION)
 
 
-def run_job(job: AgentJob) -> dict[str, Any]:
-    """Do the job; returns what the result should report."""
+def run_job(job: AgentJob, job_path: str = ".") -> dict[str, Any]:
+    """Do the job (``job_path``: its file, beside which fetched installers go); returns what to report."""
     disk = job.disk.resolve()
     log.info("%s job for run %s on %s (agent %s, Python %s)", job.mode.value, job.run_id, disk, agent_version(),
              platform.python_version())  # fmt: skip
@@ -91,13 +91,14 @@ def run_job(job: AgentJob) -> dict[str, Any]:
     if not os.path.exists(disk):
         raise InputError(f"{disk}: the attached disk is not there")
     if job.mode is AgentMode.PREPARE:
+        from imageport.engine.installer_fetch import fetch_installers
         from imageport.guest.plan import PrepareTarget
         from imageport.guest.prepare import prepare_image
 
         assert job.prepare is not None and job.target_platform is not None  # the model guarantees both
         target = PrepareTarget(job.target_platform, job.hyper_v_generation, job.prepare)
-        installers = Path(job.installers_dir) if job.installers_dir else None
-        return prepare_image(disk, target, installers_dir=installers).as_dict()
+        staging = fetch_installers(job.installers, Path(job_path).parent / "installers") if job.installers else None
+        return prepare_image(disk, target, staging=staging).as_dict()
     if job.mode is AgentMode.DIAGNOSTICS:
         from imageport.guest.diagnostics import diagnose
 
@@ -138,7 +139,7 @@ def main(argv: list[str]) -> int:
     try:
         job = load_job(argv[0])
         mode = job.mode
-        payload = run_job(job)
+        payload = run_job(job, argv[0])
         result = AgentResult(ok=True, mode=mode, exit_code=ExitCode.OK, result=payload)
     except BaseException as exc:  # the agent reports every failure, then exits with its code
         log.exception("job failed")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+from imageport.disks.io import ByteSource, pieces
 from imageport.engine import azure_bootstrap
 from imageport.engine.backend import Ledger, Provisioned, Resource
 from imageport.engine.bundle import AgentBundle, agent_bundle, verify_bundle
@@ -186,6 +187,13 @@ class AzureBackend:
         outcome = azure_bootstrap.parse_outcome(message, where)
         members = azure_bootstrap.unpack(storage.download(result_blob), outcome, where) if outcome.uploaded else {}
         return azure_bootstrap.result_of(outcome, members, where, storage.display)
+
+    def deliver(self, engine: AzureEngine, name: str, source: ByteSource) -> str:
+        """A blob beside the bundle (ledgered, tagged, deleted at teardown) and its read-only SAS URL."""
+        blob = f"{engine.vm}/installers/{name}"
+        engine.ledger.creating(BLOB, blob, order=ORDER[BLOB])
+        self.storage().upload(blob, pieces(source), engine.ledger.tags.as_dict(), length=source.size)
+        return self.storage().url(blob, READ_SAS_S)
 
     def delete(self, resource: Resource) -> None:
         name = resource.id

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from imageport.disks.io import ByteSource
 from imageport.engine.job import AgentDisk, AgentJob, AgentResult
 from imageport.engine.tags import CeTags
 from imageport.platforms.azure.disks import HalfUpload
@@ -111,4 +112,16 @@ class UploadGrants(Protocol):
 
     def revoke_upload(self, name: str) -> str:
         """End the write grant on disk ``name``; returns the state it is left in."""
+        ...
+
+
+@runtime_checkable
+class CarriesFiles(Protocol):
+    """A backend that can put a file where its CE's agent reads it (installers a prepare stages)."""
+
+    platform: str
+
+    def deliver(self, engine: Any, name: str, source: ByteSource) -> str:
+        """Copy ``source`` to the CE as ``name`` (ledgered like any resource); returns where the agent
+        fetches it (``JobInstaller.fetch``: a path in the CE, or a read-only URL)."""
         ...

@@ -26,10 +26,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from imageport.compat import StrEnum
 from imageport.errors import EngineError, GuestRefused, ImageportError, InputError, ProtocolMismatch
 from imageport.models import HyperVGeneration, PrepareOptions, ShareDiskFormat, TargetPlatform
+from imageport.models.installers import StagedInstaller
 
 # The job/result protocol: bumped whenever a job or result field changes meaning. An agent refuses a job
 # of another protocol and the orchestrator a result of another, each in one line (see ``check_protocol``).
-PROTOCOL_VERSION = 1
+# 2: a prepare job carries its checked installers (``installers``) instead of a local folder.
+PROTOCOL_VERSION = 2
 RESULT_MARKER = "IMAGEPORT-RESULT "
 # zlib + base64: an Azure run-command returns only the last 4096 bytes of stdout.
 COMPRESSED_MARKER = "IMAGEPORT-RESULT-Z "
@@ -113,6 +115,13 @@ class BundleStamp(_Strict):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
+class JobInstaller(_Strict):
+    """A checked installer and where the CE fetches it: a local path, or a URL (an Azure blob's read SAS)."""
+
+    installer: StagedInstaller
+    fetch: str = Field(min_length=1, description="A path in the CE, or an http(s) URL: a secret, like the job.")
+
+
 class AgentJob(_Strict):
     protocol: int = PROTOCOL_VERSION
     mode: AgentMode
@@ -121,7 +130,7 @@ class AgentJob(_Strict):
     target_platform: TargetPlatform | None = None
     hyper_v_generation: HyperVGeneration = HyperVGeneration.V2
     prepare: PrepareOptions | None = None
-    installers_dir: str | None = None
+    installers: list[JobInstaller] = Field(default_factory=list, description="What prepare stages (checked).")
     export: ExportDestination | None = None
     bundle: BundleStamp | None = Field(default=None, description="The agent bundle this job is for.")
     simulate: str | None = Field(

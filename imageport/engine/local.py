@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from imageport.disks.detect import editable_format
-from imageport.disks.io import FileSystem
+from imageport.disks.io import ByteSource, FileSystem, copy_bytes
 from imageport.disks.local_files import LOCAL
 from imageport.engine.backend import Ledger, Provisioned, Resource
 from imageport.engine.job import RESULT_MARKER, AgentDisk, AgentJob, AgentResult, parse_result
@@ -101,6 +101,15 @@ class LocalBackend:
 
     def boot_log(self, engine: LocalEngine) -> str:
         return ""  # never asked: provision refuses boot diagnostics
+
+    def deliver(self, engine: LocalEngine, name: str, source: ByteSource) -> str:
+        """A copy in the work directory (deleted with it): the agent never reads the folder itself."""
+        folder = engine.workspace / "installers"
+        folder.mkdir(exist_ok=True)
+        target = folder / name
+        with open(target, "wb") as out:
+            copy_bytes(source, out.write)
+        return str(target)
 
     # --- run -----------------------------------------------------------------------------------
 

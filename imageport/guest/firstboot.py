@@ -14,10 +14,12 @@ left, removes its own registration. Actions:
 
 - ``XenDesktopVdaSetup.exe /reconfigure`` with only ``/controllers``,
   ``/portnumber``, ``/enable_hdx_ports`` (the switches Citrix allows);
-- installers staged into the image from the spec's folder (PVS target
-  device, MCS I/O driver, MCS security agent): ``.msi`` through ``msiexec /i
-  … /qn /norestart``, ``.exe`` with ``/quiet /norestart`` (decision: vendors'
-  silent switches beyond these are not assumed);
+- installers staged into the image (PVS target device, MCS I/O driver, MCS
+  security agent; chosen and checked by ``guest.installers``): ``.msi`` through
+  ``msiexec /i … /qn /norestart``, ``.exe`` with ``/quiet /norestart``
+  (decision: vendors' silent switches beyond these are not assumed). ``install``
+  stages one only when the image's Uninstall keys lack the component; ``force``
+  stages it whatever is installed (the installer then repairs/reinstalls);
 - domain unjoin (``Remove-Computer -WorkgroupName WORKGROUP -Force``);
 - chkdsk (scheduled for the boot after) and defrag.
 """
@@ -25,11 +27,10 @@ left, removes its own registration. Actions:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from imageport.errors import InputError
 from imageport.guest.registry import REG_DWORD, REG_QWORD, REG_SZ, Value
-from imageport.models import InstallType, PrepareOptions, ProvisioningType, ReconfigureSwitch
+from imageport.models import InstallType, PrepareOptions, ReconfigureSwitch
+from imageport.models.installers import INSTALLED_AS, StagedInstaller
 
 GUEST_DIR = "/ProgramData/imageport/firstboot"
 WINDOWS_DIR = "C:\\ProgramData\\imageport\\firstboot"
@@ -45,7 +46,7 @@ class Action:
     name: str  # file name, e.g. 10-reconfigure.cmd
     script: str  # cmd lines (CRLF added when written)
     why: str
-    staged: str | None = None  # the installer file this action runs, copied into the image beforehand
+    installer: StagedInstaller | None = None  # the installer this action runs, copied into the image beforehand
 
 
 def runner() -> str:
@@ -68,16 +69,24 @@ def runner() -> str:
     )
 
 
-def _installer_command(name: str) -> str:
+def _installer_command(name: str, force: bool) -> str:
     path = f"{WINDOWS_STAGED}\\{name}"
     if name.lower().endswith(".msi"):
-        return f'msiexec /i "{path}" /qn /norestart /l*v "{WINDOWS_DIR}\\{name}.log"'
+        # A reinstall from the package: REINSTALL=ALL with REINSTALLMODE vomus (Windows Installer's documented
+        # "reinstall every feature, all files, rewrite registry and shortcuts"); a plain /i only installs.
+        reinstall = " REINSTALL=ALL REINSTALLMODE=vomus" if force else ""
+        return f'msiexec /i "{path}"{reinstall} /qn /norestart /l*v "{WINDOWS_DIR}\\{name}.log"'
     return f'"{path}" /quiet /norestart'
 
 
-def actions(options: PrepareOptions, installers: dict[str, Path] | None) -> list[Action]:
-    """The first-boot actions an option set asks for, in the order they must run."""
+def actions(
+    options: PrepareOptions, installers: list[StagedInstaller], installed: dict[str, str]
+) -> tuple[list[Action], list[str]]:
+    """The first-boot actions an option set asks for, in the order they must run, and why any installer
+    asked for is not staged. ``installers`` are the checked installers (``guest.installers``);
+    ``installed`` the image's components and versions (``GuestFacts.components``)."""
     found: list[Action] = []
+    notes: list[str] = []
     if options.xd_reconfigure:
         switches = []
         for parameter in options.xd_reconfigure:
@@ -86,24 +95,16 @@ def actions(options: PrepareOptions, installers: dict[str, Path] | None) -> list
             else:
                 switches.append(f'{parameter.name.value} "{parameter.value}"')
         found.append(Action("10-vda-reconfigure.cmd", f'"{VDA_SETUP}" /reconfigure {" ".join(switches)}', "VDA"))
-    wanted = []
-    if options.provisioning_type is ProvisioningType.PVS and options.pvs_install_version:
-        wanted.append(("pvs", "PVS target device"))
-    if options.mcsio is not InstallType.SKIP:
-        wanted.append(("mcsio", "MCS I/O driver"))
-    if options.misa is not InstallType.SKIP:
-        wanted.append(("misa", "MCS security agent"))
-    for index, (component, label) in enumerate(wanted):
-        matches = sorted(n for n in (installers or {}) if n.lower().startswith(component))
-        if not matches:
-            raise InputError(
-                f"{label} requested but the installers folder has no file starting with {component!r} "
-                f"(found: {', '.join(sorted(installers or {})) or 'nothing'})"
-            )
-        installer = matches[-1]
-        found.append(
-            Action(f"2{index}-install-{component}.cmd", _installer_command(installer), f"{label} install", installer)
-        )
+    for index, installer in enumerate(installers):
+        present = installed.get(INSTALLED_AS[installer.component])
+        if present is not None and installer.install is InstallType.INSTALL:
+            notes.append(f"{installer.label} is already installed (version {present}): {installer.name} not staged "
+                         "(install only adds what is missing; force reinstalls)")  # fmt: skip
+            continue
+        verb = "reinstall" if installer.install is InstallType.FORCE else "install"
+        command = _installer_command(installer.name, force=installer.install is InstallType.FORCE)
+        found.append(Action(f"2{index}-{verb}-{installer.component.value}.cmd", command, f"{installer.label} {verb}",
+                            installer))  # fmt: skip
     if options.domain_unjoin:
         command = 'powershell -NoProfile -Command "Remove-Computer -WorkgroupName WORKGROUP -Force"'
         found.append(Action("30-domain-unjoin.cmd", command, "domain unjoin"))
@@ -111,7 +112,18 @@ def actions(options: PrepareOptions, installers: dict[str, Path] | None) -> list
         found.append(Action("40-defrag.cmd", "defrag C: /O", "defrag"))
     if options.chkdsk:
         found.append(Action("50-chkdsk.cmd", "echo y| chkdsk C: /f", "chkdsk (at the following boot)"))
-    return found
+    return found, notes
+
+
+def next_step(pending: list[str]) -> str:
+    """What the admin must do about pending first-boot actions, in one paragraph ('' when none)."""
+    if not pending:
+        return ""
+    return (
+        f"{len(pending)} startup action(s) pending in the image ({', '.join(pending)}): boot it once on its target "
+        f"platform and shut it down after {WINDOWS_DIR}\\firstboot.log ends with 'all actions done' -- before "
+        "creating a catalog from it, or every provisioned machine runs them at its first boot"
+    )
 
 
 def registration(script: str = f"{WINDOWS_DIR}\\run.cmd") -> dict[str, dict[str, tuple[int, Value]]]:

@@ -86,6 +86,7 @@ class Plan:
     files: list[FileChange] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)  # first-boot actions staged, by file name
+    pending: list[dict[str, Any]] = field(default_factory=list)  # the same, described (PrepareResult.pending_actions)
 
     @property
     def empty(self) -> bool:

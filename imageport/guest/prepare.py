@@ -25,6 +25,7 @@ from imageport.guest import firstboot
 from imageport.guest.appliance import Timings, appliance
 from imageport.guest.errors import translate_guestfs_errors
 from imageport.guest.facts import GuestFacts, gather
+from imageport.guest.installers import Staging
 from imageport.guest.plan import SOFTWARE, SYSTEM, FileChange, Plan, PrepareTarget, RegChange, plan_registry
 from imageport.guest.registry import OpenHive, RegValue
 from imageport.hashing import file_sha256
@@ -49,6 +50,8 @@ class PrepareResult:
     launches: int
     seconds: float
     firstboot_actions: list[str] = field(default_factory=list)
+    # Each action staged: {"name", "what", "installer": StagedInstaller fields or None}, in run order.
+    pending_actions: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,7 +65,7 @@ def _existing_sha(g: Any, path: str) -> str | None:
     return g.checksum("sha256", path) if g.is_file(path) else None
 
 
-def build_plan(g: Any, facts: GuestFacts, target: PrepareTarget, installers: dict[str, Path] | None) -> Plan:
+def build_plan(g: Any, facts: GuestFacts, target: PrepareTarget, staging: Staging | None) -> Plan:
     hives: dict[str, OpenHive] = {}
 
     def read(hive: str, key: str) -> dict[str, RegValue] | None:
@@ -74,8 +77,13 @@ def build_plan(g: Any, facts: GuestFacts, target: PrepareTarget, installers: dic
     finally:
         hives.pop(SYSTEM).close(commit=False)
 
-    actions = firstboot.actions(target.options, installers)
+    actions, notes = firstboot.actions(target.options, staging.installers if staging else [], facts.components)
+    plan.warnings += notes
     plan.actions = [a.name for a in actions]
+    plan.pending = [
+        {"name": a.name, "what": a.why, "installer": a.installer.model_dump(mode="json") if a.installer else None}
+        for a in actions
+    ]
     if actions:
         hives[SOFTWARE] = OpenHive(g, facts.software_hive, write=False)
         try:
@@ -97,14 +105,15 @@ def build_plan(g: Any, facts: GuestFacts, target: PrepareTarget, installers: dic
             old = _existing_sha(g, path)
             if old != new:
                 plan.files.append(FileChange(path, data, None, len(data), old, new, why))
-        for name in sorted({a.staged for a in actions if a.staged}):
-            local = (installers or {})[name]
-            path = posixpath.join(firstboot.STAGED_DIR, name)
+        for installer in (a.installer for a in actions if a.installer):
+            local = staging.files[installer.name] if staging else ""
+            path = posixpath.join(firstboot.STAGED_DIR, installer.name)
             new = file_sha256(local)
+            if new != installer.sha256:  # the file delivered to this CE is not the one checked
+                raise GuestError(f"{installer.name}: sha256 {new} differs from the checked {installer.sha256}")
             old = _existing_sha(g, path)
             if old != new:
-                size = local.stat().st_size
-                plan.files.append(FileChange(path, None, str(local), size, old, new, "staged installer"))
+                plan.files.append(FileChange(path, None, local, installer.size, old, new, "staged installer"))
     return plan
 
 
@@ -168,19 +177,14 @@ def prepare_image(
     target: PrepareTarget,
     *,
     dry_run: bool = False,
-    installers_dir: Path | None = None,
+    staging: Staging | None = None,
 ) -> PrepareResult:
     started = time.monotonic()
-    installers = None
-    if installers_dir is not None:
-        if not installers_dir.is_dir():
-            raise GuestError(f"{installers_dir}: no such installers folder")
-        installers = {p.name: p for p in installers_dir.iterdir() if p.is_file()}
     timings = Timings()
     applied, verified = 0, False
     with appliance(path, readonly=dry_run, timings=timings) as g:
         facts = gather(g)
-        plan = build_plan(g, facts, target, installers)
+        plan = build_plan(g, facts, target, staging)
         if not dry_run and not plan.empty:
             with translate_guestfs_errors(f"mount {facts.root} for writing"):
                 g.umount_all()
@@ -206,6 +210,7 @@ def prepare_image(
         timings.launches,
         time.monotonic() - started,
         plan.actions,
+        plan.pending,
     )
 
 
@@ -215,7 +220,7 @@ def prepare_copy(
     output: str,
     target: PrepareTarget,
     *,
-    installers_dir: Path | None = None,
+    staging: Staging | None = None,
     overwrite: bool = False,
     progress: Progress | None = None,
     source_format: DiskFormat | None = None,
@@ -228,7 +233,7 @@ def prepare_copy(
         source, source_fs, output, LOCAL, fmt, overwrite=overwrite, progress=progress, source_format=source_format
     )
     try:
-        return prepare_image(output, target, installers_dir=installers_dir)
+        return prepare_image(output, target, staging=staging)
     except BaseException:
         Path(output).unlink(missing_ok=True)
         raise

@@ -19,7 +19,6 @@ from blocks.registry import find_connector
 from blocks.resolve import CONNECTORS, describe_ref, store_folder
 from imageport.adapters.registry import ADAPTERS, adapter_for, ce_host
 from imageport.errors import ImageportError, InputError
-from imageport.guest.firstboot import actions
 from imageport.models import Stage, TargetPlatform
 from imageport.platforms.azure.disks import UPLOAD_STATES
 from imageport.platforms.pvs.publish import plan_publish
@@ -212,12 +211,9 @@ def _source(plan: CheckPlan, checks: Checks) -> None:
 
 def _installers(planned: Planned, checks: Checks) -> None:
     """The installers folder is where the CE that runs can read it and holds what the options stage."""
-    from tasks.prepare import _installers_dir
+    from tasks.prepare import checked_installers
 
     spec: Any = planned.spec
-    with checks.of(field_of(planned.options, "installers"), "the installers folder holds what the options stage"):
-        folder = _installers_dir(spec)
-        directory = Path(folder) if folder else None
-        if directory is None or not directory.is_dir():
-            raise InputError(f"{describe_ref(spec.installers)}: no such folder")
-        actions(spec, {p.name: p for p in directory.iterdir() if p.is_file()})
+    what = "the installers folder holds what the options stage (name, version, signer, sha256)"
+    with checks.of(field_of(planned.options, "installers"), what), checked_installers(spec):
+        pass

@@ -10,7 +10,7 @@ from typing import Any
 
 from imageport.guest.sample_image import KINDS, build_disks, empty_hive, software_hive, system_hive
 
-__all__ = ["KINDS", "build_disks", "empty_hive", "registry_dump", "software_hive", "system_hive"]
+__all__ = ["KINDS", "build_disks", "empty_hive", "registry_dump", "software_hive", "staged_file", "system_hive"]
 
 
 def registry_dump(image: Path, tmp_path: Path) -> dict[str, dict[str, Any]]:
@@ -34,6 +34,17 @@ def registry_dump(image: Path, tmp_path: Path) -> dict[str, dict[str, Any]]:
     finally:
         volume.unlink()
     return dump
+
+
+def staged_file(image: Path, name: str, work: Path) -> bytes:
+    """The installer ``name`` a prepare staged into a raw image, read with ntfs-3g's ``ntfscat``."""
+    work.mkdir(parents=True, exist_ok=True)
+    volume = _windows_volume(image, work / "volume.img")
+    try:
+        return subprocess.run(["ntfscat", str(volume), f"/ProgramData/imageport/installers/{name}"],
+                              capture_output=True, check=True).stdout  # fmt: skip
+    finally:
+        volume.unlink()
 
 
 def _windows_volume(image: Path, to: Path) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -19,13 +20,17 @@ from imageport.platforms.azure.disks import upload_to_managed_disk
 from imageport.platforms.azure.session import AzureConfig
 from imageport.results import PrepareDetails
 from tasks.engine import reap_run_resources
+from tests.infra.configs import samba_share
+from tests.infra.signed_pe import build_pe
 
 pytestmark = [pytest.mark.integration, pytest.mark.guestfs]
 
 
 def test_prepare_flow_on_an_azure_ce_keeps_only_the_output(
-    prefect_api, arm, azure_settings, windows_disks, tmp_path: Path
+    prefect_api, arm, azure_settings, samba, windows_disks, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
+    """Also issue 16's done-when: the PVS target-device installer comes from a share, is checked, reaches the
+    Azure CE as a blob, is staged, and the result lists it pending with what the admin must do next."""
     from prefect import get_client
 
     settings = {**azure_settings, "vnet": "vnet-ce", "subnet": "default", "ce_max_concurrent": 1}
@@ -33,20 +38,43 @@ def test_prepare_flow_on_an_azure_ce_keeps_only_the_output(
         upload_to_managed_disk(AzureConfig(**settings).build(), reader, "rg-vdi", "flow-gold",
                                checkpoint_dir=tmp_path, overwrite=True)  # fmt: skip
     save_connector("azure", "flow-az-ce", settings, overwrite=True)
+    installer = build_pe(tmp_path / "PVS_Device_x64.exe", version="2402.0.0.1129", product="PVS", signer="Citrix",
+                         padding=3 << 20)  # fmt: skip
+    share = samba_share(samba, base_path="flow-installers")
+    with share.build() as smb:
+        smb.makedirs("citrix")
+        smb.write_bytes("citrix/PVS_Device_x64.exe", installer.read_bytes())
+    save_connector("fileshare", "flow-citrix", {**share.model_dump(), "password": samba.info["password"]},
+                   overwrite=True)  # fmt: skip
     try:
-        spec = PrepareSpec.model_validate({
+        fields = {
             "disk": {"kind": "azure-disk", "connector": "flow-az-ce", "resource_group": "rg-vdi", "name": "flow-gold"},
             "target_platform": "azure", "output_disk_name": "flow-gold-ready", "enable_rdp": True,
-            "boot_diagnostics": True,
-        })  # fmt: skip
-        state = prepare_image_flow(spec, return_state=True)
+            "boot_diagnostics": True, "provisioning_type": "pvs", "pvs_install_version": "2402.0",
+            "installers": {"kind": "share", "connector": "flow-citrix", "path": "citrix"},
+        }  # fmt: skip
+        # A version mismatch is refused by the checks, before any CE exists.
+        mismatch = prepare_image_flow(PrepareSpec.model_validate({**fields, "pvs_install_version": "2311"}),
+                                      return_state=True)  # fmt: skip
+        assert mismatch.is_failed() and arm.vms.vms == {}
+        state = prepare_image_flow(PrepareSpec.model_validate(fields), return_state=True)
         assert state.is_completed(), state.message
         result = state.result()
         with get_client(sync_client=True) as client:
             limit = client.read_global_concurrency_limit_by_name("imageport-ce-flow-az-ce")
     finally:
         delete_connector("flow-az-ce")
+        delete_connector("flow-citrix")
+    assert ("smb://flow-citrix/citrix/PVS_Device_x64.exe: is version 2402.0.0.1129, but pvs_install_version asks "
+            "for 2311") in str(mismatch.message)  # fmt: skip
     assert isinstance(result.details, PrepareDetails) and result.details.output_id == "rg-vdi/flow-gold-ready"
+    (pending,) = result.details.pending
+    assert pending.name == "20-install-pvs.cmd" and result.pending_first_boot == ["20-install-pvs.cmd"]
+    assert pending.installer is not None and pending.installer.version == "2402.0.0.1129"
+    assert pending.installer.signer == "CN=Citrix,O=Test Systems" and pending.installer.size == installer.stat().st_size
+    assert pending.installer.sha256 == hashlib.sha256(installer.read_bytes()).hexdigest()
+    assert "/ProgramData/imageport/installers/PVS_Device_x64.exe" in " ".join(result.details.changes)
+    assert "boot it once on its target platform" in result.details.next_step
     assert result.verified == "re-read" and result.target == "rg-vdi/flow-gold-ready"
     created = {r.kind for r in result.created + result.removed}
     assert created == {"azure-vm", "azure-nic", "azure-os-disk", "azure-disk", "azure-blob"}

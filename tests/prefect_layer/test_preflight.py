@@ -142,7 +142,8 @@ def test_missing_staging_folder_and_store_and_a_missing_installer_are_named(lab)
     found = problems(check_port(PortSpec.model_validate(fields)))
     assert found["staging"] == "local://pf-local/no-staging: no such folder"
     assert found["prepare.installers"] == (
-        "MCS security agent requested but the installers folder has no file starting with 'misa' (found: readme.txt)"
+        "MCS security agent requested but local://pf-local/installers has no .exe or .msi starting with 'misa' "
+        "(found: readme.txt)"
     )
     assert "NoStore: no such store folder" in found["targets[0].vdisk_name"]
     assert found["targets[0].store"] == "local://pf-local/NoStore: no such folder"

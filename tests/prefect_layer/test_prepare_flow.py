@@ -13,6 +13,8 @@ from blocks.registry import delete_connector, save_connector
 from flows.prepare_image import prepare_image_flow
 from imageport.models import PrepareSpec
 from imageport.results import PrepareDetails, StageResult
+from tests.infra.signed_pe import build_pe
+from tests.infra.windows_image import staged_file
 
 pytestmark = [pytest.mark.integration, pytest.mark.guestfs]
 
@@ -21,6 +23,9 @@ def test_flow_prepares_a_copy_and_reports_the_changes(prefect_api: str, windows_
     shutil.copyfile(windows_disks["mbr"], tmp_path / "gold.img")
     before = hashlib.sha256((tmp_path / "gold.img").read_bytes()).hexdigest()
     save_connector("local", "flow-guest", {"root": str(tmp_path)}, overwrite=True)
+    (tmp_path / "citrix").mkdir()
+    misa = build_pe(tmp_path / "citrix" / "MISA_x64.exe", version="2.1.0.7", product="MISA", signer=None)
+    (tmp_path / "citrix" / "mcsio_x64.msi").write_bytes(b"an MSI package: hashed, staged, not parsed")
     try:
         spec = PrepareSpec.model_validate(
             {
@@ -28,6 +33,9 @@ def test_flow_prepares_a_copy_and_reports_the_changes(prefect_api: str, windows_
                 "target_platform": "azure",
                 "hyper_v_generation": "V1",
                 "chkdsk": True,
+                "misa": "install",
+                "mcsio": "force",
+                "installers": {"kind": "local", "connector": "flow-guest", "path": "citrix"},
             }
         )
         state = prepare_image_flow(spec, return_state=True)
@@ -40,7 +48,13 @@ def test_flow_prepares_a_copy_and_reports_the_changes(prefect_api: str, windows_
         delete_connector("flow-guest")
     assert isinstance(result, StageResult) and isinstance(result.details, PrepareDetails)
     assert result.target.endswith("gold-prepared.img") and result.verified and result.details.launches == 1
-    assert "50-chkdsk.cmd" in result.pending_first_boot
+    assert result.pending_first_boot == ["20-reinstall-mcsio.cmd", "21-install-misa.cmd", "50-chkdsk.cmd"]
+    staged = {a.name: a.installer for a in result.details.pending}
+    assert staged["21-install-misa.cmd"] is not None and staged["21-install-misa.cmd"].version == "2.1.0.7"
+    assert staged["21-install-misa.cmd"].signer is None and staged["50-chkdsk.cmd"] is None
+    assert "21-install-misa.cmd" in result.details.next_step
+    # The installer in the prepared image is byte for byte the one checked (read by ntfs-3g, not libguestfs).
+    assert staged_file(tmp_path / "gold-prepared.img", "MISA_x64.exe", tmp_path / "vol") == misa.read_bytes()
     assert (tmp_path / "gold-prepared.img").exists()
     assert hashlib.sha256((tmp_path / "gold.img").read_bytes()).hexdigest() == before
     # Refused by the checks before anything is created: the kind's role (the adapter table) and its connector.

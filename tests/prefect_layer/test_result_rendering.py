@@ -14,7 +14,7 @@ import pytest
 from cli.results import show_port, show_stage
 from imageport.disks.local_files import LOCAL
 from imageport.models import DiskFormat, Stage, Workflow
-from imageport.results import PortResult, StageResult, from_convert, port_result
+from imageport.results import PortResult, StageResult, from_convert, from_prepare, port_result
 from imageport.transfer.copy import copy_image
 from tasks.artifacts import port_table, stage_markdown
 from tests.core.disks.images import MiB, make_raw, qemu_convert
@@ -62,3 +62,25 @@ def test_a_stage_artifact_and_the_cli_json_come_from_the_model(port: PortResult,
     table = capsys.readouterr().out
     assert "upload (reused): share://files/staging.vhdx -> local://lab/target.vhd, " in table
     assert f"{upload.content_hash} (written)" in table and "failed after 2 stage(s)" in table, table
+
+
+def test_pending_startup_actions_and_the_next_step_reach_the_artifacts_and_the_cli(capsys) -> None:  # type: ignore[no-untyped-def]
+    from imageport.engine.job import AgentMode, AgentResult
+    from imageport.engine.lifecycle import Outcome
+
+    installer = {"component": "pvs", "install": "install", "name": "PVS_Device_x64.exe", "size": 4096,
+                 "sha256": "ab" * 32, "version": "2402.0.0.1129", "signer": "CN=Citrix"}  # fmt: skip
+    agent = AgentResult(ok=True, mode=AgentMode.PREPARE, exit_code=0, result={
+        "image": "lun0", "verified": True, "firstboot_actions": ["20-install-pvs.cmd"],
+        "pending_actions": [{"name": "20-install-pvs.cmd", "what": "PVS target device install",
+                             "installer": installer}],
+    })  # fmt: skip
+    prepared = from_prepare(agent, Outcome(output="rg/gold-prepared"), "rg/gold-prepared")
+    stage = stage_markdown(prepared)
+    assert "- `20-install-pvs.cmd`: PVS target device install — PVS_Device_x64.exe, version 2402.0.0.1129, " \
+           f"signed by CN=Citrix, sha256 `{'ab' * 32}`" in stage  # fmt: skip
+    assert "**Next:** 1 startup action(s) pending in the image (20-install-pvs.cmd): boot it once" in stage
+    table = port_table(port_result(Workflow.PVS_TO_MCS, [prepared], wall=1.0))
+    assert "**Next, for rg/gold-prepared:** 1 startup action(s) pending" in table
+    show_stage(prepared, as_json=False)
+    assert "next, for rg/gold-prepared: 1 startup action(s) pending" in capsys.readouterr().out.replace("\n", " ")

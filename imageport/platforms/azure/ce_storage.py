@@ -11,6 +11,7 @@ dead run left; every run deletes its own.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +46,15 @@ class CeStorage:
             except ResourceExistsError:
                 return
 
-    def upload(self, name: str, source: Path | bytes, tags: dict[str, str]) -> None:
+    def upload(self, name: str, source: Path | bytes | Iterable[bytes], tags: dict[str, str], length: int = 0
+               ) -> None:  # fmt: skip
+        """Upload a local file, bytes, or ``length`` bytes arriving as pieces (a file on a share)."""
         with translate_azure_errors(f"upload {self.display}/{name}", "storage"):
             blob = self.container.get_blob_client(name)
             if isinstance(source, bytes):
                 blob.upload_blob(source, overwrite=True, tags=tags)
+            elif not isinstance(source, Path):
+                blob.upload_blob(source, length=length, overwrite=True, tags=tags)
             else:
                 with open(source, "rb") as f:
                     blob.upload_blob(f, overwrite=True, tags=tags, max_concurrency=4)
