@@ -126,7 +126,7 @@ def _signature(connection: Any, key: bytes, message_id: int, head: bytearray, da
 
         mac = cmac.CMAC(algorithms.AES(key))
         mac.update(bytes(head))
-        mac.update(data)
+        mac.update(bytes(data))  # this CMAC takes bytes only: one copy, for SMB 3.0.x (3.1.1 negotiates GMAC)
         return mac.finalize()
     digest = hmac.new(key, head, hashlib.sha256)
     digest.update(data)
