@@ -1,4 +1,4 @@
-"""SMB copy: imageport's pipelined writer vs Samba's own ``smbclient -c put``, same share, one run.
+"""SMB copy: imageport's pipelined writer and reader vs Samba's own ``smbclient -c put/get``, same share, one run.
 
 A private smbd on 127.0.0.1 (the test suite's recipe). The file is 1 GiB of
 incompressible data (so neither side can skip zeros); imageport copies it as
@@ -6,6 +6,8 @@ raw through ``convert`` with hashing off (``smbclient`` verifies nothing
 either). Best of ``ROUNDS``, turns interleaved.
 
   smb-put-1GiB: ratio=X.XX (imageport A s, smbclient B s) peak_rss imageport=N MiB smbclient=M MiB
+and the same for ``-signed`` (smbclient made to sign, as imageport does) and for ``smb-get-1GiB``
+(the file read off the share into a local file, as a PVS vDisk is read).
 ratio = imageport time / smbclient time (below 1.00: imageport is faster).
 """
 
@@ -25,7 +27,7 @@ from tests.infra.services import SMB_PASSWORD, SMB_USER, start_samba
 
 MiB = 1024 * 1024
 SIZE = 1024 * MiB
-ROUNDS = 3
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 
 OURS = """
 import sys
@@ -35,7 +37,11 @@ from imageport.storage.smb import SmbShareConfig
 from imageport.storage.smb_files import SmbFileSystem
 port, password, src = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 cfg = SmbShareConfig(server="127.0.0.1", port=port, share="share", username="imgtest", password=password)
-convert(src, "ours.raw", DiskFormat.RAW, hashing=False, overwrite=True, output_fs=SmbFileSystem(cfg.build()))
+fs = SmbFileSystem(cfg.build())
+if sys.argv[4] == "put":
+    convert(src, "ours.raw", DiskFormat.RAW, hashing=False, overwrite=True, output_fs=fs)
+else:
+    convert("vdisk.raw", src, DiskFormat.RAW, hashing=False, overwrite=True, source_fs=fs)
 """
 
 
@@ -48,8 +54,9 @@ def main() -> None:
             for _ in range(SIZE // (16 * MiB)):
                 f.write(os.urandom(16 * MiB))
         share_dir = Path(samba.info["share_dir"])
-        ours_cmd = [sys.executable, "-c", OURS, str(samba.port), SMB_PASSWORD, str(src)]
-        ref_cmd = [
+        (share_dir / "vdisk.raw").write_bytes(src.read_bytes())  # what the get figures read
+        got = work / "got.raw"
+        login = [
             "smbclient",
             "//127.0.0.1/share",
             "-p",
@@ -58,31 +65,39 @@ def main() -> None:
             f"{SMB_USER}%{SMB_PASSWORD}",
             "-m",
             "SMB3",
-            "-c",
-            f"put {src} theirs.raw",
         ]
         # imageport always signs (smbprotocol requires it; Windows servers do too by default), while
-        # smbclient signs only when the server demands it, which this share does not: the second
-        # figure compares like with like.
-        signed_cmd = [*ref_cmd[:-2], "--client-protection=sign", "-c", f"put {src} signed.raw"]
-        runs = (("ours", ours_cmd, "ours.raw"), ("ref", ref_cmd, "theirs.raw"), ("signed", signed_cmd, "signed.raw"))
+        # smbclient signs only when the server demands it, which this share does not: the -signed
+        # figures compare like with like.
+        signed = [*login, "--client-protection=sign"]
+        ours = [sys.executable, "-c", OURS, str(samba.port), SMB_PASSWORD]
+        runs = (
+            ("put", [*ours, str(src), "put"], share_dir / "ours.raw"),
+            ("put-ref", [*login, "-c", f"put {src} theirs.raw"], share_dir / "theirs.raw"),
+            ("put-signed", [*signed, "-c", f"put {src} signed.raw"], share_dir / "signed.raw"),
+            ("get", [*ours, str(got), "get"], got),
+            ("get-ref", [*login, "-c", f"get vdisk.raw {got}"], got),
+            ("get-signed", [*signed, "-c", f"get vdisk.raw {got}"], got),
+        )
         results: dict[str, list[tuple[float, int]]] = {name: [] for name, _, _ in runs}
         for _ in range(ROUNDS):
             for name, cmd, out in runs:
-                (share_dir / out).unlink(missing_ok=True)
+                out.unlink(missing_ok=True)
                 subprocess.run(["sync"], check=True)
                 results[name].append(timed(cmd))
-                assert (share_dir / out).stat().st_size == SIZE, f"{name} wrote the wrong size"
-        ours_s = min(t for t, _ in results["ours"])
-        figures = (("ref", "smb-put-1GiB", "smbclient"), ("signed", "smb-put-1GiB-signed", "smbclient signed"))
-        for name, label, ref in figures:
-            ref_s = min(t for t, _ in results[name])
-            print(
-                f"{label}: ratio={ours_s / ref_s:.2f} (imageport {ours_s:.2f} s, {ref} {ref_s:.2f} s) "
-                f"peak_rss imageport={max(r for _, r in results['ours'])} MiB "
-                f"{ref.replace(' ', '_')}={max(r for _, r in results[name])} MiB",
-                flush=True,
-            )
+                assert out.stat().st_size == SIZE, f"{name} wrote the wrong size"
+                out.unlink()
+        for way in ("put", "get"):
+            ours_s = min(t for t, _ in results[way])
+            for suffix, ref in (("ref", "smbclient"), ("signed", "smbclient signed")):
+                ref_s = min(t for t, _ in results[f"{way}-{suffix}"])
+                label = f"smb-{way}-1GiB" + ("-signed" if suffix == "signed" else "")
+                print(
+                    f"{label}: ratio={ours_s / ref_s:.2f} (imageport {ours_s:.2f} s, {ref} {ref_s:.2f} s) "
+                    f"peak_rss imageport={max(r for _, r in results[way])} MiB "
+                    f"{ref.replace(' ', '_')}={max(r for _, r in results[f'{way}-{suffix}'])} MiB",
+                    flush=True,
+                )
     finally:
         samba.stop()
         for f in work.iterdir():

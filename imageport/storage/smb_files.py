@@ -17,6 +17,7 @@ count in a small sidecar file on the share, so any worker can resume).
 from __future__ import annotations
 
 import contextlib
+import functools
 import posixpath
 from collections import deque
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from imageport.errors import InputError, StorageError
 from imageport.storage.smb import SmbShare
 from imageport.storage.smb_errors import translate_smb_errors
 from imageport.storage.smb_lock import SmbOutputStore
+from imageport.storage.smb_wire import send_write, zero_copy_capable
 
 PAYLOAD = 65536  # bytes per credit (SMB2 "large MTU")
 IO_SIZE = 4 * 1024 * 1024
@@ -54,18 +56,29 @@ class _Pipeline:
         return window["high"] - window["low"]
 
     def send(self, message: Any, receive: Callable[[Any], Any], done: Callable[[Any], None], size: int) -> None:
+        """Send a request smbprotocol packed (``message``) within the credit window."""
+
+        def issue(credit_request: int) -> Any:
+            return self.connection.send(
+                message,
+                sid=self.fd.tree_connect.session.session_id,
+                tid=self.fd.tree_connect.tree_connect_id,
+                credit_request=credit_request,
+            )
+
+        self.issue(issue, receive, done, size)
+
+    def issue(
+        self, send: Callable[[int], Any], receive: Callable[[Any], Any], done: Callable[[Any], None], size: int
+    ) -> None:
+        """Put a request on the wire with ``send(credit_request)`` once the window can pay for it."""
         charge = (max(0, size - 1) // PAYLOAD) + 1
         while self._available() < charge and self.pending:
             self.complete_one()
         wanted = charge * DEPTH
         credit_request = charge + max(0, wanted - self._available())
         with translate_smb_errors(self.where):
-            request = self.connection.send(
-                message,
-                sid=self.fd.tree_connect.session.session_id,
-                tid=self.fd.tree_connect.tree_connect_id,
-                credit_request=credit_request,
-            )
+            request = send(credit_request)
         self.pending.append((request, receive, done))
         while len(self.pending) > DEPTH:
             self.complete_one()
@@ -193,20 +206,25 @@ class SmbFileSink(StagedSink):
         self.pipe = _Pipeline(self.fd, f"write {self.share.display}/{path}")
 
     def _pwrite(self, offset: int, data: bytes | bytearray | memoryview) -> None:
-        view = memoryview(data)
+        view = memoryview(data).cast("B")
         step = self.pipe.io_size("write")
+        direct = zero_copy_capable(self.fd)
         pos = 0
         while pos < len(view):
-            chunk = bytes(view[pos : pos + step])  # the request owns its bytes once sent
-            message, receive = self.fd.write(chunk, offset=offset + pos, send=False)
+            chunk = view[pos : pos + step]
             expected = len(chunk)
 
             def check(written: int, expected: int = expected, at: int = offset + pos) -> None:
                 if written != expected:
                     raise StorageError(f"{self.name}: short write at {at} ({written} of {expected} bytes)")
 
-            self.pipe.send(message, receive, check, expected)
-            pos += len(chunk)
+            if direct:  # the payload is in the socket buffer once sent: no copy, the caller may reuse it
+                send = functools.partial(send_write, self.fd, offset + pos, chunk)
+                self.pipe.issue(send, self.fd._write_response, check, expected)
+            else:  # encrypted: smbprotocol packs (and owns) the bytes
+                message, receive = self.fd.write(bytes(chunk), offset=offset + pos, send=False)
+                self.pipe.send(message, receive, check, expected)
+            pos += expected
 
     def _truncate(self, size: int) -> None:
         self.pipe.drain()

@@ -88,3 +88,19 @@ def test_a_failed_conversion_leaves_nothing_on_the_share(share, tmp_path: Path) 
     with pytest.raises(FormatError):
         convert(bad, "broken.vhdx", DiskFormat.VHDX, output_fs=fs)
     assert os.listdir(on_disk) == []
+
+
+def test_many_signed_writes_in_flight_land_byte_identical(share) -> None:  # type: ignore[no-untyped-def]
+    """Payloads sent straight from the caller's buffer (``smb_wire``), several requests in flight,
+    a signed session: the file on the server's disk is exactly what was written, and the buffer
+    may be overwritten as soon as a write returns."""
+    fs, on_disk = share
+    data = os.urandom(19 * MiB + 4321)
+    sink = fs.open_sink("direct.bin")
+    assert sink.fd.tree_connect.session.signing_required  # the signed path is the one exercised
+    reused = bytearray(9 * MiB)
+    for start, end in ((0, 9 * MiB), (9 * MiB, 18 * MiB), (18 * MiB, len(data))):
+        reused[: end - start] = data[start:end]
+        sink.pwrite(start, memoryview(reused)[: end - start])
+    sink.commit()
+    assert (on_disk / "direct.bin").read_bytes() == data
