@@ -115,15 +115,12 @@ def _target_chain(spec: PortSpec, index: int, image: Any, refresh: bool, done: l
     target = spec.targets[index]
     upload = _upload_spec(spec, target, image)
     disk = upload.target
-    done.append(run_stage(upload_image, upload, stage="upload", reads=image, writes=disk,
-                          timeout_s=spec.upload.timeout_s, refresh=refresh))  # fmt: skip
+    done.append(run_stage(upload_image, upload, stage="upload", reads=image, writes=disk, refresh=refresh))
     prepare, prepared = _prepared(target, spec)
-    done.append(run_stage(prepare_disk, prepare, stage="prepare", reads=disk, writes=prepared,
-                          timeout_s=spec.prepare.timeout_s, refresh=refresh))  # fmt: skip
+    done.append(run_stage(prepare_disk, prepare, stage="prepare", reads=disk, writes=prepared, refresh=refresh))
     if Stage.PUBLISH in spec.stages:
         publish, vdisk = _publish_spec(spec, target, prepared)
-        done.append(run_stage(publish_vdisk, publish, stage="publish", reads=prepared, writes=vdisk,
-                              timeout_s=spec.prepare.timeout_s, refresh=refresh))  # fmt: skip
+        done.append(run_stage(publish_vdisk, publish, stage="publish", reads=prepared, writes=vdisk, refresh=refresh))
 
 
 def port_plan(spec: PortSpec, refresh: bool = False) -> CheckPlan:
@@ -189,7 +186,7 @@ def _run_stages(spec: PortSpec, refresh: bool, stages: list[StageResult]) -> Non
     image: Any = spec.source
     if Stage.EXPORT in spec.stages:
         stages.append(run_stage(export_disk, _export_spec(spec), stage="export", reads=spec.source, writes=spec.staging,
-                                timeout_s=spec.export.timeout_s, refresh=refresh))  # fmt: skip
+                                refresh=refresh))  # fmt: skip
         image = spec.staging
     futures = [port_target.submit(spec, i, describe_ref(t.disk), image, refresh) for i, t in enumerate(spec.targets)]
     wait(futures)

@@ -25,6 +25,10 @@ from imageport.models import PrepareOptions, PrepareSpec
 from imageport.results import StageResult, from_prepare
 from tasks.engine import ce_slot, current_run_id
 from tasks.policy import RETRY_TRANSIENT
+from tasks.progress import phase_progress
+
+# What a prepare does, in order: the phases its progress reports.
+PHASES = ("copy the disk into a compositing engine", "prepare the copy (agent)", "keep the output, remove the CE")
 
 
 def _installers_dir(spec: PrepareSpec) -> str | None:
@@ -46,6 +50,9 @@ def prepare_disk(spec: PrepareSpec) -> StageResult:
     installers = _installers_dir(spec)
     options = PrepareOptions.model_validate(spec.model_dump(include=set(PrepareOptions.model_fields)))
     outcome = Outcome()
+    phase = phase_progress(f"prepare {adapter_for(spec.disk).name(spec.disk)} for {spec.target_platform.value}",
+                           PHASES)  # fmt: skip
+    phase(PHASES[0])
     with (
         ce_slot(spec.disk.connector) as backend,
         compositing_engine(
@@ -58,9 +65,12 @@ def prepare_disk(spec: PrepareSpec) -> StageResult:
             outcome=outcome,
         ) as ce,
     ):
+        phase(PHASES[1])
         job = ce.job(target_platform=spec.target_platform, hyper_v_generation=spec.hyper_v_generation,
                      prepare=options, installers_dir=installers)  # fmt: skip
         result = ce.run(job)
+        phase(PHASES[2])
     made = adapter_for(spec.disk).finish_prepare(spec, CONNECTORS)  # e.g. a VM for a vSphere disk
     prepared = from_prepare(result, outcome, output_name)
+    phase("done")
     return prepared.model_copy(update={"created": prepared.created + made})

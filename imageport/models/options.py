@@ -22,7 +22,17 @@ from imageport.models.vocabulary import (
     ShareDiskFormat,
     VerifyMode,
     _Model,
+    refuse_retired,
 )
+
+# App Layering's user-layer switches: a user layer is attached at logon by App Layering's or the UPL's own
+# service, configured by policy; an offline change to the image cannot honour them faithfully.
+RETIRED_PREPARE = {
+    "install_upl": "imageport does not install the User Personalization Layer; install it with the VDA in the "
+    "master image before the port (the VDA installer's 'User personalization layer' component)",
+    "update_layer_repo": "imageport does not rewrite an App Layering user-layer repository; set it by Citrix "
+    "policy ('User Layer Repository Path') or in the App Layering image template",
+}
 
 # --- stage options (shared by the stage specs and the workflow specs) ---------
 
@@ -121,10 +131,6 @@ class PrepareOptions(_Model):
         pattern=r"^\d{4}(\.\d+){0,3}$",
         description="PVS target-device software version to stage, e.g. '2402.0.0' (PVS provisioning only).",
     )
-    install_upl: bool = Field(default=False, description="Install the User Personalization Layer.")
-    update_layer_repo: str | None = Field(
-        default=None, description="New App Layering repository URL (\\\\server\\share or https://...)."
-    )
     installers: FileRef | None = Field(
         default=None, description="Folder holding the installers to stage (PVS, MCS I/O, MISA)."
     )
@@ -147,6 +153,11 @@ class PrepareOptions(_Model):
         default=False, description="Keep the compositing engine after a failure, for debugging (costs money)."
     )
     tags: Tags
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired(cls, data: object) -> object:
+        return refuse_retired(data, RETIRED_PREPARE)
 
     @field_validator("xd_reconfigure")
     @classmethod
@@ -178,6 +189,7 @@ class PublishOptions(_Model):
     )
     pvs_site: PvsText | None = Field(default=None, description="PVS site name, for the registration instructions.")
     pvs_store: PvsText | None = Field(default=None, description="PVS store name, for the registration instructions.")
+    timeout_s: int = Field(default=7200, gt=0, le=7 * 86400, description="Publish timeout in seconds.")
     wait_lock: bool = Field(
         default=False, description="Wait while another run writes the same vDisk file, instead of failing at once."
     )

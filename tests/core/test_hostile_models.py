@@ -52,7 +52,7 @@ VALID: list[tuple[type, dict[str, Any]]] = [
     (ExportSpec, {"source": VSPHERE, "destination": SHARE, "tags": {"team": "vdi"}}),
     (UploadSpec, {"source": SHARE, "target": AZURE, "tags": {"team": "vdi"}}),
     (PrepareSpec, {"disk": LOCAL, "target_platform": "local", "output": {**LOCAL, "path": "vms/out.vhdx"},
-                   "update_layer_repo": "\\\\srv\\repo", "installers": SHARE, "output_disk_name": "gold-prepared",
+                   "installers": SHARE, "output_disk_name": "gold-prepared",
                    "xd_reconfigure": [{"name": "/controllers", "value": "dc1.example.com"}], "tags": {"a": "b"}}),
     (PublishSpec, {"source": LOCAL, "store": SHARE, "name": "Win11-Gold", "pvs_site": "Site1", "pvs_store": "S1"}),
     (DiagnosticsSpec, {"disk": LOCAL, "output": SHARE}),
