@@ -58,17 +58,17 @@ def _prepared(target: PortTarget, spec: PortSpec) -> tuple[PrepareSpec, Any]:
 
     A name asked for in ``prepare`` (``output_disk_name``; ``output_snapshot_name``, which keeps an Azure
     target's copy as a snapshot) is used as given when the port has one target of that kind; with several,
-    each target's own: ``NAME-prepared``, ``SNAPSHOT-NAME``.
+    each target's own: ``OUTPUT-NAME``, ``SNAPSHOT-NAME`` (``NAME``: the target disk's name).
     """
     disk = target.disk
     assert disk is not None  # PortSpec guarantees every target has a disk
     adapter = adapter_for(disk)
     fields = spec.prepare.model_dump(exclude={"output_disk_name", "output_snapshot_name"})
     alone = sum(adapter_for(t.disk).kind == adapter.kind for t in spec.targets) == 1
-    name = spec.prepare.output_disk_name if alone else None
-    snapshot = spec.prepare.output_snapshot_name
-    if snapshot and not alone:
-        snapshot = f"{snapshot}-{adapter.name(disk)}"
+    name, snapshot = spec.prepare.output_disk_name, spec.prepare.output_snapshot_name
+    if not alone:  # one name for several outputs of a kind: each target's own, NAME-TARGET
+        name = f"{name}-{adapter.name(disk)}" if name else None
+        snapshot = f"{snapshot}-{adapter.name(disk)}" if snapshot else None
     try:
         output = adapter.prepared(disk, name, snapshot=snapshot)  # with what the target asks of it (a VM)
         prepared = PrepareSpec(disk=adapter.plain(disk), target_platform=adapter.target_platform,
