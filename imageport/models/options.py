@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
 from pydantic import (
     Field,
@@ -52,7 +53,19 @@ class ExportOptions(_Model):
         default=VerifyMode.AUTO,
         description="full: re-read the whole target after writing (one read of its data) and compare content hashes.",
     )
-    tags: Tags
+    tags: Annotated[Tags, Field(description="Not applied by an export: leave empty (tag the disk with upload.tags).")]
+
+    @field_validator("tags")
+    @classmethod
+    def _tags_not_applied(cls, value: dict[str, str]) -> dict[str, str]:
+        return no_tags(value, "an export leaves only its file (a vSphere snapshot it takes is removed)")
+
+
+def no_tags(value: dict[str, str], why: str) -> dict[str, str]:
+    """Refuse tags a stage would not put anywhere (never accepted and ignored); the upload's go on its disk."""
+    if value:
+        raise ValueError(f"tags are not applied here: {why}; tag the target disk with upload.tags instead")
+    return value
 
 
 class UploadOptions(_Model):
@@ -152,12 +165,17 @@ class PrepareOptions(_Model):
     keep_on_failure: bool = Field(
         default=False, description="Keep the compositing engine after a failure, for debugging (costs money)."
     )
-    tags: Tags
+    tags: Annotated[Tags, Field(description="Not applied by a prepare: leave empty (tag the disk with upload.tags).")]
 
     @model_validator(mode="before")
     @classmethod
     def _retired(cls, data: object) -> object:
         return refuse_retired(data, RETIRED_PREPARE)
+
+    @field_validator("tags")
+    @classmethod
+    def _tags_not_applied(cls, value: dict[str, str]) -> dict[str, str]:
+        return no_tags(value, "a compositing engine's resources carry imageport's run and expiry tags only")
 
     @field_validator("xd_reconfigure")
     @classmethod

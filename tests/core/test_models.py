@@ -256,3 +256,10 @@ def test_publish_has_a_timeout_of_its_own_inside_a_port() -> None:
     _, prepared = _prepared(spec.targets[0], spec)
     publish, _ = _publish_spec(spec, spec.targets[0], prepared)
     assert publish.timeout_s == 7 and PublishSpec.model_fields["timeout_s"].default == 7200
+
+
+def test_tags_a_stage_would_not_apply_are_refused_naming_upload_tags() -> None:
+    rejects(PortSpec, port(prepare={"tags": {"team": "vdi"}}), "prepare.tags: tags are not applied here",
+            "tag the target disk with upload.tags instead")  # fmt: skip
+    rejects(PortSpec, port(export={"tags": {"team": "vdi"}}), "export.tags", "upload.tags")
+    assert parse_model(PortSpec, port(upload={"tags": {"team": "vdi"}})).upload.tags == {"team": "vdi"}

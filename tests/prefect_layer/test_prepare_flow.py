@@ -19,6 +19,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.guestfs]
 def test_flow_prepares_a_copy_and_reports_the_changes(prefect_api: str, windows_disks, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     shutil.copyfile(windows_disks["mbr"], tmp_path / "gold.img")
     before = hashlib.sha256((tmp_path / "gold.img").read_bytes()).hexdigest()
+    md5 = hashlib.md5((tmp_path / "gold.img").read_bytes()).hexdigest()  # a raw disk: its virtual content
     save_connector("local", "flow-guest", {"root": str(tmp_path)}, overwrite=True)
     try:
         spec = PrepareSpec.model_validate(
@@ -27,8 +28,15 @@ def test_flow_prepares_a_copy_and_reports_the_changes(prefect_api: str, windows_
                 "target_platform": "azure",
                 "hyper_v_generation": "V1",
                 "chkdsk": True,
+                "expected_md5": md5.upper(),
             }
         )
+        # Citrix's -Md5Hash: another MD5 is refused by the agent on the CE before anything is changed or kept.
+        wrong = prepare_image_flow(spec.model_copy(update={"expected_md5": "0" * 32}), return_state=True)
+        assert wrong.is_failed() and f"the disk's MD5 (of its virtual content) is {md5}, not {'0' * 32}" in str(
+            wrong.message
+        )
+        assert not (tmp_path / "gold-prepared.img").exists() and not list((tmp_path / ".imageport-ce").iterdir())
         state = prepare_image_flow(spec, return_state=True)
         assert state.is_completed(), state.message
         result = state.result()
