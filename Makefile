@@ -61,7 +61,7 @@ test: test-deps venv test-services lint
 	$(VENV)/bin/pytest -q -rfE --durations=15 -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 demo: deps venv
-	@mkdir -p $(PREFECT_HOME)
+	@mkdir -p $(PREFECT_HOME) $(LIBGUESTFS_CACHEDIR)
 	$(PY) -m deployments.demo
 
 bench: test-deps venv test-services

@@ -58,6 +58,9 @@ def prepare(
     mcsio: Annotated[InstallType, typer.Option(help="MCS I/O driver: install, force, skip")] = InstallType.SKIP,
     misa: Annotated[InstallType, typer.Option(help="MCS security agent: install, force, skip")] = InstallType.SKIP,
     installers: Annotated[Path | None, typer.Option(help="Local folder with the installers to stage")] = None,
+    expected_md5: Annotated[
+        str | None, typer.Option(help="Refuse the image unless the MD5 of its virtual content is this (-Md5Hash)")
+    ] = None,
     dry_run: Annotated[bool, typer.Option(help="List every change (old -> new) and write nothing")] = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -77,6 +80,7 @@ def prepare(
     options = _options(
         provisioning_type=provisioning, enable_rdp=enable_rdp, domain_unjoin=domain_unjoin, chkdsk=chkdsk,
         defrag=defrag, xd_reconfigure=switches, pvs_install_version=pvs_version, mcsio=mcsio, misa=misa,
+        expected_md5=expected_md5,
         # the CLI stages from the local folder it is given; this ref only satisfies the model's check
         installers={"kind": "local", "path": "installers"} if installers else None,
     )  # fmt: skip

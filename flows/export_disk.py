@@ -17,7 +17,7 @@ from tasks.refusals import refusals_as_state
 @refusals_as_state("spec")
 def export_disk_flow(spec: ExportSpec) -> StageResult:
     require_clean(spec)  # every check before anything is created (tasks/checks)
-    exported = export_disk.with_options(timeout_seconds=spec.timeout_s)(spec)
+    exported = export_disk(spec)  # its timeout: enforced in the transfer loop
     result = located_result(exported, spec.source, spec.destination)
     create_markdown_artifact(key="export-disk", markdown=stage_markdown(result), description="Result of export-disk")
     return result

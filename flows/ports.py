@@ -58,17 +58,17 @@ def _prepared(target: PortTarget, spec: PortSpec) -> tuple[PrepareSpec, Any]:
 
     A name asked for in ``prepare`` (``output_disk_name``; ``output_snapshot_name``, which keeps an Azure
     target's copy as a snapshot) is used as given when the port has one target of that kind; with several,
-    each target's own: ``NAME-prepared``, ``SNAPSHOT-NAME``.
+    each target's own: ``OUTPUT-NAME``, ``SNAPSHOT-NAME`` (``NAME``: the target disk's name).
     """
     disk = target.disk
     assert disk is not None  # PortSpec guarantees every target has a disk
     adapter = adapter_for(disk)
     fields = spec.prepare.model_dump(exclude={"output_disk_name", "output_snapshot_name"})
     alone = sum(adapter_for(t.disk).kind == adapter.kind for t in spec.targets) == 1
-    name = spec.prepare.output_disk_name if alone else None
-    snapshot = spec.prepare.output_snapshot_name
-    if snapshot and not alone:
-        snapshot = f"{snapshot}-{adapter.name(disk)}"
+    name, snapshot = spec.prepare.output_disk_name, spec.prepare.output_snapshot_name
+    if not alone:  # one name for several outputs of a kind: each target's own, NAME-TARGET
+        name = f"{name}-{adapter.name(disk)}" if name else None
+        snapshot = f"{snapshot}-{adapter.name(disk)}" if snapshot else None
     try:
         output = adapter.prepared(disk, name, snapshot=snapshot)  # with what the target asks of it (a VM)
         prepared = PrepareSpec(disk=adapter.plain(disk), target_platform=adapter.target_platform,
@@ -115,15 +115,12 @@ def _target_chain(spec: PortSpec, index: int, image: Any, refresh: bool, done: l
     target = spec.targets[index]
     upload = _upload_spec(spec, target, image)
     disk = upload.target
-    done.append(run_stage(upload_image, upload, stage="upload", reads=image, writes=disk,
-                          timeout_s=spec.upload.timeout_s, refresh=refresh))  # fmt: skip
+    done.append(run_stage(upload_image, upload, stage="upload", reads=image, writes=disk, refresh=refresh))
     prepare, prepared = _prepared(target, spec)
-    done.append(run_stage(prepare_disk, prepare, stage="prepare", reads=disk, writes=prepared,
-                          timeout_s=spec.prepare.timeout_s, refresh=refresh))  # fmt: skip
+    done.append(run_stage(prepare_disk, prepare, stage="prepare", reads=disk, writes=prepared, refresh=refresh))
     if Stage.PUBLISH in spec.stages:
         publish, vdisk = _publish_spec(spec, target, prepared)
-        done.append(run_stage(publish_vdisk, publish, stage="publish", reads=prepared, writes=vdisk,
-                              timeout_s=spec.prepare.timeout_s, refresh=refresh))  # fmt: skip
+        done.append(run_stage(publish_vdisk, publish, stage="publish", reads=prepared, writes=vdisk, refresh=refresh))
 
 
 def port_plan(spec: PortSpec, refresh: bool = False) -> CheckPlan:
@@ -189,7 +186,7 @@ def _run_stages(spec: PortSpec, refresh: bool, stages: list[StageResult]) -> Non
     image: Any = spec.source
     if Stage.EXPORT in spec.stages:
         stages.append(run_stage(export_disk, _export_spec(spec), stage="export", reads=spec.source, writes=spec.staging,
-                                timeout_s=spec.export.timeout_s, refresh=refresh))  # fmt: skip
+                                refresh=refresh))  # fmt: skip
         image = spec.staging
     futures = [port_target.submit(spec, i, describe_ref(t.disk), image, refresh) for i, t in enumerate(spec.targets)]
     wait(futures)

@@ -20,6 +20,6 @@ from tasks.refusals import refusals_as_state
 def prepare_image_flow(spec: PrepareSpec) -> StageResult:
     require_clean(spec)  # every check before anything is created (tasks/checks)
     # An output named only by the disk's platform (an Azure disk, a default local name) keeps its platform id.
-    result = located_result(prepare_disk.with_options(timeout_seconds=spec.timeout_s)(spec), spec.disk, spec.output)
+    result = located_result(prepare_disk(spec), spec.disk, spec.output)
     create_markdown_artifact(key="prepare-image", markdown=stage_markdown(result), description="What prepare changed")
     return result

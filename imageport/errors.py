@@ -27,7 +27,8 @@ final without knowing any SDK::
     ├── TransferError         copying extents between stores (transfer/)
     │   ├── TargetNotEmpty          (+ AlreadyExists) a page blob holding foreign data
     │   ├── VDiskExists             (+ AlreadyExists) a PVS vDisk
-    │   └── VDiskInUse              a PVS vDisk version in use
+    │   ├── VDiskInUse              a PVS vDisk version in use
+    │   └── StageTimeout            a stage outlived its timeout (checked in the transfer loop)
     ├── EngineError           compositing engine lifecycle (engine/)
     │   ├── EngineTimeout           the agent outlived its job timeout
     │   ├── EngineCleanupFailed     resources left after retries (``left``)
@@ -258,6 +259,10 @@ class VDiskExists(TransferError, AlreadyExists):
 
 class VDiskInUse(TransferError):
     pass
+
+
+class StageTimeout(TransferError):
+    """A stage outlived its ``timeout_s``: the transfer loop stopped at its next step (resumable, not transient)."""
 
 
 # engine: lifecycle

@@ -51,7 +51,6 @@ TITLES = {
     "misa": "MISA",
     "mcsio": "MCS I/O",
     "pvs_install_version": "PVS install version",
-    "install_upl": "Install UPL",
     "enable_rdp": "Enable RDP",
     "pvs_site": "PVS site",
     "pvs_store": "PVS store",

@@ -56,6 +56,15 @@ def _matches(stage: StageResult, source_hash: str | None) -> str:
     return "-"
 
 
+def prepare_changes(stage: StageResult) -> str:
+    """What a prepare changed, counted: registry values, files, first-boot actions left ("nothing" if none)."""
+    changes = stage.details.changes if isinstance(stage.details, PrepareDetails) else []
+    files = sum(c.startswith("/") for c in changes)  # a file change names its guest path; a value its hive
+    counts = ((len(changes) - files, "value"), (files, "file"), (len(stage.pending_first_boot), "first-boot action"))
+    said = [f"{n} {what}{'s' * (n != 1)}" for n, what in counts if n]
+    return ", ".join(said) or "nothing"
+
+
 def port_table(result: PortResult) -> str:
     """Markdown for the result of a port, narrow enough for 1400 px: one row per stage, one hash kind,
     an explicit "matches source" column; what was left in place below the table; the error, if any."""
@@ -63,16 +72,17 @@ def port_table(result: PortResult) -> str:
     hashes: dict[str, str | None] = {}  # reference -> content hash, hop by hop
     for s in result.stages:
         size, moved = s.virtual_size, s.bytes_written
-        if s.stage is Stage.PREPARE:  # the CE copies the disk upload wrote: its size, its data
+        shown_moved = _mib(moved)
+        if s.stage is Stage.PREPARE:  # the CE copies the disk upload wrote: its size; what it changed, not bytes
             before = next((u for u in result.stages if u.stage is Stage.UPLOAD and u.target == s.source), None)
             size = size or (before.virtual_size if before else None)
-            moved = moved or (before.bytes_written if before else None)
+            shown_moved = prepare_changes(s)
         digest = _digest(s)
         source_hash = hashes.get(s.source)
         hashes[s.target] = digest
         shown = f"`{digest.removeprefix(CONTENT_HASH_PREFIX)[:12]}`" if digest else "-"
         reused = " (reused)" if s.reused else ""
-        rows.append(f"| {s.stage.value}{reused} | {s.source} → {s.target} | {_mib(size)} | {_mib(moved)} | {shown} "
+        rows.append(f"| {s.stage.value}{reused} | {s.source} → {s.target} | {_mib(size)} | {shown_moved} | {shown} "
                     f"| {_matches(s, source_hash)} | {s.seconds:.1f} s |")  # fmt: skip
         kept += [f"- {s.stage.value}: {item}" for item in s.kept()]
     count = len(result.stages)
@@ -80,7 +90,7 @@ def port_table(result: PortResult) -> str:
     text = (
         f"## {result.workflow.value}: {state} in {result.wall_seconds:.1f} s\n\n"
         + (f"**Error:** {result.error}\n\n" if result.error else "")
-        + "| stage | from → to | size | moved | content hash | matches source | time |\n"
+        + "| stage | from → to | size | moved / changed | content hash | matches source | time |\n"
         "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
         f"Content hash: `{CONTENT_HASH_PREFIX}` (imageport's SHA-256 over the virtual disk), first 12 digits.\n"
     )

@@ -72,11 +72,13 @@ def stage_cached(task: Any, stage: str, spec: Any, reads: Any) -> bool:
     return store.exists(stage_key(stage, spec, reads))
 
 
-def run_stage(
-    task: Any, spec: Any, *, stage: str, reads: Any, writes: Any, timeout_s: float, refresh: bool = False
-) -> StageResult:
+def run_stage(task: Any, spec: Any, *, stage: str, reads: Any, writes: Any, refresh: bool = False) -> StageResult:
     """Run (or reuse) one stage; its result with ``source``/``target`` (the references), ``reused`` and this
-    run's ``seconds`` filled. Prefect persists it as JSON, so a reused stage comes back as a ``StageResult``."""
+    run's ``seconds`` filled. Prefect persists it as JSON, so a reused stage comes back as a ``StageResult``.
+
+    No Prefect ``timeout_seconds``: it cannot interrupt a blocking call (and warns so). Each stage enforces its
+    own ``spec.timeout_s`` where it can act -- the transfer loop (``imageport.transfer.deadline``), the CE's
+    wait for its agent (``engine/lifecycle.py``)."""
     key = stage_key(stage, spec, reads)
     expiry = adapter_for(reads).cache_expiry or STAGE_CACHE
     options: dict[str, Any] = {
@@ -84,7 +86,6 @@ def run_stage(
         "cache_expiration": expiry,
         "persist_result": True,
         "result_serializer": RESULT_SERIALIZER,
-        "timeout_seconds": timeout_s,
     }
     started = time.monotonic()
     state = task.with_options(**options, refresh_cache=refresh)(spec, return_state=True)

@@ -20,6 +20,8 @@ def export_disk(spec: ExportSpec) -> StageResult:
     or snapshot through a read grant that is always revoked; a local disk directly.
     """
     adapter = adapter_for(spec.source)
-    progress = prefect_progress(f"export {adapter.name(spec.source)} to {spec.destination.path}")
+    progress = prefect_progress(
+        f"export {adapter.name(spec.source)} to {spec.destination.path}", timeout_s=spec.timeout_s
+    )
     with writable(spec.destination) as (output_fs, output):
         return adapter.export(spec, CONNECTORS, output_fs, output, progress=progress)

@@ -28,6 +28,10 @@ from imageport.models import PrepareOptions, PrepareSpec
 from imageport.results import StageResult, from_prepare
 from tasks.engine import ce_slot, current_run_id
 from tasks.policy import RETRY_TRANSIENT
+from tasks.progress import phase_progress
+
+# What a prepare does, in order: the phases its progress reports.
+PHASES = ("copy the disk into a compositing engine", "prepare the copy (agent)", "keep the output, remove the CE")
 
 
 def _options(spec: PrepareSpec) -> PrepareOptions:
@@ -56,6 +60,9 @@ def prepare_disk(spec: PrepareSpec) -> StageResult:
     """Copy the image into a CE, prepare it there (one appliance launch), verify, keep the copy."""
     source, output_name = adapter_for(spec.disk).prepare_source(spec, CONNECTORS)
     outcome = Outcome()
+    phase = phase_progress(f"prepare {adapter_for(spec.disk).name(spec.disk)} for {spec.target_platform.value}",
+                           PHASES)  # fmt: skip
+    phase(PHASES[0])
     with (
         checked_installers(spec) as (folder_fs, installers),
         ce_slot(spec.disk.connector) as backend,
@@ -70,10 +77,13 @@ def prepare_disk(spec: PrepareSpec) -> StageResult:
             outcome=outcome,
         ) as ce,
     ):
+        phase(PHASES[1])
         delivered = deliver_installers(ce, folder_fs, installers) if folder_fs else []
         job = ce.job(target_platform=spec.target_platform, hyper_v_generation=spec.hyper_v_generation,
                      prepare=_options(spec), installers=delivered)  # fmt: skip
         result = ce.run(job)
+        phase(PHASES[2])
     made = adapter_for(spec.disk).finish_prepare(spec, CONNECTORS)  # e.g. a VM for a vSphere disk
     prepared = from_prepare(result, outcome, output_name)
+    phase("done")
     return prepared.model_copy(update={"created": prepared.created + made})

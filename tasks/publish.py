@@ -15,7 +15,7 @@ from tasks.progress import prefect_progress
 @task(name="publish_vdisk", task_run_name="publish {spec.name} to {spec.store.path}", **RETRY_TRANSIENT)
 def publish_vdisk(spec: PublishSpec) -> StageResult:
     """Write ``spec.source`` into ``spec.store`` as vDisk ``spec.name``; resumes after a retry."""
-    progress = prefect_progress(f"publish {spec.name}")
+    progress = prefect_progress(f"publish {spec.name}", timeout_s=spec.timeout_s)
     with located(spec.source) as (source_fs, source), store_folder(spec.store) as folder:
         stated = getattr(spec.source, "format", None)  # file references can state their format
         done = publish(source, source_fs, folder, spec.name, spec, progress=progress, source_format=stated)

@@ -22,7 +22,7 @@ def upload_image(spec: UploadSpec) -> StageResult:
     target keeps its checkpointed partial file.
     """
     adapter = adapter_for(spec.target)
-    progress = prefect_progress(f"upload {spec.source.path} to {adapter.name(spec.target)}")
+    progress = prefect_progress(f"upload {spec.source.path} to {adapter.name(spec.target)}", timeout_s=spec.timeout_s)
     with opened(spec.source, CONNECTORS) as source:  # any readable kind
         return adapter.write_image(spec, source, CONNECTORS, progress=progress, run_id=current_run_id(),
                                    checkpoint_dir=DEFAULT_CHECKPOINTS)  # fmt: skip

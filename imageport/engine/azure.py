@@ -92,11 +92,6 @@ class AzureBackend:
                   boot_diagnostics: bool = False) -> Provisioned:  # fmt: skip
         vms.subnet_id(self.session)  # fails before anything exists if the connector has no network for CEs
         storage = self.storage()  # and without a storage account to carry the bundle
-        if self.session.config.use_public_ip:
-            raise InputError(
-                f"{self.session.display}: use_public_ip is set, but a compositing engine never gets a public IP "
-                "(the agent needs outbound access only); unset it or give the subnet a NAT gateway"
-            )
         compute = self.session.compute()
         kind = "snapshot" if source.snapshot else "disk"
         where = f"{kind} {source.resource_group}/{source.name}"

@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imageport.disks.convert import Progress
+from imageport.disks.convert import Progress, hash_disk
 from imageport.disks.detect import editable_format
 from imageport.disks.io import FileSystem
 from imageport.disks.local_files import LOCAL
-from imageport.errors import GuestError
+from imageport.errors import GuestError, InputError
 from imageport.guest import firstboot
 from imageport.guest.appliance import Timings, appliance
 from imageport.guest.errors import translate_guestfs_errors
@@ -172,6 +172,24 @@ def verify(g: Any, facts: GuestFacts, plan: Plan) -> list[str]:
     return problems
 
 
+def check_md5(path: str, expected: str) -> None:
+    """Refuse the disk at ``path`` unless its MD5 is ``expected`` (Citrix's ``-Md5Hash``), before anything changes.
+
+    Decision -- over which bytes: the disk's *virtual content* (every byte of its ``virtual_size``, unallocated
+    ranges as zeros), the MD5 an export with ``hash_disk`` reports (Citrix pairs ``-HashDisk`` with
+    ``-Md5Hash``). It does not depend on the container, so the value survives export (VHDX on the share) and
+    upload (a fixed VHD, an Azure managed disk, a flat VMDK). It is computed where the data is read: by the agent
+    on whichever compositing engine holds the copy (the local CE's file, the disk attached to an Azure or vSphere
+    CE), or by ``imageport prepare`` on the image it is given -- before the appliance is launched.
+    """
+    got = hash_disk(path, md5=True).md5
+    if got != expected.lower():
+        raise InputError(
+            f"expected_md5: the disk's MD5 (of its virtual content) is {got}, not {expected.lower()}; nothing was "
+            "changed (check that this is the image you hashed, or leave expected_md5 out)"
+        )
+
+
 def prepare_image(
     path: str,
     target: PrepareTarget,
@@ -180,6 +198,8 @@ def prepare_image(
     staging: Staging | None = None,
 ) -> PrepareResult:
     started = time.monotonic()
+    if target.options.expected_md5:
+        check_md5(path, target.options.expected_md5)
     timings = Timings()
     applied, verified = 0, False
     with appliance(path, readonly=dry_run, timings=timings) as g:

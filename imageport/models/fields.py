@@ -86,5 +86,5 @@ Tags = Annotated[
     AfterValidator(_check_tags),
     PlainSerializer(NameValuePairs.dump, when_used="json"),
     NameValuePairs(),
-    Field(default_factory=dict, description="Tags/labels put on every resource created."),
+    Field(default_factory=dict, description="Tags put on the Azure managed disk an upload creates."),
 ]

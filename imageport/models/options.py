@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
 from pydantic import (
     Field,
@@ -22,7 +23,17 @@ from imageport.models.vocabulary import (
     ShareDiskFormat,
     VerifyMode,
     _Model,
+    refuse_retired,
 )
+
+# App Layering's user-layer switches: a user layer is attached at logon by App Layering's or the UPL's own
+# service, configured by policy; an offline change to the image cannot honour them faithfully.
+RETIRED_PREPARE = {
+    "install_upl": "imageport does not install the User Personalization Layer; install it with the VDA in the "
+    "master image before the port (the VDA installer's 'User personalization layer' component)",
+    "update_layer_repo": "imageport does not rewrite an App Layering user-layer repository; set it by Citrix "
+    "policy ('User Layer Repository Path') or in the App Layering image template",
+}
 
 # --- stage options (shared by the stage specs and the workflow specs) ---------
 
@@ -42,7 +53,19 @@ class ExportOptions(_Model):
         default=VerifyMode.AUTO,
         description="full: re-read the whole target after writing (one read of its data) and compare content hashes.",
     )
-    tags: Tags
+    tags: Annotated[Tags, Field(description="Not applied by an export: leave empty (tag the disk with upload.tags).")]
+
+    @field_validator("tags")
+    @classmethod
+    def _tags_not_applied(cls, value: dict[str, str]) -> dict[str, str]:
+        return no_tags(value, "an export leaves only its file (a vSphere snapshot it takes is removed)")
+
+
+def no_tags(value: dict[str, str], why: str) -> dict[str, str]:
+    """Refuse tags a stage would not put anywhere (never accepted and ignored); the upload's go on its disk."""
+    if value:
+        raise ValueError(f"tags are not applied here: {why}; tag the target disk with upload.tags instead")
+    return value
 
 
 class UploadOptions(_Model):
@@ -121,10 +144,6 @@ class PrepareOptions(_Model):
         pattern=r"^\d{4}(\.\d+){0,3}$",
         description="PVS target-device software version to stage, e.g. '2402.0.0' (PVS provisioning only).",
     )
-    install_upl: bool = Field(default=False, description="Install the User Personalization Layer.")
-    update_layer_repo: str | None = Field(
-        default=None, description="New App Layering repository URL (\\\\server\\share or https://...)."
-    )
     installers: FileRef | None = Field(
         default=None, description="Folder holding the installers to stage (PVS, MCS I/O, MISA)."
     )
@@ -150,7 +169,17 @@ class PrepareOptions(_Model):
     keep_on_failure: bool = Field(
         default=False, description="Keep the compositing engine after a failure, for debugging (costs money)."
     )
-    tags: Tags
+    tags: Annotated[Tags, Field(description="Not applied by a prepare: leave empty (tag the disk with upload.tags).")]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired(cls, data: object) -> object:
+        return refuse_retired(data, RETIRED_PREPARE)
+
+    @field_validator("tags")
+    @classmethod
+    def _tags_not_applied(cls, value: dict[str, str]) -> dict[str, str]:
+        return no_tags(value, "a compositing engine's resources carry imageport's run and expiry tags only")
 
     @field_validator("xd_reconfigure")
     @classmethod
@@ -182,6 +211,7 @@ class PublishOptions(_Model):
     )
     pvs_site: PvsText | None = Field(default=None, description="PVS site name, for the registration instructions.")
     pvs_store: PvsText | None = Field(default=None, description="PVS store name, for the registration instructions.")
+    timeout_s: int = Field(default=7200, gt=0, le=7 * 86400, description="Publish timeout in seconds.")
     wait_lock: bool = Field(
         default=False, description="Wait while another run writes the same vDisk file, instead of failing at once."
     )

@@ -116,3 +116,15 @@ class _Model(BaseModel):
 def _titled(title: str) -> ConfigDict:
     """A model's title in the UI (a union's choice label; pydantic would use the class name)."""
     return ConfigDict(title=title)
+
+
+def refuse_retired(data: object, retired: dict[str, str]) -> object:
+    """A ``mode="before"`` check for fields that were accepted once and are gone: a value set for one is refused
+    with what to do instead (never accepted and ignored). A retired field left at its old default (``False`` or
+    ``None``, e.g. in a connector saved by an earlier release) is dropped silently: it asked for nothing."""
+    if not isinstance(data, dict):
+        return data
+    for name, advice in retired.items():
+        if name in data and data[name] not in (None, False, ""):
+            raise ValueError(f"{name} is not supported: {advice}")
+    return {k: v for k, v in data.items() if k not in retired}

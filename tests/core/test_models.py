@@ -229,3 +229,37 @@ def test_a_stated_format_on_a_port_s_staging_or_targets_is_refused() -> None:
     ):  # fmt: skip
         with pytest.raises(InputError, match=rf"{where}: format states"):
             parse_model(PortSpec, {**port, **patch})
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "advice"),
+    [
+        ("install_upl", True, "install it with the VDA in the master image"),
+        ("update_layer_repo", "\\\\srv\\layers", "'User Layer Repository Path'"),
+    ],
+)
+def test_app_layering_user_layer_switches_are_refused_naming_what_to_do(field: str, value: object, advice: str) -> None:
+    spec = {"disk": AZ_DISK, "target_platform": "azure", field: value}
+    rejects(PrepareSpec, spec, f"{field} is not supported", advice)
+    rejects(PortSpec, port(prepare={field: value}), f"prepare: {field} is not supported")
+    # Left at the old default (a spec saved by an earlier release), it asked for nothing: dropped, not an error.
+    quiet = parse_model(PrepareSpec, {**spec, field: False if field == "install_upl" else None})
+    assert field not in PrepareSpec.model_fields and field not in quiet.model_dump()
+
+
+def test_publish_has_a_timeout_of_its_own_inside_a_port() -> None:
+    spec = parse_model(PortSpec, port(workflow="mcs-to-pvs", prepare={"provisioning_type": "pvs", "timeout_s": 60},
+                                      publish={"timeout_s": 7},
+                                      targets=[{"disk": AZ_DISK, "store": STAGING, "vdisk_name": "Gold"}]))  # fmt: skip
+    from flows.ports import _prepared, _publish_spec
+
+    _, prepared = _prepared(spec.targets[0], spec)
+    publish, _ = _publish_spec(spec, spec.targets[0], prepared)
+    assert publish.timeout_s == 7 and PublishSpec.model_fields["timeout_s"].default == 7200
+
+
+def test_tags_a_stage_would_not_apply_are_refused_naming_upload_tags() -> None:
+    rejects(PortSpec, port(prepare={"tags": {"team": "vdi"}}), "prepare.tags: tags are not applied here",
+            "tag the target disk with upload.tags instead")  # fmt: skip
+    rejects(PortSpec, port(export={"tags": {"team": "vdi"}}), "export.tags", "upload.tags")
+    assert parse_model(PortSpec, port(upload={"tags": {"team": "vdi"}})).upload.tags == {"team": "vdi"}

@@ -11,7 +11,7 @@ from prefect.utilities.callables import parameter_schema
 
 from deployments.catalog import CATALOG
 from flows.ports import mcs_to_mcs
-from imageport.models import ExportOptions, PortSpec, Workflow
+from imageport.models import PortSpec, UploadOptions, Workflow
 from tests.infra.ui_forms import form_problems, resolved
 
 
@@ -73,9 +73,9 @@ def test_a_port_deployment_fixes_its_workflow() -> None:
 
 def test_tags_are_name_value_rows_and_still_a_mapping() -> None:
     rows = [{"name": "owner", "value": "vdi"}, {"name": "cost", "value": "42"}]
-    options = ExportOptions.model_validate({"tags": rows})
+    options = UploadOptions.model_validate({"tags": rows})
     assert options.tags == {"owner": "vdi", "cost": "42"}
     assert options.model_dump(mode="json")["tags"] == rows
-    assert ExportOptions.model_validate({"tags": {"owner": "vdi"}}).tags == {"owner": "vdi"}
+    assert UploadOptions.model_validate({"tags": {"owner": "vdi"}}).tags == {"owner": "vdi"}
     with pytest.raises(ValueError, match="given twice"):
-        ExportOptions.model_validate({"tags": [*rows, rows[0]]})
+        UploadOptions.model_validate({"tags": [*rows, rows[0]]})

@@ -58,6 +58,10 @@ def test_several_azure_targets_get_a_snapshot_each_named_after_their_disk() -> N
     spec = port([azure("weu-gold"), azure("neu-gold")], output_snapshot_name="gold-v2")
     names = [_prepared(t, spec)[1].name for t in spec.targets]
     assert names == ["gold-v2-weu-gold", "gold-v2-neu-gold"]
+    # output_disk_name is not dropped with several targets of a kind: each gets its own, named the same way.
+    spec = port([azure("weu-gold"), azure("neu-gold")], output_disk_name="gold-v3")
+    assert [_prepared(t, spec)[1].name for t in spec.targets] == ["gold-v3-weu-gold", "gold-v3-neu-gold"]
+    assert [_prepared(t, spec)[0].output_disk_name for t in spec.targets] == ["gold-v3-weu-gold", "gold-v3-neu-gold"]
     too_long = port([azure("a" * 60), azure("b")], output_snapshot_name="s" * 30)
     with pytest.raises(InputError, match=r"prepare of a target:\n  name: .* is not a valid Azure disk/snapshot name"):
         _prepared(too_long.targets[0], too_long)

@@ -173,7 +173,7 @@ def test_an_output_the_stage_cache_will_reuse_is_not_a_taken_name(lab) -> None: 
 
     @flow(name="pf-cached")
     def once() -> None:
-        run_stage(stage_task, spec, stage="upload", reads=image, writes=output, timeout_s=60)
+        run_stage(stage_task, spec, stage="upload", reads=image, writes=output)
 
     once()
     assert stage_cached(stage_task, "upload", spec, image)

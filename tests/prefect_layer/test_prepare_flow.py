@@ -22,6 +22,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.guestfs]
 def test_flow_prepares_a_copy_and_reports_the_changes(prefect_api: str, windows_disks, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     shutil.copyfile(windows_disks["mbr"], tmp_path / "gold.img")
     before = hashlib.sha256((tmp_path / "gold.img").read_bytes()).hexdigest()
+    md5 = hashlib.md5((tmp_path / "gold.img").read_bytes()).hexdigest()  # a raw disk: its virtual content
     save_connector("local", "flow-guest", {"root": str(tmp_path)}, overwrite=True)
     (tmp_path / "citrix").mkdir()
     misa = build_pe(tmp_path / "citrix" / "MISA_x64.exe", version="2.1.0.7", product="MISA", signer=None)
@@ -36,8 +37,15 @@ def test_flow_prepares_a_copy_and_reports_the_changes(prefect_api: str, windows_
                 "misa": "install",
                 "mcsio": "force",
                 "installers": {"kind": "local", "connector": "flow-guest", "path": "citrix"},
+                "expected_md5": md5.upper(),
             }
         )
+        # Citrix's -Md5Hash: another MD5 is refused by the agent on the CE before anything is changed or kept.
+        wrong = prepare_image_flow(spec.model_copy(update={"expected_md5": "0" * 32}), return_state=True)
+        assert wrong.is_failed() and f"the disk's MD5 (of its virtual content) is {md5}, not {'0' * 32}" in str(
+            wrong.message
+        )
+        assert not (tmp_path / "gold-prepared.img").exists() and not list((tmp_path / ".imageport-ce").iterdir())
         state = prepare_image_flow(spec, return_state=True)
         assert state.is_completed(), state.message
         result = state.result()

@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from imageport.credentials import EndpointUrl, SecretsRegistered
 from imageport.models import AzureResourceGroup
+from imageport.models.vocabulary import refuse_retired
 from imageport.platforms.azure.errors import translate_azure_errors
 
 GALLERY_IMAGE = re.compile(
@@ -24,6 +25,11 @@ GALLERY_IMAGE = re.compile(
     r"(/versions/[^/]+)?$",
     re.IGNORECASE,
 )
+# Citrix's UsePublicIP: a CE never gets a public address here (the agent needs outbound access only).
+RETIRED = {
+    "use_public_ip": "a compositing engine never gets a public IP; give its subnet outbound access (a NAT "
+    "gateway) to reach the CE storage account and the distribution's mirrors",
+}
 KNOWN_AUTHORITIES = ("login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn")
 
 
@@ -72,7 +78,6 @@ class AzureConfig(SecretsRegistered):
     vnet_resource_group: str | None = Field(default=None, description="Resource group of the CE's virtual network.")
     vnet: str | None = Field(default=None, description="Virtual network the CE joins.")
     subnet: str | None = Field(default=None, description="Subnet the CE joins.")
-    use_public_ip: bool = Field(default=False, description="Give the CE a public IP (off, as Citrix does).")
     ce_max_concurrent: int = Field(
         default=4, ge=1, le=64, description="Compositing engines allowed at once here (a Prefect concurrency limit)."
     )
@@ -80,6 +85,11 @@ class AzureConfig(SecretsRegistered):
         default="https://management.azure.com", description="Resource Manager endpoint (sovereign clouds)."
     )
     authority_host: EndpointUrl | None = Field(default=None, description="Entra ID authority host (sovereign clouds).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired(cls, data: object) -> object:
+        return refuse_retired(data, RETIRED)
 
     @model_validator(mode="after")
     def _auth_fields(self) -> AzureConfig:

@@ -19,8 +19,16 @@ from pyVmomi import vim
 
 from imageport.credentials import HostName, SecretsRegistered
 from imageport.errors import InputError, PlatformNotFound, VsphereSessionExpired
+from imageport.models.vocabulary import refuse_retired
 from imageport.platforms.vsphere.errors import translate_vsphere_errors
 from imageport.storage.datastore import DatastoreFileSystem, DatastoreLocation
+
+# Decision: a vSphere CE has no network card at all (platforms/vsphere/ce_host.py removes the template's): it
+# reads and writes through the datastore and guestinfo only, so a port group for it would be accepted and ignored.
+RETIRED = {
+    "ce_network": "a vSphere compositing engine gets no network card (it works through the datastore and "
+    "guestinfo); leave ce_network out, and export to a share from a local or Azure CE",
+}
 
 
 class VsphereConfig(SecretsRegistered):
@@ -43,10 +51,14 @@ class VsphereConfig(SecretsRegistered):
     datastore: str | None = Field(default=None, description="Datastore for exports, imports and CE disks.")
     ce_template: str | None = Field(default=None, description="VM or template the compositing engine is cloned from.")
     ce_resource_pool: str | None = Field(default=None, description="Resource pool for compositing-engine VMs.")
-    ce_network: str | None = Field(default=None, description="Port group for compositing-engine VMs.")
     ce_max_concurrent: int = Field(
         default=4, ge=1, le=64, description="Compositing engines allowed at once here (a Prefect concurrency limit)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired(cls, data: object) -> object:
+        return refuse_retired(data, RETIRED)
 
     @model_validator(mode="after")
     def _one_trust_choice(self) -> VsphereConfig:

@@ -177,13 +177,10 @@ def test_a_connector_without_a_subnet_is_refused_before_anything_is_created(arm,
     ):
         pass
     assert tagged(arm) == [] and arm.vms.vms == {}
-    public = AzureBackend(session(azure_settings, use_public_ip=True))
-    with (
-        pytest.raises(InputError, match="never gets a public IP"),
-        compositing_engine(public, AzureSource("rg-vdi", source_disk), AgentMode.DIAGNOSTICS, "run-p"),
-    ):
-        pass
-    assert tagged(arm) == [] and arm.vms.vms == {}
+    # Citrix's UsePublicIP is refused where the connector is read, naming what to do instead.
+    with pytest.raises(ValueError, match="use_public_ip is not supported: a compositing engine never gets a public"):
+        session(azure_settings, use_public_ip=True)
+    assert "use_public_ip" not in AzureConfig.model_fields and session(azure_settings, use_public_ip=False)
 
 
 def test_prepare_can_leave_a_snapshot_as_its_output(arm, azure_settings, source_disk) -> None:  # type: ignore[no-untyped-def]

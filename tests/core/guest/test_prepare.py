@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from imageport.errors import GuestRefused
+from imageport.errors import GuestRefused, InputError
 from imageport.guest.appliance import ensure_cachedir
 from imageport.guest.plan import PrepareTarget
 from imageport.guest.prepare import prepare_image
@@ -134,3 +134,17 @@ def test_the_appliance_cache_named_by_the_environment_is_created(tmp_path: Path,
     monkeypatch.setenv("LIBGUESTFS_CACHEDIR", str(cachedir))
     ensure_cachedir()
     assert cachedir.is_dir()
+
+
+def test_an_image_of_another_md5_is_refused_before_the_appliance(run_cli, disks, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    source = copy(disks, "mbr", tmp_path)
+    before = sha256(source)
+    md5 = hashlib.md5(source.read_bytes()).hexdigest()  # a raw image: its file is its virtual content
+    output = tmp_path / "prepared.img"
+    refused = run_cli("prepare", str(source), "--output", str(output), "--target", "azure", "--generation", "V1",
+                      "--expected-md5", "0" * 32, timeout=120)  # fmt: skip
+    assert refused.returncode == 2, refused.stderr
+    assert f"expected_md5: the disk's MD5 (of its virtual content) is {md5}, not {'0' * 32}" in refused.stderr
+    assert not output.exists() and sha256(source) == before  # the copy went, the source is as it was
+    with pytest.raises(InputError, match="nothing was changed"):
+        prepare_image(str(source), azure_gen1(expected_md5="f" * 32), dry_run=True)

@@ -1,0 +1,110 @@
+"""Every option does something: each field of every options model, spec and connector config is read
+somewhere outside its own definition (issue 16, part 1).
+
+Static: an AST scan of the product's source for an attribute read of the field's name (``spec.chkdsk``) or
+its name as a ``getattr`` / subscript key. The module that defines the model, the UI form titles
+(``imageport/forms.py``), the docs and the tests do not count: a field only validated, titled or described
+and then ignored fails here. The scan goes by name, so it cannot tell two models' same-named fields apart;
+``test_a_planted_unread_field_fails`` shows it fails for real on a field nobody reads.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from functools import cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from imageport.models import options, specs
+from imageport.platforms.azure.session import AzureConfig
+from imageport.platforms.vsphere.session import VsphereConfig
+from imageport.storage.local import LocalDirectoryConfig
+from imageport.storage.smb import SmbShareConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+PRODUCT = ("imageport", "tasks", "flows", "blocks", "cli", "deployments")
+NOT_READERS = {ROOT / "imageport" / "forms.py"}  # titles for the UI's forms: naming a field is not using it
+
+# Fields whose work belongs to a colleague's branch of issue 16, unread on this one. The lead removes this set
+# at merge; nothing else may be exempt.
+PENDING_OWNERS: set[str] = set()  # fields another change is wiring up, named while it lands (none now)
+
+
+def models() -> list[type[BaseModel]]:
+    """Every options model and spec (models/options.py, models/specs.py) and every connector config."""
+    found = [
+        obj
+        for module in (options, specs)
+        for obj in vars(module).values()
+        if inspect.isclass(obj) and issubclass(obj, BaseModel) and obj.__module__ == module.__name__
+    ]
+    return [*found, SmbShareConfig, VsphereConfig, AzureConfig, LocalDirectoryConfig]
+
+
+def own_fields(model: type[BaseModel]) -> list[str]:
+    """The fields ``model`` itself declares (an inherited one is checked on the class that declares it)."""
+    return [name for name in model.__annotations__ if name in model.model_fields]
+
+
+@cache
+def reads() -> tuple[tuple[Path, int, str], ...]:
+    """(file, line, name) for every name the product reads: an attribute, a ``getattr`` name, a subscript key."""
+    found = []
+    for top in PRODUCT:
+        for path in sorted((ROOT / top).rglob("*.py")):
+            if path in NOT_READERS:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                name = None
+                if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+                    name = node.attr
+                elif isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("getattr", "hasattr"):
+                    if len(node.args) > 1 and isinstance(node.args[1], ast.Constant):
+                        name = str(node.args[1].value)
+                elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+                    name = str(node.slice.value)
+                if name is not None:
+                    found.append((path.resolve(), node.lineno, name))
+    return tuple(found)
+
+
+def unread(candidates: list[type[BaseModel]]) -> list[str]:
+    """``Model.field`` for each field of ``candidates`` that nothing reads outside the model's own class body
+    (its validators may check a field; that alone is "validated then ignored")."""
+    missing = []
+    for model in candidates:
+        file = Path(inspect.getfile(model)).resolve()
+        lines, first = inspect.getsourcelines(model)
+        body = range(first, first + len(lines))
+        read = {name for path, line, name in reads() if not (path == file and line in body)}
+        missing += [f"{model.__name__}.{name}" for name in own_fields(model) if name not in read]
+    return missing
+
+
+def test_every_option_field_is_read_by_the_product() -> None:
+    missing = set(unread(models()))
+    ignored = sorted(missing - PENDING_OWNERS)
+    assert not ignored, f"accepted, never read (make it work or refuse it): {ignored}"
+    stale = PENDING_OWNERS - missing
+    assert not stale, f"read now: remove from PENDING_OWNERS: {sorted(stale)}"
+
+
+class Planted(BaseModel):
+    """A model defined here, in a test: nothing in the product reads its odd field."""
+
+    chkdsk: bool = Field(default=False)
+    planted_field_nobody_reads: bool = Field(default=False)
+
+
+def test_a_planted_unread_field_fails() -> None:
+    assert unread([Planted]) == ["Planted.planted_field_nobody_reads"]  # chkdsk is read (guest/firstboot.py)
+
+
+def test_retired_options_are_refused_naming_what_to_do() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="ce_network is not supported: a vSphere compositing engine gets no network"):
+        VsphereConfig(host="vc.example", username="u", password="secret-pw", ce_network="VM Network")
+    assert "ce_network" not in VsphereConfig.model_fields
