@@ -98,7 +98,7 @@ def export_marks() -> dict[str, str]:
 def _leftovers_backend(config: Any) -> CeBackend:
     from imageport.engine.xenserver import XenServerLeftovers  # XenAPI only when used
 
-    return XenServerLeftovers(config.build())
+    return XenServerLeftovers(config)
 
 
 # No compositing engine runs on XenServer; the reaper still walks it for snapshots a dead export left.
