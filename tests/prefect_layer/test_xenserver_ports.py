@@ -95,7 +95,7 @@ def test_mcs_to_mcs_xenserver_to_azure(lab, xapi) -> None:  # type: ignore[no-un
     export, upload, prepare = result.stages
     assert (export.stage, upload.stage, prepare.stage) == ("export", "upload", "prepare")
     assert export.source == "xenserver://xen-pool/xen-port-gold?disk=xvda"
-    assert export.content_hash == lab["gold_hash"] and export.sha256 is None
+    assert export.content_hash == lab["gold_hash"] and export.sha256 == lab["gold_sha"]  # the VM's disk, as it was
     assert hash_disk(lab["share"] / "staging/m2m.vhdx", sha256=True).sha256 == lab["gold_sha"]
     assert isinstance(export.details, XenServerExportDetails) and export.details.snapshot_created
     assert export.details.disk == "userdevice 0 (xvda)" and [r.kind for r in export.removed] == ["xenserver-snapshot"]
@@ -112,9 +112,9 @@ def test_mcs_to_pvs_xenserver_to_a_samba_store(lab, xapi) -> None:  # type: igno
     export, upload, prepare, publish = result.stages
     assert export.content_hash == lab["gold_hash"] == upload.content_hash
     assert hash_disk(lab["root"] / "m2p/gold.vhdx").content_hash == lab["gold_hash"]  # the upload, untouched
-    assert prepare.content_hash != lab["gold_hash"] and publish.content_hash == prepare.content_hash
-    published = lab["share"] / "Store" / "xen-gold.vhdx"
-    assert hash_disk(published).content_hash == prepare.content_hash
+    prepared = hash_disk(lab["root"] / "m2p/gold-prepared.vhdx").content_hash
+    assert prepare.verified and prepared != lab["gold_hash"] and publish.content_hash == prepared
+    assert hash_disk(lab["share"] / "Store" / "xen-gold.vhdx").content_hash == prepared
     assert (lab["share"] / "Store" / "xen-gold.register.txt").is_file()
     nothing_left_on_the_pool(xapi)
 
