@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from imageport.adapters.locations import ALWAYS, SEGMENT, Location, escape, query_text
+from imageport.adapters.locations import format_vm_disk, parse_vm_disk
 from imageport.adapters.protocol import CeHost, Connectors, DiskAdapter
 from imageport.disks.io import FileSystem
 from imageport.engine.backend import CeBackend
@@ -24,7 +24,6 @@ from imageport.results import StageResult, from_xenserver_export
 
 # xapi has no content change id for a VDI: a stage reading one is cached this long at most (as vSphere's).
 EXPORT_CACHE_HOURS = 24
-VM_OPTIONS = ("disk", "snapshot")
 # A leaked export snapshot may be reaped once an export could no longer be running (Citrix's export timeout + 1 h).
 SNAPSHOT_TTL_S = DEFAULT_TIMEOUTS[AgentMode.EXPORT] + EXPIRY_MARGIN_S
 
@@ -40,13 +39,10 @@ class XenServerDiskAdapter(DiskAdapter):
     cache_expiry = timedelta(hours=EXPORT_CACHE_HOURS)
 
     def parse(self, text: str, field: str = "location") -> Any:
-        loc = Location(text, self.schemes[0], field, self.shape)
-        options = loc.options(VM_OPTIONS)
-        return loc.model(XenServerDiskRef, connector=loc.connector, vm=loc.decode(loc.rest), **options)
+        return parse_vm_disk(text, self.schemes[0], field, self.shape, XenServerDiskRef)
 
     def format(self, ref: XenServerDiskRef) -> str:
-        query = query_text(disk=ref.disk, snapshot=ref.snapshot)
-        return f"xenserver://{escape(ref.connector, SEGMENT)}/{escape(ref.vm, ALWAYS)}{query}"
+        return format_vm_disk(self.schemes[0], ref)
 
     def name(self, ref: XenServerDiskRef) -> str:
         return ref.vm
