@@ -131,3 +131,22 @@ def test_a_failed_export_still_destroys_its_snapshot_and_a_killed_one_is_marked(
         assert leftovers(xapi)[:2] == ([], [])
     assert sorted(f.kind for f in found) == ["xenserver-snapshot", "xenserver-vdi", "xenserver-vdi"]
     assert all(f.marks["imageport-run"] == "run-1" for f in found)
+
+
+def test_the_stand_ins_handler_checks_the_session_and_serves_a_vhd_qemu_reads(xapi, vm, qemu_img, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The stand-in itself, judged by qemu-img: ``format=vhd`` is a dynamic VHD of the VDI's bytes."""
+    import subprocess
+
+    (vdi,) = [ref for ref, r in xapi.of_class("VDI").items() if r["name_label"] == "xen-gold disk 1"]
+    with xapi_xenserver(xapi).build() as session:
+        response = session.http_get("/export_raw_vdi", vdi=vdi, format="vhd")
+        (tmp_path / "d1.vhd").write_bytes(response.read())
+        response.close()
+        session.session.xenapi.session.logout()  # the handler must now refuse the stale session id
+        session.session._session = "OpaqueRef:stale"
+        with pytest.raises(PlatformError, match="HTTP 403"):
+            session.http_get("/export_raw_vdi", vdi=vdi, format="raw")
+        session.session = None
+    compared = subprocess.run([qemu_img, "compare", "-f", "vpc", "-F", "raw", str(tmp_path / "d1.vhd"),
+                               str(vm["disks"][1])], capture_output=True, text=True)  # fmt: skip
+    assert compared.returncode == 0, compared.stdout + compared.stderr
