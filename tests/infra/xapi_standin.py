@@ -27,6 +27,7 @@ for the wire). What it enforces, as xapi does:
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import ssl
 import struct
@@ -101,6 +102,11 @@ class XapiStandIn:
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def fingerprint(self) -> str:
+        """The SHA-256 fingerprint of the stand-in's certificate, as a connector pins it (AA:BB:...)."""
+        digest = hashlib.sha256(ssl.PEM_cert_to_DER_cert(self.cert.read_text())).hexdigest().upper()
+        return ":".join(digest[i : i + 2] for i in range(0, 64, 2))
 
     def close(self) -> None:
         self.server.shutdown()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import ssl
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +27,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.guestfs]
 EXPIRED = {"created-by": "imageport", "imageport-run": "cli-gone-1-1", "imageport-stage": "export",
            "imageport-expires": "2000-01-01T00:00:00+00:00"}  # fmt: skip
 
-
-def fingerprint(cert: Path) -> str:
-    digest = hashlib.sha256(ssl.PEM_cert_to_DER_cert(cert.read_text())).hexdigest().upper()
-    return ":".join(digest[i : i + 2] for i in range(0, 64, 2))
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +142,7 @@ def test_cli_lists_the_pool_and_the_reaper_destroys_a_leaked_snapshot(lab, xapi)
 
 def test_connector_test_logs_in_for_real_and_a_wrong_password_is_one_line(run_cli, xapi) -> None:  # type: ignore[no-untyped-def]
     # A pool member's address with the certificate pinned: the login follows HOST_IS_SLAVE to the master.
-    settings = ["host=localhost", f"port={xapi.port}", "username=root", f"fingerprint={fingerprint(xapi.cert)}"]
+    settings = ["host=localhost", f"port={xapi.port}", "username=root", f"fingerprint={xapi.fingerprint()}"]
     assert run_cli("connector", "create", "xenserver", "xen-cli", *settings, stdin=xapi.password + "\n").returncode == 0
     ok = run_cli("connector", "test", "xen-cli")
     assert ok.returncode == 0, ok.stderr
