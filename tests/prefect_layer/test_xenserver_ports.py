@@ -57,7 +57,8 @@ def lab(prefect_api, xapi, samba, arm, windows_disks, tmp_path_factory):  # type
     }, overwrite=True)  # fmt: skip
     yield {"share": Path(samba.info["share_dir"]) / "xen-ports", "root": root, "arm": arm,
            "gold_sha": hashlib.sha256(gold.read_bytes()).hexdigest(),
-           "gold_hash": hash_disk(gold, source_format=DiskFormat.RAW).content_hash}  # fmt: skip
+           "gold_hash": hash_disk(gold, source_format=DiskFormat.RAW).content_hash,
+           "scratch_hash": hash_disk(scratch, source_format=DiskFormat.RAW).content_hash}  # fmt: skip
     for name in ("xen-pool", "xen-share", "xen-local", "xen-az"):
         delete_connector(name)
 
@@ -114,8 +115,16 @@ def test_mcs_to_pvs_xenserver_to_a_samba_store(lab, xapi) -> None:  # type: igno
     nothing_left_on_the_pool(xapi)
 
 
-def test_cli_lists_the_pool_and_the_reaper_destroys_a_leaked_snapshot(lab, xapi) -> None:  # type: ignore[no-untyped-def]
+def test_cli_lists_exports_and_the_reaper_destroys_a_leaked_snapshot(lab, xapi, tmp_path) -> None:  # type: ignore[no-untyped-def]
     runner = CliRunner()
+    out = tmp_path / "scratch.vhdx"
+    exported = runner.invoke(app, ["xenserver", "export", "xen-port-gold", str(out), "-c", "xen-pool", "--disk", "1",
+                                   "--json"])  # fmt: skip
+    assert exported.exit_code == 0, exported.output
+    shown = json.loads(exported.stdout[exported.stdout.index("{"):])  # after any progress line
+    assert shown["content_hash"] == hash_disk(out).content_hash == lab["scratch_hash"]
+    assert shown["details"]["disk"] == "userdevice 1 (xvdb)" and shown["target"] == str(out)
+    nothing_left_on_the_pool(xapi)
     listed = runner.invoke(app, ["xenserver", "vms", "-c", "xen-pool", "--json"])
     assert listed.exit_code == 0, listed.output
     (gold,) = [v for v in json.loads(listed.output) if v["name"] == "xen-port-gold"]
