@@ -7,6 +7,8 @@ from blocks.connectors import (
     FileShareConnector,
     LocalConnector,
     VsphereConnector,
+    XenServerConnector,
 )
 
-__all__ = ["CONNECTOR_KINDS", "AzureConnector", "FileShareConnector", "LocalConnector", "VsphereConnector"]
+__all__ = ["CONNECTOR_KINDS", "AzureConnector", "FileShareConnector", "LocalConnector", "VsphereConnector",
+           "XenServerConnector"]

@@ -15,6 +15,7 @@ from prefect.blocks.core import Block
 
 from imageport.platforms.azure.session import AzureConfig
 from imageport.platforms.vsphere.session import VsphereConfig
+from imageport.platforms.xenserver.session import XenServerConfig
 from imageport.storage.local import LocalDirectoryConfig
 from imageport.storage.smb import SmbShareConfig
 
@@ -75,6 +76,18 @@ class LocalConnector(Block, LocalDirectoryConfig):
     kind: ClassVar[str] = "local"
 
 
+class XenServerConnector(Block, XenServerConfig):
+    """A XenServer 8 pool: source of master images (VM disks exported through snapshots)."""
+
+    _code_example = _example("XenServerConnector")
+    _block_type_name = "Imageport XenServer Connector"
+    _block_type_slug = "imageport-xenserver"
+    _description = "XenServer pool address (master or member), credentials and TLS trust (CA or SHA-256 pin)."
+    _documentation_url = _DOCS
+    kind: ClassVar[str] = "xenserver"
+
+
 CONNECTOR_KINDS: dict[str, type[Block]] = {
-    cls.kind: cls for cls in (FileShareConnector, VsphereConnector, AzureConnector, LocalConnector)
+    cls.kind: cls
+    for cls in (FileShareConnector, VsphereConnector, AzureConnector, LocalConnector, XenServerConnector)
 }

@@ -19,7 +19,8 @@ final without knowing any SDK::
     ├── PlatformError         control planes: vSphere, Azure, local (platforms/)
     │   ├── PlatformUnreachable     (+ Unreachable: transient)
     │   │   ├── PlatformThrottled       (+ AzureThrottled)
-    │   │   └── VsphereSessionExpired   a re-login and retry will do
+    │   │   ├── VsphereSessionExpired   a re-login and retry will do
+    │   │   └── XenServerNotMaster      a pool member answered: ``master`` is where to log in
     │   ├── PlatformAccessDenied    (+ AccessDenied)
     │   ├── PlatformNotFound        (+ NotFound)
     │   ├── DiskExists              (+ AlreadyExists) an Azure managed disk
@@ -227,6 +228,17 @@ class PlatformThrottled(PlatformUnreachable, AzureThrottled):
 
 class VsphereSessionExpired(PlatformUnreachable):
     """The vCenter session timed out; a re-login and retry will do."""
+
+
+# platforms: XenServer (mapped in platforms/xenserver/errors.py)
+
+
+class XenServerNotMaster(PlatformUnreachable):
+    """A pool member refused the call (HOST_IS_SLAVE); ``master`` is the coordinator's address it named."""
+
+    def __init__(self, message: str, master: str) -> None:
+        super().__init__(message)
+        self.master = master
 
 
 # platforms: Azure managed disks

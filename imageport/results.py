@@ -6,7 +6,7 @@ persists them as JSON, so a cached stage comes back typed, and the artifacts, th
 and ``--json`` render from them (``--json`` is ``model_dump(mode="json")``).
 
 The core keeps its own result dataclasses (``ConvertResult``, ``UploadResult``,
-``ManagedDiskUpload``, ``VsphereExport``, ``VsphereImport``, ``PublishResult``, the agent's
+``ManagedDiskUpload``, ``VsphereExport``, ``XenServerExport``, ``VsphereImport``, ``PublishResult``, the agent's
 prepare result); one converter per type below turns each into a ``StageResult``. Nothing else
 builds a ``StageResult`` from a core result. The converters read the core results' fields
 only: the core types are imported for type checking, so importing this module (the CLI does)
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from imageport.platforms.vsphere.export import VsphereExport
     from imageport.platforms.vsphere.imports import VsphereImport
     from imageport.platforms.vsphere.upload import DatastoreUpload, PlacedVm
+    from imageport.platforms.xenserver.export import XenServerExport
     from imageport.transfer.pages import UploadResult
 
 
@@ -75,6 +76,19 @@ class ExportDetails(_Model):
     snapshot: str = Field(description="The snapshot read: the run's own or a named one (kept).")
     snapshot_created: bool = Field(description="This run took the snapshot (and removed it).")
     read_path: str = Field(description="datastore (ranged HTTPS) or nfc (export lease).")
+
+
+class XenServerExportDetails(_Model):
+    """An export of a XenServer VM's disk (its snapshot's VDI over ``/export_raw_vdi``)."""
+
+    kind: Literal["xenserver-export"] = "xenserver-export"
+    vm: str = Field(description="The VM, as it is named (name label).")
+    vm_uuid: str = Field(description="The VM's uuid.")
+    disk: str = Field(description="The disk: 'userdevice 0 (xvda)'.")
+    vdi_uuid: str = Field(description="The snapshot VDI read.")
+    snapshot: str = Field(description="The snapshot read: the run's own or a named one (kept).")
+    snapshot_created: bool = Field(description="This run took the snapshot (and destroyed it with its VDIs).")
+    passes: int = Field(description="Export streams it took (more than one after a dropped stream).")
 
 
 class ImportDetails(_Model):
@@ -131,7 +145,8 @@ class PublishDetails(_Model):
 
 
 Details = Annotated[
-    UploadDetails | ExportDetails | ImportDetails | PrepareDetails | PublishDetails, Field(discriminator="kind")
+    UploadDetails | ExportDetails | XenServerExportDetails | ImportDetails | PrepareDetails | PublishDetails,
+    Field(discriminator="kind"),
 ]
 
 
@@ -230,6 +245,22 @@ def from_vsphere_export(result: VsphereExport) -> StageResult:
         details=ExportDetails(vm=result.vm, disk=result.disk, source_file=result.source_file,
                               snapshot=result.snapshot, snapshot_created=result.snapshot_created,
                               read_path=result.read_path),
+    )  # fmt: skip
+
+
+def from_xenserver_export(result: XenServerExport) -> StageResult:
+    """A XenServer VM's disk exported through a snapshot (``platforms.xenserver.export``)."""
+    removed = [CreatedResource(kind="xenserver-snapshot", id=f"{result.vm}/{result.snapshot}")]
+    return StageResult(
+        stage=Stage.EXPORT, source=f"{result.vm} {result.disk}", target=result.output,
+        virtual_size=result.virtual_size, bytes_written=result.data_written,
+        content_hash=result.content_hash, verified=result.verified, sha256=result.sha256,
+        md5=result.md5, seconds=result.seconds, created=_file(result.output),
+        removed=removed if result.snapshot_created else [],
+        restarted=f"the export stream dropped: {result.attempts} passes" if result.attempts > 1 else None,
+        details=XenServerExportDetails(vm=result.vm, vm_uuid=result.vm_uuid, disk=result.disk,
+                                       vdi_uuid=result.vdi_uuid, snapshot=result.snapshot,
+                                       snapshot_created=result.snapshot_created, passes=result.attempts),
     )  # fmt: skip
 
 

@@ -145,6 +145,20 @@ def arm(azurite, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
             os.environ["REQUESTS_CA_BUNDLE"] = previous
 
 
+XAPI_USER, XAPI_PASSWORD = "root", "stand-in-xapi-password"
+
+
+@pytest.fixture(scope="session")
+def xapi(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The XenServer pool stand-in (XML-RPC + /export_raw_vdi over HTTPS); ``localhost`` is a pool member."""
+    from tests.infra.xapi_standin import XapiStandIn
+
+    standin = XapiStandIn(tmp_path_factory.mktemp("xapi"), XAPI_USER, XAPI_PASSWORD, master_address="127.0.0.1",
+                          member_addresses=("localhost",))  # fmt: skip
+    yield standin
+    standin.close()
+
+
 @pytest.fixture()
 def azure_settings(arm) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """Settings of an Azure connector pointed at the stand-in (service principal)."""

@@ -89,3 +89,19 @@ def query_text(**values: str | None) -> str:
     """``?k=v&...`` of the values that are set, in the given order (``""`` when none is)."""
     pairs = [f"{k}={escape(v, QUERY)}" for k, v in values.items() if v is not None]
     return "?" + "&".join(pairs) if pairs else ""
+
+
+VM_OPTIONS = ("disk", "snapshot")
+
+
+def parse_vm_disk(text: str, scheme: str, field: str, shape: str, ref_type: type) -> Any:
+    """``SCHEME://CONNECTOR/VM[?disk=D&snapshot=S]``: a VM's disk on a hypervisor (vSphere, XenServer)."""
+    loc = Location(text, scheme, field, shape)
+    options = loc.options(VM_OPTIONS)
+    return loc.model(ref_type, connector=loc.connector, vm=loc.decode(loc.rest), **options)
+
+
+def format_vm_disk(scheme: str, ref: Any) -> str:
+    """The canonical text ``parse_vm_disk`` reads back."""
+    query = query_text(disk=ref.disk, snapshot=ref.snapshot)
+    return f"{scheme}://{escape(ref.connector, SEGMENT)}/{escape(ref.vm, ALWAYS)}{query}"

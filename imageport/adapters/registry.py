@@ -16,6 +16,7 @@ from imageport.adapters.local import LOCAL_CE, LocalAdapter
 from imageport.adapters.protocol import CeHost, Connectors, DiskAdapter
 from imageport.adapters.share import ShareAdapter
 from imageport.adapters.vsphere import VSPHERE_CE, VsphereDiskAdapter
+from imageport.adapters.xenserver import XENSERVER_LEFTOVERS, XenServerDiskAdapter
 from imageport.disks.io import FileSystem
 from imageport.engine.backend import CeBackend
 from imageport.errors import InputError
@@ -28,8 +29,10 @@ ADAPTERS: list[tuple[str, DiskAdapter]] = [
     ("azure-snapshot", AzureSnapshotAdapter()),
     ("share", ShareAdapter()),
     ("local", LocalAdapter()),
+    ("xenserver", XenServerDiskAdapter()),
 ]
-CE_HOSTS: dict[str, CeHost] = {host.connector_kind: host for host in (LOCAL_CE, AZURE_CE, VSPHERE_CE)}
+CE_HOSTS: dict[str, CeHost] = {host.connector_kind: host for host in (LOCAL_CE, AZURE_CE, VSPHERE_CE,
+                                                                               XENSERVER_LEFTOVERS)}
 
 _BY_KIND = dict(ADAPTERS)
 _BY_SCHEME = {scheme: adapter for _, adapter in ADAPTERS for scheme in adapter.schemes}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from imageport.adapters.locations import ALWAYS, SEGMENT, Location, escape, query_text
+from imageport.adapters.locations import format_vm_disk, parse_vm_disk
 from imageport.adapters.protocol import CeHost, Connectors, DiskAdapter, Opened
 from imageport.disks.io import FileSystem
 from imageport.engine.backend import CeBackend
@@ -21,7 +21,6 @@ from imageport.results import StageResult, from_vsphere_export
 
 # vSphere has no content change id for a disk without CBT: a stage reading one is cached this long at most.
 EXPORT_CACHE_HOURS = 24
-VM_OPTIONS = ("disk", "snapshot")
 
 
 class VsphereDiskAdapter(DiskAdapter):
@@ -36,13 +35,10 @@ class VsphereDiskAdapter(DiskAdapter):
     cache_expiry = timedelta(hours=EXPORT_CACHE_HOURS)
 
     def parse(self, text: str, field: str = "location") -> Any:
-        loc = Location(text, self.schemes[0], field, self.shape)
-        options = loc.options(VM_OPTIONS)
-        return loc.model(VsphereDiskRef, connector=loc.connector, vm=loc.decode(loc.rest), **options)
+        return parse_vm_disk(text, self.schemes[0], field, self.shape, VsphereDiskRef)
 
     def format(self, ref: VsphereDiskRef) -> str:
-        query = query_text(disk=ref.disk, snapshot=ref.snapshot)
-        return f"vsphere://{escape(ref.connector, SEGMENT)}/{escape(ref.vm, ALWAYS)}{query}"
+        return format_vm_disk(self.schemes[0], ref)
 
     def name(self, ref: VsphereDiskRef) -> str:
         return ref.vm

@@ -236,14 +236,40 @@ def convert_stream(
     **writer_options: Any,
 ) -> ConvertResult:
     """Convert a streamOptimized VMDK read front to back (e.g. an NFC download) without seeking."""
-    started = time.monotonic()
     grains = StreamGrains(stream, name)
-    out_size = output_size(fmt, grains.capacity, expected_size)
+    return convert_pieces(
+        stream_pieces(grains), grains.capacity, output, fmt, name=name, source_format=DiskFormat.VMDK_STREAM,
+        overwrite=overwrite, sha256=sha256, md5=md5, progress=progress, expected_size=expected_size,
+        output_fs=output_fs, wait_lock=wait_lock, verify=verify, **writer_options,
+    )  # fmt: skip
+
+
+def convert_pieces(
+    pieces: Iterable[Piece],
+    capacity: int,
+    output: str | os.PathLike[str],
+    fmt: DiskFormat,
+    *,
+    name: str,
+    source_format: DiskFormat,
+    overwrite: bool = False,
+    sha256: bool = False,
+    md5: bool = False,
+    progress: Progress | None = None,
+    expected_size: int | None = None,
+    output_fs: FileSystem = LOCAL,
+    wait_lock: bool = False,
+    verify: str = "auto",
+    **writer_options: Any,
+) -> ConvertResult:
+    """Convert a disk arriving as pieces in ascending order (a decoded stream, a raw download), hashed."""
+    started = time.monotonic()
+    out_size = output_size(fmt, capacity, expected_size)
     return _write_pieces(
-        stream_pieces(grains),
-        expected_size or grains.capacity,
+        pieces,
+        expected_size or capacity,
         name,
-        DiskFormat.VMDK_STREAM,
+        source_format,
         os.fspath(output),
         output_fs,
         fmt,

@@ -57,6 +57,7 @@ from imageport.models.refs import (
     WrittenPlatformDiskRef,
     WrittenPreparedRef,
     WrittenStoreRef,
+    XenServerDiskRef,
 )
 from imageport.models.specs import (
     DiagnosticsSpec,
@@ -130,6 +131,7 @@ __all__ = [
     "WrittenPlatformDiskRef",
     "WrittenPreparedRef",
     "WrittenStoreRef",
+    "XenServerDiskRef",
     "azure_disk_name",
     "azure_resource_group",
     "connector_name",

@@ -44,6 +44,22 @@ class VsphereDiskRef(_Model):
     )
 
 
+class XenServerDiskRef(_Model):
+    """A virtual disk (VBD/VDI) of a XenServer VM."""
+
+    model_config = _titled("XenServer VM disk")
+
+    kind: Literal["xenserver"] = "xenserver"
+    connector: ConnectorName
+    vm: str = Field(min_length=1, description="VM name label (unique in the pool) or uuid.")
+    disk: str | None = Field(
+        default=None, description="The disk's userdevice ('0') or device ('xvda'); default: the first disk."
+    )
+    snapshot: str | None = Field(
+        default=None, description="Read this existing snapshot (name label or uuid) instead of taking one for the run."
+    )
+
+
 class DatastoreFileRef(_Model):
     """A disk file on a vSphere datastore, read over HTTPS; as an upload target, a new disk ESXi runs.
 
@@ -129,7 +145,8 @@ def _read(ref: Any) -> Any:
 
 # Unions are validated by ``kind``; KindForm shows each as one form with a kind select (imageport/forms.py).
 DiskRef = Annotated[
-    Union[VsphereDiskRef, AzureDiskRef, AzureSnapshotRef, ShareRef, LocalRef, DatastoreFileRef],  # noqa: UP007
+    Union[VsphereDiskRef, AzureDiskRef, AzureSnapshotRef, ShareRef, LocalRef, DatastoreFileRef,  # noqa: UP007
+          XenServerDiskRef],
     Field(discriminator="kind"),
     KindForm(),
     AfterValidator(_read),
@@ -138,7 +155,7 @@ DiskRef = Annotated[
 FileRef = Annotated[Union[ShareRef, LocalRef], Field(discriminator="kind"), KindForm()]  # noqa: UP007
 # Disks that live on a platform (export sources, upload targets, prepare inputs).
 _PlatformDisk = Annotated[
-    Union[VsphereDiskRef, AzureDiskRef, AzureSnapshotRef, LocalRef, DatastoreFileRef],  # noqa: UP007
+    Union[VsphereDiskRef, AzureDiskRef, AzureSnapshotRef, LocalRef, DatastoreFileRef, XenServerDiskRef],  # noqa: UP007
     Field(discriminator="kind"),
     KindForm(),
 ]

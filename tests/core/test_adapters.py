@@ -38,6 +38,7 @@ from imageport.models import (
     LocalRef,
     ShareRef,
     VsphereDiskRef,
+    XenServerDiskRef,
 )
 from imageport.names import store_path
 from imageport.storage.local import LocalDirectoryConfig
@@ -71,20 +72,23 @@ refs = st.one_of(
               create_vm=st.one_of(st.none(), free_text.map(lambda t: t[:80]))),
     st.builds(VsphereDiskRef, connector=connectors, vm=free_text,
               disk=st.one_of(st.none(), free_text, st.just("")), snapshot=st.one_of(st.none(), free_text)),
+    st.builds(XenServerDiskRef, connector=connectors, vm=free_text,
+              disk=st.one_of(st.none(), free_text, st.just("")), snapshot=st.one_of(st.none(), free_text)),
 )  # fmt: skip
 
 
 def test_every_reference_kind_has_one_adapter() -> None:
     kinds = [kind for kind, _ in ADAPTERS]
     union_kinds = {cls.model_fields["kind"].default for cls in
-                   (VsphereDiskRef, DatastoreFileRef, AzureDiskRef, AzureSnapshotRef, ShareRef, LocalRef)}  # fmt: skip
+                   (VsphereDiskRef, DatastoreFileRef, AzureDiskRef, AzureSnapshotRef, ShareRef, LocalRef,
+                    XenServerDiskRef)}  # fmt: skip
     assert sorted(kinds) == sorted(union_kinds) and len(set(kinds)) == len(kinds)
     for kind, adapter in ADAPTERS:
         assert isinstance(adapter, DiskAdapter) and adapter.kind == kind
         assert adapter.ref_type.model_fields["kind"].default == kind
         assert all(adapter_for_scheme(f"{s}://x") is adapter for s in adapter.schemes)
-    with pytest.raises(InputError, match="unknown disk kind 'xenserver'"):
-        adapter_for("xenserver")
+    with pytest.raises(InputError, match="unknown disk kind 'hyper-v'"):
+        adapter_for("hyper-v")
 
 
 @BOUNDED
@@ -113,6 +117,9 @@ CANONICAL = [
     "vsphere://vc/vm-123?disk=[LocalDS_0] gold/gold.vmdk",
     "vsphere://vc/a%3Fb%23c?disk=Hard disk 1&snapshot=before %26 after %3D ok",
     "vsphere://vc/gold?snapshot=s",
+    "xenserver://pool/gold-vm",
+    "xenserver://pool/6f1c2d9e-0b7a-4c1e-9d2f-3a4b5c6d7e8f?disk=xvdb",
+    "xenserver://pool/Gold & co?disk=0&snapshot=before patch %3D ok",
 ]
 
 
@@ -216,9 +223,10 @@ def test_an_adapter_reads_through_the_injected_connectors(tmp_path: Path) -> Non
 
 
 def test_compositing_engine_hosts_come_from_the_table() -> None:
-    assert [kind for kind in CE_HOSTS] == ["local", "azure", "vsphere"] and not hosts_ce("fileshare")
+    assert [kind for kind in CE_HOSTS] == ["local", "azure", "vsphere", "xenserver"] and not hosts_ce("fileshare")
     with pytest.raises(InputError, match="connector 'nas' is a fileshare connector, which cannot host a compositing"):
         ce_host("fileshare", "nas")
     assert not CE_HOSTS["vsphere"].in_use(SimpleNamespace(ce_template=None))  # never made CEs there: not reaped
     assert CE_HOSTS["vsphere"].in_use(SimpleNamespace(ce_template="ce-template"))
-    assert all(adapter.connector_kind in ("local", "azure", "vsphere", "fileshare") for _, adapter in ADAPTERS)
+    assert all(adapter.connector_kind in ("local", "azure", "vsphere", "fileshare", "xenserver")
+               for _, adapter in ADAPTERS)  # fmt: skip

@@ -33,3 +33,12 @@ def vcsim_vsphere(vcsim: Any, **overrides: Any) -> VsphereConfig:
         **overrides,
     }
     return VsphereConfig(**fields)
+
+
+def xapi_xenserver(xapi: Any, **overrides: Any) -> Any:
+    """The suite's XenServer pool stand-in (``tests/infra/xapi_standin.py``), its CA trusted."""
+    from imageport.platforms.xenserver.session import XenServerConfig
+
+    fields = {"host": "127.0.0.1", "port": xapi.port, "username": xapi.username, "password": xapi.password,
+              "ca_pem": xapi.cert.read_text(), **overrides}  # fmt: skip
+    return XenServerConfig(**fields)

@@ -1,0 +1,1 @@
+"""XenServer 8 through the vendor's SDK (PyPI ``XenAPI``): session, inventory, snapshot export, marked leftovers."""
