@@ -1,8 +1,10 @@
 """The four workflows as Prefect DAGs: ``mcs-to-mcs``, ``pvs-to-mcs``, ``pvs-to-pvs``, ``mcs-to-pvs``.
 
-One export (MCS sources) feeds every target in parallel; each target then runs
-its own chain -- upload, prepare on a compositing engine where the disk now
-lives, and (PVS targets) publish into the store::
+One export (MCS sources) feeds every target in parallel -- it streams the
+source into the targets' uploads as it copies it to staging (one read of the
+source; ``tasks/streaming.py``); each target then runs its own chain -- upload
+(completed from that stream), prepare on a compositing engine where the disk
+now lives, and (PVS targets) publish into the store::
 
     export ─┬─ upload → prepare → publish     (target 1)
             └─ upload → prepare → publish     (target 2) ...
@@ -45,11 +47,12 @@ from tasks.artifacts import create_markdown_artifact, port_table
 from tasks.caching import run_stage
 from tasks.checks.plan import CheckPlan, Planned, boot_target
 from tasks.checks.run import run_checks
-from tasks.engine import reap_run_resources
+from tasks.engine import current_run_id, reap_run_resources
 from tasks.export import export_disk
 from tasks.prepare import prepare_disk
 from tasks.publish import publish_vdisk
 from tasks.refusals import in_spec_terms, refusals_as_state
+from tasks.streaming import StreamedUploads
 from tasks.upload import upload_image
 
 
@@ -80,11 +83,13 @@ def _prepared(target: PortTarget, spec: PortSpec) -> tuple[PrepareSpec, Any]:
 
 
 @task(name="port_target", task_run_name="target {index}: {target_name}")
-def port_target(spec: PortSpec, index: int, target_name: str, image: Any, refresh: bool) -> list[StageResult]:
-    """One target's chain: upload, prepare, and publish for PVS targets."""
+def port_target(spec: PortSpec, index: int, target_name: str, image: Any, refresh: bool,
+                streams: StreamedUploads | None = None) -> list[StageResult]:  # fmt: skip
+    """One target's chain: upload (completed from the export's stream where it streamed), prepare, and publish
+    for PVS targets."""
     done: list[StageResult] = []
     try:
-        _target_chain(spec, index, image, refresh, done)
+        _target_chain(spec, index, image, refresh, done, streams)
     except ImageportError as exc:
         exc.partial = done  # type: ignore[attr-defined]  -- for the run's partial result table
         raise
@@ -111,16 +116,37 @@ def _publish_spec(spec: PortSpec, target: PortTarget, prepared: Any) -> tuple[Pu
     return publish, vdisk
 
 
-def _target_chain(spec: PortSpec, index: int, image: Any, refresh: bool, done: list[StageResult]) -> None:
+def _target_chain(spec: PortSpec, index: int, image: Any, refresh: bool, done: list[StageResult],
+                  streams: StreamedUploads | None = None) -> None:  # fmt: skip
     target = spec.targets[index]
-    upload = _upload_spec(spec, target, image)
-    disk = upload.target
-    done.append(run_stage(upload_image, upload, stage="upload", reads=image, writes=disk, refresh=refresh))
+    upload = _run_upload(spec, index, image, refresh, streams)
+    done.append(upload)
+    disk = _upload_spec(spec, target, image).target
     prepare, prepared = _prepared(target, spec)
     done.append(run_stage(prepare_disk, prepare, stage="prepare", reads=disk, writes=prepared, refresh=refresh))
     if Stage.PUBLISH in spec.stages:
         publish, vdisk = _publish_spec(spec, target, prepared)
         done.append(run_stage(publish_vdisk, publish, stage="publish", reads=prepared, writes=vdisk, refresh=refresh))
+
+
+def _run_export(spec: PortSpec, refresh: bool) -> tuple[StageResult, StreamedUploads]:
+    """The export stage, streaming the source into every target whose upload takes a stream as it copies
+    (``tasks/streaming.py``); its deadline is then the longest of the export's and the uploads' (tasks/export.py)."""
+    uploads = {i: _upload_spec(spec, target, spec.staging) for i, target in enumerate(spec.targets)}
+    streams = StreamedUploads(uploads, current_run_id())
+    result = run_stage(export_disk, _export_spec(spec), stage="export", reads=spec.source, writes=spec.staging,
+                       refresh=refresh, inputs={"streams": streams})  # fmt: skip
+    return result, streams
+
+
+def _run_upload(spec: PortSpec, index: int, image: Any, refresh: bool,
+                streams: StreamedUploads | None) -> StageResult:  # fmt: skip
+    """Target ``index``'s upload stage: from the export's stream where the export streamed into it, else from
+    ``image`` (the staging file, or a PVS source)."""
+    upload = _upload_spec(spec, spec.targets[index], image)
+    streamed = streams.outcome(index) if streams is not None else None
+    return run_stage(upload_image, upload, stage="upload", reads=image, writes=upload.target,
+                     refresh=refresh, inputs={"streamed": streamed})  # fmt: skip
 
 
 def port_plan(spec: PortSpec, refresh: bool = False) -> CheckPlan:
@@ -184,11 +210,13 @@ def _run_stages(spec: PortSpec, refresh: bool, stages: list[StageResult]) -> Non
     """Export once, then every target's chain in parallel; ``stages`` gets each completed stage, even when one
     fails (the first failure is raised once every target has ended)."""
     image: Any = spec.source
+    streams = None
     if Stage.EXPORT in spec.stages:
-        stages.append(run_stage(export_disk, _export_spec(spec), stage="export", reads=spec.source, writes=spec.staging,
-                                refresh=refresh))  # fmt: skip
+        exported, streams = _run_export(spec, refresh)
+        stages.append(exported)
         image = spec.staging
-    futures = [port_target.submit(spec, i, describe_ref(t.disk), image, refresh) for i, t in enumerate(spec.targets)]
+    futures = [port_target.submit(spec, i, describe_ref(t.disk), image, refresh, streams)
+               for i, t in enumerate(spec.targets)]  # fmt: skip
     wait(futures)
     failures = []
     for future in futures:

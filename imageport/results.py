@@ -169,6 +169,8 @@ class StageResult(_Model):
     created: list[CreatedResource] = Field(default_factory=list, description="Left in place as the output.")
     removed: list[CreatedResource] = Field(default_factory=list, description="Temporaries created and removed.")
     reused: bool = Field(default=False, description="An earlier run's verified result was reused.")
+    streamed: bool = Field(default=False, description="Export: its source was streamed into the targets' uploads "
+                           "as it was copied (one read). Upload: written from that stream, not the staging file.")
     resumed: bool = Field(default=False, description="An interrupted earlier run's work was resumed.")
     restarted: str | None = Field(default=None, description="Why an interrupted run's work was discarded.")
     warnings: list[str] = Field(default_factory=list)

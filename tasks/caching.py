@@ -72,9 +72,14 @@ def stage_cached(task: Any, stage: str, spec: Any, reads: Any) -> bool:
     return store.exists(stage_key(stage, spec, reads))
 
 
-def run_stage(task: Any, spec: Any, *, stage: str, reads: Any, writes: Any, refresh: bool = False) -> StageResult:
+def run_stage(
+    task: Any, spec: Any, *, stage: str, reads: Any, writes: Any, refresh: bool = False,
+    inputs: dict[str, Any] | None = None,
+) -> StageResult:
     """Run (or reuse) one stage; its result with ``source``/``target`` (the references), ``reused`` and this
     run's ``seconds`` filled. Prefect persists it as JSON, so a reused stage comes back as a ``StageResult``.
+    ``inputs``: the task's other parameters (not part of the key: the spec and the input's identity are).
+    A streamed upload keeps its sink's own seconds (its data moved during the export).
 
     No Prefect ``timeout_seconds``: it cannot interrupt a blocking call (and warns so). Each stage enforces its
     own ``spec.timeout_s`` where it can act -- the transfer loop (``imageport.transfer.deadline``), the CE's
@@ -88,7 +93,8 @@ def run_stage(task: Any, spec: Any, *, stage: str, reads: Any, writes: Any, refr
         "result_serializer": RESULT_SERIALIZER,
     }
     started = time.monotonic()
-    state = task.with_options(**options, refresh_cache=refresh)(spec, return_state=True)
+    inputs = inputs or {}
+    state = task.with_options(**options, refresh_cache=refresh)(spec, **inputs, return_state=True)
     try:
         result = state.result()
     except ImageportError as exc:
@@ -96,9 +102,10 @@ def run_stage(task: Any, spec: Any, *, stage: str, reads: Any, writes: Any, refr
     reused = state.name == "Cached"
     # Redone: a cached stage whose output has gone, or an earlier release's untyped (dict) result.
     if reused and (not isinstance(result, StageResult) or ref_identity(writes).startswith("missing")):
-        state = task.with_options(**options, refresh_cache=True)(spec, return_state=True)
+        state = task.with_options(**options, refresh_cache=True)(spec, **inputs, return_state=True)
         result, reused = state.result(), False
-    return located_result(result, reads, writes, reused=reused, seconds=time.monotonic() - started)
+    seconds = result.seconds if result.streamed and not reused and stage != "export" else time.monotonic() - started
+    return located_result(result, reads, writes, reused=reused, seconds=seconds)
 
 
 def located_result(result: StageResult, reads: Any, writes: Any, **update: Any) -> StageResult:

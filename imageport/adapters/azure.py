@@ -38,6 +38,7 @@ class AzureDiskAdapter(DiskAdapter):
     target_platform = TargetPlatform.AZURE
     snapshot = False
     stages_installers = True  # delivered to the CE as blobs behind read-only SAS URLs
+    streams_upload = True
 
     def parse(self, text: str, field: str = "location") -> Any:
         loc = Location(text, self.schemes[0], field, self.shape)
@@ -149,6 +150,7 @@ class AzureSnapshotAdapter(AzureDiskAdapter):
     title = "an Azure snapshot"
     target_of = frozenset({Stage.PREPARE})  # a prepare may keep its output as a snapshot; uploads make disks
     snapshot = True
+    streams_upload = False
 
     def write_image(self, spec: UploadSpec, source: Opened, connectors: Connectors, *, progress: Any,
                     run_id: str, checkpoint_dir: Any) -> StageResult:  # fmt: skip

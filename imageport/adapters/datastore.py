@@ -37,6 +37,7 @@ class DatastoreAdapter(FileAdapter):
     source_of = frozenset({Stage.EXPORT, Stage.PREPARE, Stage.PUBLISH})
     target_of = frozenset({Stage.UPLOAD, Stage.PREPARE})
     target_platform = TargetPlatform.VSPHERE
+    streams_upload = True
 
     def parse(self, text: str, field: str = "location") -> Any:
         loc = Location(text, self.schemes[0], field, self.shape)

@@ -35,6 +35,7 @@ class LocalAdapter(FileAdapter):
     target_of = frozenset({Stage.EXPORT, Stage.UPLOAD, Stage.PREPARE, Stage.PUBLISH, Stage.DIAGNOSTICS})
     target_platform = TargetPlatform.LOCAL
     stages_installers = True
+    streams_upload = True
 
     def _path(self, connector: str, path: str, connectors: Connectors, where: str) -> str:
         return str(connectors.build(connector, "local", where).path(path))

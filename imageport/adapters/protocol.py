@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar, Protocol
 
+from imageport.disks.convert import ConvertResult
 from imageport.disks.io import FileSystem
 from imageport.engine.backend import CeBackend
 from imageport.errors import InputError
@@ -26,6 +27,7 @@ from imageport.results import CreatedResource, StageResult, from_convert
 from imageport.transfer.copy import copy_image
 
 Opened = tuple[FileSystem, str]  # an image as the disk engine opens it: its file system and path
+Copier = Callable[..., ConvertResult]  # ``copy_image``'s signature: how an export copies its source
 
 
 class Connectors(Protocol):
@@ -71,6 +73,9 @@ class DiskAdapter:
     cache_expiry: ClassVar[timedelta | None] = None
     # The CE that prepares this kind can receive installers (its backend is ``engine.backend.CarriesFiles``).
     stages_installers: ClassVar[bool] = False
+    # Its upload reads the image front to back (no whole-file transform), so a port's export can stream
+    # into it as it copies (``transfer.fanout``); otherwise it uploads from the staging file afterwards.
+    streams_upload: ClassVar[bool] = False
 
     # --- text ----------------------------------------------------------------------------------------
 
@@ -136,13 +141,14 @@ class DiskAdapter:
         )
 
     def export(self, spec: ExportSpec, connectors: Connectors, output_fs: FileSystem, output: str, *,
-               progress: Any) -> StageResult:  # fmt: skip
+               progress: Any, copy: Copier = copy_image) -> StageResult:  # fmt: skip
         """Export ``spec.source`` (this kind) to ``output``: the stage's result (``imageport.results``).
 
-        The default reads the source as a file (``open_read``) and copies it.
+        The default reads the source as a file (``open_read``) and copies it with ``copy`` (``copy_image``,
+        or a ``transfer.fanout.StreamCopier`` that streams the source into the targets as well).
         """
         with self.open_read(spec.source, connectors) as (source_fs, path):
-            copied = copy_image(
+            copied = copy(
                 path, source_fs, output, output_fs, spec.disk_format.writes, progress=progress,
                 sha256=spec.hash_disk, md5=spec.hash_disk, wait_lock=spec.wait_lock, verify=spec.verify.value,
                 source_format=getattr(spec.source, "format", None),  # a file reference may state its format

@@ -11,13 +11,14 @@ from datetime import timedelta
 from typing import Any
 
 from imageport.adapters.locations import format_vm_disk, parse_vm_disk
-from imageport.adapters.protocol import CeHost, Connectors, DiskAdapter, Opened
+from imageport.adapters.protocol import CeHost, Connectors, Copier, DiskAdapter, Opened
 from imageport.disks.io import FileSystem
 from imageport.engine.backend import CeBackend
 from imageport.errors import InputError
 from imageport.models import ExportSpec, Stage, TargetPlatform, UploadSpec, VsphereDiskRef
 from imageport.preflight.limits import SourceFacts
 from imageport.results import StageResult, from_vsphere_export
+from imageport.transfer.copy import copy_image
 
 # vSphere has no content change id for a disk without CBT: a stage reading one is cached this long at most.
 EXPORT_CACHE_HOURS = 24
@@ -66,8 +67,9 @@ class VsphereDiskAdapter(DiskAdapter):
         return SourceFacts(f"the source VM {ref.vm!r}", firmware, None, disk.capacity_bytes)
 
     def export(self, spec: ExportSpec, connectors: Connectors, output_fs: FileSystem, output: str, *,
-               progress: Any) -> Any:  # fmt: skip
-        """The disk as of a snapshot this run takes and removes (or the named one)."""
+               progress: Any, copy: Copier = copy_image) -> Any:  # fmt: skip
+        """The disk as of a snapshot this run takes and removes (or the named one); a single base file is
+        copied with ``copy``, a delta chain streams through NFC (never fanned out)."""
         from imageport.platforms.vsphere.export import export_vm_disk  # pyVmomi only when used
 
         source = spec.source
@@ -75,7 +77,7 @@ class VsphereDiskAdapter(DiskAdapter):
             exported = export_vm_disk(
                 session, source.vm, output, output_fs, spec.disk_format.writes, disk=source.disk,
                 snapshot=source.snapshot, progress=progress, digests=spec.hash_disk, wait_lock=spec.wait_lock,
-                verify=spec.verify.value,
+                verify=spec.verify.value, copy=copy,
             )  # fmt: skip
         return from_vsphere_export(exported)
 

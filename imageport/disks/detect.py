@@ -165,6 +165,9 @@ def open_disk(path: str | os.PathLike[str], format: DiskFormat | None = None, fs
     """Open an image for reading; ``format`` is the format the caller expects (refused when the
     content says otherwise); ``fs`` says where it lives (local by default, or e.g. an SMB share)."""
     path = os.fspath(path)
+    given = fs.disk_reader(path, format)
+    if given is not None:
+        return given
     fmt = detect_format(path, fs, format)
     if fmt is DiskFormat.RAW:
         return RawReader(path, fs)

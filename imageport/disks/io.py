@@ -16,6 +16,7 @@ from imageport.disks.extents import Extent
 from imageport.errors import FormatError, InputError
 
 if TYPE_CHECKING:
+    from imageport.disks.formats import DiskReader
     from imageport.disks.ownership import OutputStore
 
 
@@ -109,6 +110,11 @@ class FileSystem(ABC):
     def output_store(self) -> OutputStore:
         """Locks, listings and leftovers here (``imageport clean``); stores without staged outputs refuse."""
         raise InputError(f"{type(self).__name__}: no staged outputs are written here, nothing to clean")
+
+    def disk_reader(self, path: str, format: Any = None) -> DiskReader | None:
+        """A file system whose files are already virtual disks (a stream shared by many writers,
+        ``transfer.window``) hands out their reader here; ``open_disk`` asks first. None: detect from the bytes."""
+        return None
 
     def realpath(self, path: str) -> str:
         """A canonical form, for loop detection in parent chains."""

@@ -1,4 +1,4 @@
-"""A port killed mid-upload and run again: the export is reused, the upload resumes, and no more than one
+"""A port killed mid-upload and run again: the upload (streamed from the export) resumes, and no more than one
 window of chunks (the chunks in flight when it died) is sent twice."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ print("RESULT " + result.model_dump_json(), flush=True)
 """
 
 
-def test_killed_mid_upload_then_rerun_reuses_export_and_resends_at_most_one_window(  # type: ignore[no-untyped-def]
+def test_killed_mid_upload_then_rerun_resumes_the_streamed_upload_and_resends_at_most_one_window(  # type: ignore[no-untyped-def]
     prefect_api, arm, azure_settings, windows_disks, cli_env, tmp_path: Path
 ) -> None:
     image = tmp_path / "vms" / "gold.img"
@@ -90,11 +90,12 @@ def test_killed_mid_upload_then_rerun_reuses_export_and_resends_at_most_one_wind
         delete_connector("resume-az")
     (line,) = [ln for ln in second.stdout.splitlines() if ln.startswith("RESULT ")]
     stages = {s.stage.value: s for s in PortResult.model_validate_json(line[len("RESULT ") :]).stages}
-    # not exported again: the reused export came back typed from the first process's persisted JSON
-    assert stages["export"].reused is True
+    # The upload streams from the export (one read of the source), so the kill interrupted both: the re-run
+    # exports again and streams again, and the page blob resumes by its own checkpoint (the source's fingerprint).
+    assert stages["export"].reused is False and stages["export"].streamed
     assert stages["export"].content_hash == stages["upload"].content_hash and stages["export"].bytes_written
     upload, details = stages["upload"], stages["upload"].details
-    assert isinstance(details, UploadDetails)
+    assert isinstance(details, UploadDetails) and upload.streamed
     assert upload.reused is False and upload.resumed is True and details.resumed_disk is True
     data_chunks = details.chunks_sent + details.chunks_resumed
     missing = data_chunks - len(landed)  # the blob holds pages only where data was written

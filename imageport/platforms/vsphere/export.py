@@ -99,8 +99,10 @@ def export_vm_disk(
     digests: bool = False,
     wait_lock: bool = False,
     verify: str = "auto",
+    copy: Callable[..., ConvertResult] = copy_image,
 ) -> VsphereExport:
-    """See the module docstring. ``digests`` adds the plain SHA-256 and MD5 (Citrix -HashDisk)."""
+    """See the module docstring. ``digests`` adds the plain SHA-256 and MD5 (Citrix -HashDisk). ``copy`` copies
+    the datastore path's base file (``copy_image``, or a ``transfer.fanout.StreamCopier``)."""
     if read_path not in READ_PATHS:
         raise InputError(f"read path {read_path!r}: use one of {', '.join(READ_PATHS)}")
     si = session.si or session.connect()
@@ -138,7 +140,7 @@ def export_vm_disk(
             datastore, file_path = split_datastore_path(at_snapshot.file)
             source_fs = session.datastore_files(datastore)
             try:
-                result: ConvertResult = copy_image(
+                result: ConvertResult = copy(
                     file_path,
                     source_fs,
                     output,
