@@ -12,7 +12,21 @@ import logging
 
 import typer
 
-from cli import clean, connectors, copy_image, disk, engine, guest, jobs, publish, reap, snapshot, upload, vsphere
+from cli import (
+    clean,
+    connectors,
+    copy_image,
+    disk,
+    engine,
+    guest,
+    jobs,
+    publish,
+    reap,
+    snapshot,
+    upload,
+    users,
+    vsphere,
+)
 from imageport import redaction
 
 # Every edge of the process, before any command runs: stdout/stderr (tables, JSON, echo and the
@@ -45,6 +59,8 @@ app.command("run")(jobs.run)
 app.command("port")(jobs.port)
 app.command("serve")(jobs.serve)
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(users.app, name="users")
+app.command("server")(users.server)
 
 
 @app.command()
