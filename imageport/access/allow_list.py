@@ -153,6 +153,7 @@ WS    /task_runs/subscriptions/scheduled        worker
 POST  /automations/filter                       both
 POST  /automations/count                        both
 GET   /automations/related-to/{resource_id}     both
+DELETE /automations/owned-by/{resource_id}      worker   # serve replaces a deployment's own triggers
 
 POST  /ui/flows/count-deployments               both
 POST  /ui/flows/next-runs                       both
@@ -170,7 +171,7 @@ def _rules(text: str) -> list[Rule]:
     for line in text.strip().splitlines():
         if not line.strip():
             continue
-        method, template, who, *condition = line.split()
+        method, template, who, *condition = line.partition("#")[0].split()
         rules.append(Rule(method, template, WHO[who], CONDITIONS[condition[0]] if condition else None))
     return rules
 
