@@ -4,7 +4,9 @@ A rule names one of Prefect's routes as its router declares it (method + path te
 ``/api``, e.g. ``GET /block_documents/{id}``), the roles that may call it, and optionally a condition
 on the request. An administrator may call anything; for the other roles a route with no rule is
 denied, so a route a new Prefect version adds stays closed to porters and workers until someone
-lists it (tests/prefect_layer/test_access_routes.py walks the server's own OpenAPI document).
+lists it (tests/prefect_layer/test_access_roles.py walks the server's own OpenAPI document).
+A rule's condition restricts porters only: workers run the flows, which set every state and load
+connectors with their secrets.
 """
 
 from __future__ import annotations
@@ -114,7 +116,7 @@ class Policy:
     def needs_body(self, role: Role, method: str, template: str) -> bool:
         rule = self.rules.get((method, template))
         condition = rule.condition if rule is not None else None
-        return role is not Role.ADMINISTRATOR and condition is not None and condition.needs_body
+        return role is Role.PORTER and condition is not None and condition.needs_body
 
     def allows_route(self, role: Role, method: str, template: str) -> bool:
         """Whether the role may call the route at all (some calls may still fail its condition)."""
@@ -129,6 +131,6 @@ class Policy:
             return Verdict(False, "not on the allow-list")
         if role not in rule.roles:
             return Verdict(False, f"not allowed to the {role.value} role")
-        if rule.condition is not None and not rule.condition.check(request):
+        if role is Role.PORTER and rule.condition is not None and not rule.condition.check(request):
             return Verdict(False, f"{role.value}s may call it {rule.condition.why}")
         return Verdict(True)

@@ -116,13 +116,11 @@ def test_a_porter_starts_and_stops_runs_the_worker_runs_them_and_each_says_who(g
     assert hash_disk(lab / "gold.vhdx").content_hash == hash_disk(lab / "gold.raw").content_hash
     shown = cli(gate, PORTER, "jobs", "show", run["id"])
     assert shown.returncode == 0 and "started by: pat" in shown.stdout, shown.stdout + shown.stderr
-    # A port started from the CLI as a porter, then stopped by the porter: cancelled (exit 3), tagged pat.
-    spec = gate.root / "port.json"
-    spec.write_text(json.dumps({"source": source, "staging": {**source, "path": "staging.vhdx"},
-                                "targets": [{"disk": {**source, "path": "target.vhd"}}]}))  # fmt: skip
-    started = cli(gate, PORTER, "port", "mcs-to-mcs", "--spec", str(spec), "--json")
-    assert started.returncode == 0, started.stderr
-    port_id = json.loads(started.stdout)["run"]
+    # A port started as a porter (the UI's call), then stopped by the porter from the CLI: cancelled (exit 3).
+    port = gate.call(PORTER, "GET", "/deployments/name/mcs-to-mcs/mcs-to-mcs").json()
+    spec = {"workflow": "mcs-to-mcs", "source": source, "staging": {**source, "path": "staging.vhdx"},
+            "targets": [{"disk": {**source, "path": "target.vhd"}}]}  # fmt: skip
+    port_id = _create_run(gate, PORTER, port, parameters={"spec": spec})["id"]
     stopped = cli(gate, PORTER, "jobs", "stop", port_id)
     assert stopped.returncode == 0, stopped.stderr
     ended = cli(gate, PORTER, "jobs", "wait", port_id, "--timeout", "180")
@@ -144,15 +142,15 @@ def _secret_free(response: Any) -> str:
 
 
 def test_a_porter_cannot_read_a_planted_secret_by_any_route(gate: GatedServer) -> None:
-    vault = gate.call(PORTER, "GET", "/block_types/slug/fileshareconnector/block_documents/name/vault")
+    vault = gate.call(PORTER, "GET", "/block_types/slug/imageport-fileshare/block_documents/name/vault")
     assert vault.status_code == 200 and _secret_free(vault)
     vault_id, schema_id = vault.json()["id"], vault.json()["block_schema_id"]
     secret_asks = [
         ("GET", f"/block_documents/{vault_id}?include_secrets=true", None),
         ("GET", f"/block_documents/{vault_id}?include_secrets=True&include_secrets=false", None),
         ("GET", f"/block_documents/{vault_id}?include_secrets=1", None),
-        ("GET", "/block_types/slug/fileshareconnector/block_documents/name/vault?include_secrets=yes", None),
-        ("GET", "/block_types/slug/fileshareconnector/block_documents?include_secrets=on", None),
+        ("GET", "/block_types/slug/imageport-fileshare/block_documents/name/vault?include_secrets=yes", None),
+        ("GET", "/block_types/slug/imageport-fileshare/block_documents?include_secrets=on", None),
         ("POST", "/block_documents/filter", {"include_secrets": True}),
         ("POST", "/block_documents/filter", {"include_secrets": "true"}),
         ("POST", "/block_documents/filter?include_secrets=true", {}),
@@ -167,7 +165,7 @@ def test_a_porter_cannot_read_a_planted_secret_by_any_route(gate: GatedServer) -
     runs = gate.call(PORTER, "POST", "/flow_runs/filter", json={}).json()
     assert runs, "the run test ran first: logs and artifacts exist"
     artifacts = gate.call(PORTER, "POST", "/artifacts/filter", json={}).json()
-    real = {"id": vault_id, "slug": "fileshareconnector", "block_document_name": "vault", "checksum": "x",
+    real = {"id": vault_id, "slug": "imageport-fileshare", "block_document_name": "vault", "checksum": "x",
             "key": artifacts[0]["key"] if artifacts else "x"}  # fmt: skip
     reads = [("GET", f"/block_documents/{vault_id}"), ("GET", f"/block_schemas/{schema_id}"),
              ("GET", f"/flow_runs/{runs[0]['id']}/logs/download")]  # fmt: skip
@@ -187,7 +185,7 @@ def test_a_porter_cannot_create_change_or_delete_connectors_or_deployments(gate:
     made = cli(gate, PORTER, "connector", "create", "local", "mine", f"root={gate.root}")
     assert made.returncode == 1 and "pat (porter) may not" in made.stderr, made.stdout + made.stderr
     assert len(made.stderr.strip().splitlines()) == 1
-    vault = gate.call(ADMIN, "GET", "/block_types/slug/fileshareconnector/block_documents/name/vault").json()
+    vault = gate.call(ADMIN, "GET", "/block_types/slug/imageport-fileshare/block_documents/name/vault").json()
     deployment = gate.call(PORTER, "GET", f"/deployments/name/{CONVERT}").json()
     for method, path, body in (
         ("PATCH", f"/block_documents/{vault['id']}", {"data": {"share": "other"}}),
