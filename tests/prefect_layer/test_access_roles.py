@@ -9,7 +9,6 @@ route, nor create, change or delete a connector or a deployment.
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import uuid
