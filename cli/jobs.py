@@ -170,6 +170,7 @@ def wait_(
 
 
 @app.command("list")
+@reports_errors
 def list_(
     limit: Annotated[int, typer.Option(help="How many of the latest runs")] = 20, as_json: JsonFlag = False
 ) -> None:

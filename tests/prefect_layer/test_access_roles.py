@@ -13,6 +13,7 @@ import re
 import subprocess
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -115,11 +116,13 @@ def test_a_porter_starts_and_stops_runs_the_worker_runs_them_and_each_says_who(g
     assert hash_disk(lab / "gold.vhdx").content_hash == hash_disk(lab / "gold.raw").content_hash
     shown = cli(gate, PORTER, "jobs", "show", run["id"])
     assert shown.returncode == 0 and "started by: pat" in shown.stdout, shown.stdout + shown.stderr
-    # A port started as a porter (the UI's call), then stopped by the porter from the CLI: cancelled (exit 3).
+    # A port started as a porter (the UI's call, for an hour later), then stopped by the porter from the CLI: cancelled (exit 3).
     port = gate.call(PORTER, "GET", "/deployments/name/mcs-to-mcs/mcs-to-mcs").json()
     spec = {"workflow": "mcs-to-mcs", "source": source, "staging": {**source, "path": "staging.vhdx"},
             "targets": [{"disk": {**source, "path": "target.vhd"}}]}  # fmt: skip
-    port_id = _create_run(gate, PORTER, port, parameters={"spec": spec})["id"]
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()  # stopped before the runner can pick it up
+    port_id = _create_run(gate, PORTER, port, parameters={"spec": spec},
+                          state={"type": "SCHEDULED", "state_details": {"scheduled_time": later}})["id"]  # fmt: skip
     stopped = cli(gate, PORTER, "jobs", "stop", port_id)
     assert stopped.returncode == 0, stopped.stderr
     ended = cli(gate, PORTER, "jobs", "wait", port_id, "--timeout", "180")
