@@ -116,7 +116,7 @@ def test_a_porter_starts_and_stops_runs_the_worker_runs_them_and_each_says_who(g
     assert hash_disk(lab / "gold.vhdx").content_hash == hash_disk(lab / "gold.raw").content_hash
     shown = cli(gate, PORTER, "jobs", "show", run["id"])
     assert shown.returncode == 0 and "started by: pat" in shown.stdout, shown.stdout + shown.stderr
-    # A port started as a porter (the UI's call, for an hour later), then stopped by the porter from the CLI: cancelled (exit 3).
+    # A port started as a porter (the UI's call, for an hour later), stopped by the porter: cancelled (exit 3).
     port = gate.call(PORTER, "GET", "/deployments/name/mcs-to-mcs/mcs-to-mcs").json()
     spec = {"workflow": "mcs-to-mcs", "source": source, "staging": {**source, "path": "staging.vhdx"},
             "targets": [{"disk": {**source, "path": "target.vhd"}}]}  # fmt: skip
