@@ -75,10 +75,13 @@ ui: venv
 	@mkdir -p $(PREFECT_HOME)
 	PREFECT_API_URL=$(API_URL) $(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PORT)
 
+# serve: Prefect behind imageport's roles (`imageport server`, docs/operations.md "Users and roles"); HOST=0.0.0.0
+# needs users in the users file. The runner authenticates with PREFECT_API_AUTH_STRING (a worker user) if set.
+HOST ?= 127.0.0.1
 serve: venv
 	@mkdir -p $(PREFECT_HOME)
 	@export PREFECT_API_URL=$(API_URL); \
-	  $(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PORT) & server=$$!; \
+	  $(VENV)/bin/imageport server --host $(HOST) --port $(PORT) & server=$$!; \
 	  trap "kill $$server" EXIT; \
 	  until $(PY) -c "import urllib.request as u; u.urlopen('$(API_URL)/health')" 2>/dev/null; \
 	    do kill -0 $$server || exit 1; sleep 1; done; \

@@ -19,6 +19,7 @@ from cli.output import EXIT_BAD_INPUT, console, emit_json, emit_table, err_conso
 from cli.results import show_result
 from deployments.catalog import deployable
 from imageport import specfile
+from imageport.access.audit import started_by
 from imageport.errors import InputError
 from imageport.models import PortSpec, Workflow, parse_model
 
@@ -169,6 +170,7 @@ def wait_(
 
 
 @app.command("list")
+@reports_errors
 def list_(
     limit: Annotated[int, typer.Option(help="How many of the latest runs")] = 20, as_json: JsonFlag = False
 ) -> None:
@@ -227,6 +229,7 @@ def show(run_id: str, as_json: JsonFlag = False) -> None:
     message = flow_run.state.message if flow_run.state else ""
     summary = {
         "id": str(rid), "name": flow_run.name, "state": state, "message": message,
+        "started_by": started_by(flow_run.tags),  # the gateway's imageport-by: tag; None for a schedule
         "items": [dict(zip(["task", "state", "duration"], r, strict=True)) for r in rows],
         "artifacts": [{"key": a.key, "type": a.type, "data": a.data} for a in artifacts],
     }  # fmt: skip
@@ -234,6 +237,7 @@ def show(run_id: str, as_json: JsonFlag = False) -> None:
         emit_json(summary)
         return
     console.print(f"run {rid} ({flow_run.name}): {state} {summary['message'] or ''}", highlight=False)
+    console.print(f"started by: {summary['started_by'] or 'a schedule or an unauthenticated server'}", highlight=False)
     emit_table("items", ["task", "state", "duration"], rows)
     for artifact in artifacts:
         if artifact.type == "progress":

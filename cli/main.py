@@ -24,6 +24,7 @@ from cli import (
     reap,
     snapshot,
     upload,
+    users,
     vsphere,
     xenserver,
 )
@@ -60,6 +61,8 @@ app.command("run")(jobs.run)
 app.command("port")(jobs.port)
 app.command("serve")(jobs.serve)
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(users.app, name="users")
+app.command("server")(users.server)
 
 
 @app.command()

@@ -48,8 +48,37 @@ def reports_errors(func: F) -> F:
         except ImageportError as exc:
             err_console.print(f"[red]error:[/red] {exc}", highlight=False)
             raise typer.Exit(EXIT_FAILED) from None
+        except Exception as exc:
+            if (line := api_refusal(exc)) is None:
+                raise
+            err_console.print(f"[red]error:[/red] {line}", highlight=False)
+            raise typer.Exit(EXIT_FAILED) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def api_refusal(exc: BaseException) -> str | None:
+    """One line for the Prefect API refusing the caller (401: credential, 403: role); None for anything else.
+
+    The one place the CLI reads Prefect's HTTP errors (httpx's, which Prefect's client raises): a command
+    that never loaded httpx cannot have got one, so it is not imported here.
+    """
+    httpx = sys.modules.get("httpx")
+    if httpx is None or not isinstance(exc, httpx.HTTPStatusError):
+        return None
+    response = exc.response
+    if response.status_code not in (401, 403):
+        return None
+    try:
+        detail = response.json().get("detail") or response.json().get("exception_message")
+    except ValueError:
+        detail = response.text[:200]
+    if response.status_code == 401:
+        return (
+            f"the Prefect API at {response.url.host}:{response.url.port} refused the credential: {detail} "
+            "(set PREFECT_API_AUTH_STRING=user:password)"
+        )
+    return f"the Prefect API refused this: {detail}"
 
 
 def emit_json(data: Any) -> None:

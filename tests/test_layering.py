@@ -15,7 +15,7 @@ from tests.infra.services import REPO
 FORBIDDEN_IN_CORE = {"prefect", "flows", "tasks", "blocks", "deployments", "cli"}
 # Within the core, each layer may import only the layers below it.
 CORE_ORDER = [
-    "redaction", "errors", "retry", "hashing", "credentials", "names", "specfile", "forms", "models", "disks",
+    "redaction", "errors", "access", "retry", "hashing", "credentials", "names", "specfile", "forms", "models", "disks",
     "storage", "transfer", "platforms", "guest", "engine", "results", "preflight", "adapters",
 ]  # fmt: skip
 
