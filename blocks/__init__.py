@@ -3,10 +3,18 @@
 import blocks.redaction  # noqa: F401  (redacted logs and tracebacks wherever the Prefect layer runs)
 from blocks.connectors import (
     CONNECTOR_KINDS,
+    AhvConnector,
     AzureConnector,
     FileShareConnector,
     LocalConnector,
     VsphereConnector,
 )
 
-__all__ = ["CONNECTOR_KINDS", "AzureConnector", "FileShareConnector", "LocalConnector", "VsphereConnector"]
+__all__ = [
+    "CONNECTOR_KINDS",
+    "AhvConnector",
+    "AzureConnector",
+    "FileShareConnector",
+    "LocalConnector",
+    "VsphereConnector",
+]

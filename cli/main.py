@@ -12,7 +12,7 @@ import logging
 
 import typer
 
-from cli import clean, connectors, copy_image, disk, engine, guest, jobs, publish, reap, snapshot, upload, vsphere
+from cli import ahv, clean, connectors, copy_image, disk, engine, guest, jobs, publish, reap, snapshot, upload, vsphere
 from imageport import redaction
 
 # Every edge of the process, before any command runs: stdout/stderr (tables, JSON, echo and the
@@ -32,6 +32,7 @@ app = typer.Typer(
 app.add_typer(connectors.app, name="connector")
 app.add_typer(disk.app, name="disk")
 app.add_typer(vsphere.app, name="vsphere")
+app.add_typer(ahv.app, name="ahv")
 app.add_typer(engine.app, name="engine")
 app.command("upload")(upload.upload)
 app.command("copy")(copy_image.copy)

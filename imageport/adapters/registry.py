@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from imageport.adapters.ahv import AhvDiskAdapter
 from imageport.adapters.azure import AZURE_CE, AzureDiskAdapter, AzureSnapshotAdapter
 from imageport.adapters.datastore import DatastoreAdapter
 from imageport.adapters.local import LOCAL_CE, LocalAdapter
@@ -23,6 +24,7 @@ from imageport.names import shown
 
 ADAPTERS: list[tuple[str, DiskAdapter]] = [
     ("vsphere", VsphereDiskAdapter()),
+    ("ahv", AhvDiskAdapter()),
     ("datastore", DatastoreAdapter()),
     ("azure-disk", AzureDiskAdapter()),
     ("azure-snapshot", AzureSnapshotAdapter()),
