@@ -39,6 +39,7 @@ from imageport.models import (
     ShareRef,
     VsphereDiskRef,
 )
+from imageport.models.refs import AhvDiskRef
 from imageport.names import store_path
 from imageport.storage.local import LocalDirectoryConfig
 from tests.core.disks.images import MiB, make_raw
@@ -71,13 +72,15 @@ refs = st.one_of(
               create_vm=st.one_of(st.none(), free_text.map(lambda t: t[:80]))),
     st.builds(VsphereDiskRef, connector=connectors, vm=free_text,
               disk=st.one_of(st.none(), free_text, st.just("")), snapshot=st.one_of(st.none(), free_text)),
+    st.builds(AhvDiskRef, connector=connectors, vm=free_text, disk=st.one_of(st.none(), free_text, st.just(""))),
 )  # fmt: skip
 
 
 def test_every_reference_kind_has_one_adapter() -> None:
     kinds = [kind for kind, _ in ADAPTERS]
     union_kinds = {cls.model_fields["kind"].default for cls in
-                   (VsphereDiskRef, DatastoreFileRef, AzureDiskRef, AzureSnapshotRef, ShareRef, LocalRef)}  # fmt: skip
+                   (VsphereDiskRef, AhvDiskRef, DatastoreFileRef, AzureDiskRef, AzureSnapshotRef, ShareRef,
+                    LocalRef)}  # fmt: skip
     assert sorted(kinds) == sorted(union_kinds) and len(set(kinds)) == len(kinds)
     for kind, adapter in ADAPTERS:
         assert isinstance(adapter, DiskAdapter) and adapter.kind == kind
@@ -113,6 +116,9 @@ CANONICAL = [
     "vsphere://vc/vm-123?disk=[LocalDS_0] gold/gold.vmdk",
     "vsphere://vc/a%3Fb%23c?disk=Hard disk 1&snapshot=before %26 after %3D ok",
     "vsphere://vc/gold?snapshot=s",
+    "ahv://pc/gold-vm",
+    "ahv://pc/0b9e5e1a-2f4c-4a77-9d1e-3c5a1b2c3d4e?disk=scsi.0",
+    "ahv://pc/a%3Fb%23c?disk=sata.1",
 ]
 
 
@@ -221,4 +227,4 @@ def test_compositing_engine_hosts_come_from_the_table() -> None:
         ce_host("fileshare", "nas")
     assert not CE_HOSTS["vsphere"].in_use(SimpleNamespace(ce_template=None))  # never made CEs there: not reaped
     assert CE_HOSTS["vsphere"].in_use(SimpleNamespace(ce_template="ce-template"))
-    assert all(adapter.connector_kind in ("local", "azure", "vsphere", "fileshare") for _, adapter in ADAPTERS)
+    assert all(adapter.connector_kind in ("local", "azure", "vsphere", "ahv", "fileshare") for _, adapter in ADAPTERS)

@@ -83,6 +83,10 @@ def translated_error(where: str, exc: BaseException) -> PlatformError | None:
     from ntnx_prism_py_client.rest import ApiException as PrismApiException
     from ntnx_vmm_py_client.rest import ApiException as VmmApiException
 
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and isinstance(exc.reason, urllib3.exceptions.SSLError):
+        exc = exc.reason  # urllib3 wraps a TLS refusal in its retries
+    if isinstance(exc, VmmApiException | PrismApiException) and exc.status == 0 and "SSLError" in str(exc.reason):
+        exc = urllib3.exceptions.SSLError(str(exc.reason).splitlines()[-1])  # the SDK's own wrapping of the same
     if isinstance(exc, VmmApiException | PrismApiException):
         headers = exc.headers or {}
         return api_error(where, exc.status, exc.reason, exc.body, headers.get("Retry-After"))
