@@ -70,7 +70,7 @@ def assert_export_then_same_hash(result: PortResult, lab: dict[str, Any], stagin
     """The export read the VM disk's content, and every copying hop after it kept that content hash."""
     (export,) = [s for s in result.stages if s.stage == "export"]
     assert export.content_hash == lab["gold_hash"] and export.target.endswith(staging)
-    assert [r.kind for r in export.removed] == ["ahv-image"] and export.source == "ahv-gold scsi.0"
+    assert [r.kind for r in export.removed] == ["ahv-image"] and export.source == "ahv://ahv-pc/ahv-gold?disk=scsi.0"
     assert hash_disk(lab["share"] / staging).content_hash == lab["gold_hash"]
     uploads = [s for s in result.stages if s.stage == "upload"]
     assert uploads and all(s.content_hash == lab["gold_hash"] for s in uploads), uploads
