@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from imageport.adapters.locations import ALWAYS, SEGMENT, Location, escape, query_text
-from imageport.adapters.protocol import Connectors, DiskAdapter, Opened
+from imageport.adapters.protocol import CeHost, Connectors, DiskAdapter, Opened
 from imageport.disks.io import FileSystem
 from imageport.engine.tags import CeTags
 from imageport.errors import InputError
@@ -83,3 +83,13 @@ class AhvDiskAdapter(DiskAdapter):
 
     def prepared(self, ref: AhvDiskRef, name: str | None = None, snapshot: str | None = None) -> Any:
         raise InputError("targets: an ahv VM disk is a source; name an Azure disk, a datastore disk or a local file")
+
+
+def _leftovers_backend(config: Any) -> Any:
+    from imageport.engine.ahv import AhvLeftovers  # the SDKs only when used
+
+    return AhvLeftovers(config)
+
+
+# AHV hosts no CE; this row makes the reaper (and the crash hooks) find an export's leaked image by its marks.
+AHV_LEFTOVERS = CeHost("ahv", _leftovers_backend)

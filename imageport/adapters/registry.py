@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from imageport.adapters.ahv import AhvDiskAdapter
+from imageport.adapters.ahv import AHV_LEFTOVERS, AhvDiskAdapter
 from imageport.adapters.azure import AZURE_CE, AzureDiskAdapter, AzureSnapshotAdapter
 from imageport.adapters.datastore import DatastoreAdapter
 from imageport.adapters.local import LOCAL_CE, LocalAdapter
@@ -31,7 +31,7 @@ ADAPTERS: list[tuple[str, DiskAdapter]] = [
     ("share", ShareAdapter()),
     ("local", LocalAdapter()),
 ]
-CE_HOSTS: dict[str, CeHost] = {host.connector_kind: host for host in (LOCAL_CE, AZURE_CE, VSPHERE_CE)}
+CE_HOSTS: dict[str, CeHost] = {host.connector_kind: host for host in (LOCAL_CE, AZURE_CE, VSPHERE_CE, AHV_LEFTOVERS)}
 
 _BY_KIND = dict(ADAPTERS)
 _BY_SCHEME = {scheme: adapter for _, adapter in ADAPTERS for scheme in adapter.schemes}

@@ -222,7 +222,7 @@ def test_an_adapter_reads_through_the_injected_connectors(tmp_path: Path) -> Non
 
 
 def test_compositing_engine_hosts_come_from_the_table() -> None:
-    assert [kind for kind in CE_HOSTS] == ["local", "azure", "vsphere"] and not hosts_ce("fileshare")
+    assert [kind for kind in CE_HOSTS] == ["local", "azure", "vsphere", "ahv"] and not hosts_ce("fileshare")
     with pytest.raises(InputError, match="connector 'nas' is a fileshare connector, which cannot host a compositing"):
         ce_host("fileshare", "nas")
     assert not CE_HOSTS["vsphere"].in_use(SimpleNamespace(ce_template=None))  # never made CEs there: not reaped

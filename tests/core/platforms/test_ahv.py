@@ -15,7 +15,7 @@ from imageport.disks.local_files import LOCAL
 from imageport.errors import PlatformAccessDenied, PlatformError, PlatformNotFound
 from imageport.models import DiskFormat
 from imageport.platforms.ahv.errors import translate_ahv_errors
-from imageport.platforms.ahv.export import delete_image, export_vm_disk, leftover_images
+from imageport.platforms.ahv.export import export_vm_disk, leftover_images
 from imageport.platforms.ahv.inventory import find_vm, list_vms, select_disk
 from imageport.platforms.ahv.session import AhvConfig
 from tests.core.disks.images import MiB, make_raw
@@ -124,7 +124,17 @@ def test_deletes_need_the_current_etag_and_leaked_images_are_found_by_their_tags
         for if_match in (None, '"image-stale-0"'):
             with pytest.raises(PlatformError, match=r"HTTP 412, stale ETag: VMM-30412"), translate_ahv_errors("rm"):
                 images.delete_image_by_id(image_id, **({"if_match": if_match} if if_match else {}))
-        delete_image(session, image_id)
+    # The reaper finds the leaked image (expired, its run not live) through the AHV row of CE_HOSTS, and deletes
+    # it with its current ETag.
+    from imageport.adapters.registry import ce_backend
+    from imageport.engine.reaper import reap
+
+    backend = ce_backend("ahv", config(prism), "lab-pc")
+    assert [(r.kind, r.id) for r in backend.list_resources()] == [("ahv-image", image_id)]
+    assert reap([backend], lambda run: True).kept_live == [f"ahv ahv-image {image_id} (run cli-test-1)"]
+    report = reap([backend], lambda run: False)
+    assert report.deleted == [f"ahv ahv-image {image_id} (run cli-test-1)"] and report.failed == []
+    with config(prism).build() as session:
         assert leftover_images(session) == [] and prism.images == {}
 
 
