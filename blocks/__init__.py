@@ -3,6 +3,7 @@
 import blocks.redaction  # noqa: F401  (redacted logs and tracebacks wherever the Prefect layer runs)
 from blocks.connectors import (
     CONNECTOR_KINDS,
+    AhvConnector,
     AzureConnector,
     FileShareConnector,
     LocalConnector,
@@ -10,5 +11,5 @@ from blocks.connectors import (
     XenServerConnector,
 )
 
-__all__ = ["CONNECTOR_KINDS", "AzureConnector", "FileShareConnector", "LocalConnector", "VsphereConnector",
-           "XenServerConnector"]
+__all__ = ["CONNECTOR_KINDS", "AhvConnector", "AzureConnector", "FileShareConnector", "LocalConnector",
+           "VsphereConnector", "XenServerConnector"]

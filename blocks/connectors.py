@@ -13,6 +13,7 @@ from typing import ClassVar
 
 from prefect.blocks.core import Block
 
+from imageport.platforms.ahv.session import AhvConfig
 from imageport.platforms.azure.session import AzureConfig
 from imageport.platforms.vsphere.session import VsphereConfig
 from imageport.platforms.xenserver.session import XenServerConfig
@@ -54,6 +55,17 @@ class VsphereConnector(Block, VsphereConfig):
     kind: ClassVar[str] = "vsphere"
 
 
+class AhvConnector(Block, AhvConfig):
+    """A Nutanix Prism Central (v4 APIs): source of master images on AHV."""
+
+    _code_example = _example("AhvConnector")
+    _block_type_name = "Imageport Nutanix AHV Connector"
+    _block_type_slug = "imageport-ahv"
+    _description = "Prism Central endpoint, credentials and TLS trust."
+    _documentation_url = _DOCS
+    kind: ClassVar[str] = "ahv"
+
+
 class AzureConnector(Block, AzureConfig):
     """An Azure subscription and resource group: MCS target, source, compositing-engine host."""
 
@@ -89,5 +101,6 @@ class XenServerConnector(Block, XenServerConfig):
 
 CONNECTOR_KINDS: dict[str, type[Block]] = {
     cls.kind: cls
-    for cls in (FileShareConnector, VsphereConnector, AzureConnector, LocalConnector, XenServerConnector)
+    for cls in (FileShareConnector, VsphereConnector, AhvConnector, AzureConnector, LocalConnector,
+                XenServerConnector)
 }

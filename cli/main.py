@@ -13,6 +13,7 @@ import logging
 import typer
 
 from cli import (
+    ahv,
     clean,
     connectors,
     copy_image,
@@ -48,6 +49,7 @@ app.add_typer(connectors.app, name="connector")
 app.add_typer(disk.app, name="disk")
 app.add_typer(vsphere.app, name="vsphere")
 app.add_typer(xenserver.app, name="xenserver")
+app.add_typer(ahv.app, name="ahv")
 app.add_typer(engine.app, name="engine")
 app.command("upload")(upload.upload)
 app.command("copy")(copy_image.copy)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from imageport.engine.job import AgentResult
     from imageport.engine.lifecycle import Outcome
     from imageport.guest.diagnostics import Diagnostics
+    from imageport.platforms.ahv.export import AhvExport
     from imageport.platforms.azure.disks import ManagedDiskUpload
     from imageport.platforms.pvs.publish import PublishResult
     from imageport.platforms.vsphere.export import VsphereExport
@@ -263,6 +264,17 @@ def from_xenserver_export(result: XenServerExport) -> StageResult:
         details=XenServerExportDetails(vm=result.vm, vm_uuid=result.vm_uuid, disk=result.disk,
                                        vdi_uuid=result.vdi_uuid, snapshot=result.snapshot,
                                        snapshot_created=result.snapshot_created, passes=result.attempts),
+    )  # fmt: skip
+
+
+def from_ahv_export(result: AhvExport) -> StageResult:
+    """An AHV VM's disk exported through a temporary image (``platforms.ahv.export``), which it deleted."""
+    return StageResult(
+        stage=Stage.EXPORT, source=f"{result.vm} {result.disk}", target=result.output,
+        virtual_size=result.virtual_size, bytes_written=result.data_written, content_hash=result.content_hash,
+        verified=result.verified, sha256=result.sha256, md5=result.md5, seconds=result.seconds,
+        created=_file(result.output), removed=[CreatedResource(kind="ahv-image", id=result.image)],
+        warnings=[f"{result.resumed_streams} dropped download stream(s) resumed"] if result.resumed_streams else [],
     )  # fmt: skip
 
 

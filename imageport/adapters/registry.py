@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from imageport.adapters.ahv import AHV_LEFTOVERS, AhvDiskAdapter
 from imageport.adapters.azure import AZURE_CE, AzureDiskAdapter, AzureSnapshotAdapter
 from imageport.adapters.datastore import DatastoreAdapter
 from imageport.adapters.local import LOCAL_CE, LocalAdapter
@@ -24,6 +25,7 @@ from imageport.names import shown
 
 ADAPTERS: list[tuple[str, DiskAdapter]] = [
     ("vsphere", VsphereDiskAdapter()),
+    ("ahv", AhvDiskAdapter()),
     ("datastore", DatastoreAdapter()),
     ("azure-disk", AzureDiskAdapter()),
     ("azure-snapshot", AzureSnapshotAdapter()),
@@ -32,7 +34,7 @@ ADAPTERS: list[tuple[str, DiskAdapter]] = [
     ("xenserver", XenServerDiskAdapter()),
 ]
 CE_HOSTS: dict[str, CeHost] = {host.connector_kind: host for host in (LOCAL_CE, AZURE_CE, VSPHERE_CE,
-                                                                               XENSERVER_LEFTOVERS)}
+                                                                               AHV_LEFTOVERS, XENSERVER_LEFTOVERS)}
 
 _BY_KIND = dict(ADAPTERS)
 _BY_SCHEME = {scheme: adapter for _, adapter in ADAPTERS for scheme in adapter.schemes}

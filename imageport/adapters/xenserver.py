@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from imageport.adapters.locations import format_vm_disk, parse_vm_disk
-from imageport.adapters.protocol import CeHost, Connectors, DiskAdapter
+from imageport.adapters.protocol import CeHost, Connectors, Copier, DiskAdapter
 from imageport.disks.io import FileSystem
 from imageport.engine.backend import CeBackend
 from imageport.engine.job import AgentMode
@@ -21,6 +21,7 @@ from imageport.models import ExportSpec, Stage, XenServerDiskRef
 from imageport.platforms.runs import process_run_id
 from imageport.preflight.limits import SourceFacts
 from imageport.results import StageResult, from_xenserver_export
+from imageport.transfer.copy import copy_image
 
 # xapi has no content change id for a VDI: a stage reading one is cached this long at most (as vSphere's).
 EXPORT_CACHE_HOURS = 24
@@ -71,8 +72,11 @@ class XenServerDiskAdapter(DiskAdapter):
         return SourceFacts(f"the source VM {ref.vm!r}", firmware, None, select_disk(vm, ref.disk).virtual_size)
 
     def export(self, spec: ExportSpec, connectors: Connectors, output_fs: FileSystem, output: str, *,
-               progress: Any) -> StageResult:  # fmt: skip
-        """The disk as of a snapshot this run takes (marked for the reaper) and destroys, or the named one."""
+               progress: Any, copy: Copier = copy_image) -> StageResult:  # fmt: skip
+        """The disk as of a snapshot this run takes (marked for the reaper) and destroys, or the named one.
+
+        Its own stream (not ``copy``): a port's targets upload from the staging file afterwards.
+        """
         from imageport.platforms.xenserver.export import export_vm_disk  # XenAPI only when used
 
         source = spec.source

@@ -27,8 +27,11 @@ class XenServerLeftovers:
         self.config = config
         self.display = XenServerSession(config).display  # each call below logs in and out: a reap is short
 
-    def provision(self, source: Any, ledger: Ledger, *, keep_copy: bool) -> Provisioned:
+    def provision(self, source: Any, ledger: Ledger, *, keep_copy: bool, boot_diagnostics: bool = False) -> Provisioned:
         raise EngineError(f"{self.display}: imageport runs no compositing engine on XenServer")
+
+    def boot_log(self, engine: Any) -> str:
+        return ""
 
     def run_agent(self, engine: Any, job: AgentJob, timeout_s: float) -> AgentResult:
         raise EngineError(f"{self.display}: imageport runs no compositing engine on XenServer")

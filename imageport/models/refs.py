@@ -60,6 +60,19 @@ class XenServerDiskRef(_Model):
     )
 
 
+class AhvDiskRef(_Model):
+    """A virtual disk of a Nutanix AHV VM (Prism Central)."""
+
+    model_config = _titled("Nutanix AHV VM disk")
+
+    kind: Literal["ahv"] = "ahv"
+    connector: ConnectorName
+    vm: str = Field(min_length=1, description="VM name (unique in Prism Central) or extId (UUID).")
+    disk: str | None = Field(
+        default=None, description="Disk by bus type and index ('scsi.0', 'sata.1') or diskExtId; default: the first."
+    )
+
+
 class DatastoreFileRef(_Model):
     """A disk file on a vSphere datastore, read over HTTPS; as an upload target, a new disk ESXi runs.
 
@@ -145,7 +158,7 @@ def _read(ref: Any) -> Any:
 
 # Unions are validated by ``kind``; KindForm shows each as one form with a kind select (imageport/forms.py).
 DiskRef = Annotated[
-    Union[VsphereDiskRef, AzureDiskRef, AzureSnapshotRef, ShareRef, LocalRef, DatastoreFileRef,  # noqa: UP007
+    Union[VsphereDiskRef, AhvDiskRef, AzureDiskRef, AzureSnapshotRef, ShareRef, LocalRef, DatastoreFileRef,  # noqa: UP007
           XenServerDiskRef],
     Field(discriminator="kind"),
     KindForm(),
@@ -155,7 +168,7 @@ DiskRef = Annotated[
 FileRef = Annotated[Union[ShareRef, LocalRef], Field(discriminator="kind"), KindForm()]  # noqa: UP007
 # Disks that live on a platform (export sources, upload targets, prepare inputs).
 _PlatformDisk = Annotated[
-    Union[VsphereDiskRef, AzureDiskRef, AzureSnapshotRef, LocalRef, DatastoreFileRef, XenServerDiskRef],  # noqa: UP007
+    Union[VsphereDiskRef, AhvDiskRef, AzureDiskRef, AzureSnapshotRef, LocalRef, DatastoreFileRef, XenServerDiskRef],  # noqa: UP007
     Field(discriminator="kind"),
     KindForm(),
 ]

@@ -40,6 +40,7 @@ from imageport.models import (
     VsphereDiskRef,
     XenServerDiskRef,
 )
+from imageport.models.refs import AhvDiskRef
 from imageport.names import store_path
 from imageport.storage.local import LocalDirectoryConfig
 from tests.core.disks.images import MiB, make_raw
@@ -74,13 +75,14 @@ refs = st.one_of(
               disk=st.one_of(st.none(), free_text, st.just("")), snapshot=st.one_of(st.none(), free_text)),
     st.builds(XenServerDiskRef, connector=connectors, vm=free_text,
               disk=st.one_of(st.none(), free_text, st.just("")), snapshot=st.one_of(st.none(), free_text)),
+    st.builds(AhvDiskRef, connector=connectors, vm=free_text, disk=st.one_of(st.none(), free_text, st.just(""))),
 )  # fmt: skip
 
 
 def test_every_reference_kind_has_one_adapter() -> None:
     kinds = [kind for kind, _ in ADAPTERS]
     union_kinds = {cls.model_fields["kind"].default for cls in
-                   (VsphereDiskRef, DatastoreFileRef, AzureDiskRef, AzureSnapshotRef, ShareRef, LocalRef,
+                   (VsphereDiskRef, AhvDiskRef, DatastoreFileRef, AzureDiskRef, AzureSnapshotRef, ShareRef, LocalRef,
                     XenServerDiskRef)}  # fmt: skip
     assert sorted(kinds) == sorted(union_kinds) and len(set(kinds)) == len(kinds)
     for kind, adapter in ADAPTERS:
@@ -120,6 +122,9 @@ CANONICAL = [
     "xenserver://pool/gold-vm",
     "xenserver://pool/6f1c2d9e-0b7a-4c1e-9d2f-3a4b5c6d7e8f?disk=xvdb",
     "xenserver://pool/Gold & co?disk=0&snapshot=before patch %3D ok",
+    "ahv://pc/gold-vm",
+    "ahv://pc/0b9e5e1a-2f4c-4a77-9d1e-3c5a1b2c3d4e?disk=scsi.0",
+    "ahv://pc/a%3Fb%23c?disk=sata.1",
 ]
 
 
@@ -223,10 +228,11 @@ def test_an_adapter_reads_through_the_injected_connectors(tmp_path: Path) -> Non
 
 
 def test_compositing_engine_hosts_come_from_the_table() -> None:
-    assert [kind for kind in CE_HOSTS] == ["local", "azure", "vsphere", "xenserver"] and not hosts_ce("fileshare")
+    assert [kind for kind in CE_HOSTS] == ["local", "azure", "vsphere", "ahv", "xenserver"]
+    assert not hosts_ce("fileshare")
     with pytest.raises(InputError, match="connector 'nas' is a fileshare connector, which cannot host a compositing"):
         ce_host("fileshare", "nas")
     assert not CE_HOSTS["vsphere"].in_use(SimpleNamespace(ce_template=None))  # never made CEs there: not reaped
     assert CE_HOSTS["vsphere"].in_use(SimpleNamespace(ce_template="ce-template"))
-    assert all(adapter.connector_kind in ("local", "azure", "vsphere", "fileshare", "xenserver")
+    assert all(adapter.connector_kind in ("local", "azure", "vsphere", "fileshare", "xenserver", "ahv")
                for _, adapter in ADAPTERS)  # fmt: skip

@@ -6,13 +6,15 @@ import pytest
 from prefect.blocks.core import Block
 from prefect.testing.standard_test_suites import BlockStandardTestSuite
 
-from blocks import AzureConnector, FileShareConnector, LocalConnector, VsphereConnector
+from blocks import AhvConnector, AzureConnector, FileShareConnector, LocalConnector, VsphereConnector
 from blocks.registry import delete_connector, find_connector, list_connectors, public_fields, save_connector
 from imageport.errors import ConnectorExists, ConnectorNotFound, InputError
 from imageport.storage.smb import SmbShare
 
 
-@pytest.mark.parametrize("block_cls", [FileShareConnector, VsphereConnector, AzureConnector, LocalConnector])
+@pytest.mark.parametrize(
+    "block_cls", [FileShareConnector, VsphereConnector, AhvConnector, AzureConnector, LocalConnector]
+)
 class TestConnectorBlocksMeetPrefectsStandard(BlockStandardTestSuite):
     @pytest.fixture
     def block(self, block_cls: type[Block]) -> type[Block]:
@@ -27,6 +29,7 @@ class TestConnectorBlocksMeetPrefectsStandard(BlockStandardTestSuite):
 def test_secret_fields_are_declared_to_prefect() -> None:
     assert FileShareConnector._to_block_schema().fields["secret_fields"] == ["password"]
     assert VsphereConnector._to_block_schema().fields["secret_fields"] == ["password"]
+    assert AhvConnector._to_block_schema().fields["secret_fields"] == ["password"]
     assert AzureConnector._to_block_schema().fields["secret_fields"] == ["client_secret", "ce_storage_account_key"]
 
 
