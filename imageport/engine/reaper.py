@@ -64,7 +64,11 @@ def reap(
     now = now or datetime.now(UTC)
     report = ReapReport()
     for backend in backends:
-        resources = sorted(backend.list_resources(), key=lambda r: r.order)
+        try:
+            resources = sorted(backend.list_resources(), key=lambda r: r.order)
+        except ImageportError as exc:  # one platform out of reach must not keep the others' leftovers alive
+            report.failed.append(f"{backend.platform}: could not list its resources: {exc}")
+            continue
         verdicts: dict[str, bool] = {}
         for resource in resources:
             label = f"{backend.platform} {resource.describe()} (run {resource.tags.run_id})"

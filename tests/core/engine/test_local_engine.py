@@ -245,3 +245,25 @@ def test_sigkill_of_the_orchestrator_then_reap_leaves_nothing(windows_disks, roo
     assert "deleted local local-ce" in reaped.stdout
     assert leftovers(root) == [] and not agent_pids(root)
     assert not (root / "out.img").exists() and sha256(source) == before
+
+
+def test_a_platform_the_reaper_cannot_list_does_not_keep_the_others_leftovers(tmp_path: Path) -> None:
+    """A XenServer that refuses the login (say) is reported; the local CE's dead leftover is still removed."""
+    from imageport.engine.tags import CeTags
+    from imageport.errors import PlatformUnreachable
+
+    class Unreachable(LocalBackend):
+        platform = "xenserver"
+
+        def list_resources(self) -> list[Resource]:
+            raise PlatformUnreachable("login to xenserver://pool as root: XenServer refused the user name or password")
+
+    leftover = tmp_path / CE_DIR / "ce-prepare-dead"
+    leftover.mkdir(parents=True)
+    tags = CeTags.for_run("run-gone", "prepare", -60)  # expired a minute ago
+    (leftover / "ce.json").write_text(json.dumps({"tags": tags.as_dict(), "pid": None}))
+    report = reap([Unreachable(tmp_path), LocalBackend(tmp_path)], lambda run: False)
+    assert report.failed == ["xenserver: could not list its resources: login to xenserver://pool as root: "
+                             "XenServer refused the user name or password"]  # fmt: skip
+    assert [line.split(" (run")[0] for line in report.deleted] == [f"local local-ce {leftover}"]
+    assert not leftover.exists()

@@ -25,7 +25,7 @@ from imageport.disks.local_files import LOCAL
 from imageport.engine import vsphere
 from imageport.engine.bundle import AgentBundle
 from imageport.engine.ce_delivery import Envelope
-from imageport.engine.job import AgentMode, ExportDestination
+from imageport.engine.job import PROTOCOL_VERSION, AgentMode, ExportDestination
 from imageport.engine.lifecycle import Outcome, compositing_engine
 from imageport.engine.reaper import reap
 from imageport.engine.vsphere import JOB_KEY, VsphereBackend, VsphereSource
@@ -134,7 +134,7 @@ except OSError as exc:
 open({marker!r}, "w").write("ran")
 probe = {{"version": sys.version.split()[0], "venv": sys.prefix != sys.base_prefix, "reached": reached,
           "env": sorted(os.environ), "path": sys.path, "argv": sys.argv}}
-print("IMAGEPORT-RESULT " + json.dumps({{"protocol": 1, "ok": True, "mode": "diagnostics", "exit_code": 0,
+print("IMAGEPORT-RESULT " + json.dumps({{"protocol": {protocol}, "ok": True, "mode": "diagnostics", "exit_code": 0,
                                          "result": probe}}))
 """
 
@@ -144,7 +144,7 @@ def probe_bundle(tmp_path: Path, port: int) -> tuple[AgentBundle, Path]:
     src = tmp_path / "probe"
     src.mkdir()
     marker = tmp_path / "probe-ran"
-    (src / "__main__.py").write_text(PROBE.format(port=port, marker=str(marker)))
+    (src / "__main__.py").write_text(PROBE.format(port=port, marker=str(marker), protocol=PROTOCOL_VERSION))
     pyz = tmp_path / "probe.pyz"
     zipapp.create_archive(src, pyz)
     return AgentBundle(pyz, hashlib.sha256(pyz.read_bytes()).hexdigest(), "probe", 1), marker
