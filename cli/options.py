@@ -40,3 +40,7 @@ Image = Annotated[
         "(format detected from content; what a run's result prints is accepted as it is)"
     ),
 ]
+# A VM disk's export (vSphere, XenServer, AHV): where it goes, as what, and whether it may replace a file.
+ExportOutput = Annotated[str, typer.Argument(help="Output file or smb://CONNECTOR/path")]
+ExportFormat = Annotated[DiskFormat, typer.Option("--to", help="Output format", case_sensitive=False)]
+ReplaceOutput = Annotated[bool, typer.Option(help="Replace an existing output file")]

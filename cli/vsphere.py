@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from cli.locations import connector_for, located
-from cli.options import Image, JsonFlag, VerifyFlag, WaitLockFlag
+from cli.options import ExportFormat, ExportOutput, Image, JsonFlag, ReplaceOutput, VerifyFlag, WaitLockFlag
 from cli.output import emit_json, emit_table, progress_reporter, reports_errors
 from cli.results import show_stage
 from imageport.models import DiskFormat, VerifyMode
@@ -66,13 +66,13 @@ def disks(
 @reports_errors
 def export(
     vm: Annotated[str, typer.Argument(help="VM name, inventory path or MoRef")],
-    output: Annotated[str, typer.Argument(help="Output file or smb://CONNECTOR/path")],
+    output: ExportOutput,
     connector: Connector,
     disk: Annotated[str | None, typer.Option(help="Disk label ('Hard disk 1') or datastore path")] = None,
     snapshot: Annotated[str | None, typer.Option(help="Read this existing snapshot (kept)")] = None,
     read_path: Annotated[str, typer.Option(help="auto, datastore (ranged HTTPS) or nfc (export lease)")] = "auto",
-    to: Annotated[DiskFormat, typer.Option("--to", help="Output format", case_sensitive=False)] = DiskFormat.VHDX,
-    force: Annotated[bool, typer.Option(help="Replace an existing output file")] = False,
+    to: ExportFormat = DiskFormat.VHDX,
+    force: ReplaceOutput = False,
     wait_lock: WaitLockFlag = False,
     verify: VerifyFlag = VerifyMode.AUTO,
     as_json: JsonFlag = False,

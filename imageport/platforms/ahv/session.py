@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from typing import Any
 
 from pydantic import Field, SecretStr, model_validator
 
 from imageport.credentials import HostName, SecretsRegistered
 from imageport.platforms.ahv.errors import translate_ahv_errors
+from imageport.platforms.tls import pem_file
 
 FINGERPRINT = r"^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$"
 
@@ -124,12 +124,8 @@ class AhvSession:
         return f"https://{self.config.host}:{self.config.port}"
 
     def _ca_file(self) -> str:
-        # urllib3 wants a file; the PEM lives in the connector
         if self._ca_path is None:
-            handle = tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False)  # noqa: SIM115 - kept for the session
-            handle.write(self.config.ca_pem or "")
-            handle.close()
-            self._ca_path = handle.name
+            self._ca_path = pem_file(self.config.ca_pem or "")
         return self._ca_path
 
     def check(self) -> list[str]:

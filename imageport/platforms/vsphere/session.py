@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-import tempfile
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -20,6 +19,7 @@ from pyVmomi import vim
 from imageport.credentials import HostName, SecretsRegistered
 from imageport.errors import InputError, PlatformNotFound, VsphereSessionExpired
 from imageport.models.vocabulary import refuse_retired
+from imageport.platforms.tls import pem_file
 from imageport.platforms.vsphere.errors import translate_vsphere_errors
 from imageport.storage.datastore import DatastoreFileSystem, DatastoreLocation
 
@@ -170,12 +170,8 @@ class VsphereSession:
         )
 
     def _ca_file(self) -> str:
-        # requests wants a file; the PEM lives in the connector
         if getattr(self, "_ca_path", None) is None:
-            handle = tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False)  # noqa: SIM115 - kept for the session
-            handle.write(self.config.ca_pem or "")
-            handle.close()
-            self._ca_path = handle.name
+            self._ca_path = pem_file(self.config.ca_pem or "")
         return self._ca_path
 
     def check(self) -> list[str]:
