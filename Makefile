@@ -20,7 +20,7 @@ export LIBGUESTFS_CACHEDIR := $(CURDIR)/.cache/guestfs
 # pytest-xdist workers for `make test` (CI has 2 cores); one test file runs on one worker (tests/README.md).
 TEST_WORKERS ?= 2
 
-.PHONY: help demo test deps test-deps venv test-services lint format bench ui serve clean bundle
+.PHONY: help demo test deps test-deps venv test-services lint format bench ui serve clean bundle automations
 
 help:
 	@echo "make demo   install what the demo needs, then run it on the embedded default"
@@ -28,6 +28,7 @@ help:
 	@echo "make bench  run the benchmarks (ratios against the reference tools)"
 	@echo "make ui     start a local Prefect server + UI on http://127.0.0.1:4200 (PORT=N for another port)"
 	@echo "make serve  the same server + UI, with every deployment served (run ports from the UI or REST API)"
+	@echo "make automations  create/refresh the server's lost-worker automation (runs without heartbeats: CRASHED)"
 	@echo "make bundle build the compositing engine's agent bundle into dist/ (path + sha256)"
 
 deps:
@@ -86,6 +87,10 @@ serve: venv
 	  until $(PY) -c "import urllib.request as u; u.urlopen('$(API_URL)/health')" 2>/dev/null; \
 	    do kill -0 $$server || exit 1; sleep 1; done; \
 	  $(VENV)/bin/imageport serve
+
+# Idempotent, against PREFECT_API_URL: runs whose heartbeats stop (a lost worker) are marked CRASHED.
+automations: venv
+	$(PY) -m deployments.automations
 
 clean:
 	rm -rf .cache/test-run demo-output

@@ -64,7 +64,12 @@ def deployments() -> list[Any]:
 def serve_all(limit: int | None = None) -> None:
     from prefect import serve
 
+    from deployments.automations import HEARTBEAT_SECONDS, ensure_crash_automation
+
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    # The served runs' subprocesses inherit it: their heartbeats let the server tell a lost run (below).
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
+    ensure_crash_automation()
     serve(*deployments(), limit=limit, print_starting_message=True)
 
 

@@ -2,7 +2,8 @@
 
 - ``ce_slot(connector)`` loads the connector once, holds one slot of the Prefect global
   concurrency limit ``imageport-ce-<connector>`` (created from its ``ce_max_concurrent``),
-  logging "waiting for a CE slot" while it waits, and yields the backend it hosts CEs on;
+  logging "waiting for a CE slot" while it waits, and yields the backend it hosts CEs on (a lease of
+  ``CE_SLOT_LEASE_S``: a holder lost with its worker gives the slot back when it runs out);
 - ``run_is_live(run_id)`` asks Prefect whether a flow run is still going, so the
   reaper never takes a live run's CE;
 - ``reap_run_resources`` is the flow cancellation/crash hook: it removes what the
@@ -23,6 +24,11 @@ from imageport.engine.backend import CeBackend
 from imageport.engine.reaper import ReapReport, reap
 
 log = logging.getLogger("imageport.engine")
+
+# A slot is a lease the holder renews every 3/4 of this; a holder killed with its worker stops renewing, and the
+# server's repossessor takes the slot back once it runs out: within ~90 s, about when the lost run is marked
+# CRASHED (deployments/automations.py), not Prefect's default 300 s.
+CE_SLOT_LEASE_S = 90
 
 LIVE_STATES = {"SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING"}
 
@@ -55,7 +61,7 @@ def ce_slot(connector: str) -> Iterator[CeBackend]:
     with get_client(sync_client=True) as client:
         client.upsert_global_concurrency_limit_by_name(name, int(block.ce_max_concurrent))
     _logger().info("waiting for a CE slot on %s (at most %d at once)", connector, block.ce_max_concurrent)
-    with concurrency(name, occupy=1, strict=True):
+    with concurrency(name, occupy=1, strict=True, lease_duration=CE_SLOT_LEASE_S):
         _logger().info("got a CE slot on %s", connector)
         yield backend
 

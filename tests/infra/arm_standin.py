@@ -104,6 +104,9 @@ class ArmStandIn:
     ) -> None:
         self.blobs = blob_service
         self.container = blob_service.get_container_client("md-impexp")
+        # Azure answers a disk's SAS on a storage host of its own (md-impexp-*.blob.storage.azure.net), not the
+        # account's: a test may put that host behind a proxy (None: Azurite's container URL).
+        self.sas_base: str | None = None
         self.container.create_container()
         self.tenant, self.client_id, self.client_secret = tenant, client_id, client_secret
         self.subscription = subscription
@@ -347,7 +350,7 @@ class ArmStandIn:
         disk["state"] = "ActiveUpload" if access == "Write" else "ActiveSAS"
         disk["sas"] = sas
         self.access_log.append(("grant", f"{rg.lower()}/{name.lower()}", access))
-        url = f"{self.container.url}/{self._blob_name(rg, name, kind)}?{sas}"
+        url = f"{self.sas_base or self.container.url}/{self._blob_name(rg, name, kind)}?{sas}"
         return 202, {}, self._operation(result={"accessSAS": url})
 
     def revoke(self, rg: str, name: str, kind: str = "disks") -> tuple[int, dict[str, Any], str | None]:

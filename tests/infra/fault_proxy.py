@@ -2,7 +2,9 @@
 
 ``plan`` maps the ordinal of a Put Page request (1-based, counted by the proxy)
 to a fault: an HTTP status (503, 500, 429 with Retry-After, 403...) or "reset"
-(the connection is dropped without an answer); 429 and 503 carry ``Retry-After:
+(the connection is dropped without an answer), or "hold" (no answer until ``release()``, then the
+connection is dropped: the write never lands -- a gate that stops an upload at a chosen write, whatever
+the timing; ``held`` is set when the first one arrives); 429 and 503 carry ``Retry-After:
 retry_after`` (0 unless told). Everything else is forwarded unchanged. Binds 127.0.0.1
 on a free port; stops with ``close()``.
 """
@@ -24,6 +26,8 @@ class FaultProxy:
         self.page_writes = 0
         self.fired: list[tuple[int, int | str]] = []
         self.lock = threading.Lock()
+        self.held = threading.Event()
+        self._released = threading.Event()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -46,6 +50,10 @@ class FaultProxy:
                         fault = proxy.plan.pop(proxy.page_writes, None)
                         if fault is not None:
                             proxy.fired.append((proxy.page_writes, fault))
+                if fault == "hold":
+                    proxy.held.set()
+                    proxy._released.wait()
+                    fault = "reset"
                 if fault == "reset":
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
                     self.connection.close()
@@ -91,6 +99,13 @@ class FaultProxy:
         parts = urlsplit(url)
         return parts._replace(netloc=f"127.0.0.1:{self.port}").geturl()
 
+    def release(self) -> None:
+        """Let every held write go (each is dropped unanswered) and hold no more: later writes pass."""
+        with self.lock:
+            self.plan = {n: fault for n, fault in self.plan.items() if fault != "hold"}
+        self._released.set()
+
     def close(self) -> None:
+        self.release()
         self.server.shutdown()
         self.server.server_close()
