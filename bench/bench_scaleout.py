@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: tests.infra, flows, blocks
+
 from tests.infra.workers import Proc, deploy, start_server, tree_rss, workers
 
 MiB = 1024 * 1024

@@ -5,7 +5,8 @@ run would stay RUNNING for ever, the reaper would keep its leftovers (``tasks.en
 and nobody would be told to re-run it. Prefect 3 detects such "zombie" runs only through an
 automation on ``prefect.flow-run.heartbeat`` events (docs.prefect.io, "How to detect and respond to
 zombie flows"): flow runs emit one every ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` seconds (30 at least;
-``deployments/prefect.yaml`` sets it for every deployment's runs), and a *proactive* trigger fires
+``deployments/prefect.yaml`` sets it for every deployment's runs and tags them ``HEARTBEAT_TAG``), and a
+*proactive* trigger on the tagged runs fires
 when, after a heartbeat, neither another heartbeat nor a terminal state arrives within
 ``MISSED_HEARTBEATS`` periods. Its action sets the run CRASHED.
 
@@ -21,6 +22,10 @@ from typing import Any
 
 NAME = "imageport-crash-lost-runs"
 HEARTBEAT_SECONDS = 30  # Prefect's minimum; prefect.yaml passes it to every run as PREFECT_FLOWS_HEARTBEAT_FREQUENCY
+# Runs carry it (prefect.yaml's deployments, `imageport serve`'s) when they beat every HEARTBEAT_SECONDS: the trigger
+# watches only those. A run of another period (Prefect's default is 180 s: an in-process `imageport run --local`,
+# someone else's deployment) would look lost between two heartbeats.
+HEARTBEAT_TAG = "imageport-heartbeats"
 # Three periods: one late heartbeat on a loaded machine must not crash a live run (Prefect's docs use 90 s too).
 MISSED_HEARTBEATS = 3
 ENDED = ("Completed", "Failed", "Cancelled", "Crashed")
@@ -45,6 +50,9 @@ def crash_automation() -> Any:
             after={"prefect.flow-run.heartbeat"},
             expect={"prefect.flow-run.heartbeat", *(f"prefect.flow-run.{state}" for state in ENDED)},
             match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            match_related=ResourceSpecification(
+                {"prefect.resource.role": "tag", "prefect.resource.id": f"prefect.tag.{HEARTBEAT_TAG}"}
+            ),
             for_each={"prefect.resource.id"},
             posture=Posture.Proactive,
             threshold=1,

@@ -56,6 +56,7 @@ def deployments() -> list[Any]:
             description=entry.get("description"),
             parameters=entry.get("parameters") or {},
             schedules=schedules(entry),
+            tags=entry.get("tags") or [],  # HEARTBEAT_TAG: its runs beat every 30 s (serve_all), watched for loss
         )
         for entry in yaml_deployments()
     ]

@@ -157,17 +157,23 @@ def _landed(blob, count: int) -> set[int]:  # type: ignore[no-untyped-def]
 def test_every_deployment_sends_the_heartbeats_the_crash_automation_waits_for() -> None:
     import yaml
 
-    from deployments.automations import crash_automation
+    from deployments.automations import HEARTBEAT_TAG, crash_automation
+    from deployments.serve import deployments
 
     config = yaml.safe_load((REPO / "deployments/prefect.yaml").read_text())
     for entry in config["deployments"]:  # the one pool definition, shared through its YAML anchor
         assert entry["work_pool"]["name"] == "imageport", entry["name"]
         assert entry["work_pool"]["job_variables"]["env"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == str(HEARTBEAT_SECONDS)
+        assert HEARTBEAT_TAG in entry["tags"], entry["name"]  # the automation watches only runs so tagged
+    served = {d.name: d.tags for d in deployments()}  # `imageport serve` registers them with the same tags
+    assert all(HEARTBEAT_TAG in tags for tags in served.values()) and len(served) == len(config["deployments"])
     automation = crash_automation()
     trigger, (action,) = automation.trigger, automation.actions
     assert trigger.posture.value == "Proactive" and trigger.after == {"prefect.flow-run.heartbeat"}
     assert trigger.within.total_seconds() == HEARTBEAT_SECONDS * MISSED_HEARTBEATS > HEARTBEAT_SECONDS
     assert "prefect.flow-run.Completed" in trigger.expect and trigger.for_each == {"prefect.resource.id"}
+    assert trigger.match_related.root == {"prefect.resource.role": "tag",
+                                          "prefect.resource.id": f"prefect.tag.{HEARTBEAT_TAG}"}  # fmt: skip
     assert action.type == "change-flow-run-state" and action.state.value == "CRASHED"
 
 
