@@ -11,8 +11,9 @@ with ``--limit 2`` (the docs' line) and each a PREFECT_HOME and working director
   one. Both workers share this machine's two cores, so the figure says what the pool's scheduling
   gives (two slots more), not what a second machine would. ``peak_rss``: the largest resident size
   a worker and its runs reached together (sampled every 0.2 s).
-- ``scaleout-run-overhead``: a run that does nearly nothing (``check-connectors`` with no connectors
-  saved) through a worker -- created by the API, picked up, started in a subprocess, reported --
+- ``scaleout-run-overhead``: a run that does nearly nothing (``check-connectors``, whose one saved
+  connector is a local folder: a probe file written and deleted) through a worker -- created by the API,
+  picked up, started in a subprocess, reported --
   against the same flow called in this process on the same server; ``overhead``: the difference.
 
   scaleout-8-ports: ratio=X.XX (imageport 2 workers A s, REF 1 worker B s) peak_rss=N MiB
