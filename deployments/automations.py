@@ -68,7 +68,11 @@ def crash_automation() -> Any:
 
 
 def ensure_crash_automation() -> str:
-    """Create the automation, or rewrite the one of that name to this definition; its id."""
+    """Create the automation, or rewrite the one of that name to this definition; its id.
+
+    Reads first and writes only what differs: behind ``imageport server`` a worker user may read
+    automations but not write them, so ``imageport serve`` started as one passes once an
+    administrator has run ``make automations``."""
     from prefect.automations import Automation
 
     wanted = crash_automation()
@@ -76,9 +80,30 @@ def ensure_crash_automation() -> str:
         saved = Automation.read(name=NAME)
     except ValueError:  # Prefect's answer for "no automation of that name"
         return str(wanted.create().id)
-    wanted.id = saved.id
-    wanted.update()
+    if _definition(saved) != _definition(wanted):
+        wanted.id = saved.id
+        wanted.update()
     return str(saved.id)
+
+
+def _definition(automation: Any) -> Any:
+    """What the automation does, comparable: sets stay sets (the server answers them in its own order)."""
+    return automation.model_dump(exclude={"id"})
+
+
+def ensure_or_warn(log: Any) -> None:
+    """``ensure_crash_automation`` for ``imageport serve``: a user the server refuses to write it for is told
+    who can (one line), and serving goes on -- lost runs then stay Running until an administrator runs it."""
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    try:
+        ensure_crash_automation()
+    except PrefectHTTPStatusError as exc:
+        if exc.response.status_code not in (401, 403):
+            raise
+        log.warning("the server refused to write automation %s for this user (HTTP %d): an administrator runs "
+                    "`make automations`; until then a run whose worker is lost stays Running",
+                    NAME, exc.response.status_code)  # fmt: skip
 
 
 if __name__ == "__main__":

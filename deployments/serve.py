@@ -13,6 +13,7 @@ work pool instead (see docs/operations.md).
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -65,12 +66,12 @@ def deployments() -> list[Any]:
 def serve_all(limit: int | None = None) -> None:
     from prefect import serve
 
-    from deployments.automations import HEARTBEAT_SECONDS, ensure_crash_automation
+    from deployments.automations import HEARTBEAT_SECONDS, ensure_or_warn
 
     os.environ.setdefault("DO_NOT_TRACK", "1")
     # The served runs' subprocesses inherit it: their heartbeats let the server tell a lost run (below).
     os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
-    ensure_crash_automation()
+    ensure_or_warn(logging.getLogger("imageport.serve"))
     serve(*deployments(), limit=limit, print_starting_message=True)
 
 

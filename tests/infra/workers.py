@@ -77,6 +77,7 @@ def base_env(home: Path, api_url: str | None = None, **extra: str) -> dict[str, 
 
 def start_server(root: Path, timeout: float = 120) -> tuple[Proc, str]:
     """``prefect server start`` on SQLite under ``root``; the process and its API URL, once healthy."""
+    root = root.resolve()  # the server runs from root: a relative database path would not be found
     home = root / "server-home"
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from blocks.registry import save_connector
-from deployments.automations import HEARTBEAT_SECONDS, MISSED_HEARTBEATS, ensure_crash_automation
+from deployments.automations import HEARTBEAT_SECONDS, MISSED_HEARTBEATS, crash_automation, ensure_crash_automation
 from imageport.disks.extents import Extent
 from imageport.transfer.plan import CHUNK, covered
 from tasks.engine import CE_SLOT_LEASE_S
@@ -79,8 +79,9 @@ def test_a_worker_lost_mid_upload_crashes_its_run_and_the_rerun_resumes_on_the_o
     holder: subprocess.Popen | None = None
     try:
         with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
-            ensure_crash_automation()  # idempotent: a second call rewrites the same automation
-            assert [a.name for a in client.read_automations()].count("imageport-crash-lost-runs") == 1
+            ensure_crash_automation()  # idempotent: a second call finds it as it should be and writes nothing
+            (saved,) = [a for a in client.read_automations() if a.name == "imageport-crash-lost-runs"]
+            assert saved.trigger.model_dump() == crash_automation().trigger.model_dump()
             save_connector("local", "wl-lab", {"root": str(tmp_path)}, overwrite=True)
             save_connector("azure", "wl-az", {**azure_settings, "vnet": "vnet-ce", "subnet": "default"}, overwrite=True)
             spec = {"source": {"kind": "local", "connector": "wl-lab", "path": "gold.raw"},
@@ -157,7 +158,7 @@ def _landed(blob, count: int) -> set[int]:  # type: ignore[no-untyped-def]
 def test_every_deployment_sends_the_heartbeats_the_crash_automation_waits_for() -> None:
     import yaml
 
-    from deployments.automations import HEARTBEAT_TAG, crash_automation
+    from deployments.automations import HEARTBEAT_TAG
     from deployments.serve import deployments
 
     config = yaml.safe_load((REPO / "deployments/prefect.yaml").read_text())
