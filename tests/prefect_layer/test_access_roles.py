@@ -4,7 +4,10 @@ Every route of the running server's own OpenAPI document is called as each role 
 denied exactly as the allow-list says (a route nobody listed: denied to porters and workers); a porter
 starts and stops runs (tagged with their name, shown by ``imageport jobs show``) that ``imageport
 serve``, running as the worker user, executes; a porter cannot read a planted connector secret by any
-route, nor create, change or delete a connector or a deployment.
+route, nor create, change or delete a connector or a deployment. Headless Chromium (one session per
+role, on the same server) logs in through the UI's form; an administrator saves a connector's edit page,
+a porter starts ``mcs-to-mcs`` from its run form, meets no error toast on the pages it uses, and is
+refused a connector's edit page.
 """
 
 from __future__ import annotations
