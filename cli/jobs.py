@@ -21,7 +21,7 @@ from deployments.catalog import deployable
 from imageport import specfile
 from imageport.access.audit import started_by
 from imageport.errors import InputError
-from imageport.models import PortSpec, Workflow, parse_model
+from imageport.models import PortSpec, Workflow, as_parameters, parse_model
 
 app = typer.Typer(help="Follow and control runs (flow runs on the Prefect server).", no_args_is_help=True)
 
@@ -36,7 +36,8 @@ def _load_spec(path: Path, model: Any, workflow: str | None = None) -> dict[str,
         raise InputError(f"{path}: the spec must be a mapping of fields")
     if workflow is not None:
         data.setdefault("workflow", workflow)
-    return parse_model(model, data, f"spec {path}").model_dump(mode="json")
+    # As the deployment's parameter schema accepts it (the server checks): defaults filled, no null enums.
+    return as_parameters(parse_model(model, data, f"spec {path}"))
 
 
 def _run_id(text: str) -> uuid.UUID:

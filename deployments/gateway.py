@@ -5,6 +5,9 @@ sends for ``PREFECT_API_AUTH_STRING`` and what the UI's login form stores), matc
 templates of the wrapped app's OpenAPI document, and decided by ``imageport.access.allow_list``
 before Prefect sees it. The UI's static files and ``/ui-settings`` stay public (the login page must
 load); ``/ui-settings`` is answered with ``auth: BASIC`` so the UI shows its login form.
+Non-administrators get the redacted view of an answer where ``imageport.access.views`` has one
+(the server settings), and are refused the data of the UI's administrator pages
+(``imageport.access.ui_pages``).
 
 Bodies are read only where a rule looks at them (``include_secrets``, a run's new state) or the
 gateway rewrites them (the ``imageport-by:`` tag on runs created); the exact bytes checked are
@@ -21,12 +24,13 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from imageport.access import audit
+from imageport.access import audit, views
 from imageport.access.allow_list import POLICY
 from imageport.access.identity import IdentityProvider
 from imageport.access.policy import Policy, Request
 from imageport.access.roles import Identity, Role
 from imageport.access.routes import RouteIndex
+from imageport.access.ui_pages import admin_page
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -47,18 +51,22 @@ class Refused(Exception):
         self.status, self.detail = status, detail
 
 
+def _header(scope: Scope, name: bytes) -> str | None:
+    return next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == name), None)
+
+
 def _credential(scope: Scope) -> tuple[str, str] | None:
-    for key, value in scope.get("headers", []):
-        if key == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            if scheme.lower() != "basic":
-                return None
-            try:
-                name, colon, password = base64.b64decode(token.strip(), validate=True).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                return None
-            return (name, password) if colon else None
-    return None
+    value = _header(scope, b"authorization")
+    if value is None:
+        return None
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        name, colon, password = base64.b64decode(token.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (name, password) if colon else None
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -112,7 +120,8 @@ class Gateway:
         path = scope.get("path", "")
         if scope["type"] not in ("http", "websocket") or not (path == API or path.startswith(API + "/")):
             if scope["type"] == "http" and path.endswith("/ui-settings") and self.provider is not None:
-                return await self._ui_settings(scope, receive, send)
+                # The UI then asks for ``user:password`` on its login page.
+                return await _rewritten(self.app, scope, receive, send, lambda found: {**found, "auth": "BASIC"})
             return await self.app(scope, receive, send)
         method = "WS" if scope["type"] == "websocket" else scope["method"].upper()
         sub = path[len(API) :] or "/"
@@ -144,6 +153,11 @@ class Gateway:
             return await self.app(scope, receive, send)
         templates = self.routes.matching(method, sub) or [""]  # "": no route of Prefect's (a 404 for admins)
         role = identity.role
+        page = admin_page(_header(scope, b"referer"), method, templates) if role is not Role.ADMINISTRATOR else None
+        if page is not None:
+            log.warning("imageport-audit denied user=%s role=%s %s %s%s: from %s (%s)",
+                        identity.name, role.value, method, API, sub, page.what, page.page)  # fmt: skip
+            raise Refused(403, f"{identity.name} ({role.value}) may not open {page.what}: administrators only")
         body: bytes | None = None
         if any(self.policy.needs_body(role, method, t) for t in templates) or any(
             audit.creates_runs(method, t) for t in templates
@@ -161,6 +175,9 @@ class Gateway:
             if any(audit.creates_runs(method, t) for t in templates):
                 body = audit.tag_runs(body, identity.name)
             scope, receive = _with_length(scope, body), _replay(body, receive)
+        view = next((views.VIEWS[(method, t)] for t in templates if (method, t) in views.VIEWS), None)
+        if view is not None and role is not Role.ADMINISTRATOR:
+            return await _rewritten(self.app, scope, receive, send, view)
         if not any(audit.mutates(method, t) for t in templates):
             return await self.app(scope, receive, send)
         await self.app(scope, receive, self._audited(send, identity, method, sub))
@@ -174,24 +191,25 @@ class Gateway:
 
         return audited
 
-    async def _ui_settings(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Prefect's answer, with ``auth: BASIC``: the UI then asks for ``user:password`` on its login page."""
-        start: Message = {}
-        chunks: list[bytes] = []
 
-        async def capture(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                start = message
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
+async def _rewritten(app: ASGIApp, scope: Scope, receive: Receive, send: Send, view: Callable[[Any], Any]) -> None:
+    """``app``'s answer with its JSON body passed through ``view`` (a successful answer only)."""
+    start: Message = {}
+    chunks: list[bytes] = []
 
-        # Prefect's GZip middleware compresses the answer for a browser that accepts gzip: ask for it plain.
-        plain = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != b"accept-encoding"]}
-        await self.app(plain, receive, capture)
-        body = b"".join(chunks)
-        if start.get("status") == 200:
-            body = json.dumps({**json.loads(body), "auth": "BASIC"}).encode()
-        headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
-        await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+    async def capture(message: Message) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start":
+            start = message
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    # Prefect's GZip middleware compresses the answer for a browser that accepts gzip: ask for it plain.
+    plain = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != b"accept-encoding"]}
+    await app(plain, receive, capture)
+    body = b"".join(chunks)
+    if start.get("status") == 200:
+        body = json.dumps(view(json.loads(body))).encode()
+    headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
+    await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

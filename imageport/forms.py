@@ -21,7 +21,8 @@ is the models' ``json_schema_extra``): the disk reference unions are one form
 with a ``kind`` select (``KindForm``), an optional string is a
 plain string property with no default (clearing the box omits it; Prefect's
 server-side check still allows ``null`` for a property that is neither
-required nor defaulted), an optional enum is a string select, required
+required nor defaulted), an optional enum is a string select (whose ``enum``
+has no ``null``: left empty it must be omitted, as ``models.as_parameters`` does), required
 properties come first, and every property has a title and a description.
 ``tests/prefect_layer/test_forms.py`` walks each deployment's schema the way
 the UI does and fails on any JSON box.

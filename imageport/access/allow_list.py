@@ -1,13 +1,14 @@
 """The allow-list: which of Prefect's REST routes porters and workers may call (administrators: all).
 
 One line per route, ``METHOD /template WHO [CONDITION]``, templates as Prefect's routers declare them
-under ``/api`` (``WS`` for a websocket). WHO is ``both`` (porter and worker) or ``worker``.
+under ``/api`` (``WS`` for a websocket). WHO is ``both`` (porter and worker), ``porter`` or ``worker``.
 
 Porter (Image Porter): read runs, task runs, states, logs, artifacts, flows, deployments, work pools,
 events and connectors *without secrets* (every route that can return a block's secret values is
 listed with ``no-secrets``); start a deployment's run (``create_flow_run``: the gateway tags it
 with the caller), stop it or re-run it (``set_state`` to CANCELLING/CANCELLED, or SCHEDULED, which is
-the UI's "Retry"). Everything else, block and deployment writes included, is denied.
+the UI's "Retry"); the server settings the UI reads on every page, cut down to a few harmless ones
+(``imageport.access.views``). Everything else, block and deployment writes included, is denied.
 
 Worker (``imageport serve``, ``prefect worker``, the flow runs they start): the porter's reads, plus
 the block secrets the flows load, registering flows and deployments (``imageport serve`` upserts
@@ -20,7 +21,8 @@ from __future__ import annotations
 from imageport.access.policy import NO_SECRETS, Condition, Policy, Rule, state_types
 from imageport.access.roles import Role
 
-WHO = {"both": frozenset({Role.PORTER, Role.WORKER}), "worker": frozenset({Role.WORKER})}
+WHO = {"both": frozenset({Role.PORTER, Role.WORKER}), "worker": frozenset({Role.WORKER}),
+       "porter": frozenset({Role.PORTER})}  # fmt: skip
 CONDITIONS: dict[str, Condition] = {
     "no-secrets": NO_SECRETS,
     "stop-or-retry": state_types("CANCELLING", "CANCELLED", "SCHEDULED"),
@@ -32,6 +34,7 @@ GET   /ready                                    both
 GET   /hello                                    both
 GET   /version                                  both
 GET   /admin/version                            both
+GET   /admin/settings                           porter   # the UI's every page; views.py: a few, redacted
 GET   /csrf-token                               both
 GET   /collections/views/{view}                 both
 
@@ -149,6 +152,8 @@ POST  /events/filter                            both
 GET   /events/filter/next                       both
 POST  /events/count-by/{countable}              both
 WS    /task_runs/subscriptions/scheduled        worker
+
+POST  /saved_searches/filter                    porter   # the runs page's saved filters (a filter: no secrets)
 
 POST  /automations/filter                       both
 POST  /automations/count                        both

@@ -13,8 +13,8 @@ dotted path of the offending field.
 One concept per module: ``vocabulary`` (enums, workflows, the strict base model),
 ``fields`` (names the platforms accept, constrained field types), ``refs`` (disk
 references), ``options`` (per-stage options), ``specs`` (stage and workflow specs),
-``parsing``. The names below are the package's public surface: import
-them from ``imageport.models``.
+``parsing``, ``parameters`` (a model as a deployment's schema accepts it). The names
+below are the package's public surface: import them from ``imageport.models``.
 """
 
 from imageport.models.fields import (
@@ -37,6 +37,7 @@ from imageport.models.options import (
     ReconfigureSwitch,
     UploadOptions,
 )
+from imageport.models.parameters import as_parameters
 from imageport.models.parsing import (
     describe_validation_error,
     parse_model,
@@ -132,6 +133,7 @@ __all__ = [
     "WrittenPreparedRef",
     "WrittenStoreRef",
     "XenServerDiskRef",
+    "as_parameters",
     "azure_disk_name",
     "azure_resource_group",
     "connector_name",

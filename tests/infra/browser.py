@@ -5,7 +5,8 @@ waiting and element lookup built in; CDP by hand would reimplement those. The dr
 named explicitly and ``SE_OFFLINE`` is set, so selenium-manager never looks for (or downloads) anything.
 
 Form helpers follow prefect-ui-library's markup: every property is a ``.schema-form-property`` whose header
-label is its title (``"... (Optional)"`` when not required); a select is a ``.p-select`` that takes typed
+label is its title (``"... (Optional)"`` when not required; a block's edit form labels it the same way, in
+its own markup); a select is a ``.p-select`` that takes typed
 text and Enter; text is a ``textarea``.
 """
 
@@ -20,7 +21,11 @@ from contextlib import contextmanager
 from tests.infra.services import ServiceUnavailable
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-LABEL = "./div[contains(@class,'p-label__header')]//span[contains(@class,'schema-form-property__label')]"
+# A property's own title: a run form's (SchemaFormProperty), or a block form's (SchemaFormInput, the edit page).
+LABEL = (
+    "./div[contains(@class,'p-label__header')]//span[contains(@class,'schema-form-property__label')]"
+    " | ./div[contains(@class,'schema-form-input')]/div[contains(@class,'p-label__header')]/label/span"
+)
 
 
 @contextmanager

@@ -4,18 +4,23 @@ Every route of the running server's own OpenAPI document is called as each role 
 denied exactly as the allow-list says (a route nobody listed: denied to porters and workers); a porter
 starts and stops runs (tagged with their name, shown by ``imageport jobs show``) that ``imageport
 serve``, running as the worker user, executes; a porter cannot read a planted connector secret by any
-route, nor create, change or delete a connector or a deployment.
+route, nor create, change or delete a connector or a deployment. Headless Chromium (one session per
+role, on the same server) logs in through the UI's form; an administrator saves a connector's edit page,
+a porter starts ``mcs-to-mcs`` from its run form, meets no error toast on the pages it uses, and is
+refused a connector's edit page.
 """
 
 from __future__ import annotations
 
 import re
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -26,6 +31,7 @@ from imageport.access.roles import Role
 from imageport.access.routes import PARAMETER, RouteIndex
 from imageport.disks.convert import hash_disk
 from tests.core.disks.images import MiB, make_raw
+from tests.infra.browser import Form, chromium
 from tests.infra.gated_server import NAMES, GatedServer, gated_server, served
 
 pytestmark = pytest.mark.integration
@@ -217,3 +223,123 @@ def test_a_server_without_users_stays_on_loopback(tmp_path: Path, imageport_bin:
                              capture_output=True, text=True, timeout=120)  # fmt: skip
     assert refused.returncode == 2 and "refusing to serve on 0.0.0.0 without users" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_a_porter_starts_a_port_from_a_spec_file_that_leaves_options_out(gate: GatedServer) -> None:
+    """What the deployment's schema accepts is sent (no ``format: null``): the server no longer says 409."""
+    spec = gate.root / "port.yaml"
+    spec.write_text("source: {kind: local, connector: lab, path: absent.raw}\n"
+                    "staging: {kind: local, connector: lab, path: staging.vhdx}\n"
+                    "targets: [{disk: {kind: local, connector: lab, path: absent.vhd}}]\n")  # fmt: skip
+    started = cli(gate, PORTER, "port", "mcs-to-mcs", "--spec", str(spec))
+    assert started.returncode == 0, started.stdout + started.stderr
+    run_id = re.search(r"run ([0-9a-f-]{36})", started.stdout).group(1)  # type: ignore[union-attr]
+    run = gate.call(PORTER, "GET", f"/flow_runs/{run_id}").json()
+    assert "imageport-by:pat" in run["tags"]
+    assert run["parameters"]["spec"]["export"]["disk_format"] == "vhdx"  # the model's defaults, filled
+
+
+def test_a_porter_reads_the_server_settings_cut_down_to_what_the_ui_needs(gate: GatedServer) -> None:
+    full = gate.call(ADMIN, "GET", "/admin/settings").json()
+    assert {"home", "api"} <= set(full) and "database" in full["server"] and "docket" in full["server"]
+    shown = gate.call(PORTER, "GET", "/admin/settings", headers={"Accept-Encoding": "gzip"})
+    assert shown.status_code == 200, shown.text
+    assert shown.json() == {"server": {"ui": {k: full["server"]["ui"][k] for k in
+                                              ("enabled", "v2_enabled", "show_promotional_content")}}}  # fmt: skip
+    assert gate.call(WORKER, "GET", "/admin/settings").status_code == 403  # a worker has no UI
+
+
+# --- The UI in headless Chromium: one browser session per role ---------------------------------------------------
+
+
+def _toasts(driver: Any) -> list[str]:
+    return driver.execute_script("return [...document.querySelectorAll('.p-toast__message')].map(t => t.innerText)")
+
+
+def _login(driver: Any, gate: GatedServer, role: Role) -> None:
+    """The UI's BASIC login form (the gateway's /ui-settings turns it on): ``user:password``, then the dashboard."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"{gate.url}/login?redirect=/dashboard")  # at /login the UI's own first auth check stays quiet
+    form = Form(driver)
+    form._wait(lambda: driver.find_element(By.CSS_SELECTOR, "input[type=password]")).send_keys(gate.auth_string(role))
+    form.button("Login")
+    form._wait(lambda: urlsplit(driver.current_url).path == "/dashboard" or None)
+
+
+def _shown(driver: Any, gate: GatedServer, path: str, text: str) -> None:
+    """Load PATH afresh (the UI's error toast shows once per load) and wait until TEXT is on it and it settled."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(gate.url + path)
+    try:
+        Form(driver)._wait(lambda: text in driver.find_element(By.TAG_NAME, "body").text or None)
+    except AssertionError:
+        raise AssertionError(f"{path}: {text!r} not shown; toasts {_toasts(driver)}") from None
+    time.sleep(2)  # the page's remaining API calls answer: a refused one would raise its toast by then
+
+
+def test_in_chromium_an_administrator_edits_a_connector_a_porter_starts_a_port_and_cannot_edit_one(
+    gate: GatedServer,
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    lab = gate.call(ADMIN, "GET", "/block_types/slug/imageport-local/block_documents/name/lab").json()
+    made = gate.call(ADMIN, "POST", "/block_documents/", json={
+        "name": f"ui-{uuid.uuid4().hex[:8]}", "block_schema_id": lab["block_schema_id"],
+        "block_type_id": lab["block_type_id"], "data": {"root": str(gate.root / "ui")}})  # fmt: skip
+    assert made.status_code == 201, made.text
+    connector, edit = made.json(), f"/blocks/block/{made.json()['id']}/edit"
+    changed = str(gate.root / "ui-changed")
+    with chromium() as driver:
+        _login(driver, gate, WORKER)  # the worker's credential is accepted by the form too (it has no UI to use)
+        driver.execute_script("localStorage.clear()")
+        _login(driver, gate, ADMIN)
+        driver.get(gate.url + edit)
+        form = Form(driver)
+        form.type(changed, "Root")
+        form.button("Save")
+        deadline = time.monotonic() + 60
+        while gate.call(ADMIN, "GET", f"/block_documents/{connector['id']}").json()["data"]["root"] != changed:
+            assert time.monotonic() < deadline, _toasts(driver)
+            time.sleep(0.5)
+    audit_from = len(gate.log.read_text())
+    port = gate.call(PORTER, "GET", "/deployments/name/mcs-to-mcs/mcs-to-mcs").json()
+    before = {r["id"] for r in gate.call(PORTER, "POST", "/flow_runs/filter", json={}).json()}
+    with chromium() as driver:
+        _login(driver, gate, PORTER)
+        # The mcs-to-mcs run form, filled and submitted: a run of the port, tagged with the porter's name.
+        driver.get(f"{gate.url}/deployments/deployment/{port['id']}/run")
+        form = Form(driver)
+        form.reference("local", "lab", "missing.raw", "spec", "Source")  # fails its checks at once when it runs
+        form.reference("local", "lab", "staging/ui.vhdx", "spec", "Staging")
+        form.button("Add item", "spec", "Targets")
+        form.reference("local", "lab", "target/ui.vhd", "spec", "Targets", "Disk")
+        toasts = {"the run form": _toasts(driver)}  # before Submit, whose success toast says the run started
+        form.button("Submit")
+        deadline = time.monotonic() + 60
+        while not (new := [r for r in gate.call(PORTER, "POST", "/flow_runs/filter", json={}).json()
+                           if r["id"] not in before]):  # fmt: skip
+            assert time.monotonic() < deadline, (driver.current_url, _toasts(driver))
+            time.sleep(0.5)
+        (run,) = new
+        assert run["deployment_id"] == port["id"] and "imageport-by:pat" in run["tags"], run
+        assert run["parameters"]["spec"]["source"]["path"] == "missing.raw"
+        # The pages a porter uses, each loaded afresh: no error toast (the UI raises one for any 401/403/500).
+        for path, text in (("/dashboard", "Active Work Pools"), ("/runs", run["name"]), ("/deployments", "mcs-to-mcs"),
+                           (f"/deployments/deployment/{port['id']}", "mcs-to-mcs"), ("/blocks", connector["name"]),
+                           (f"/blocks/block/{connector['id']}", changed), ("/settings", "Theme")):  # fmt: skip
+            _shown(driver, gate, path, text)
+            toasts[path] = _toasts(driver)
+        # A connector's edit page: the gateway refuses its data, so the UI shows its error and no form to save.
+        driver.get(gate.url + edit)
+        Form(driver)._wait(lambda: _toasts(driver) or None)
+        assert "Oops. Something went wrong." in _toasts(driver)[0]
+        assert driver.find_elements(By.CSS_SELECTOR, "form.block-schema-edit-form, button[type=submit]") == []
+    assert gate.call(ADMIN, "GET", f"/block_documents/{connector['id']}").json()["data"] == {"root": changed}
+    # The audit log: the porter's only refusal was the edit page's read (every page above: nothing refused).
+    log = gate.log.read_text()[audit_from:].splitlines()
+    denied = [line for line in log if "imageport-audit denied user=pat" in line]
+    edit_read = f"GET /api/block_documents/{connector['id']}: from a connector's edit page"
+    assert {path: shown for path, shown in toasts.items() if shown} == {}, denied
+    assert denied and all(edit_read in line for line in denied), denied

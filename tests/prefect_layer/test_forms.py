@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import pytest
 from prefect.utilities.callables import parameter_schema
+from prefect.utilities.schema_tools.validation import build_error_obj, validate
 
 from deployments.catalog import CATALOG
 from flows.ports import mcs_to_mcs
-from imageport.models import PortSpec, UploadOptions, Workflow
+from imageport.models import PortSpec, UploadOptions, Workflow, as_parameters
 from tests.infra.ui_forms import form_problems, resolved
 
 
@@ -79,3 +80,25 @@ def test_tags_are_name_value_rows_and_still_a_mapping() -> None:
     assert UploadOptions.model_validate({"tags": {"owner": "vdi"}}).tags == {"owner": "vdi"}
     with pytest.raises(ValueError, match="given twice"):
         UploadOptions.model_validate({"tags": [*rows, rows[0]]})
+
+
+@pytest.mark.parametrize("workflow", list(Workflow))
+def test_a_spec_file_leaving_options_out_is_sent_as_the_deployments_schema_accepts_it(workflow: Workflow) -> None:
+    """``imageport port W --spec FILE`` sends ``as_parameters`` of the parsed spec; the server checks it with
+    Prefect's ``validate`` against the deployment's schema (a 409 on refusal): no ``format: null`` there."""
+    local = {"kind": "local", "connector": "lab", "path": "gold.vhdx"}  # no format: the spec file leaves it out
+    target = {"disk": {**local, "path": "t.vhd"}, "store": {**local, "path": "store"}, "vdisk_name": "gold"}
+    to_pvs = workflow.value.endswith("to-pvs")
+    spec = PortSpec.model_validate({"workflow": workflow.value, "source": local, "staging": {**local, "path": "s.vhdx"},
+                                    "targets": [target if to_pvs else {"disk": target["disk"]}],
+                                    "prepare": {"provisioning_type": "pvs" if to_pvs else "mcs"}})  # fmt: skip
+    schema = _schema(workflow.value)
+
+    def refused(parameters: dict) -> dict:
+        return build_error_obj(validate({"spec": parameters}, schema, raise_on_error=False, ignore_required=True))
+
+    sent = as_parameters(spec)
+    assert refused(sent)["valid"], refused(sent)
+    assert PortSpec.model_validate(sent) == spec  # nothing the flow reads is lost
+    assert sent["export"]["disk_format"] == "vhdx" and "format" not in sent["staging"]  # defaults filled, None left out
+    assert not refused(spec.model_dump(mode="json"))["valid"]  # what the CLI sent before: format null, refused
