@@ -31,6 +31,7 @@ from imageport.models.fields import (
 )
 from imageport.models.options import (
     ExportOptions,
+    FinalizeOptions,
     InstallerParameter,
     PrepareOptions,
     PublishOptions,
@@ -62,6 +63,7 @@ from imageport.models.refs import (
 from imageport.models.specs import (
     DiagnosticsSpec,
     ExportSpec,
+    FinalizeSpec,
     PortSpec,
     PortTarget,
     PrepareSpec,
@@ -72,6 +74,7 @@ from imageport.models.vocabulary import (
     WORKFLOW_STAGES,
     AzureSku,
     DiskFormat,
+    FinalizeMode,
     HyperVGeneration,
     InstallType,
     OsType,
@@ -98,6 +101,9 @@ __all__ = [
     "ExportOptions",
     "ExportSpec",
     "FileRef",
+    "FinalizeMode",
+    "FinalizeOptions",
+    "FinalizeSpec",
     "HyperVGeneration",
     "InputFormat",
     "InstallType",
