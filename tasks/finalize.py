@@ -34,7 +34,7 @@ def finalize_disk(spec: FinalizeSpec) -> StageResult:
         if not isinstance(backend, BootsImages):
             raise InputError(f"disk.connector: the {backend.platform} connector {spec.disk.connector} cannot boot "
                              "a helper VM for finalize")  # fmt: skip
-        helper = HelperVm(vm_size=spec.vm_size, memory_mb=spec.memory_mb, cpus=spec.cpus)
+        helper = HelperVm(vm_size=spec.vm_size)
         done = finalize_image(backend, source, current_run_id(), timeout_s=spec.timeout_s, helper=helper)
     phase("done")
     return from_finalize(done, describe_ref(spec.disk))

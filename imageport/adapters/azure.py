@@ -161,6 +161,7 @@ class AzureSnapshotAdapter(AzureDiskAdapter):
     finalizes = False
     finalize_refusal = ("a snapshot does not boot: finalize the prepared disk before keeping it as a snapshot "
                         "(leave prepare.output_snapshot_name unset), or boot a disk made from it once")  # fmt: skip
+    finalize_source = DiskAdapter.finalize_source  # refuses, with the sentence above
 
     def write_image(self, spec: UploadSpec, source: Opened, connectors: Connectors, *, progress: Any,
                     run_id: str, checkpoint_dir: Any) -> StageResult:  # fmt: skip

@@ -40,8 +40,6 @@ class HelperVm:
     """How big the helper VM is (each platform reads its own fields)."""
 
     vm_size: str | None = None  # Azure: a VM size; None: the connector's ce_vm_size
-    memory_mb: int = 4096  # vSphere
-    cpus: int = 2  # vSphere
 
 
 @runtime_checkable

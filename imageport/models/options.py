@@ -220,8 +220,6 @@ class FinalizeOptions(_Model):
         default=None, pattern=r"^[A-Za-z][A-Za-z0-9_]{2,63}$",
         description="Azure: the helper VM's size, e.g. Standard_D4s_v5 (default: the connector's ce_vm_size).",
     )  # fmt: skip
-    memory_mb: int = Field(default=4096, ge=1024, le=262144, description="vSphere: the helper VM's memory.")
-    cpus: int = Field(default=2, ge=1, le=64, description="vSphere: the helper VM's virtual CPUs.")
 
 
 class PublishOptions(_Model):

@@ -70,6 +70,10 @@ def test_prepare_flow_on_an_azure_ce_keeps_only_the_output(
         assert finalized.is_completed(), finalized.message
         with get_client(sync_client=True) as client:
             artifact = client.read_latest_artifacts()
+        # The unprepared source registers no startup script: its log never ends, and finalize gives up at its
+        # timeout (in its own wait, not a Prefect timeout), deleting the helper VM and keeping the disk.
+        timed_out = finalize_image_flow(FinalizeSpec.model_validate({"disk": fields["disk"], "timeout_s": 1}),
+                                        return_state=True)  # fmt: skip
     finally:
         delete_connector("flow-az-ce")
         delete_connector("flow-citrix")
@@ -114,6 +118,8 @@ def test_prepare_flow_on_an_azure_ce_keeps_only_the_output(
     ready = arm.disks["rg-vdi/flow-gold-ready"]
     assert ready["state"] == "Unattached" and "imageport-expires" not in ready["tags"]
     assert any(a.key == "finalize-image" and "`20-install-pvs.cmd`: exit 0" in str(a.data) for a in artifact)
+    assert timed_out.is_failed() and "did not end with 'all actions done' within 1 s" in str(timed_out.message)
+    assert arm.vms.vms == {} and arm.vms.nics == {} and arm.disks["rg-vdi/flow-gold"]["state"] == "Unattached"
 
 
 def test_diagnostics_of_an_azure_disk_on_a_ce_with_its_logs_saved_on_the_share(
