@@ -17,6 +17,7 @@ from imageport.errors import ImageportError
 from imageport.models import (
     DiagnosticsSpec,
     ExportSpec,
+    FinalizeMode,
     FinalizeSpec,
     HyperVGeneration,
     PrepareSpec,
@@ -121,6 +122,8 @@ def stage_plan(spec: BaseModel) -> CheckPlan:
         plan = CheckPlan("finalize", [("disk", spec.disk)])
         with plan.checks.of("disk", "its platform boots it in a helper VM"):
             finalizable(spec.disk)
+        if spec.enabled is FinalizeMode.OFF:  # auto and on both boot it: the stage alone was asked for
+            plan.checks.problem("enabled", "asks for a finalize", "off asks for no finalize: run it with auto or on")
         return plan
     raise TypeError(f"no checks for a {type(spec).__name__}")
 

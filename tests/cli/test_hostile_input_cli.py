@@ -103,6 +103,15 @@ def test_finalize_refuses_what_no_helper_vm_boots_with_what_to_do(run_cli, sandb
                                                              "hypervisor here"), plain.stderr  # fmt: skip
     on_vsphere = run_cli("finalize", "datastore://cli-fin-vc/DS/gold/gold-prepared.vmdk")
     assert on_vsphere.returncode == 2 and "does not boot helper VMs on vSphere yet" in on_vsphere.stderr
+    off = tmp_path / "off.json"
+    off.write_text(json.dumps({"disk": {"kind": "azure-disk", "connector": "cli-fin-az", "resource_group": "rg",
+                                        "name": "gold-prepared"}, "enabled": "off"}))  # fmt: skip
+    asked_off = run_cli("run", "finalize", "--spec", str(off), "--check", "--json")
+    assert asked_off.returncode == 2, asked_off.stderr
+    problems = json.loads(asked_off.stdout)["problems"]
+    assert {"field": "enabled", "message": "off asks for no finalize: run it with auto or on"} in [
+        {"field": p["field"], "message": p["message"]} for p in problems
+    ], problems
     spec = tmp_path / "port.json"
     spec.write_text(json.dumps({
         "source": {"kind": "local", "connector": "cli-fin", "path": "gold.vhdx"},

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 import tempfile
 import threading
 from pathlib import Path
@@ -50,7 +51,11 @@ class WindowsGuest:
         try:
             before = self.host._materialize(self.os_disk, self.disk)
             self.ran = windows_guest.first_boot(self.disk, self.root / "boot", self.host.exit_codes)
-            self.host._write_back(self.os_disk, self.disk, before)
+            if self.running:  # a VM deleted while it booted writes nothing back (its disk went with the power)
+                self.host._write_back(self.os_disk, self.disk, before)
+        except (OSError, subprocess.CalledProcessError):
+            if self.running:
+                raise
         finally:
             self.booted.set()
 
@@ -84,4 +89,5 @@ class WindowsGuest:
         self.running = False
 
     def discard(self) -> None:
+        self.running = False
         shutil.rmtree(self.root, ignore_errors=True)
