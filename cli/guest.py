@@ -152,21 +152,48 @@ def diagnostics(
 
 def _diagnose_with_flow(disk: Any, output: Any, ce_logs: bool, boot_diagnostics: bool, as_json: bool) -> None:
     """A disk where it lives: the diagnostics flow, run here, after its checks (refused: exit 2)."""
-    from cli.jobs import FINAL
-    from cli.output import EXIT_FAILED, err_console
-    from cli.results import show_result
     from flows.diagnostics import diagnostics_flow
     from imageport.models import DiagnosticsSpec
-    from tasks.checks import require_clean
 
     if isinstance(disk, str) or isinstance(output, str):
         raise InputError("name the disk and the report both as locations (local://CONN/path, smb://...) when a "
                          "compositing engine reads the disk")  # fmt: skip
     spec = parse_model(DiagnosticsSpec, {"disk": disk, "output": output, "ce_logs": ce_logs,
                                          "boot_diagnostics": boot_diagnostics})  # fmt: skip
-    require_clean(spec)  # every check before anything is created: a problem is bad input (exit 2)
-    state = diagnostics_flow(spec, return_state=True)
+    _run_here(diagnostics_flow, spec, "diagnostics", as_json)
+
+
+def _run_here(flow: Any, spec: Any, what: str, as_json: bool) -> None:
+    """A stage's flow run in this process after its checks (a problem is bad input: exit 2); its result shown,
+    or its end state (exit 1 failed, 3 cancelled)."""
+    from cli.jobs import FINAL
+    from cli.output import EXIT_FAILED, err_console
+    from cli.results import show_result
+    from tasks.checks import require_clean
+
+    require_clean(spec)  # every check before anything is created
+    state = flow(spec, return_state=True)
     if not state.is_completed():
-        err_console.print(f"diagnostics: {state.type.value} {state.message or ''}", highlight=False, markup=False)
+        err_console.print(f"{what}: {state.type.value} {state.message or ''}", highlight=False, markup=False)
         raise typer.Exit(FINAL.get(state.type.value, EXIT_FAILED))
     show_result(state.result(), as_json)
+
+
+@reports_errors
+def finalize(
+    location: Annotated[str, typer.Argument(help="The prepared disk: azure-disk://CONN/RG/NAME")],
+    timeout: Annotated[int, typer.Option(help="Give up waiting for 'all actions done' after this (s)")] = 3600,
+    vm_size: Annotated[str | None, typer.Option(help="Azure: the helper VM's size (default: ce_vm_size)")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Boot a prepared image once in a helper VM on its platform until its startup actions report done; the VM
+    is deleted, the disk kept (stopped, ready for a catalog). The result lists each action and the log's end."""
+    from flows.finalize_image import finalize_image_flow
+    from imageport.adapters.registry import adapter_for
+    from imageport.models import FinalizeSpec
+
+    disk = parse_location(location, "LOCATION")
+    if isinstance(disk, str):  # a plain path: a local image
+        raise InputError(f"LOCATION {location}: {adapter_for('local').finalize_refusal}")
+    spec = parse_model(FinalizeSpec, {"disk": disk, "enabled": "on", "timeout_s": timeout, "vm_size": vm_size})
+    _run_here(finalize_image_flow, spec, "finalize", as_json)

@@ -21,7 +21,7 @@ from deployments.catalog import deployable
 from imageport import specfile
 from imageport.access.audit import started_by
 from imageport.errors import InputError
-from imageport.models import PortSpec, Workflow, as_parameters, parse_model
+from imageport.models import FinalizeMode, PortSpec, Workflow, as_parameters, parse_model
 
 app = typer.Typer(help="Follow and control runs (flow runs on the Prefect server).", no_args_is_help=True)
 
@@ -30,12 +30,16 @@ FINAL = {"COMPLETED": EXIT_OK, "FAILED": EXIT_FAILED, "CRASHED": EXIT_FAILED, "C
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 
 
-def _load_spec(path: Path, model: Any, workflow: str | None = None) -> dict[str, Any]:
+def _load_spec(
+    path: Path, model: Any, workflow: str | None = None, finalize: FinalizeMode | None = None
+) -> dict[str, Any]:
     data = specfile.load(path)  # duplicate keys, depth, size and aliases refused, with the line
     if not isinstance(data, dict):
         raise InputError(f"{path}: the spec must be a mapping of fields")
     if workflow is not None:
         data.setdefault("workflow", workflow)
+    if finalize is not None:  # `port --finalize` over the spec's finalize.enabled
+        data["finalize"] = {**(data.get("finalize") or {}), "enabled": finalize.value}
     # As the deployment's parameter schema accepts it (the server checks): defaults filled, no null enums.
     return as_parameters(parse_model(model, data, f"spec {path}"))
 
@@ -47,13 +51,14 @@ def _run_id(text: str) -> uuid.UUID:
         raise InputError(f"{text!r} is not a run id (a flow run UUID, see `imageport jobs list`)") from None
 
 
-def _start(name: str, spec: Path | None, wait: bool, local: bool, timeout: float | None, as_json: bool) -> None:
+def _start(name: str, spec: Path | None, wait: bool, local: bool, timeout: float | None, as_json: bool,
+           finalize: FinalizeMode | None = None) -> None:  # fmt: skip
     entry = deployable(name)
     parameters: dict[str, Any] = {}
     if entry.spec is not None:
         if spec is None:
             raise InputError(f"{name}: give the job as --spec FILE (YAML or JSON of a {entry.spec.__name__})")
-        parameters["spec"] = _load_spec(spec, entry.spec, name if entry.spec is PortSpec else None)
+        parameters["spec"] = _load_spec(spec, entry.spec, name if entry.spec is PortSpec else None, finalize)
     if local:
         state = entry.load()(**parameters, return_state=True)
         (err_console if as_json else console).print(f"{entry.flow_name}: {state.type.value} {state.message or ''}",
@@ -72,12 +77,12 @@ def _start(name: str, spec: Path | None, wait: bool, local: bool, timeout: float
         raise typer.Exit(_wait(flow_run.id, timeout))
 
 
-def _check(name: str, spec: Path | None, as_json: bool) -> None:
+def _check(name: str, spec: Path | None, as_json: bool, finalize: FinalizeMode | None = None) -> None:
     """Only the checks before the run (nothing is created): the report, exit 0 when clean, 2 otherwise."""
     entry = deployable(name)
     if entry.spec is None or spec is None:
         raise InputError(f"{name}: --check checks a job's spec; give it as --spec FILE")
-    parameters = _load_spec(spec, entry.spec, name if entry.spec is PortSpec else None)
+    parameters = _load_spec(spec, entry.spec, name if entry.spec is PortSpec else None, finalize)
     model = parse_model(entry.spec, parameters, f"spec {spec}")
     if isinstance(model, PortSpec):
         from flows.ports import check_port
@@ -134,13 +139,17 @@ def port(
     local: Annotated[bool, typer.Option(help="Run in this process instead of through a deployment")] = False,
     timeout: Annotated[float | None, typer.Option(help="With --wait: give up waiting after this many seconds")] = None,
     check: CheckFlag = False,
+    finalize: Annotated[
+        FinalizeMode | None,
+        typer.Option(help="Boot each prepared target once to run its startup actions (default: the spec's, auto)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (with --local: the result)")] = False,
 ) -> None:
     """Start one of the four workflows (with --local: run it here and show every stage's result); with
     --check only check it (exit 0 clean, 2 problems)."""
     if check:
-        _check(workflow.value, spec, as_json)
-    _start(workflow.value, spec, wait, local, timeout, as_json)
+        _check(workflow.value, spec, as_json, finalize)
+    _start(workflow.value, spec, wait, local, timeout, as_json, finalize)
 
 
 def _wait(run_id: uuid.UUID, timeout: float | None) -> int:

@@ -10,7 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from cli.output import console, emit_json, emit_table
-from imageport.results import DiagnosticsResult, PortResult, PrepareDetails, PublishDetails, StageResult
+from imageport.results import (
+    DiagnosticsResult,
+    FinalizeDetails,
+    PortResult,
+    PrepareDetails,
+    PublishDetails,
+    StageResult,
+)
 
 
 def _shown(value: Any) -> str:
@@ -26,7 +33,7 @@ def _rows(result: StageResult) -> list[tuple[str, str]]:
     rows += [("left in place", _shown([r.describe() for r in result.created])),
              ("removed", _shown([r.describe() for r in result.removed]))]  # fmt: skip
     if result.details is not None:
-        extra = result.details.model_dump(mode="json", exclude={"kind", "registration"})
+        extra = result.details.model_dump(mode="json", exclude={"kind", "registration", "log", "done"})
         rows += [(k.replace("_", " "), _shown(v)) for k, v in extra.items() if v not in (None, [], False)]
     return rows
 
@@ -43,13 +50,23 @@ def show_stage(result: StageResult, as_json: bool) -> None:
     if isinstance(result.details, PublishDetails):
         console.print(f"registration steps saved as {result.details.registration_file}:\n", highlight=False)
         console.print(result.details.registration, highlight=False, markup=False)
+    if isinstance(result.details, FinalizeDetails):
+        console.print(finalized_line(result.details), highlight=False, markup=False)
+        console.print(f"end of firstboot.log:\n{result.details.log.rstrip()}", highlight=False, markup=False)
     _next_step(result)
 
 
-def _next_step(result: StageResult) -> None:
-    """What the admin must do next about a prepared image's pending startup actions."""
-    if isinstance(result.details, PrepareDetails) and result.details.next_step:
-        console.print(f"next, for {result.target}: {result.details.next_step}", highlight=False, markup=False)
+def finalized_line(details: FinalizeDetails) -> str:
+    """The startup actions a finalize boot ran, on one line."""
+    ran = ", ".join(f"{a.name} (exit {'?' if a.exit_code is None else a.exit_code})" for a in details.done)
+    return f"startup actions done on {details.image}: {ran or 'none were left'}"
+
+
+def _next_step(result: StageResult, finalized: set[str] | None = None) -> None:
+    """What the admin must do next about a prepared image's pending startup actions (none once finalized)."""
+    details = result.details
+    if isinstance(details, PrepareDetails) and details.next_step and result.target not in (finalized or set()):
+        console.print(f"next, for {result.target}: {details.next_step}", highlight=False, markup=False)
 
 
 def show_port(result: PortResult, as_json: bool) -> None:
@@ -65,8 +82,11 @@ def show_port(result: PortResult, as_json: bool) -> None:
         console.print(f"  {s.stage.value}{' (reused)' if s.reused else ''}: {s.source} -> {s.target}, "
                       f"{_shown(s.bytes_written)} bytes written, {proof}, {s.seconds:.1f} s",
                       highlight=False, markup=False)  # fmt: skip
+    finalized = {s.source for s in result.stages if isinstance(s.details, FinalizeDetails)}
     for s in result.stages:
-        _next_step(s)
+        if isinstance(s.details, FinalizeDetails):
+            console.print(f"  {finalized_line(s.details)}", highlight=False, markup=False)
+        _next_step(s, finalized)
 
 
 def show_diagnostics(result: DiagnosticsResult, as_json: bool) -> None:

@@ -13,7 +13,15 @@ from typing import Any
 from pydantic import BaseModel
 
 from imageport.errors import InputError
-from imageport.models import DiagnosticsSpec, ExportSpec, PortSpec, PrepareSpec, PublishSpec, UploadSpec
+from imageport.models import (
+    DiagnosticsSpec,
+    ExportSpec,
+    FinalizeSpec,
+    PortSpec,
+    PrepareSpec,
+    PublishSpec,
+    UploadSpec,
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,7 @@ CATALOG: dict[str, Deployable] = {
         Deployable("export", "export-disk", "flows.export_disk:export_disk_flow", ExportSpec),
         Deployable("upload", "upload-image", "flows.upload_image:upload_image_flow", UploadSpec),
         Deployable("prepare", "prepare-image", "flows.prepare_image:prepare_image_flow", PrepareSpec),
+        Deployable("finalize", "finalize-image", "flows.finalize_image:finalize_image_flow", FinalizeSpec),
         Deployable("publish", "publish-vdisk", "flows.publish_vdisk:publish_vdisk_flow", PublishSpec),
         Deployable("diagnostics", "diagnostics", "flows.diagnostics:diagnostics_flow", DiagnosticsSpec),
         Deployable("reap", "reap", "flows.reap:reap_flow", None),

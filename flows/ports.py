@@ -32,6 +32,8 @@ from imageport.errors import ImageportError, InputError
 from imageport.forms import FixedField
 from imageport.models import (
     ExportSpec,
+    FinalizeMode,
+    FinalizeSpec,
     PortSpec,
     PortTarget,
     PrepareSpec,
@@ -45,10 +47,11 @@ from imageport.preflight.report import CheckReport
 from imageport.results import PortResult, StageResult, port_result
 from tasks.artifacts import create_markdown_artifact, port_table
 from tasks.caching import run_stage
-from tasks.checks.plan import CheckPlan, Planned, boot_target
+from tasks.checks.plan import CheckPlan, Planned, boot_target, finalizable
 from tasks.checks.run import run_checks
 from tasks.engine import current_run_id, reap_run_resources
 from tasks.export import export_disk
+from tasks.finalize import finalize_disk
 from tasks.prepare import prepare_disk
 from tasks.publish import publish_vdisk
 from tasks.refusals import in_spec_terms, refusals_as_state
@@ -123,10 +126,25 @@ def _target_chain(spec: PortSpec, index: int, image: Any, refresh: bool, done: l
     done.append(upload)
     disk = _upload_spec(spec, target, image).target
     prepare, prepared = _prepared(target, spec)
-    done.append(run_stage(prepare_disk, prepare, stage="prepare", reads=disk, writes=prepared, refresh=refresh))
+    made = run_stage(prepare_disk, prepare, stage="prepare", reads=disk, writes=prepared, refresh=refresh)
+    done.append(made)
+    if _finalizes(spec, prepared, made):  # before publish: the vDisk published is one whose actions have run
+        finalize = FinalizeSpec(disk=prepared, **spec.finalize.model_dump())
+        done.append(run_stage(finalize_disk, finalize, stage="finalize", reads=prepared, writes=prepared,
+                              refresh=refresh))  # fmt: skip
     if Stage.PUBLISH in spec.stages:
         publish, vdisk = _publish_spec(spec, target, prepared)
         done.append(run_stage(publish_vdisk, publish, stage="publish", reads=prepared, writes=vdisk, refresh=refresh))
+
+
+def _finalizes(spec: PortSpec, prepared: Any, made: StageResult) -> bool:
+    """Whether a target's finalize runs: ``on`` always (refused up front where its platform cannot boot the
+    image); ``auto`` when the prepare left startup actions and the prepared copy's platform boots helper VMs --
+    otherwise they stay pending, and the prepare's result says what to do."""
+    mode = spec.finalize.enabled
+    if mode is FinalizeMode.OFF:
+        return False
+    return mode is FinalizeMode.ON or (bool(made.pending_first_boot) and adapter_for(prepared).finalizes)
 
 
 def _run_export(spec: PortSpec, refresh: bool) -> tuple[StageResult, StreamedUploads]:
@@ -175,6 +193,9 @@ def port_plan(spec: PortSpec, refresh: bool = False) -> CheckPlan:
             plan.stages.append(Planned(Stage.PREPARE, prepare, target.disk, prepared, f"{field}.disk",
                                        f"{field}.disk", "prepare", spec.prepare.overwrite,
                                        task=prepare_disk))  # fmt: skip
+            if spec.finalize.enabled is FinalizeMode.ON:
+                with plan.checks.of("finalize.enabled", f"the prepared image of {field} boots in a helper VM"):
+                    finalizable(prepared)
             if Stage.PUBLISH in spec.stages:
                 publish, _ = _publish_spec(spec, target, prepared)
                 plan.stages.append(Planned(Stage.PUBLISH, publish, prepared, target.store, f"{field}.disk",

@@ -25,6 +25,7 @@ from imageport.models.vocabulary import _Model
 
 if TYPE_CHECKING:
     from imageport.disks.convert import ConvertResult
+    from imageport.engine.finalize import Finalized
     from imageport.engine.job import AgentResult
     from imageport.engine.lifecycle import Outcome
     from imageport.guest.diagnostics import Diagnostics
@@ -131,6 +132,25 @@ class PrepareDetails(_Model):
     next_step: str = Field(default="", description="What the admin must do about them ('' when none).")
 
 
+class FinishedAction(_Model):
+    """A startup action the finalize boot ran, as ``firstboot.log`` records it."""
+
+    name: str = Field(description="The action's script, e.g. 20-install-pvs.cmd.")
+    exit_code: int | None = Field(description="Its exit code (None: started, never ended -- it rebooted or hung).")
+
+
+class FinalizeDetails(_Model):
+    """A prepared image booted once in a helper VM until its startup actions reported done."""
+
+    kind: Literal["finalize"] = "finalize"
+    platform: str = Field(description="Where it booted (azure, vsphere).")
+    vm: str = Field(description="The helper VM (deleted).")
+    image: str = Field(description="The image, left in place, stopped, its actions run.")
+    done: list[FinishedAction] = Field(default_factory=list, description="Each action the runner ran.")
+    failed: list[str] = Field(default_factory=list, description="Actions that exited non-zero.")
+    log: str = Field(default="", description="The end of firstboot.log, through its 'all actions done' line.")
+
+
 class PublishDetails(_Model):
     """A vDisk written into a PVS store."""
 
@@ -146,7 +166,8 @@ class PublishDetails(_Model):
 
 
 Details = Annotated[
-    UploadDetails | ExportDetails | XenServerExportDetails | ImportDetails | PrepareDetails | PublishDetails,
+    UploadDetails | ExportDetails | XenServerExportDetails | ImportDetails | PrepareDetails | FinalizeDetails
+    | PublishDetails,
     Field(discriminator="kind"),
 ]
 
@@ -347,6 +368,21 @@ def from_prepare(agent: AgentResult, outcome: Outcome, output: str) -> StageResu
             boot_log=outcome.boot_log,
             pending=pending, next_step=next_step([a.name for a in pending]),
         ),
+    )  # fmt: skip
+
+
+def from_finalize(done: Finalized, source: str) -> StageResult:
+    """A finalize (``engine.finalize.Finalized``): the image it left ready, the actions its log says ran, the
+    helper's resources (all removed)."""
+    log = done.log
+    ran = [FinishedAction(name=name, exit_code=log.ended.get(name)) for name in log.started]
+    failed = log.failed()
+    warnings = [f"startup action {name} exited {log.ended[name]}: see its lines in firstboot.log" for name in failed]
+    return StageResult(
+        stage=Stage.FINALIZE, source=source, target=source, seconds=done.seconds,
+        removed=[CreatedResource(kind=r.kind, id=r.id) for r in done.removed], warnings=warnings,
+        details=FinalizeDetails(platform=done.platform, vm=done.vm, image=done.image, done=ran, failed=failed,
+                                log=done.log_text),
     )  # fmt: skip
 
 

@@ -15,7 +15,14 @@ from prefect.artifacts import create_progress_artifact as _create_progress_artif
 from imageport.disks.content_hash import CONTENT_HASH_PREFIX
 from imageport.models import Stage
 from imageport.redaction import redact
-from imageport.results import PendingAction, PortResult, PrepareDetails, PublishDetails, StageResult
+from imageport.results import (
+    FinalizeDetails,
+    PendingAction,
+    PortResult,
+    PrepareDetails,
+    PublishDetails,
+    StageResult,
+)
 
 
 def create_markdown_artifact(*, key: str | None = None, markdown: str, description: str | None = None) -> Any:
@@ -77,6 +84,8 @@ def port_table(result: PortResult) -> str:
             before = next((u for u in result.stages if u.stage is Stage.UPLOAD and u.target == s.source), None)
             size = size or (before.virtual_size if before else None)
             shown_moved = prepare_changes(s)
+        if isinstance(s.details, FinalizeDetails):  # a boot: what ran, not bytes
+            shown_moved = f"{len(s.details.done)} startup action(s) run"
         digest = _digest(s)
         source_hash = hashes.get(s.source)
         hashes[s.target] = digest
@@ -96,10 +105,21 @@ def port_table(result: PortResult) -> str:
     )
     if kept:
         text += "\n### Left in place\n\n" + "\n".join(kept) + "\n"
+    finalized = {s.source for s in result.stages if isinstance(s.details, FinalizeDetails)}
     for s in result.stages:
-        if isinstance(s.details, PrepareDetails) and s.details.next_step:
+        if isinstance(s.details, PrepareDetails) and s.details.next_step and s.target not in finalized:
             text += f"\n**Next, for {s.target}:** {s.details.next_step}\n"
+        if isinstance(s.details, FinalizeDetails):
+            text += f"\n### Finalized {s.target}\n\n{_finalized(s.details)}"
     return text
+
+
+def _finalized(details: FinalizeDetails) -> str:
+    """A finalize's actions (done, exit code) and the end of firstboot.log."""
+    lines = [f"- `{a.name}`: exit {'? (never ended)' if a.exit_code is None else a.exit_code}" for a in details.done]
+    body = "\n".join(lines) or "- no action was left to run"
+    return f"Booted once in helper VM {details.vm} (deleted) on {details.platform}:\n\n{body}\n\n" \
+           f"```\n{details.log.rstrip()}\n```\n"  # fmt: skip
 
 
 # --- the result of one stage (the single-stage flows) ---------------------------------------------------
@@ -135,6 +155,8 @@ def stage_markdown(result: StageResult) -> str:
         text += f"\n**Next:** {details.next_step}\n"
     elif result.pending_first_boot:
         text += "\n### Left for first boot\n\n" + "\n".join(f"- `{a}`" for a in result.pending_first_boot) + "\n"
+    if isinstance(details, FinalizeDetails):
+        text += f"\n### Startup actions\n\n{_finalized(details)}"
     if isinstance(details, PublishDetails):
         text += (f"\n### Register vDisk {details.vdisk} (saved as {details.registration_file})\n\n"
                  f"```powershell\n{details.registration}\n```\n")  # fmt: skip

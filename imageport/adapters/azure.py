@@ -37,6 +37,7 @@ class AzureDiskAdapter(DiskAdapter):
     target_of = frozenset({Stage.UPLOAD, Stage.PREPARE})
     target_platform = TargetPlatform.AZURE
     snapshot = False
+    finalizes = True
     stages_installers = True  # delivered to the CE as blobs behind read-only SAS URLs
     streams_upload = True
 
@@ -135,6 +136,12 @@ class AzureDiskAdapter(DiskAdapter):
         return source, spec.output_snapshot_name or self.prepared(disk, spec.output_disk_name).name
 
 
+    def finalize_source(self, ref: AzureDiskRef, connectors: Connectors) -> Any:
+        """The managed disk itself, booted as a helper VM's OS disk."""
+        from imageport.engine.azure import AzureSource  # the Azure SDK only when used
+
+        return AzureSource(ref.resource_group, ref.name)
+
     def diagnostics_source(self, ref: AzureDiskRef, connectors: Connectors) -> Any:
         """An Azure CE with a scratch copy of the disk or snapshot (deleted with the CE)."""
         from imageport.engine.azure import AzureSource  # the Azure SDK only when used
@@ -151,6 +158,10 @@ class AzureSnapshotAdapter(AzureDiskAdapter):
     target_of = frozenset({Stage.PREPARE})  # a prepare may keep its output as a snapshot; uploads make disks
     snapshot = True
     streams_upload = False
+    finalizes = False
+    finalize_refusal = ("a snapshot does not boot: finalize the prepared disk before keeping it as a snapshot "
+                        "(leave prepare.output_snapshot_name unset), or boot a disk made from it once")  # fmt: skip
+    finalize_source = DiskAdapter.finalize_source  # refuses, with the sentence above
 
     def write_image(self, spec: UploadSpec, source: Opened, connectors: Connectors, *, progress: Any,
                     run_id: str, checkpoint_dir: Any) -> StageResult:  # fmt: skip

@@ -38,6 +38,10 @@ class DatastoreAdapter(FileAdapter):
     target_of = frozenset({Stage.UPLOAD, Stage.PREPARE})
     target_platform = TargetPlatform.VSPHERE
     streams_upload = True
+    finalize_refusal = (
+        "imageport does not boot helper VMs on vSphere yet: power on a VM with the prepared disk once (no NIC "
+        "needed) and shut it down after firstboot.log ends with 'all actions done' (or set finalize.enabled off)"
+    )
 
     def parse(self, text: str, field: str = "location") -> Any:
         loc = Location(text, self.schemes[0], field, self.shape)

@@ -31,6 +31,10 @@ class LocalAdapter(FileAdapter):
     schemes = ("local",)
     shape = "local://CONNECTOR/path[?format=FMT]"
     title = "a local file"
+    finalize_refusal = (
+        "a local image has no hypervisor here: boot it once on the platform it was prepared for and shut it down "
+        "after firstboot.log ends with 'all actions done' (or set finalize.enabled off)"
+    )
     source_of = ALL_STAGES
     target_of = frozenset({Stage.EXPORT, Stage.UPLOAD, Stage.PREPARE, Stage.PUBLISH, Stage.DIAGNOSTICS})
     target_platform = TargetPlatform.LOCAL

@@ -76,6 +76,13 @@ class DiskAdapter:
     # Its upload reads the image front to back (no whole-file transform), so a port's export can stream
     # into it as it copies (``transfer.fanout``); otherwise it uploads from the staging file afterwards.
     streams_upload: ClassVar[bool] = False
+    # Its platform boots a prepared image once in a helper VM (finalize; ``finalize_source`` answers);
+    # otherwise ``finalize_refusal`` says where the startup actions run instead.
+    finalizes: ClassVar[bool] = False
+    finalize_refusal: ClassVar[str] = (
+        "imageport boots no helper VM for it: boot the image once on its target platform and shut it down after "
+        "firstboot.log ends with 'all actions done'"
+    )
 
     # --- text ----------------------------------------------------------------------------------------
 
@@ -181,6 +188,10 @@ class DiskAdapter:
             f"a {self.kind} disk is prepared where it will run: upload it to the local platform, Azure or a "
             "vSphere datastore first"
         )
+
+    def finalize_source(self, ref: Any, connectors: Connectors) -> Any:
+        """What the helper VM of a finalize boots (``engine.finalize``): the disk ``ref`` itself, on its platform."""
+        raise InputError(f"finalize: {self.title} -- {self.finalize_refusal}")
 
     def diagnostics_source(self, ref: Any, connectors: Connectors) -> Any | None:
         """The compositing engine's source for a read-only report on ``ref`` (a scratch copy where the disk

@@ -21,6 +21,10 @@ class ShareAdapter(FileAdapter):
     schemes = ("smb", "share")  # share:// is what reports printed before this scheme was settled
     shape = "smb://CONNECTOR/path[?format=FMT]"
     title = "a file on an SMB share"
+    finalize_refusal = (
+        "a vDisk boots where PVS streams it: boot one target device from it once in private mode and shut it "
+        "down after firstboot.log ends with 'all actions done', then set it standard"
+    )
     source_of = frozenset({Stage.UPLOAD, Stage.PUBLISH})
     target_of = frozenset({Stage.EXPORT, Stage.PUBLISH})
 

@@ -24,9 +24,11 @@ from imageport.disks.io import ByteSource, pieces
 from imageport.engine import azure_bootstrap
 from imageport.engine.backend import Ledger, Provisioned, Resource
 from imageport.engine.bundle import AgentBundle, agent_bundle, verify_bundle
+from imageport.engine.finalize import HelperVm
 from imageport.engine.job import AgentDisk, AgentJob, AgentResult, BundleStamp
 from imageport.engine.tags import CeTags
 from imageport.errors import InputError, NotFound, PlatformNotFound
+from imageport.guest.firstboot import LOG
 from imageport.models import AzureSku
 from imageport.names import prepared_name
 from imageport.platforms.azure import vms
@@ -45,6 +47,10 @@ from imageport.platforms.azure.session import AzureSession
 VM, NIC, OS_DISK, DISK, SNAPSHOT = "azure-vm", "azure-nic", "azure-os-disk", "azure-disk", "azure-snapshot"
 BLOB = "azure-blob"
 ORDER = {VM: 10, OS_DISK: 30, NIC: 40, BLOB: 60, DISK: 80, SNAPSHOT: 80}
+# Finalize reads the guest's log with Run Command (the Azure VM Agent in the image answers it; Azure returns
+# the last 4096 bytes of output, which hold the runner's closing line). A missing file prints nothing.
+READ_FIRSTBOOT_LOG = [f"Get-Content -LiteralPath '{LOG}' -Raw -ErrorAction SilentlyContinue"]
+STDOUT, STDERR = "ComponentStatus/StdOut/succeeded", "ComponentStatus/StdErr/succeeded"
 # How long the CE's SAS URLs live: reading the bundle and the job happens at the start (after cloud-init).
 READ_SAS_S = 3600
 PROVIDER_KIND = {
@@ -220,6 +226,35 @@ class AzureBackend:
         with translate_azure_errors(f"keep disk {name} (drop its expiry tag)"):
             compute.disks.begin_update(self.rg, name, {"tags": kept}).result()
         return f"{self.rg}/{name}"
+
+    # --- finalize: a helper VM booting the prepared disk itself (engine/finalize.py) -------------------------
+
+    def boot_image(self, image: AzureSource, ledger: Ledger, helper: HelperVm) -> str:
+        """A VM booting the managed disk as its OS disk, on a NIC of the CE subnet; returns the VM's name."""
+        vms.subnet_id(self.session)  # before anything exists: the connector must name a network for helpers
+        compute = self.session.compute()
+        disk = get_or_none(compute.disks, "disk", image.resource_group, image.name)
+        if disk is None:
+            raise PlatformNotFound(f"disk {image.resource_group}/{image.name} not found")
+        vm = f"imageport-finalize-{uuid.uuid4().hex[:8]}"
+        tags = ledger.tags.as_dict()
+        ledger.creating(NIC, f"{vm}-nic", order=ORDER[NIC])
+        nic_id = vms.create_nic(self.session, f"{vm}-nic", tags)
+        ledger.creating(VM, vm, order=ORDER[VM])
+        os_type = str(getattr(disk.properties.os_type, "value", disk.properties.os_type) or "Windows")
+        vms.boot_vm(self.session, vm, nic_id, disk.id, os_type, tags, helper.vm_size)
+        return vm
+
+    def firstboot_log(self, vm: str, timeout_s: float) -> str | None:
+        statuses = vms.run_command(self.session, vm, "RunPowerShellScript", READ_FIRSTBOOT_LOG, timeout_s,
+                                   "read the first-boot log")  # fmt: skip
+        return None if statuses is None else statuses.get(STDOUT, "")
+
+    def shut_down(self, vm: str) -> None:
+        vms.deallocate_vm(self.session, vm)
+
+    def image_id(self, image: AzureSource) -> str:
+        return f"{image.resource_group}/{image.name}"
 
     def half_uploaded(self) -> list[HalfUpload]:
         return half_uploaded(self.session)

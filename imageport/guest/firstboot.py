@@ -26,6 +26,7 @@ left, removes its own registration. Actions:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from imageport.guest.registry import REG_DWORD, REG_QWORD, REG_SZ, Value
@@ -39,6 +40,12 @@ WINDOWS_STAGED = "C:\\ProgramData\\imageport\\installers"
 GP = "Microsoft\\Windows\\CurrentVersion\\Group Policy"
 SCRIPT_KEYS = (f"{GP}\\Scripts\\Startup\\0", f"{GP}\\State\\Machine\\Scripts\\Startup\\0")
 VDA_SETUP = "%ProgramFiles%\\Citrix\\XenDesktopVdaSetup\\XenDesktopVdaSetup.exe"
+LOG = f"{WINDOWS_DIR}\\firstboot.log"
+# The completion marker: the runner's last line, written once every action has run and the script is unregistered.
+DONE = "all actions done"
+# The runner's own lines: "[DATE TIME] start NAME", "[DATE TIME] end NAME exit CODE".
+_STARTED = re.compile(r"^\[[^]]*\] start (\S+)\s*$")
+_ENDED = re.compile(r"^\[[^]]*\] end (\S+) exit (-?\d+)\s*$")
 
 
 @dataclass(frozen=True)
@@ -54,16 +61,18 @@ def runner() -> str:
         [
             "@echo off",
             "rem imageport first-boot runner: each action once, logged, then unregistered",
+            # Delayed expansion: inside the loop's block %errorlevel%/%time% would be expanded once, at parse time.
+            "setlocal EnableDelayedExpansion",
             f"set DIR={WINDOWS_DIR}",
             'if not exist "%DIR%\\done" mkdir "%DIR%\\done"',
             'for %%F in ("%DIR%\\??-*.cmd") do (',
-            '  echo [%date% %time%] start %%~nxF>>"%DIR%\\firstboot.log"',
+            '  echo [!date! !time!] start %%~nxF>>"%DIR%\\firstboot.log"',
             '  call "%%F" >>"%DIR%\\firstboot.log" 2>&1',
-            '  echo [%date% %time%] end %%~nxF exit %errorlevel%>>"%DIR%\\firstboot.log"',
+            '  echo [!date! !time!] end %%~nxF exit !errorlevel!>>"%DIR%\\firstboot.log"',
             '  move /y "%%F" "%DIR%\\done\\" >nul',
             ")",
             *(f'reg delete "HKLM\\SOFTWARE\\{key.rsplit(chr(92), 1)[0]}" /f >nul 2>&1' for key in SCRIPT_KEYS),
-            'echo [%date% %time%] all actions done; startup script removed>>"%DIR%\\firstboot.log"',
+            f'echo [%date% %time%] {DONE}; startup script removed>>"%DIR%\\firstboot.log"',
             "",
         ]
     )
@@ -124,6 +133,33 @@ def next_step(pending: list[str]) -> str:
         f"platform and shut it down after {WINDOWS_DIR}\\firstboot.log ends with 'all actions done' -- before "
         "creating a catalog from it, or every provisioned machine runs them at its first boot"
     )
+
+
+@dataclass(frozen=True)
+class RunLog:
+    """What ``firstboot.log`` says: each action the runner ended, with its exit code, and whether it finished."""
+
+    ended: dict[str, int]
+    started: list[str]
+    done: bool
+
+    @classmethod
+    def parse(cls, text: str) -> RunLog:
+        ended: dict[str, int] = {}
+        started: list[str] = []
+        done = False
+        for line in text.splitlines():
+            if m := _STARTED.match(line):
+                started.append(m.group(1))
+            elif m := _ENDED.match(line):
+                ended[m.group(1)] = int(m.group(2))
+            elif line.startswith("[") and f"] {DONE}" in line:
+                done = True
+        return cls(ended, started, done)
+
+    def failed(self) -> list[str]:
+        """Actions that ended with a non-zero exit code."""
+        return [name for name, code in self.ended.items() if code != 0]
 
 
 def registration(script: str = f"{WINDOWS_DIR}\\run.cmd") -> dict[str, dict[str, tuple[int, Value]]]:

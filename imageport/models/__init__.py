@@ -31,6 +31,7 @@ from imageport.models.fields import (
 )
 from imageport.models.options import (
     ExportOptions,
+    FinalizeOptions,
     InstallerParameter,
     PrepareOptions,
     PublishOptions,
@@ -63,6 +64,7 @@ from imageport.models.refs import (
 from imageport.models.specs import (
     DiagnosticsSpec,
     ExportSpec,
+    FinalizeSpec,
     PortSpec,
     PortTarget,
     PrepareSpec,
@@ -73,6 +75,7 @@ from imageport.models.vocabulary import (
     WORKFLOW_STAGES,
     AzureSku,
     DiskFormat,
+    FinalizeMode,
     HyperVGeneration,
     InstallType,
     OsType,
@@ -99,6 +102,9 @@ __all__ = [
     "ExportOptions",
     "ExportSpec",
     "FileRef",
+    "FinalizeMode",
+    "FinalizeOptions",
+    "FinalizeSpec",
     "HyperVGeneration",
     "InputFormat",
     "InstallType",

@@ -16,6 +16,7 @@ from imageport.models.fields import AzureName, PvsText, Tags
 from imageport.models.refs import FileRef
 from imageport.models.vocabulary import (
     AzureSku,
+    FinalizeMode,
     HyperVGeneration,
     InstallType,
     OsType,
@@ -201,6 +202,24 @@ class PrepareOptions(_Model):
         if staged and self.installers is None:
             raise ValueError("installers (a folder with the PVS/MCS installers) is needed to stage software")
         return self
+
+
+class FinalizeOptions(_Model):
+    """Boot the prepared image once, in a helper VM on its platform, until its startup actions report done."""
+
+    enabled: FinalizeMode = Field(
+        default=FinalizeMode.AUTO,
+        description="auto: when the prepare left startup actions and the target can boot a helper VM; on: always "
+        "(refused for a target that cannot); off: never (the actions run at the image's next boot).",
+    )
+    timeout_s: int = Field(
+        default=3600, gt=0, le=86400,
+        description="Give up waiting for 'all actions done' after this; the helper VM is deleted either way.",
+    )  # fmt: skip
+    vm_size: str | None = Field(
+        default=None, pattern=r"^[A-Za-z][A-Za-z0-9_]{2,63}$",
+        description="Azure: the helper VM's size, e.g. Standard_D4s_v5 (default: the connector's ce_vm_size).",
+    )  # fmt: skip
 
 
 class PublishOptions(_Model):

@@ -8,7 +8,7 @@ from pydantic import (
 )
 
 from imageport.models.fields import VDiskName
-from imageport.models.options import ExportOptions, PrepareOptions, PublishOptions, UploadOptions
+from imageport.models.options import ExportOptions, FinalizeOptions, PrepareOptions, PublishOptions, UploadOptions
 from imageport.models.refs import (
     AzureDiskRef,
     DiskRef,
@@ -61,6 +61,12 @@ class PrepareSpec(PrepareOptions):
         description="Where the prepared copy goes: a local file, or (a vSphere disk) a VMDK on a datastore, which "
         "may get a VM (default: NAME-prepared.EXT next to the input).",
     )
+
+
+class FinalizeSpec(FinalizeOptions):
+    """Boot a prepared image once on its platform until the startup actions its prepare left report done."""
+
+    disk: DiskRef = Field(description="The prepared image (an Azure managed disk, a datastore disk).")
 
 
 class PublishSpec(PublishOptions):
@@ -116,6 +122,9 @@ class PortSpec(_Model):
     export: ExportOptions = Field(default_factory=ExportOptions, description="Export options (MCS sources).")
     upload: UploadOptions = Field(default_factory=UploadOptions, description="Upload options, for every target.")
     prepare: PrepareOptions = Field(default_factory=PrepareOptions, description="Prepare options, for every target.")
+    finalize: FinalizeOptions = Field(
+        default_factory=FinalizeOptions, description="Finalize: boot each prepared target once to run its actions."
+    )
     publish: PublishOptions = Field(default_factory=PublishOptions, description="Publish options (PVS targets).")
 
     @property

@@ -93,16 +93,26 @@ class Stage(StrEnum):
     EXPORT = "export"
     UPLOAD = "upload"
     PREPARE = "prepare"
+    FINALIZE = "finalize"
     PUBLISH = "publish"
     DIAGNOSTICS = "diagnostics"
 
 
-# Which stages each workflow runs (DESIGN.md, "The four workflows").
+class FinalizeMode(StrEnum):
+    """Whether a port boots its prepared image once to run the startup actions prepare left in it."""
+
+    AUTO = "auto"  # when actions are pending and the target's platform can boot it; else they stay pending
+    ON = "on"  # always; a target that cannot boot a helper VM (a local file, a store) is refused up front
+    OFF = "off"  # never: the actions run at the image's next boot, wherever that is
+
+
+# Which stages each workflow runs (DESIGN.md, "The four workflows"). Finalize (optional, FinalizeMode) runs
+# right after prepare, before publish: a published vDisk is then one whose startup actions have run.
 WORKFLOW_STAGES: dict[Workflow, tuple[Stage, ...]] = {
-    Workflow.MCS_TO_MCS: (Stage.EXPORT, Stage.UPLOAD, Stage.PREPARE),
-    Workflow.PVS_TO_MCS: (Stage.UPLOAD, Stage.PREPARE),
-    Workflow.PVS_TO_PVS: (Stage.UPLOAD, Stage.PREPARE, Stage.PUBLISH),
-    Workflow.MCS_TO_PVS: (Stage.EXPORT, Stage.UPLOAD, Stage.PREPARE, Stage.PUBLISH),
+    Workflow.MCS_TO_MCS: (Stage.EXPORT, Stage.UPLOAD, Stage.PREPARE, Stage.FINALIZE),
+    Workflow.PVS_TO_MCS: (Stage.UPLOAD, Stage.PREPARE, Stage.FINALIZE),
+    Workflow.PVS_TO_PVS: (Stage.UPLOAD, Stage.PREPARE, Stage.FINALIZE, Stage.PUBLISH),
+    Workflow.MCS_TO_PVS: (Stage.EXPORT, Stage.UPLOAD, Stage.PREPARE, Stage.FINALIZE, Stage.PUBLISH),
 }
 
 

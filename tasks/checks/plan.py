@@ -17,6 +17,8 @@ from imageport.errors import ImageportError
 from imageport.models import (
     DiagnosticsSpec,
     ExportSpec,
+    FinalizeMode,
+    FinalizeSpec,
     HyperVGeneration,
     PrepareSpec,
     ProvisioningType,
@@ -116,7 +118,19 @@ def stage_plan(spec: BaseModel) -> CheckPlan:
                          report=("output", spec.output) if spec.output else None)  # fmt: skip
         _check_diagnostics_reader(spec, plan.checks)
         return plan
+    if isinstance(spec, FinalizeSpec):
+        plan = CheckPlan("finalize", [("disk", spec.disk)])
+        with plan.checks.of("disk", "its platform boots it in a helper VM"):
+            finalizable(spec.disk)
+        if spec.enabled is FinalizeMode.OFF:  # auto and on both boot it: the stage alone was asked for
+            plan.checks.problem("enabled", "asks for a finalize", "off asks for no finalize: run it with auto or on")
+        return plan
     raise TypeError(f"no checks for a {type(spec).__name__}")
+
+
+def finalizable(ref: Any) -> None:
+    """Refuse (``InputError``) a disk whose platform boots no helper VM; reaches no connector."""
+    adapter_for(ref).finalize_source(ref, _NO_CONNECTORS)
 
 
 def _check_diagnostics_reader(spec: DiagnosticsSpec, checks: Checks) -> None:
@@ -135,7 +149,7 @@ def _check_diagnostics_reader(spec: DiagnosticsSpec, checks: Checks) -> None:
 
 class _NoConnectors:
     def build(self, name: str, connector_kind: str, where: str) -> Any:
-        raise AssertionError("a diagnostics source is built without reaching a connector")
+        raise AssertionError("a diagnostics or finalize source is built without reaching a connector")
 
 
 _NO_CONNECTORS = _NoConnectors()

@@ -92,3 +92,34 @@ def test_port_spec_with_duplicate_keys_or_deep_nesting_is_refused_with_the_line(
     spec.write_text("source: {kind: local, path: /etc/passwd}\n")
     done = run_cli("run", "publish", "--spec", str(spec))
     assert done.returncode == 2 and "source.local.path: '/etc/passwd' is absolute" in done.stderr, done.stderr
+
+
+def test_finalize_refuses_what_no_helper_vm_boots_with_what_to_do(run_cli, sandbox, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`imageport finalize` and `port --finalize on`: a disk imageport cannot boot is bad input (exit 2), named with
+    where its startup actions run instead, before anything is created."""
+    box, image, _ = sandbox
+    plain = run_cli("finalize", str(image))
+    assert plain.returncode == 2 and plain.stderr.startswith(f"error: LOCATION {image}: a local image has no "
+                                                             "hypervisor here"), plain.stderr  # fmt: skip
+    on_vsphere = run_cli("finalize", "datastore://cli-fin-vc/DS/gold/gold-prepared.vmdk")
+    assert on_vsphere.returncode == 2 and "does not boot helper VMs on vSphere yet" in on_vsphere.stderr
+    off = tmp_path / "off.json"
+    off.write_text(json.dumps({"disk": {"kind": "azure-disk", "connector": "cli-fin-az", "resource_group": "rg",
+                                        "name": "gold-prepared"}, "enabled": "off"}))  # fmt: skip
+    asked_off = run_cli("run", "finalize", "--spec", str(off), "--check", "--json")
+    assert asked_off.returncode == 2, asked_off.stderr
+    problems = json.loads(asked_off.stdout)["problems"]
+    assert {"field": "enabled", "message": "off asks for no finalize: run it with auto or on"} in [
+        {"field": p["field"], "message": p["message"]} for p in problems
+    ], problems
+    spec = tmp_path / "port.json"
+    spec.write_text(json.dumps({
+        "source": {"kind": "local", "connector": "cli-fin", "path": "gold.vhdx"},
+        "staging": {"kind": "local", "connector": "cli-fin", "path": "staging.vhdx"},
+        "targets": [{"disk": {"kind": "local", "connector": "cli-fin", "path": "out/gold.vhdx"}}],
+    }))  # fmt: skip
+    checked = run_cli("port", "pvs-to-mcs", "--spec", str(spec), "--check", "--finalize", "on", "--json")
+    assert checked.returncode == 2, checked.stderr
+    lines = [p["field"] + ": " + p["message"] for p in json.loads(checked.stdout)["problems"]]
+    assert any(line.startswith("finalize.enabled: finalize: a local file -- a local image") for line in lines), lines
+    assert files_under(box) == ["gold.raw", "store"]  # nothing written

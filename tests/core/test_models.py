@@ -37,15 +37,16 @@ def rejects(model, data, *fragments: str) -> str:  # type: ignore[no-untyped-def
 
 def test_a_complete_mcs_to_mcs_spec_parses_with_citrix_defaults() -> None:
     spec = parse_model(PortSpec, port())
-    assert spec.stages == (Stage.EXPORT, Stage.UPLOAD, Stage.PREPARE)
+    assert spec.stages == (Stage.EXPORT, Stage.UPLOAD, Stage.PREPARE, Stage.FINALIZE)  # finalize: optional, auto
     assert spec.upload.sku.value == "Premium_LRS" and spec.upload.threads == 5
     assert spec.prepare.timeout_s == 3600 and spec.export.timeout_s == 7200
     assert spec.export.disk_format.value == "vhdx"
 
 
 def test_every_workflow_runs_the_stages_of_the_design_table() -> None:
-    assert WORKFLOW_STAGES[Workflow.PVS_TO_MCS] == (Stage.UPLOAD, Stage.PREPARE)
-    assert WORKFLOW_STAGES[Workflow.PVS_TO_PVS] == (Stage.UPLOAD, Stage.PREPARE, Stage.PUBLISH)
+    assert WORKFLOW_STAGES[Workflow.PVS_TO_MCS] == (Stage.UPLOAD, Stage.PREPARE, Stage.FINALIZE)
+    # Finalize (optional) right after prepare, before publish: the vDisk published has run its actions.
+    assert WORKFLOW_STAGES[Workflow.PVS_TO_PVS] == (Stage.UPLOAD, Stage.PREPARE, Stage.FINALIZE, Stage.PUBLISH)
     assert WORKFLOW_STAGES[Workflow.MCS_TO_PVS][-1] is Stage.PUBLISH
 
 

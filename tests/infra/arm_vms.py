@@ -6,7 +6,9 @@ a CE needs, enforcing the documented rules imageport depends on:
 - a VM needs existing NICs and data disks; a data disk attached to one VM
   cannot be attached to another, nor deleted, until the VM is gone;
 - the OS disk (``createOption: FromImage``) becomes a managed disk of its own,
-  deleted with the VM only when ``deleteOption`` is ``Delete``;
+  deleted with the VM only when ``deleteOption`` is ``Delete``; or an existing managed disk is
+  booted (``createOption: Attach``, its ``osType``, no image, no ``osProfile``): a Windows one's guest is
+  played by tests/infra/arm_windows.py (its startup script, ``RunPowerShellScript``, ``deallocate``);
 - ``osProfile.customData`` is base64 of at most 65535 bytes; a ``#cloud-config``
   in it is "run at first boot": its ``packages`` are installed if this machine
   has them (dpkg) and the mirrors are reachable (``mirrors_reachable``); the
@@ -54,6 +56,7 @@ import yaml
 
 from tests.infra import arm_policy
 from tests.infra.arm_policy import Refusal
+from tests.infra.arm_windows import WindowsGuest
 from tests.infra.ce_sandbox import Sandbox
 
 MiB = 1024 * 1024
@@ -64,7 +67,7 @@ CHUNK = 4 * MiB
 ITEM = re.compile(
     r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/"
     r"(Microsoft\.Compute/virtualMachines|Microsoft\.Network/networkInterfaces)/([^/]+)"
-    r"(/runCommand|/retrieveBootDiagnosticsData)?$",
+    r"(/runCommand|/retrieveBootDiagnosticsData|/deallocate)?$",
     re.IGNORECASE,
 )
 COLLECTION = re.compile(
@@ -82,6 +85,8 @@ class VmHost:
         self.nics: dict[str, dict[str, Any]] = {}
         self.fail_vm_create: str | None = None
         self.fail_deletes: dict[str, int] = {}
+        self.exit_codes: dict[str, int] = {}  # startup actions a Windows guest's boot ends with this exit code
+        self.booted: list[tuple[str, list[str]]] = []  # (VM, actions its first boot ran) of each Windows boot
         self.scripts: list[str] = []  # every script run, for the tests to inspect
         self.console_reads: list[str] = []  # VMs whose boot diagnostics were retrieved
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -112,6 +117,8 @@ class VmHost:
             return self._create_vm(rg, name, body) if table is self.vms else self._create_nic(rg, name, body)
         if method == "POST" and action and action.lower() == "/retrievebootdiagnosticsdata":
             return self._boot_diagnostics(key, name)
+        if method == "POST" and action and action.lower() == "/deallocate":
+            return self._deallocate(key, name)
         if method == "POST" and action:
             return self._run_command(key, body)
         if method == "DELETE":
@@ -175,20 +182,18 @@ class VmHost:
                 return 409, _err("OperationNotAllowed", f"data disk lun {d.get('lun')} is {disk['state']}"), None
             data.append((int(d["lun"]), self._key(d["managedDisk"]["id"])))
         os_disk = storage.get("osDisk", {})
-        if os_disk.get("createOption") != "FromImage" or not storage.get("imageReference"):
-            return 400, _err("InvalidParameter", "osDisk must be createOption FromImage with an imageReference"), None
-        image = storage["imageReference"]
-        if not image.get("id") and not all(image.get(k) for k in ("publisher", "offer", "sku", "version")):
-            return 400, _err("InvalidParameter", "imageReference needs an id or publisher/offer/sku/version"), None
-        if image.get("id"):  # a prebuilt gallery image carries the packages
-            first_boot = {"status": "done", "installed": "*", "log": "image: " + image["id"]}
-        os_name = os_disk.get("name") or f"{name}_OsDisk"
-        # The OS disk exists as soon as the VM starts deploying, even if the deployment then fails.
-        self.arm.disks[f"{rg.lower()}/{os_name.lower()}"] = {
-            "name": os_name, "location": body.get("location"), "tags": body.get("tags") or {},
-            "sku": "Premium_LRS", "upload_size": 32 * MiB + 512, "state": "Attached",
-            "hyper_v_generation": "V2", "os_type": "Linux", "no_blob": True,
-        }  # fmt: skip
+        if os_disk.get("createOption") == "Attach":
+            attached = self._attach_os_disk(props, os_disk)
+            if isinstance(attached, tuple):
+                return attached
+            os_key, os_delete = attached, os_disk.get("deleteOption", "Detach") == "Delete"
+        else:
+            made = self._os_disk_from_image(rg, name, body, storage, os_disk)
+            if isinstance(made, tuple):
+                return made
+            os_key, os_delete = made, os_disk.get("deleteOption") == "Delete"
+            if storage["imageReference"].get("id"):  # a prebuilt gallery image carries the packages
+                first_boot = {"status": "done", "installed": "*", "log": "image: " + storage["imageReference"]["id"]}
         state = "Failed" if self.fail_vm_create else "Succeeded"
         doc = {
             "id": self._id(rg, "Microsoft.Compute/virtualMachines", name),
@@ -197,9 +202,8 @@ class VmHost:
             "tags": body.get("tags") or {},
             "properties": {**props, "provisioningState": state},
         }
-        self.vms[key] = {"doc": doc, "data": data, "nics": nic_ids, "os_disk": f"{rg.lower()}/{os_name.lower()}",
-                         "os_delete": os_disk.get("deleteOption") == "Delete", "first_boot": first_boot,
-                         "interpreter": self.interpreter}  # fmt: skip
+        self.vms[key] = {"doc": doc, "data": data, "nics": nic_ids, "os_disk": os_key, "os_delete": os_delete,
+                         "first_boot": first_boot, "interpreter": self.interpreter}  # fmt: skip
         if (props.get("diagnosticsProfile") or {}).get("bootDiagnostics", {}).get("enabled"):
             self._write_console(key, name, first_boot)
         for nic in nics:
@@ -207,10 +211,48 @@ class VmHost:
             nic["vm"] = key
         for _, disk_key in data:
             self.arm.disks[disk_key]["state"] = "Attached"
+        if os_disk.get("createOption") == "Attach":
+            self.arm.disks[os_key]["state"] = "Attached"
+            if str(os_disk.get("osType")).lower() == "windows" and not self.fail_vm_create:
+                self.vms[key]["windows"] = WindowsGuest(self, key, os_key)  # it boots as it is created
         if self.fail_vm_create:
             message, self.fail_vm_create = self.fail_vm_create, None
             return 201, doc, self.arm._operation(error={"code": "AllocationFailed", "message": message})
         return 201, doc, self.arm._operation()
+
+    def _os_disk_from_image(self, rg: str, name: str, body: dict[str, Any], storage: dict[str, Any],
+                            os_disk: dict[str, Any]) -> str | Reply:  # fmt: skip
+        """``createOption: FromImage``: the image's OS disk, a managed disk of its own; its key."""
+        if os_disk.get("createOption") != "FromImage" or not storage.get("imageReference"):
+            return 400, _err("InvalidParameter", "osDisk must be createOption FromImage with an imageReference, "
+                             "or Attach with a managed disk"), None  # fmt: skip
+        image = storage["imageReference"]
+        if not image.get("id") and not all(image.get(k) for k in ("publisher", "offer", "sku", "version")):
+            return 400, _err("InvalidParameter", "imageReference needs an id or publisher/offer/sku/version"), None
+        os_name = os_disk.get("name") or f"{name}_OsDisk"
+        # The OS disk exists as soon as the VM starts deploying, even if the deployment then fails.
+        self.arm.disks[f"{rg.lower()}/{os_name.lower()}"] = {
+            "name": os_name, "location": body.get("location"), "tags": body.get("tags") or {},
+            "sku": "Premium_LRS", "upload_size": 32 * MiB + 512, "state": "Attached",
+            "hyper_v_generation": "V2", "os_type": "Linux", "no_blob": True,
+        }  # fmt: skip
+        return f"{rg.lower()}/{os_name.lower()}"
+
+    def _attach_os_disk(self, props: dict[str, Any], os_disk: dict[str, Any]) -> str | Reply:
+        """``createOption: Attach``: an existing, unattached managed disk boots; no image, no osProfile."""
+        if props.get("storageProfile", {}).get("imageReference"):
+            return 400, _err("InvalidParameter", "imageReference is not allowed with an attached OS disk"), None
+        if props.get("osProfile"):
+            return 400, _err("InvalidParameter", "Parameter 'osProfile' is not allowed."), None
+        if str(os_disk.get("osType", "")).lower() not in ("windows", "linux"):
+            return 400, _err("InvalidParameter", "osDisk.osType must be Windows or Linux for an attached disk"), None
+        disk_key = self._key((os_disk.get("managedDisk") or {}).get("id", ""))
+        disk = self.arm.disks.get(disk_key)
+        if disk is None:
+            return 404, _err("NotFound", "the OS disk to attach does not exist"), None
+        if disk["state"] != "Unattached":
+            return 409, _err("OperationNotAllowed", f"the OS disk is {disk['state']}"), None
+        return disk_key
 
     def _first_boot(self, name: str, props: dict[str, Any]) -> dict[str, Any]:
         """What cloud-init does with the custom data at first boot: which packages end up installed."""
@@ -275,6 +317,16 @@ class VmHost:
         self.console_reads.append(key)
         return 200, {"serialConsoleLogBlobUri": f"{container.url}/{blob}?{sas}"}, None
 
+    def _deallocate(self, key: str, name: str) -> Reply:
+        vm = self.vms.get(key)
+        if vm is None:
+            return 404, _err("ResourceNotFound", f"VM {name} not found"), None
+        if "windows" in vm:
+            vm["windows"].shut_down()  # the guest's writes are on its disk's blob
+            self.booted.append((key, list(vm["windows"].ran)))
+        vm["deallocated"] = True
+        return 202, {}, self.arm._operation()
+
     def injected_delete_failure(self, name: str) -> Reply | None:
         """A failed delete operation while ``fail_deletes[name]`` lasts (VMs, NICs and disks alike)."""
         if self.fail_deletes.get(name, 0) <= 0:
@@ -290,6 +342,8 @@ class VmHost:
         if table is self.nics and table[key]["vm"] in self.vms:
             return 400, _err("NicInUse", f"NIC {name} is attached to a VM"), None
         entry = table.pop(key)
+        if table is self.vms and "windows" in entry:
+            entry["windows"].discard()
         if table is self.vms:
             process = self.processes.pop(key, None)
             if process is not None and process.poll() is None:
@@ -315,6 +369,10 @@ class VmHost:
             return 404, _err("ResourceNotFound", "VM not found"), None
         if vm["doc"]["properties"]["provisioningState"] != "Succeeded":
             return 409, _err("OperationNotAllowed", "the VM is not running"), None
+        if vm.get("deallocated"):
+            return 409, _err("OperationNotAllowed", "the VM is deallocated"), None
+        if "windows" in vm:
+            return self._run_powershell(vm["windows"], body)
         if body.get("commandId") != "RunShellScript":
             return 400, _err("InvalidParameter", "only RunShellScript is implemented by the stand-in"), None
         script = "\n".join(body.get("script") or [])
@@ -323,6 +381,24 @@ class VmHost:
         op = self.arm.operations[op_id]
         op["pending"] = threading.Event()
         threading.Thread(target=self._execute, args=(key, vm, script, op), daemon=True).start()
+        return 202, {}, op_id
+
+    def _run_powershell(self, guest: WindowsGuest, body: dict[str, Any]) -> Reply:
+        if body.get("commandId") != "RunPowerShellScript":
+            return 400, _err("InvalidParameter", f"{body.get('commandId')} does not run on a Windows VM"), None
+        script = "\n".join(body.get("script") or [])
+        self.scripts.append(script)
+        op_id = self.arm._operation()
+        op = self.arm.operations[op_id]
+        op["pending"] = threading.Event()
+
+        def run() -> None:
+            try:
+                op["result"] = guest.run_powershell(script)
+            finally:
+                op["pending"].set()
+
+        threading.Thread(target=run, daemon=True).start()
         return 202, {}, op_id
 
     def _vm_bin(self, vm: dict[str, Any], where: Path) -> Path:

@@ -10,7 +10,17 @@ from typing import Any
 
 from imageport.guest.sample_image import KINDS, build_disks, empty_hive, software_hive, system_hive
 
-__all__ = ["KINDS", "build_disks", "empty_hive", "registry_dump", "software_hive", "staged_file", "system_hive"]
+__all__ = [
+    "KINDS",
+    "build_disks",
+    "empty_hive",
+    "ntfs_span",
+    "registry_dump",
+    "software_hive",
+    "staged_file",
+    "system_hive",
+    "windows_volume",
+]
 
 
 def registry_dump(image: Path, tmp_path: Path) -> dict[str, dict[str, Any]]:
@@ -23,7 +33,7 @@ def registry_dump(image: Path, tmp_path: Path) -> dict[str, dict[str, Any]]:
 
     out = tmp_path / "hives"
     out.mkdir(parents=True, exist_ok=True)
-    volume = _windows_volume(image, out / "volume.img")
+    volume = windows_volume(image, out / "volume.img")
     dump: dict[str, dict[str, Any]] = {}
     try:
         for name in ("SYSTEM", "SOFTWARE"):
@@ -39,7 +49,7 @@ def registry_dump(image: Path, tmp_path: Path) -> dict[str, dict[str, Any]]:
 def staged_file(image: Path, name: str, work: Path) -> bytes:
     """The installer ``name`` a prepare staged into a raw image, read with ntfs-3g's ``ntfscat``."""
     work.mkdir(parents=True, exist_ok=True)
-    volume = _windows_volume(image, work / "volume.img")
+    volume = windows_volume(image, work / "volume.img")
     try:
         return subprocess.run(["ntfscat", str(volume), f"/ProgramData/imageport/installers/{name}"],
                               capture_output=True, check=True).stdout  # fmt: skip
@@ -47,20 +57,25 @@ def staged_file(image: Path, name: str, work: Path) -> bytes:
         volume.unlink()
 
 
-def _windows_volume(image: Path, to: Path) -> Path:
+def windows_volume(image: Path, to: Path) -> Path:
     """The image's first NTFS partition, copied to ``to`` (ntfs-3g reads a volume, not a partitioned disk)."""
+    start, size = ntfs_span(image)
+    with open(image, "rb") as disk, open(to, "wb") as volume:
+        disk.seek(start)
+        shutil.copyfileobj(_Window(disk, size), volume, 4 << 20)
+    return to
+
+
+def ntfs_span(image: Path) -> tuple[int, int]:
+    """Byte offset and size of the image's first NTFS partition (by its boot sector's OEM id)."""
     table = json.loads(subprocess.run(["sfdisk", "--json", str(image)], capture_output=True, check=True).stdout)
     sector = int(table["partitiontable"].get("sectorsize", 512))
     with open(image, "rb") as disk:
         for part in table["partitiontable"]["partitions"]:
             start, size = int(part["start"]) * sector, int(part["size"]) * sector
             disk.seek(start + 3)
-            if disk.read(8) != b"NTFS    ":
-                continue
-            with open(to, "wb") as volume:
-                disk.seek(start)
-                shutil.copyfileobj(_Window(disk, size), volume, 4 << 20)
-            return to
+            if disk.read(8) == b"NTFS    ":
+                return start, size
     raise AssertionError(f"{image}: no NTFS partition")
 
 

@@ -11,14 +11,15 @@ from types import SimpleNamespace
 import pytest
 
 from blocks.registry import delete_connector, save_connector
+from flows.finalize_image import finalize_image_flow
 from flows.prepare_image import prepare_image_flow
 from flows.reap import reap_flow
 from imageport.disks.detect import open_disk
 from imageport.engine.local import CE_DIR
-from imageport.models import PrepareSpec
+from imageport.models import FinalizeSpec, PrepareSpec
 from imageport.platforms.azure.disks import upload_to_managed_disk
 from imageport.platforms.azure.session import AzureConfig
-from imageport.results import PrepareDetails
+from imageport.results import FinalizeDetails, PrepareDetails
 from tasks.engine import reap_run_resources
 from tests.infra.configs import samba_share
 from tests.infra.signed_pe import build_pe
@@ -62,6 +63,17 @@ def test_prepare_flow_on_an_azure_ce_keeps_only_the_output(
         result = state.result()
         with get_client(sync_client=True) as client:
             limit = client.read_global_concurrency_limit_by_name("imageport-ce-flow-az-ce")
+        # Finalize (issue 16 part 3): the prepared disk itself boots once in a helper VM; its guest runs the
+        # startup script, and Run Command reads firstboot.log until its last line says every action ran.
+        ready_disk = {**fields["disk"], "name": "flow-gold-ready"}
+        finalized = finalize_image_flow(FinalizeSpec.model_validate({"disk": ready_disk}), return_state=True)
+        assert finalized.is_completed(), finalized.message
+        with get_client(sync_client=True) as client:
+            artifact = client.read_latest_artifacts()
+        # The unprepared source registers no startup script: its log never ends, and finalize gives up at its
+        # timeout (in its own wait, not a Prefect timeout), deleting the helper VM and keeping the disk.
+        timed_out = finalize_image_flow(FinalizeSpec.model_validate({"disk": fields["disk"], "timeout_s": 1}),
+                                        return_state=True)  # fmt: skip
     finally:
         delete_connector("flow-az-ce")
         delete_connector("flow-citrix")
@@ -86,6 +98,28 @@ def test_prepare_flow_on_an_azure_ce_keeps_only_the_output(
     (ce_vm,) = {key for key in arm.vms.console_reads}
     assert ce_vm.startswith("rg-vdi/imageport-ce-prepare-")
     assert "Cloud-init v. 23.4.4-0ubuntu0~22.04.1 finished, status: done" in str(result.details.boot_log)
+    # Finalized: the pending action is done (read back from the disk the helper booted), the helper VM and its
+    # NIC are gone, the disk is kept -- unattached, without an expiry, its actions run.
+    done = finalized.result()
+    assert isinstance(done.details, FinalizeDetails) and done.stage.value == "finalize"
+    assert [(a.name, a.exit_code) for a in done.details.done] == [("20-install-pvs.cmd", 0)]
+    assert done.details.failed == [] and done.warnings == []
+    assert done.details.log.rstrip().endswith("all actions done; startup script removed")
+    assert "end 20-install-pvs.cmd exit 0" in done.details.log
+    assert done.target == "azure-disk://flow-az-ce/rg-vdi/flow-gold-ready"
+    assert done.details.image == "rg-vdi/flow-gold-ready"
+    assert {r.kind for r in done.removed} == {"azure-vm", "azure-nic"} and done.created == []
+    helper = done.details.vm
+    assert helper.startswith("imageport-finalize-")
+    assert arm.vms.booted[-1] == (f"rg-vdi/{helper}", ["20-install-pvs.cmd"])  # read from the disk at its boot
+    assert arm.vms.scripts[-1] == "Get-Content -LiteralPath 'C:\\ProgramData\\imageport\\firstboot\\firstboot.log' " \
+                                  "-Raw -ErrorAction SilentlyContinue"  # fmt: skip
+    assert arm.vms.vms == {} and arm.vms.nics == {}
+    ready = arm.disks["rg-vdi/flow-gold-ready"]
+    assert ready["state"] == "Unattached" and "imageport-expires" not in ready["tags"]
+    assert any(a.key == "finalize-image" and "`20-install-pvs.cmd`: exit 0" in str(a.data) for a in artifact)
+    assert timed_out.is_failed() and "did not end with 'all actions done' within 1 s" in str(timed_out.message)
+    assert arm.vms.vms == {} and arm.vms.nics == {} and arm.disks["rg-vdi/flow-gold"]["state"] == "Unattached"
 
 
 def test_diagnostics_of_an_azure_disk_on_a_ce_with_its_logs_saved_on_the_share(

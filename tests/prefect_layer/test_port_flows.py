@@ -24,8 +24,9 @@ from imageport.platforms.vsphere import ce_host
 from imageport.platforms.vsphere.imports import create_vm_for_disk, import_to_datastore
 from imageport.platforms.vsphere.inventory import find_vm, retrieve
 from imageport.platforms.vsphere.waiting import wait_for_task
-from imageport.results import ExportDetails, ImportDetails, PortResult, PrepareDetails, StageResult
+from imageport.results import ExportDetails, FinalizeDetails, ImportDetails, PortResult, PrepareDetails, StageResult
 from imageport.transfer.copy import copy_image
+from tasks.artifacts import port_table
 from tests.core.disks.images import MiB, make_raw
 from tests.infra import services
 from tests.infra.configs import samba_share, vcsim_vsphere
@@ -283,11 +284,25 @@ def _raw(vhdx: Path, tmp_path: Path) -> Path:
 
 
 def test_pvs_to_mcs_vdisk_on_samba_to_azure(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Also issue 16's done-when: the prepare leaves a startup action, so the port finalizes the Azure disk
+    (finalize auto): the disk it leaves says, in its own firstboot.log, that its actions ran."""
+    from tests.infra.windows_guest import read_file
+
     result = run(Workflow.PVS_TO_MCS, source=VDISK, staging={**VDISK, "path": "staging/unused.vhdx"},
-                 targets=[{"disk": azure("port-p2m")}])  # fmt: skip
-    assert [s.stage for s in result.stages] == ["upload", "prepare"]
+                 targets=[{"disk": azure("port-p2m")}], prepare={"domain_unjoin": True})  # fmt: skip
+    assert [s.stage for s in result.stages] == ["upload", "prepare", "finalize"]
     assert stage(result, "upload").content_hash == hash_disk(lab["share"] / "vdisks/gold.vhdx").content_hash
-    assert rdp_enabled(azure_disk_file(lab["arm"], "port-p2m-prepared", tmp_path / "p.raw"), tmp_path)
+    assert stage(result, "prepare").pending_first_boot == ["30-domain-unjoin.cmd"]
+    finalized = stage(result, "finalize")
+    assert finalized.source == finalized.target == "azure-disk://port-az/rg-vdi/port-p2m-prepared"
+    assert isinstance(finalized.details, FinalizeDetails)
+    assert [(a.name, a.exit_code) for a in finalized.details.done] == [("30-domain-unjoin.cmd", 0)]
+    assert "**Next, for" not in port_table(result)  # the actions ran: no step is left for the admin
+    image = azure_disk_file(lab["arm"], "port-p2m-prepared", tmp_path / "p.raw")
+    assert rdp_enabled(image, tmp_path)
+    log = read_file(image, "/ProgramData/imageport/firstboot/firstboot.log", tmp_path / "log")
+    assert log is not None and log.decode().rstrip().endswith("all actions done; startup script removed")
+    assert lab["arm"].vms.vms == {} and lab["arm"].disks["rg-vdi/port-p2m-prepared"]["state"] == "Unattached"
 
 
 def test_pvs_to_pvs_vdisk_to_local_ce_to_store(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -316,3 +331,23 @@ def test_a_target_kind_the_adapter_table_refuses_is_refused_before_any_stage() -
     problems = [p.line for p in plan.checks.report().problems]
     assert problems == ["targets[1].disk: a azure-snapshot reference cannot be the target of upload "
                         "(it can be: datastore, azure-disk, local)"], problems
+
+
+def test_finalize_on_is_refused_up_front_where_the_prepared_image_boots_no_helper_vm() -> None:
+    """finalize.enabled on: a target whose prepared copy no platform boots here (a local file, a snapshot, a
+    datastore disk) is refused by the checks, naming where its actions run instead; auto refuses nothing."""
+    from flows.ports import port_plan
+
+    local = {"kind": "local", "connector": "port-local", "path": "p/gold.vhdx"}
+    datastore = {"kind": "datastore", "connector": "port-vc", "datastore": "DS", "path": "p/gold.vmdk"}
+    fields = {"workflow": "mcs-to-mcs", "source": VM, "staging": {**VDISK, "path": "s.vhdx"},
+              "targets": [{"disk": azure("ok")}, {"disk": local}, {"disk": datastore}],
+              "prepare": {"output_snapshot_name": "snap"}}  # fmt: skip
+    auto = port_plan(PortSpec.model_validate(fields))
+    assert not [p for p in auto.checks.report().problems if p.field == "finalize.enabled"]
+    plan = port_plan(PortSpec.model_validate({**fields, "finalize": {"enabled": "on"}}))
+    problems = [p.line for p in plan.checks.report().problems if p.field == "finalize.enabled"]
+    assert len(problems) == 3, problems
+    assert problems[0].startswith("finalize.enabled: finalize: an Azure snapshot -- a snapshot does not boot")
+    assert "a local image has no hypervisor here" in problems[1]
+    assert "does not boot helper VMs on vSphere yet" in problems[2]

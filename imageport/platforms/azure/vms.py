@@ -183,6 +183,43 @@ def create_vm(
         compute.virtual_machines.begin_create_or_update(cfg.resource_group, name, body).result()
 
 
+def boot_vm(session: AzureSession, name: str, nic_id: str, os_disk_id: str, os_type: str, tags: dict[str, str],
+            size: str | None = None) -> None:  # fmt: skip
+    """A helper VM that boots an existing managed disk as its OS disk (finalize): ``createOption: Attach``.
+
+    Azure takes no ``osProfile`` (nor image) for an attached OS disk: the guest is what the disk holds. The
+    disk is detached, not deleted, with the VM (``deleteOption: Detach``); the NIC likewise. No identity, no
+    public IP, as for a CE.
+    """
+    cfg = session.config
+    body = {
+        "location": cfg.location,
+        "tags": tags,
+        "properties": {
+            "hardwareProfile": {"vmSize": size or cfg.ce_vm_size},
+            "storageProfile": {
+                "osDisk": {
+                    "osType": os_type,
+                    "createOption": "Attach",
+                    "deleteOption": "Detach",
+                    "managedDisk": {"id": os_disk_id},
+                },
+            },
+            "networkProfile": {"networkInterfaces": [{"id": nic_id, "properties": {"deleteOption": "Detach"}}]},
+        },
+    }
+    compute = session.compute()
+    with translate_azure_errors(f"create helper VM {name} booting {os_disk_id.rsplit('/', 1)[-1]}"):
+        compute.virtual_machines.begin_create_or_update(cfg.resource_group, name, body).result()
+
+
+def deallocate_vm(session: AzureSession, name: str) -> None:
+    """Shut the VM down and release its compute (its disks keep what the guest wrote)."""
+    compute = session.compute()
+    with translate_azure_errors(f"deallocate VM {name}"):
+        compute.virtual_machines.begin_deallocate(session.config.resource_group, name).result()
+
+
 def serial_console_log(session: AzureSession, name: str) -> str:
     """The VM's serial console log (managed boot diagnostics), through the short-lived SAS URI Azure hands out."""
     from azure.storage.blob import BlobClient
@@ -208,14 +245,23 @@ def delete_vm(session: AzureSession, name: str) -> None:
         return
 
 
-def run_shell_script(session: AzureSession, name: str, script: list[str], timeout_s: float) -> str | None:
-    """Run a shell script on the VM (RunShellScript); its message, or None if it did not finish in time."""
+def run_command(session: AzureSession, name: str, command_id: str, script: list[str], timeout_s: float,
+                what: str) -> dict[str, str] | None:  # fmt: skip
+    """Run a script on the VM (``RunShellScript`` on Linux, ``RunPowerShellScript`` on Windows); its statuses'
+    messages by code (Windows answers ``ComponentStatus/StdOut/succeeded`` and ``.../StdErr/...``), or None if it
+    did not finish in time."""
     compute = session.compute()
-    body = {"commandId": "RunShellScript", "script": script}
-    with translate_azure_errors(f"run the agent on {name}"):
+    body = {"commandId": command_id, "script": script}
+    with translate_azure_errors(f"{what} on {name}"):
         poller = compute.virtual_machines.begin_run_command(session.config.resource_group, name, body)
         poller.wait(timeout=timeout_s)
         if not poller.done():
             return None
         result = poller.result()
-    return "\n".join(str(status.message) for status in result.value)
+    return {str(status.code): str(status.message) for status in result.value}
+
+
+def run_shell_script(session: AzureSession, name: str, script: list[str], timeout_s: float) -> str | None:
+    """Run a shell script on the VM (RunShellScript); its message, or None if it did not finish in time."""
+    statuses = run_command(session, name, "RunShellScript", script, timeout_s, "run the agent")
+    return None if statuses is None else "\n".join(statuses.values())
