@@ -66,18 +66,16 @@ def export(
     as_json: JsonFlag = False,
 ) -> None:
     """Export a VM's disk without touching it: clone it into an image, download the image, delete the image."""
-    from imageport.engine.tags import CeTags
+    from imageport.adapters.ahv import export_marks
     from imageport.platforms.ahv.export import export_vm_disk
-    from imageport.platforms.runs import process_run_id
 
     with (
         _session(connector) as session,
         located(output) as (output_fs, output_path),
         progress_reporter(f"export {vm}") as progress,
     ):
-        tags = CeTags.for_run(process_run_id(), "export", session.config.image_ttl_hours * 3600).as_dict()
         result = export_vm_disk(
-            session, vm, output_path, output_fs, to, tags=tags, disk=disk, overwrite=force, progress=progress,
-            wait_lock=wait_lock, verify=verify.value,
+            session, vm, output_path, output_fs, to, tags=export_marks(session), disk=disk, overwrite=force,
+            progress=progress, wait_lock=wait_lock, verify=verify.value,
         )  # fmt: skip
     show_stage(from_ahv_export(result).model_copy(update={"target": output}), as_json)

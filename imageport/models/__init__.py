@@ -69,6 +69,7 @@ from imageport.models.specs import (
     UploadSpec,
 )
 from imageport.models.vocabulary import (
+    DEFAULT_DISK_FORMAT,
     WORKFLOW_STAGES,
     AzureSku,
     DiskFormat,
@@ -84,6 +85,7 @@ from imageport.models.vocabulary import (
 )
 
 __all__ = [
+    "DEFAULT_DISK_FORMAT",
     "WORKFLOW_STAGES",
     "AzureDiskRef",
     "AzureName",

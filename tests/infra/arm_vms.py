@@ -147,6 +147,7 @@ class VmHost:
             "properties": {"provisioningState": "Succeeded", "ipConfigurations": configs},
         }
         self.nics[f"{rg.lower()}/{name.lower()}"] = {"doc": doc, "vm": None}
+        self.arm.created.append(("nic", name, dict(doc["tags"])))
         return 201, doc, self.arm._operation()
 
     # --- VMs -------------------------------------------------------------------------
@@ -184,6 +185,8 @@ class VmHost:
             first_boot = {"status": "done", "installed": "*", "log": "image: " + image["id"]}
         os_name = os_disk.get("name") or f"{name}_OsDisk"
         # The OS disk exists as soon as the VM starts deploying, even if the deployment then fails.
+        tags = dict(body.get("tags") or {})
+        self.arm.created += [("vm", name, tags), ("disk", os_name, tags)]
         self.arm.disks[f"{rg.lower()}/{os_name.lower()}"] = {
             "name": os_name, "location": body.get("location"), "tags": body.get("tags") or {},
             "sku": "Premium_LRS", "upload_size": 32 * MiB + 512, "state": "Attached",
