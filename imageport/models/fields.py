@@ -123,7 +123,9 @@ Tags = Annotated[
     AfterValidator(_check_tags),
     PlainSerializer(NameValuePairs.dump, when_used="json"),
     NameValuePairs(),
-    Field(default_factory=dict, description="Tags put on the Azure managed disk an upload creates."),
+    Field(
+        default_factory=dict, description="Tags put on what an upload creates: the Azure managed disk, a vSphere VM."
+    ),
 ]
 CreatedTags = Annotated[
     dict[str, str],
