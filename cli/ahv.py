@@ -6,11 +6,11 @@ from typing import Annotated
 
 import typer
 
-from cli.locations import connector_for, located
+from cli.locations import connector_for, export_container, located
 from cli.options import ExportFormat, ExportOutput, JsonFlag, ReplaceOutput, VerifyFlag, WaitLockFlag
 from cli.output import emit_json, emit_table, progress_reporter, reports_errors
 from cli.results import show_stage
-from imageport.models import DiskFormat, VerifyMode
+from imageport.models import VerifyMode
 from imageport.results import from_ahv_export
 
 app = typer.Typer(help="Nutanix AHV (Prism Central v4): VMs, disks, export.", no_args_is_help=True)
@@ -59,7 +59,7 @@ def export(
     output: ExportOutput,
     connector: Connector,
     disk: Annotated[str | None, typer.Option(help="Disk by bus and index ('scsi.0') or diskExtId")] = None,
-    to: ExportFormat = DiskFormat.VHDX,
+    to: ExportFormat = None,
     force: ReplaceOutput = False,
     wait_lock: WaitLockFlag = False,
     verify: VerifyFlag = VerifyMode.AUTO,
@@ -69,13 +69,14 @@ def export(
     from imageport.adapters.ahv import export_marks
     from imageport.platforms.ahv.export import export_vm_disk
 
+    container = export_container(output, to)  # --to, else the share connector's disk_format
     with (
         _session(connector) as session,
         located(output) as (output_fs, output_path),
         progress_reporter(f"export {vm}") as progress,
     ):
         result = export_vm_disk(
-            session, vm, output_path, output_fs, to, tags=export_marks(session), disk=disk, overwrite=force,
+            session, vm, output_path, output_fs, container, tags=export_marks(session), disk=disk, overwrite=force,
             progress=progress, wait_lock=wait_lock, verify=verify.value,
         )  # fmt: skip
     show_stage(from_ahv_export(result).model_copy(update={"target": output}), as_json)
