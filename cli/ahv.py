@@ -6,11 +6,11 @@ from typing import Annotated
 
 import typer
 
-from cli.locations import connector_for, located
+from cli.locations import connector_for, export_container, located
 from cli.options import ExportFormat, ExportOutput, JsonFlag, ReplaceOutput, VerifyFlag, WaitLockFlag
 from cli.output import emit_json, emit_table, progress_reporter, reports_errors
 from cli.results import show_stage
-from imageport.models import DiskFormat, VerifyMode
+from imageport.models import VerifyMode
 from imageport.results import from_ahv_export
 
 app = typer.Typer(help="Nutanix AHV (Prism Central v4): VMs, disks, export.", no_args_is_help=True)
@@ -59,25 +59,24 @@ def export(
     output: ExportOutput,
     connector: Connector,
     disk: Annotated[str | None, typer.Option(help="Disk by bus and index ('scsi.0') or diskExtId")] = None,
-    to: ExportFormat = DiskFormat.VHDX,
+    to: ExportFormat = None,
     force: ReplaceOutput = False,
     wait_lock: WaitLockFlag = False,
     verify: VerifyFlag = VerifyMode.AUTO,
     as_json: JsonFlag = False,
 ) -> None:
     """Export a VM's disk without touching it: clone it into an image, download the image, delete the image."""
-    from imageport.engine.tags import CeTags
+    from imageport.adapters.ahv import export_marks
     from imageport.platforms.ahv.export import export_vm_disk
-    from imageport.platforms.runs import process_run_id
 
+    container = export_container(output, to)  # --to, else the share connector's disk_format
     with (
         _session(connector) as session,
         located(output) as (output_fs, output_path),
         progress_reporter(f"export {vm}") as progress,
     ):
-        tags = CeTags.for_run(process_run_id(), "export", session.config.image_ttl_hours * 3600).as_dict()
         result = export_vm_disk(
-            session, vm, output_path, output_fs, to, tags=tags, disk=disk, overwrite=force, progress=progress,
-            wait_lock=wait_lock, verify=verify.value,
+            session, vm, output_path, output_fs, container, tags=export_marks(session), disk=disk, overwrite=force,
+            progress=progress, wait_lock=wait_lock, verify=verify.value,
         )  # fmt: skip
     show_stage(from_ahv_export(result).model_copy(update={"target": output}), as_json)

@@ -10,6 +10,7 @@ from imageport import names
 from imageport.adapters.registry import adapter_for, adapter_for_scheme
 from imageport.disks.io import FileSystem
 from imageport.disks.local_files import LOCAL
+from imageport.models import DiskFormat
 
 
 def managed_disk_target(target: str, field: str = "TARGET") -> tuple[str, str, str]:
@@ -51,6 +52,25 @@ def located(text: str) -> Iterator[tuple[FileSystem, str]]:
 
     with located_ref(ref) as found:
         yield found
+
+
+def export_container(text: str, chosen: DiskFormat | None) -> DiskFormat:
+    """What a VM export writes at ``text``: ``chosen`` (``--to``), else what an export stage would decide there
+    (``adapters.registry.disk_format_for``: a share connector's ``disk_format``; VHDX elsewhere)."""
+    if chosen is not None:
+        return chosen
+    from imageport.adapters.registry import disk_format_for
+    from imageport.models import ExportOptions
+
+    ref = parse_location(text, "OUTPUT")
+    if isinstance(ref, str):  # a plain local path: no connector to ask
+        decided = disk_format_for(ExportOptions(), None, None)
+    else:
+        from blocks.resolve import CONNECTORS  # Prefect only when a connector is named
+
+        decided = disk_format_for(ExportOptions(), ref, CONNECTORS)
+    assert decided.disk_format is not None
+    return decided.disk_format.writes
 
 
 def connector_for(text: str, name: str, kind: str) -> Any:

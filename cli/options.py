@@ -42,5 +42,9 @@ Image = Annotated[
 ]
 # A VM disk's export (vSphere, XenServer, AHV): where it goes, as what, and whether it may replace a file.
 ExportOutput = Annotated[str, typer.Argument(help="Output file or smb://CONNECTOR/path")]
-ExportFormat = Annotated[DiskFormat, typer.Option("--to", help="Output format", case_sensitive=False)]
+ExportFormat = Annotated[
+    DiskFormat | None,
+    typer.Option("--to", help="Output format (default: the share connector's disk_format, else vhdx)",
+                 case_sensitive=False),
+]
 ReplaceOutput = Annotated[bool, typer.Option(help="Replace an existing output file")]

@@ -32,6 +32,18 @@ def store_at(text: str) -> Iterator[StoreFolder]:
         yield folder
 
 
+def _decided(options: PublishOptions, store: str) -> PublishOptions:
+    """The options with the container decided where every stage decides it (``disk_format_for``)."""
+    from imageport.adapters.registry import disk_format_for
+
+    ref = parse_location(store, "STORE")
+    if isinstance(ref, str):
+        return disk_format_for(options, None, None)  # a plain local folder: no connector to ask
+    from blocks.resolve import CONNECTORS  # Prefect only when a connector is named
+
+    return disk_format_for(options, ref, CONNECTORS)
+
+
 @reports_errors
 def publish(
     image: Image,
@@ -39,8 +51,10 @@ def publish(
     name: Annotated[str, typer.Option("--name", help="vDisk name: 1-52 letters, digits, space, - _ . (no extension)")],
     source_format: FromFormat = None,
     disk_format: Annotated[
-        ShareDiskFormat, typer.Option("--format", help="vDisk container", case_sensitive=False)
-    ] = ShareDiskFormat.VHDX,
+        ShareDiskFormat | None,
+        typer.Option("--format", help="vDisk container (default: the share connector's disk_format, else vhdx)",
+                     case_sensitive=False),
+    ] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing vDisk of that name (never one in use)")] = False,
     new_version: Annotated[
         bool, typer.Option(help="Add the image as the next version (NAME.N.vhdx) of an existing vDisk")
@@ -68,6 +82,7 @@ def publish(
             "verify": verify,
         },
     )
+    options = _decided(options, store)
     with (
         located(image) as (source_fs, source_path),
         store_at(store) as folder,

@@ -6,11 +6,11 @@ from typing import Annotated
 
 import typer
 
-from cli.locations import connector_for, located
+from cli.locations import connector_for, export_container, located
 from cli.options import ExportFormat, ExportOutput, Image, JsonFlag, ReplaceOutput, VerifyFlag, WaitLockFlag
 from cli.output import emit_json, emit_table, progress_reporter, reports_errors
 from cli.results import show_stage
-from imageport.models import DiskFormat, VerifyMode
+from imageport.models import VerifyMode
 from imageport.results import from_vsphere_export, from_vsphere_import
 
 app = typer.Typer(help="vSphere: VMs, disks, export and import.", no_args_is_help=True)
@@ -71,7 +71,7 @@ def export(
     disk: Annotated[str | None, typer.Option(help="Disk label ('Hard disk 1') or datastore path")] = None,
     snapshot: Annotated[str | None, typer.Option(help="Read this existing snapshot (kept)")] = None,
     read_path: Annotated[str, typer.Option(help="auto, datastore (ranged HTTPS) or nfc (export lease)")] = "auto",
-    to: ExportFormat = DiskFormat.VHDX,
+    to: ExportFormat = None,
     force: ReplaceOutput = False,
     wait_lock: WaitLockFlag = False,
     verify: VerifyFlag = VerifyMode.AUTO,
@@ -80,13 +80,14 @@ def export(
     """Export a VM's disk without touching it: snapshot, read the disk as of the snapshot, remove the snapshot."""
     from imageport.platforms.vsphere.export import export_vm_disk
 
+    container = export_container(output, to)  # --to, else the share connector's disk_format
     with (
         _session(connector) as session,
         located(output) as (output_fs, output_path),
         progress_reporter(f"export {vm}") as progress,
     ):
         result = export_vm_disk(
-            session, vm, output_path, output_fs, to, disk=disk, snapshot=snapshot, read_path=read_path,
+            session, vm, output_path, output_fs, container, disk=disk, snapshot=snapshot, read_path=read_path,
             overwrite=force, progress=progress, wait_lock=wait_lock, verify=verify.value,
         )  # fmt: skip
     show_stage(from_vsphere_export(result).model_copy(update={"target": output}), as_json)

@@ -6,11 +6,11 @@ from typing import Annotated
 
 import typer
 
-from cli.locations import connector_for, located
+from cli.locations import connector_for, export_container, located
 from cli.options import ExportFormat, ExportOutput, JsonFlag, ReplaceOutput, VerifyFlag, WaitLockFlag
 from cli.output import emit_json, emit_table, progress_reporter, reports_errors
 from cli.results import show_stage
-from imageport.models import DiskFormat, VerifyMode
+from imageport.models import VerifyMode
 from imageport.results import from_xenserver_export
 
 app = typer.Typer(help="XenServer: VMs, disks, export.", no_args_is_help=True)
@@ -61,7 +61,7 @@ def export(
     connector: Connector,
     disk: Annotated[str | None, typer.Option(help="The disk's userdevice ('0') or device ('xvda')")] = None,
     snapshot: Annotated[str | None, typer.Option(help="Read this existing snapshot (kept)")] = None,
-    to: ExportFormat = DiskFormat.VHDX,
+    to: ExportFormat = None,
     force: ReplaceOutput = False,
     wait_lock: WaitLockFlag = False,
     verify: VerifyFlag = VerifyMode.AUTO,
@@ -71,13 +71,14 @@ def export(
     from imageport.adapters.xenserver import export_marks
     from imageport.platforms.xenserver.export import export_vm_disk
 
+    container = export_container(output, to)  # --to, else the share connector's disk_format
     with (
         _session(connector) as session,
         located(output) as (output_fs, output_path),
         progress_reporter(f"export {vm}") as progress,
     ):
         result = export_vm_disk(
-            session, vm, output_path, output_fs, to, marks=export_marks(), disk=disk, snapshot=snapshot,
+            session, vm, output_path, output_fs, container, marks=export_marks(), disk=disk, snapshot=snapshot,
             overwrite=force, progress=progress, wait_lock=wait_lock, verify=verify.value,
         )  # fmt: skip
     show_stage(from_xenserver_export(result).model_copy(update={"target": output}), as_json)

@@ -26,8 +26,8 @@ from prefect import flow, task
 from prefect.futures import wait
 from pydantic import BeforeValidator, ValidationError
 
-from blocks.resolve import describe_ref
-from imageport.adapters.registry import adapter_for
+from blocks.resolve import CONNECTORS, describe_ref
+from imageport.adapters.registry import adapter_for, disk_format_for
 from imageport.errors import ImageportError, InputError
 from imageport.forms import FixedField
 from imageport.models import (
@@ -100,7 +100,10 @@ def port_target(spec: PortSpec, index: int, target_name: str, image: Any, refres
 
 
 def _export_spec(spec: PortSpec) -> ExportSpec:
-    return ExportSpec(source=spec.source, destination=spec.staging, **spec.export.model_dump())
+    """The export's spec, its container decided (the staging share connector's, unless the port names one), so
+    the stage's cache key names the format it writes."""
+    exported = ExportSpec(source=spec.source, destination=spec.staging, **spec.export.model_dump())
+    return disk_format_for(exported, spec.staging, CONNECTORS)
 
 
 def _upload_spec(spec: PortSpec, target: PortTarget, image: Any) -> UploadSpec:
@@ -114,6 +117,8 @@ def _publish_spec(spec: PortSpec, target: PortTarget, prepared: Any) -> tuple[Pu
     """The publish spec of one PVS target and the reference of the vDisk file it writes."""
     assert target.store is not None and target.vdisk_name is not None
     publish = PublishSpec(source=prepared, store=target.store, name=target.vdisk_name, **spec.publish.model_dump())
+    publish = disk_format_for(publish, target.store, CONNECTORS)  # the vDisk's extension: the store's default
+    assert publish.disk_format is not None
     file = posixpath.join(target.store.path, f"{target.vdisk_name}.{publish.disk_format.value}")
     vdisk = target.store.model_validate({**target.store.model_dump(), "path": file})  # validated, root or not
     return publish, vdisk
@@ -177,8 +182,9 @@ def port_plan(spec: PortSpec, refresh: bool = False) -> CheckPlan:
     plan = CheckPlan(spec.workflow.value, refs, source=("source", spec.source), refresh=refresh)
     image: Any = spec.source
     if Stage.EXPORT in spec.stages:
-        plan.stages.append(Planned(Stage.EXPORT, _export_spec(spec), spec.source, spec.staging, "source", "staging",
-                                   "export", None, task=export_disk))  # fmt: skip
+        with plan.checks.of("staging", "the container the export writes (the share connector's disk_format)"):
+            plan.stages.append(Planned(Stage.EXPORT, _export_spec(spec), spec.source, spec.staging, "source",
+                                       "staging", "export", None, task=export_disk))  # fmt: skip
         image = spec.staging
     for i, target in enumerate(spec.targets):
         field = f"targets[{i}]"

@@ -74,6 +74,7 @@ def prepare_disk(spec: PrepareSpec) -> StageResult:
             timeout_s=spec.timeout_s,
             keep_on_failure=spec.keep_on_failure,
             boot_diagnostics=spec.boot_diagnostics,
+            tags=spec.tags,  # on every resource the CE creates, and on the kept output
             outcome=outcome,
         ) as ce,
     ):

@@ -6,6 +6,11 @@ its name as a ``getattr`` / subscript key. The module that defines the model, th
 (``imageport/forms.py``), the docs and the tests do not count: a field only validated, titled or described
 and then ignored fails here. The scan goes by name, so it cannot tell two models' same-named fields apart;
 ``test_a_planted_unread_field_fails`` shows it fails for real on a field nobody reads.
+
+A connector config's field counts only when read off a connector config: ``X.config.FIELD``,
+``config.FIELD``, ``cfg.FIELD``, ``block.FIELD`` (a receiver named for it). By bare name, the share connector's
+``disk_format`` passed for read while only ``ExportOptions.disk_format`` was -- the connector's was ignored (issue 16);
+``test_a_connector_field_read_only_off_an_options_model_fails`` keeps that class of bug caught.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from imageport.models import options, specs
+from imageport.platforms.ahv.session import AhvConfig
 from imageport.platforms.azure.session import AzureConfig
 from imageport.platforms.vsphere.session import VsphereConfig
+from imageport.platforms.xenserver.session import XenServerConfig
 from imageport.storage.local import LocalDirectoryConfig
 from imageport.storage.smb import SmbShareConfig
 
@@ -32,15 +39,27 @@ NOT_READERS = {ROOT / "imageport" / "forms.py"}  # titles for the UI's forms: na
 PENDING_OWNERS: set[str] = set()  # fields another change is wiring up, named while it lands (none now)
 
 
+CONNECTOR_CONFIGS: list[type[BaseModel]] = [SmbShareConfig, VsphereConfig, AzureConfig, LocalDirectoryConfig,
+                                             AhvConfig, XenServerConfig]  # fmt: skip
+# What a connector config is called where its fields are read (a saved block is one: it inherits the config).
+CONFIG_RECEIVERS = ("config", "cfg", "block")
+
+
 def models() -> list[type[BaseModel]]:
-    """Every options model and spec (models/options.py, models/specs.py) and every connector config."""
-    found = [
+    """Every options model and spec (models/options.py, models/specs.py)."""
+    return [
         obj
         for module in (options, specs)
         for obj in vars(module).values()
         if inspect.isclass(obj) and issubclass(obj, BaseModel) and obj.__module__ == module.__name__
     ]
-    return [*found, SmbShareConfig, VsphereConfig, AzureConfig, LocalDirectoryConfig]
+
+
+def _receiver(node: ast.AST) -> str:
+    """The name an attribute is read off: ``config`` in ``self.session.config.x``, ``cfg`` in ``cfg.x``."""
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return getattr(node, "id", "")
 
 
 def own_fields(model: type[BaseModel]) -> list[str]:
@@ -49,8 +68,9 @@ def own_fields(model: type[BaseModel]) -> list[str]:
 
 
 @cache
-def reads() -> tuple[tuple[Path, int, str], ...]:
-    """(file, line, name) for every name the product reads: an attribute, a ``getattr`` name, a subscript key."""
+def reads(off_config: bool = False) -> tuple[tuple[Path, int, str], ...]:
+    """(file, line, name) for every name the product reads: an attribute, a ``getattr`` name, a subscript key.
+    ``off_config``: only attributes read off a connector config (``CONFIG_RECEIVERS``)."""
     found = []
     for top in PRODUCT:
         for path in sorted((ROOT / top).rglob("*.py")):
@@ -59,7 +79,10 @@ def reads() -> tuple[tuple[Path, int, str], ...]:
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
                 name = None
                 if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
-                    name = node.attr
+                    if not off_config or any(r in _receiver(node.value).lower() for r in CONFIG_RECEIVERS):
+                        name = node.attr
+                elif off_config:
+                    continue
                 elif isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("getattr", "hasattr"):
                     if len(node.args) > 1 and isinstance(node.args[1], ast.Constant):
                         name = str(node.args[1].value)
@@ -70,21 +93,22 @@ def reads() -> tuple[tuple[Path, int, str], ...]:
     return tuple(found)
 
 
-def unread(candidates: list[type[BaseModel]]) -> list[str]:
+def unread(candidates: list[type[BaseModel]], off_config: bool = False) -> list[str]:
     """``Model.field`` for each field of ``candidates`` that nothing reads outside the model's own class body
-    (its validators may check a field; that alone is "validated then ignored")."""
+    (its validators may check a field; that alone is "validated then ignored"); ``off_config``: read off a
+    connector config."""
     missing = []
     for model in candidates:
         file = Path(inspect.getfile(model)).resolve()
         lines, first = inspect.getsourcelines(model)
         body = range(first, first + len(lines))
-        read = {name for path, line, name in reads() if not (path == file and line in body)}
+        read = {name for path, line, name in reads(off_config) if not (path == file and line in body)}
         missing += [f"{model.__name__}.{name}" for name in own_fields(model) if name not in read]
     return missing
 
 
 def test_every_option_field_is_read_by_the_product() -> None:
-    missing = set(unread(models()))
+    missing = set(unread(models())) | set(unread(CONNECTOR_CONFIGS, off_config=True))
     ignored = sorted(missing - PENDING_OWNERS)
     assert not ignored, f"accepted, never read (make it work or refuse it): {ignored}"
     stale = PENDING_OWNERS - missing
@@ -100,6 +124,26 @@ class Planted(BaseModel):
 
 def test_a_planted_unread_field_fails() -> None:
     assert unread([Planted]) == ["Planted.planted_field_nobody_reads"]  # chkdsk is read (guest/firstboot.py)
+
+
+class PlantedShareConfig(BaseModel):
+    """A connector config defined here: ``hash_disk`` is a name the product reads -- off options and specs only,
+    as the share connector's ``disk_format`` was before the export honoured it."""
+
+    server: str = Field(default="files")
+    hash_disk: bool = Field(default=True)
+
+
+def test_a_connector_field_read_only_off_an_options_model_fails() -> None:
+    assert unread([PlantedShareConfig]) == []  # by bare name both look read: the bug this test keeps out
+    assert unread([PlantedShareConfig], off_config=True) == ["PlantedShareConfig.hash_disk"]  # config.server
+
+
+def test_every_connector_kind_has_its_config_checked() -> None:
+    from blocks.connectors import CONNECTOR_KINDS
+
+    for kind, block in CONNECTOR_KINDS.items():
+        assert any(issubclass(block, config) for config in CONNECTOR_CONFIGS), f"{kind}: add its config here"
 
 
 def test_retired_options_are_refused_naming_what_to_do() -> None:

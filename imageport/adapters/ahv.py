@@ -65,7 +65,7 @@ class AhvDiskAdapter(DiskAdapter):
         return SourceFacts(f"the source VM {ref.vm!r}", vm.firmware, None, select_disk(vm, ref.disk).capacity_bytes)
 
     def export(self, spec: ExportSpec, connectors: Connectors, output_fs: FileSystem, output: str, *,
-               progress: Any, copy: Copier = copy_image) -> StageResult:  # fmt: skip
+               progress: Any, run_id: str, copy: Copier = copy_image) -> StageResult:  # fmt: skip
         """The disk as a temporary image this run makes, marked for the reaper, and deletes.
 
         Its own stream (not ``copy``): a port's targets upload from the staging file afterwards.
@@ -74,10 +74,10 @@ class AhvDiskAdapter(DiskAdapter):
 
         source = spec.source
         with connectors.build(source.connector, "ahv", self.describe(source)) as session:
-            tags = CeTags.for_run(process_run_id(), "export", session.config.image_ttl_hours * 3600).as_dict()
             exported = export_vm_disk(
-                session, source.vm, output, output_fs, spec.disk_format.writes, tags=tags, disk=source.disk,
-                progress=progress, digests=spec.hash_disk, wait_lock=spec.wait_lock, verify=spec.verify.value,
+                session, source.vm, output, output_fs, spec.disk_format.writes, tags=export_marks(session, run_id),
+                user_tags=spec.tags, disk=source.disk, progress=progress, digests=spec.hash_disk,
+                wait_lock=spec.wait_lock, verify=spec.verify.value,
             )  # fmt: skip
         return from_ahv_export(exported)
 
@@ -87,6 +87,12 @@ class AhvDiskAdapter(DiskAdapter):
 
     def prepared(self, ref: AhvDiskRef, name: str | None = None, snapshot: str | None = None) -> Any:
         raise InputError("targets: an ahv VM disk is a source; name an Azure disk, a datastore disk or a local file")
+
+
+def export_marks(session: Any, run_id: str | None = None) -> dict[str, str]:
+    """imageport's marks on an export's image: its run (a Prefect flow run's id; a plain CLI export's process)
+    and an expiry after the connector's ``image_ttl_hours``."""
+    return CeTags.for_run(run_id or process_run_id(), Stage.EXPORT.value, session.config.image_ttl_hours * 3600).own()
 
 
 def _leftovers_backend(config: Any) -> Any:

@@ -80,7 +80,7 @@ class DatastoreAdapter(FileAdapter):
             uploaded = upload_to_datastore(session, path, fs, target.datastore, target.path,
                                            overwrite=spec.overwrite, create_vm=target.create_vm,
                                            attach_to_vm=target.attach_to_vm, source_format=spec.source.format,
-                                           progress=progress)  # fmt: skip
+                                           progress=progress, tags=spec.tags)  # fmt: skip
         return from_datastore_upload(uploaded)
 
     def prepared(self, ref: DatastoreFileRef, name: str | None = None, snapshot: str | None = None) -> Any:
@@ -121,7 +121,7 @@ class DatastoreAdapter(FileAdapter):
             finally:
                 files.close()
             vm = place_vm(session, output.datastore_path, size, create_vm=output.create_vm,
-                          attach_to_vm=output.attach_to_vm, firmware=firmware)  # fmt: skip
+                          attach_to_vm=output.attach_to_vm, firmware=firmware, tags=spec.tags)  # fmt: skip
         return placed_vm(vm)
 
 

@@ -20,7 +20,15 @@ from imageport.disks.convert import ConvertResult
 from imageport.disks.io import FileSystem
 from imageport.engine.backend import CeBackend
 from imageport.errors import InputError
-from imageport.models import ExportSpec, PrepareSpec, Stage, TargetPlatform, UploadSpec
+from imageport.models import (
+    DEFAULT_DISK_FORMAT,
+    ExportSpec,
+    PrepareSpec,
+    ShareDiskFormat,
+    Stage,
+    TargetPlatform,
+    UploadSpec,
+)
 from imageport.platforms.pvs.store import StoreFolder
 from imageport.preflight.limits import SourceFacts
 from imageport.results import CreatedResource, StageResult, from_convert
@@ -130,6 +138,10 @@ class DiskAdapter:
         )
         yield  # pragma: no cover
 
+    def default_disk_format(self, ref: Any, connectors: Connectors) -> ShareDiskFormat:
+        """The container an export or publish writes to ``ref`` when its options name none (Citrix's VHDX)."""
+        return DEFAULT_DISK_FORMAT
+
     # --- caching -------------------------------------------------------------------------------------
 
     def identity(self, ref: Any, connectors: Connectors) -> str:
@@ -148,11 +160,14 @@ class DiskAdapter:
         )
 
     def export(self, spec: ExportSpec, connectors: Connectors, output_fs: FileSystem, output: str, *,
-               progress: Any, copy: Copier = copy_image) -> StageResult:  # fmt: skip
+               progress: Any, run_id: str, copy: Copier = copy_image) -> StageResult:  # fmt: skip
         """Export ``spec.source`` (this kind) to ``output``: the stage's result (``imageport.results``).
 
-        The default reads the source as a file (``open_read``) and copies it with ``copy`` (``copy_image``,
-        or a ``transfer.fanout.StreamCopier`` that streams the source into the targets as well).
+        ``run_id`` (the Prefect flow run's, as a CE's) and ``spec.tags`` mark what the export creates on the
+        platform (a snapshot, an image), so the reaper keeps it while that run lives. ``spec.disk_format`` is
+        set (``registry.disk_format_for``). The default reads the source as a file (``open_read``; it creates
+        nothing) and copies it with ``copy`` (``copy_image``, or a ``transfer.fanout.StreamCopier`` that streams
+        the source into the targets as well).
         """
         with self.open_read(spec.source, connectors) as (source_fs, path):
             copied = copy(

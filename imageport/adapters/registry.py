@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from imageport.adapters.ahv import AHV_LEFTOVERS, AhvDiskAdapter
 from imageport.adapters.azure import AZURE_CE, AzureDiskAdapter, AzureSnapshotAdapter
@@ -21,7 +21,10 @@ from imageport.adapters.xenserver import XENSERVER_LEFTOVERS, XenServerDiskAdapt
 from imageport.disks.io import FileSystem
 from imageport.engine.backend import CeBackend
 from imageport.errors import InputError
+from imageport.models import DEFAULT_DISK_FORMAT, ExportOptions, PublishOptions
 from imageport.names import shown
+
+Spec = TypeVar("Spec", bound=ExportOptions | PublishOptions)  # an export's or a publish's options or spec
 
 ADAPTERS: list[tuple[str, DiskAdapter]] = [
     ("vsphere", VsphereDiskAdapter()),
@@ -80,6 +83,17 @@ def opened(ref: Any, connectors: Connectors) -> Iterator[tuple[FileSystem, str]]
     """The file system and path of ``ref`` for reading, for as long as the block runs."""
     with adapter_for(ref).open_read(ref, connectors) as found:
         yield found
+
+
+def disk_format_for(spec: Spec, ref: Any | None, connectors: Connectors | None) -> Spec:
+    """``spec`` (an export's or a publish's) with its container decided, the one place it is: the stage's own
+    ``disk_format`` when set, else the default of where it writes, ``ref`` (a share connector's ``disk_format``;
+    VHDX elsewhere, and for ``None``: a plain local path the CLI was given). A decided spec comes back as it is."""
+    if spec.disk_format is not None:
+        return spec
+    if ref is None or connectors is None:
+        return spec.model_copy(update={"disk_format": DEFAULT_DISK_FORMAT})
+    return spec.model_copy(update={"disk_format": adapter_for(ref).default_disk_format(ref, connectors)})
 
 
 def hosts_ce(connector_kind: str) -> bool:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from imageport.adapters.files import FileAdapter
 from imageport.adapters.protocol import Connectors
 from imageport.disks.io import FileSystem
-from imageport.models import ShareRef, Stage
+from imageport.models import ShareDiskFormat, ShareRef, Stage
 from imageport.platforms.pvs.store import SmbStoreFolder, StoreFolder
 from imageport.storage.probe import probe_share
 from imageport.storage.smb_files import SmbFileSystem
@@ -43,6 +43,10 @@ class ShareAdapter(FileAdapter):
             yield folder
         finally:
             folder.close()
+
+    def default_disk_format(self, ref: ShareRef, connectors: Connectors) -> ShareDiskFormat:
+        """The share connector's ``disk_format`` (Citrix's Windows File Share "Disk Format")."""
+        return connectors.build(ref.connector, "fileshare", self.describe(ref)).config.disk_format
 
     def probe_folder(self, ref: ShareRef, folder: str, connectors: Connectors, makes_folders: bool = False) -> str:
         """A probe in ``folder`` of the share (it must exist: no stage makes its folders on a share)."""

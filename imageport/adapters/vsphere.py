@@ -67,7 +67,7 @@ class VsphereDiskAdapter(DiskAdapter):
         return SourceFacts(f"the source VM {ref.vm!r}", firmware, None, disk.capacity_bytes)
 
     def export(self, spec: ExportSpec, connectors: Connectors, output_fs: FileSystem, output: str, *,
-               progress: Any, copy: Copier = copy_image) -> Any:  # fmt: skip
+               progress: Any, run_id: str, copy: Copier = copy_image) -> Any:  # fmt: skip
         """The disk as of a snapshot this run takes and removes (or the named one); a single base file is
         copied with ``copy``, a delta chain streams through NFC (never fanned out)."""
         from imageport.platforms.vsphere.export import export_vm_disk  # pyVmomi only when used
@@ -76,8 +76,8 @@ class VsphereDiskAdapter(DiskAdapter):
         with connectors.build(source.connector, "vsphere", self.describe(source)) as session:
             exported = export_vm_disk(
                 session, source.vm, output, output_fs, spec.disk_format.writes, disk=source.disk,
-                snapshot=source.snapshot, progress=progress, digests=spec.hash_disk, wait_lock=spec.wait_lock,
-                verify=spec.verify.value, copy=copy,
+                snapshot=source.snapshot, run_id=run_id, tags=spec.tags, progress=progress, digests=spec.hash_disk,
+                wait_lock=spec.wait_lock, verify=spec.verify.value, copy=copy,
             )  # fmt: skip
         return from_vsphere_export(exported)
 

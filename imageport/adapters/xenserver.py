@@ -72,7 +72,7 @@ class XenServerDiskAdapter(DiskAdapter):
         return SourceFacts(f"the source VM {ref.vm!r}", firmware, None, select_disk(vm, ref.disk).virtual_size)
 
     def export(self, spec: ExportSpec, connectors: Connectors, output_fs: FileSystem, output: str, *,
-               progress: Any, copy: Copier = copy_image) -> StageResult:  # fmt: skip
+               progress: Any, run_id: str, copy: Copier = copy_image) -> StageResult:  # fmt: skip
         """The disk as of a snapshot this run takes (marked for the reaper) and destroys, or the named one.
 
         Its own stream (not ``copy``): a port's targets upload from the staging file afterwards.
@@ -80,7 +80,7 @@ class XenServerDiskAdapter(DiskAdapter):
         from imageport.platforms.xenserver.export import export_vm_disk  # XenAPI only when used
 
         source = spec.source
-        marks = export_marks()
+        marks = export_marks(run_id, spec.tags)
         with connectors.build(source.connector, "xenserver", self.describe(source)) as session:
             exported = export_vm_disk(
                 session, source.vm, output, output_fs, spec.disk_format.writes, marks=marks, disk=source.disk,
@@ -90,9 +90,10 @@ class XenServerDiskAdapter(DiskAdapter):
         return from_xenserver_export(exported)
 
 
-def export_marks() -> dict[str, str]:
-    """What an export's snapshot is marked with: this run (its process: the export runs in it) and an expiry."""
-    return CeTags.for_run(process_run_id(), Stage.EXPORT.value, SNAPSHOT_TTL_S).as_dict()
+def export_marks(run_id: str | None = None, tags: dict[str, str] | None = None) -> dict[str, str]:
+    """What an export's snapshot is marked with (``other_config``): its run (a Prefect flow run's id; a plain
+    CLI export's process), an expiry, and the user's ``tags`` beside them (imageport's marks win)."""
+    return CeTags.for_run(run_id or process_run_id(), Stage.EXPORT.value, SNAPSHOT_TTL_S, user=tags).as_dict()
 
 
 def _leftovers_backend(config: Any) -> CeBackend:

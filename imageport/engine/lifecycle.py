@@ -83,6 +83,7 @@ def compositing_engine(
     ttl_s: float | None = None,
     keep_on_failure: bool = False,
     boot_diagnostics: bool = False,
+    tags: dict[str, str] | None = None,
     outcome: Outcome | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[CompositingEngine]:
@@ -93,10 +94,12 @@ def compositing_engine(
     deleted otherwise; ``outcome.output`` then names it. In other modes it is scratch.
     ``boot_diagnostics``: the CE's console is captured and read into ``outcome.boot_log`` before
     teardown -- after a failure too, when it matters most (and then logged).
+    ``tags``: the user's (the stage's ``tags`` option), put beside imageport's marks on every resource.
     """
     timeout = float(timeout_s or DEFAULT_TIMEOUTS[mode])
-    tags = CeTags.for_run(run_id, stage or mode.value, ttl_s if ttl_s is not None else timeout + EXPIRY_MARGIN_S)
-    ledger = Ledger(tags)
+    ttl = ttl_s if ttl_s is not None else timeout + EXPIRY_MARGIN_S
+    marks = CeTags.for_run(run_id, stage or mode.value, ttl, user=tags)
+    ledger = Ledger(marks)
     outcome = outcome if outcome is not None else Outcome()
     succeeded = False
     provisioned: Provisioned | None = None
@@ -115,7 +118,7 @@ def compositing_engine(
                 "KEEPING the %s compositing engine of run %s after a failure (keep_on_failure): %s. "
                 "They cost money until deleted; `imageport reap` removes them after %s.",
                 backend.platform, run_id, ", ".join(r.describe() for r in ledger.resources) or "nothing created",
-                tags.expires.isoformat() if tags.expires else "never",
+                marks.expires.isoformat() if marks.expires else "never",
             )  # fmt: skip
         else:
             outcome.output = teardown(backend, ledger.resources, succeeded=succeeded, sleep=sleep)

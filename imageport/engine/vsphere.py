@@ -107,7 +107,8 @@ class VsphereBackend:
         assert ledger.tags.expires is not None
         ttl = (ledger.tags.expires - datetime.now(UTC)).total_seconds()
         ledger.creating(VM, ce, order=ORDER[VM])
-        vm = ce_host.create_ce_vm(self.session, ce, ledger.tags.run_id, ttl_s=int(ttl), stage=ledger.tags.stage)
+        vm = ce_host.create_ce_vm(self.session, ce, ledger.tags.run_id, ttl_s=int(ttl), stage=ledger.tags.stage,
+                                  tags=ledger.tags.as_dict())  # fmt: skip
         folder = self._work_folder(ce)
         ledger.creating(FOLDER, folder, order=ORDER[FOLDER])
         with translate_vsphere_errors(f"create {folder}"):

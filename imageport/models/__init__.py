@@ -72,6 +72,7 @@ from imageport.models.specs import (
     UploadSpec,
 )
 from imageport.models.vocabulary import (
+    DEFAULT_DISK_FORMAT,
     WORKFLOW_STAGES,
     AzureSku,
     DiskFormat,
@@ -88,6 +89,7 @@ from imageport.models.vocabulary import (
 )
 
 __all__ = [
+    "DEFAULT_DISK_FORMAT",
     "WORKFLOW_STAGES",
     "AzureDiskRef",
     "AzureName",

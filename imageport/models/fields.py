@@ -68,8 +68,22 @@ VDiskName = Annotated[
 PvsText = Annotated[str, AfterValidator(names.free_text)]
 
 
+# imageport's own marks on what it creates (``engine.tags``, ``platforms.runs``): the reaper finds its
+# resources by them, so a user's tags may never set them (Azure compares tag names case-insensitively).
+CREATED_BY_TAG = "created-by"
+RUN_TAG = "imageport-run"
+STAGE_TAG = "imageport-stage"
+EXPIRES_TAG = "imageport-expires"
+RESERVED_TAGS = (CREATED_BY_TAG, RUN_TAG, STAGE_TAG, EXPIRES_TAG)
+# Blob index tags (the Azure CE's blobs carry the tags as these): at most 10 a blob, names 1-128 and values
+# 0-256 characters of letters, digits and `` +-.:=_/`` -- a name also without '/', Azure's resource rule.
+BLOB_TAGS_MAX = 10
+_BLOB_TAG_NAME = re.compile(r"^[A-Za-z0-9 +\-.:=_]{1,128}$")
+_BLOB_TAG_VALUE = re.compile(r"^[A-Za-z0-9 +\-.:=_/]{0,256}$")
+
+
 def _check_tags(tags: dict[str, str]) -> dict[str, str]:
-    # Azure's limits are the tightest of the platforms: 50 tags, 512-char names, 256-char values.
+    # Azure's resource tags: 50 a resource, 512-char names without <>%&\?/, 256-char values.
     if len(tags) > 50:
         raise ValueError("at most 50 tags are allowed (Azure's limit)")
     for key, val in tags.items():
@@ -77,6 +91,29 @@ def _check_tags(tags: dict[str, str]) -> dict[str, str]:
             raise ValueError(f"tag name {key!r} is empty, too long or contains one of <>%&\\?/")
         if len(val) > 256:
             raise ValueError(f"tag {key!r}: values may be at most 256 characters")
+        if key.lower() in RESERVED_TAGS:
+            raise ValueError(f"tag {key!r} is imageport's own mark (one of {', '.join(RESERVED_TAGS)}); "
+                             "choose another name")  # fmt: skip
+    return tags
+
+
+def _check_created_tags(tags: dict[str, str]) -> dict[str, str]:
+    """The tags an export or prepare puts on *every* resource it creates: the rules of each place they go.
+
+    Azure resources' (above) and, tightest, the CE's blobs' index tags, which also carry imageport's four."""
+    _check_tags(tags)
+    room = BLOB_TAGS_MAX - len(RESERVED_TAGS)
+    if len(tags) > room:
+        raise ValueError(
+            f"at most {room} tags are allowed here: an Azure compositing engine's blobs take {BLOB_TAGS_MAX} index "
+            f"tags and {len(RESERVED_TAGS)} are imageport's"
+        )
+    for key, val in tags.items():
+        if not _BLOB_TAG_NAME.match(key):
+            raise ValueError(f"tag name {key!r}: use 1-128 letters, digits, spaces or +-.:=_ (Azure blob index tags)")
+        if not _BLOB_TAG_VALUE.match(val):
+            raise ValueError(f"tag {key!r}: the value may hold only letters, digits, spaces and +-.:=_/ "
+                             "(Azure blob index tags)")  # fmt: skip
     return tags
 
 
@@ -86,5 +123,18 @@ Tags = Annotated[
     AfterValidator(_check_tags),
     PlainSerializer(NameValuePairs.dump, when_used="json"),
     NameValuePairs(),
-    Field(default_factory=dict, description="Tags put on the Azure managed disk an upload creates."),
+    Field(
+        default_factory=dict, description="Tags put on what an upload creates: the Azure managed disk, a vSphere VM."
+    ),
+]
+CreatedTags = Annotated[
+    dict[str, str],
+    BeforeValidator(NameValuePairs.parse),
+    AfterValidator(_check_created_tags),
+    PlainSerializer(NameValuePairs.dump, when_used="json"),
+    NameValuePairs(),
+    Field(
+        default_factory=dict,
+        description="Tags put on every resource the stage creates on a platform (besides imageport's own marks).",
+    ),
 ]

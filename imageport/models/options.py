@@ -12,7 +12,7 @@ from pydantic import (
 )
 
 from imageport.compat import StrEnum
-from imageport.models.fields import AzureName, PvsText, Tags
+from imageport.models.fields import AzureName, CreatedTags, PvsText, Tags
 from imageport.models.refs import FileRef
 from imageport.models.vocabulary import (
     AzureSku,
@@ -40,8 +40,9 @@ RETIRED_PREPARE = {
 
 
 class ExportOptions(_Model):
-    disk_format: ShareDiskFormat = Field(
-        default=ShareDiskFormat.VHDX, description="Container written to the share (Citrix default VHDX)."
+    disk_format: ShareDiskFormat | None = Field(
+        default=None,
+        description="Container written (VHDX or VHD); unset: the share connector's disk_format, else VHDX.",
     )
     hash_disk: bool = Field(
         default=True, description="Compute the virtual-disk SHA-256 and MD5 while exporting (Citrix -HashDisk)."
@@ -54,19 +55,10 @@ class ExportOptions(_Model):
         default=VerifyMode.AUTO,
         description="full: re-read the whole target after writing (one read of its data) and compare content hashes.",
     )
-    tags: Annotated[Tags, Field(description="Not applied by an export: leave empty (tag the disk with upload.tags).")]
-
-    @field_validator("tags")
-    @classmethod
-    def _tags_not_applied(cls, value: dict[str, str]) -> dict[str, str]:
-        return no_tags(value, "an export leaves only its file (a vSphere snapshot it takes is removed)")
-
-
-def no_tags(value: dict[str, str], why: str) -> dict[str, str]:
-    """Refuse tags a stage would not put anywhere (never accepted and ignored); the upload's go on its disk."""
-    if value:
-        raise ValueError(f"tags are not applied here: {why}; tag the target disk with upload.tags instead")
-    return value
+    tags: Annotated[
+        CreatedTags,
+        Field(description="Put on the snapshot or image an export takes of a VM (vSphere, XenServer, AHV)."),
+    ]
 
 
 class UploadOptions(_Model):
@@ -170,17 +162,16 @@ class PrepareOptions(_Model):
     keep_on_failure: bool = Field(
         default=False, description="Keep the compositing engine after a failure, for debugging (costs money)."
     )
-    tags: Annotated[Tags, Field(description="Not applied by a prepare: leave empty (tag the disk with upload.tags).")]
+    tags: Annotated[
+        CreatedTags,
+        Field(description="Put on every resource the compositing engine creates (Azure: VM, NIC, disks, "
+              "blobs; vSphere: the helper VM's custom attributes) and on the prepared output."),
+    ]
 
     @model_validator(mode="before")
     @classmethod
     def _retired(cls, data: object) -> object:
         return refuse_retired(data, RETIRED_PREPARE)
-
-    @field_validator("tags")
-    @classmethod
-    def _tags_not_applied(cls, value: dict[str, str]) -> dict[str, str]:
-        return no_tags(value, "a compositing engine's resources carry imageport's run and expiry tags only")
 
     @field_validator("xd_reconfigure")
     @classmethod
@@ -223,7 +214,9 @@ class FinalizeOptions(_Model):
 
 
 class PublishOptions(_Model):
-    disk_format: ShareDiskFormat = Field(default=ShareDiskFormat.VHDX, description="vDisk container in the store.")
+    disk_format: ShareDiskFormat | None = Field(
+        default=None, description="vDisk container (VHDX or VHD); unset: the share connector's disk_format, else VHDX."
+    )
     overwrite: bool = Field(default=False, description="Replace an existing vDisk of that name (never one in use).")
     new_version: bool = Field(
         default=False, description="Add the image as the next version of an existing vDisk instead of failing."

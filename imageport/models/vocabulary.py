@@ -36,6 +36,10 @@ class ShareDiskFormat(StrEnum):
         return DiskFormat.VHDX if self is ShareDiskFormat.VHDX else DiskFormat.VHD_DYNAMIC
 
 
+# What an export or a publish writes when neither its options nor a share connector say (Citrix's default).
+DEFAULT_DISK_FORMAT = ShareDiskFormat.VHDX
+
+
 class VerifyMode(StrEnum):
     """How a stage that writes proves what the target holds."""
 

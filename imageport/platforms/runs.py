@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 import socket
 
+# Tags that name the run (and stage) that made a cloud resource: one definition, beside the tag rules.
+from imageport.models.fields import RUN_TAG, STAGE_TAG
+
+__all__ = ["RUN_TAG", "STAGE_TAG", "process_run_id", "process_run_is_live", "start_ticks"]
+
 PREFIX = "cli-"
-# Tags that name the run (and stage) that made a cloud resource; the engine's CE tags use the same keys.
-RUN_TAG = "imageport-run"
-STAGE_TAG = "imageport-stage"
 
 
 def start_ticks(pid: int) -> str | None:

@@ -60,6 +60,31 @@ def test_publish_saves_registration_then_refuses_a_second_time(run_cli, share_co
     assert bad.returncode == 2 and "PVS allows 1 to 52" in bad.stderr
 
 
+def test_publish_writes_the_share_connectors_disk_format_unless_told(run_cli, samba, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Citrix's Windows File Share "Disk Format" is the default container of a vDisk published to that share."""
+    created = run_cli(
+        "connector", "create", "fileshare", "pc-vhd-store", "server=127.0.0.1", f"port={samba.port}", "share=share",
+        f"username={samba.info['username']}", "base_path=cli-pc-vhd-store", "disk_format=vhd",
+        stdin=samba.info["password"] + "\n",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    assert run_cli("connector", "test", "pc-vhd-store").returncode == 0  # creates the base folder
+    with samba_share(samba, "cli-pc-vhd-store").build() as share:
+        share.makedirs("Store")
+    raw = make_raw(tmp_path / "prepared.raw", 8 * MiB, runs=2, seed=5)
+    image = qemu_convert(raw, tmp_path / "prepared.vhdx", "vhdx-dynamic")
+    by_share = run_cli("publish", str(image), "smb://pc-vhd-store/Store", "--name", "ByShare", "--json")
+    by_flag = run_cli("publish", str(image), "smb://pc-vhd-store/Store", "--name", "ByFlag", "--format", "vhdx")
+    assert by_share.returncode == 0 and by_flag.returncode == 0, by_share.stderr + by_flag.stderr
+    assert json.loads(by_share.stdout)["details"]["file"] == "ByShare.vhd"
+    store = Path(samba.info["share_dir"]) / "cli-pc-vhd-store" / "Store"
+    assert qemu_compare(raw, "raw", store / "ByShare.vhd", "vpc").returncode == 0  # a dynamic VHD, as the share says
+    assert qemu_compare(raw, "raw", store / "ByFlag.vhdx", "vhdx").returncode == 0  # the command's own choice wins
+    (tmp_path / "store").mkdir()
+    local = run_cli("publish", str(image), str(tmp_path / "store"), "--name", "Local", "--json")  # no connector
+    assert local.returncode == 0 and json.loads(local.stdout)["details"]["file"] == "Local.vhdx", local.stderr
+
+
 def test_copy_between_stores_keeps_or_converts_the_format(run_cli, share_connector, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     name, folder = share_connector
     raw = make_raw(tmp_path / "src.raw", 48 * MiB, runs=6, seed=12)

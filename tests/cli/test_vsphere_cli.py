@@ -14,7 +14,7 @@ from tests.infra.configs import vcsim_vsphere
 pytestmark = pytest.mark.integration
 
 
-def test_list_export_and_import_by_connector(run_cli, vcsim, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_list_export_and_import_by_connector(run_cli, vcsim, samba, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     raw = make_raw(tmp_path / "seed.raw", 24 * MiB, runs=4, seed=29)
     sparse = qemu_convert(raw, tmp_path / "seed.vmdk", "vmdk-sparse")
     with vcsim_vsphere(vcsim).build() as session:
@@ -40,6 +40,16 @@ def test_list_export_and_import_by_connector(run_cli, vcsim, tmp_path: Path) -> 
     assert export.returncode == 0, export.stderr
     assert json.loads(export.stdout)["content_hash"] == hash_disk(raw).content_hash
     assert qemu_compare(raw, "raw", out, "vhdx").returncode == 0
+    # To a share whose connector says VHD (Citrix's "Disk Format"): a dynamic VHD, with no --to.
+    share = run_cli(
+        "connector", "create", "fileshare", "cli-vhd-share", "server=127.0.0.1", f"port={samba.port}",
+        "share=share", f"username={samba.info['username']}", "base_path=cli-vhd-exports", "disk_format=vhd",
+        stdin=samba.info["password"] + "\n",
+    )  # fmt: skip
+    assert share.returncode == 0 and run_cli("connector", "test", "cli-vhd-share").returncode == 0, share.stderr
+    to_share = run_cli("vsphere", "export", "DC0_C0_RP0_VM0", "smb://cli-vhd-share/vm0.img", "-c", "cli-vc")
+    assert to_share.returncode == 0, to_share.stderr
+    assert qemu_compare(raw, "raw", Path(samba.info["share_dir"]) / "cli-vhd-exports/vm0.img", "vpc").returncode == 0
 
     imported = run_cli(
         "vsphere", "import", str(out), "-c", "cli-vc", "--datastore", "LocalDS_0", "--folder", "back",

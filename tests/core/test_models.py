@@ -40,7 +40,7 @@ def test_a_complete_mcs_to_mcs_spec_parses_with_citrix_defaults() -> None:
     assert spec.stages == (Stage.EXPORT, Stage.UPLOAD, Stage.PREPARE, Stage.FINALIZE)  # finalize: optional, auto
     assert spec.upload.sku.value == "Premium_LRS" and spec.upload.threads == 5
     assert spec.prepare.timeout_s == 3600 and spec.export.timeout_s == 7200
-    assert spec.export.disk_format.value == "vhdx"
+    assert spec.export.disk_format is None  # decided by where it writes (a share connector's disk_format)
 
 
 def test_every_workflow_runs_the_stages_of_the_design_table() -> None:
@@ -250,17 +250,27 @@ def test_app_layering_user_layer_switches_are_refused_naming_what_to_do(field: s
 
 def test_publish_has_a_timeout_of_its_own_inside_a_port() -> None:
     spec = parse_model(PortSpec, port(workflow="mcs-to-pvs", prepare={"provisioning_type": "pvs", "timeout_s": 60},
-                                      publish={"timeout_s": 7},
+                                      publish={"timeout_s": 7, "disk_format": "vhd"},  # no connector to ask
                                       targets=[{"disk": AZ_DISK, "store": STAGING, "vdisk_name": "Gold"}]))  # fmt: skip
     from flows.ports import _prepared, _publish_spec
 
     _, prepared = _prepared(spec.targets[0], spec)
-    publish, _ = _publish_spec(spec, spec.targets[0], prepared)
+    publish, vdisk = _publish_spec(spec, spec.targets[0], prepared)
     assert publish.timeout_s == 7 and PublishSpec.model_fields["timeout_s"].default == 7200
+    assert vdisk.path.endswith("Gold.vhd")  # the port's own disk_format names the vDisk file
 
 
-def test_tags_a_stage_would_not_apply_are_refused_naming_upload_tags() -> None:
-    rejects(PortSpec, port(prepare={"tags": {"team": "vdi"}}), "prepare.tags: tags are not applied here",
-            "tag the target disk with upload.tags instead")  # fmt: skip
-    rejects(PortSpec, port(export={"tags": {"team": "vdi"}}), "export.tags", "upload.tags")
+def test_export_and_prepare_tags_pass_the_rules_of_every_resource_they_go_on() -> None:
+    spec = parse_model(PortSpec, port(export={"tags": {"cost center": "vdi-7"}}, prepare={"tags": {"team": "a/b"}}))
+    assert spec.export.tags == {"cost center": "vdi-7"} and spec.prepare.tags == {"team": "a/b"}
     assert parse_model(PortSpec, port(upload={"tags": {"team": "vdi"}})).upload.tags == {"team": "vdi"}
+    # imageport's own marks cannot be set or overridden, on any stage, whatever the case (Azure's tag names
+    # are case-insensitive).
+    for stage in ("export", "prepare", "upload"):
+        rejects(PortSpec, port(**{stage: {"tags": {"Imageport-Run": "x"}}}), f"{stage}.tags",
+                "tag 'Imageport-Run' is imageport's own mark")  # fmt: skip
+    # An Azure CE's blobs carry them as blob index tags: 10 a blob, 4 of them imageport's; their characters.
+    rejects(PortSpec, port(prepare={"tags": {f"k{i}": "v" for i in range(7)}}), "prepare.tags", "at most 6 tags")
+    rejects(PortSpec, port(export={"tags": {"team#1": "v"}}), "export.tags", "tag name 'team#1'", "blob index")
+    rejects(PortSpec, port(prepare={"tags": {"team": "a&b"}}), "prepare.tags", "tag 'team': the value")
+    assert len(parse_model(PortSpec, port(upload={"tags": {f"k{i}": "v&" for i in range(50)}})).upload.tags) == 50

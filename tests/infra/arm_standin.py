@@ -117,6 +117,8 @@ class ArmStandIn:
         self.tokens: set[str] = set()
         # (action, "rg/name", access) of every grant and revoke, in order: for tests to see who ended which grant
         self.access_log: list[tuple[str, str, str]] = []
+        # Every resource as it was created: (type, name, tags) -- what a test reads after the run deleted it.
+        self.created: list[tuple[str, str, dict[str, str]]] = []
         self.lock = threading.Lock()
         self.vms = VmHost(self)
         self.cert, key = make_certificate(directory)
@@ -183,6 +185,7 @@ class ArmStandIn:
         # the data: a point-in-time copy of the disk's pages, sparse as the source
         self._copy_pages(self._blob_name(source_rg, source_name), self._blob_name(rg, name, "snapshots"),
                          disk["upload_size"])  # fmt: skip
+        self.created.append(("snapshot", name, dict(body.get("tags") or {})))
         self.snapshots[key] = {
             "location": body.get("location"),
             "tags": body.get("tags") or {},
@@ -270,6 +273,7 @@ class ArmStandIn:
         if key in self.disks:
             return 409, _err("Conflict", f"disk {name} exists; delete it first"), None
         self.container.get_blob_client(self._blob_name(rg, name)).create_page_blob(size=size)
+        self.created.append(("disk", name, dict(body.get("tags") or {})))
         self.disks[key] = {
             "name": name,
             "location": body.get("location"),
@@ -299,6 +303,7 @@ class ArmStandIn:
         self._copy_pages(self._blob_name(source_rg, source_name, kind), self._blob_name(rg, name),
                          origin["upload_size"])  # fmt: skip
         props = body.get("properties", {})
+        self.created.append(("disk", name, dict(body.get("tags") or {})))
         self.disks[key] = {
             "name": name,
             "location": body.get("location"),

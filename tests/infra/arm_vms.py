@@ -154,6 +154,7 @@ class VmHost:
             "properties": {"provisioningState": "Succeeded", "ipConfigurations": configs},
         }
         self.nics[f"{rg.lower()}/{name.lower()}"] = {"doc": doc, "vm": None}
+        self.arm.created.append(("nic", name, dict(doc["tags"])))
         return 201, doc, self.arm._operation()
 
     # --- VMs -------------------------------------------------------------------------
@@ -182,6 +183,7 @@ class VmHost:
                 return 409, _err("OperationNotAllowed", f"data disk lun {d.get('lun')} is {disk['state']}"), None
             data.append((int(d["lun"]), self._key(d["managedDisk"]["id"])))
         os_disk = storage.get("osDisk", {})
+        self.arm.created.append(("vm", name, dict(body.get("tags") or {})))
         if os_disk.get("createOption") == "Attach":
             attached = self._attach_os_disk(props, os_disk)
             if isinstance(attached, tuple):
@@ -231,6 +233,7 @@ class VmHost:
             return 400, _err("InvalidParameter", "imageReference needs an id or publisher/offer/sku/version"), None
         os_name = os_disk.get("name") or f"{name}_OsDisk"
         # The OS disk exists as soon as the VM starts deploying, even if the deployment then fails.
+        self.arm.created.append(("disk", os_name, dict(body.get("tags") or {})))
         self.arm.disks[f"{rg.lower()}/{os_name.lower()}"] = {
             "name": os_name, "location": body.get("location"), "tags": body.get("tags") or {},
             "sku": "Premium_LRS", "upload_size": 32 * MiB + 512, "state": "Attached",

@@ -88,6 +88,7 @@ class PrismStandIn:
         self.username, self.password = username, password
         self.vms: dict[str, StandInVm] = {}
         self.images: dict[str, dict[str, Any]] = {}
+        self.created_images: list[tuple[str, str]] = []  # (name, description) of every image made, deleted or not
         self.tasks: dict[str, dict[str, Any]] = {}
         self.request_ids: dict[str, str] = {}  # NTNX-Request-Id -> task
         self.sessions: set[str] = set()
@@ -263,6 +264,7 @@ class PrismStandIn:
             shutil.copyfile(disk.path, path)
             self.images[image_id] = {"extId": image_id, "name": body["name"], "description": body.get("description"),
                                      "source": disk.ext_id, "path": path, "version": 1}  # fmt: skip
+            self.created_images.append((body["name"], body.get("description") or ""))
 
         return self._task(request_id, "CreateImage", clone, [("vmm:content:image", image_id)], CreateImageApiResponse)
 

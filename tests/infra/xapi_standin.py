@@ -87,6 +87,9 @@ class XapiStandIn:
         self.username, self.password = username, password
         self.master_address, self.member_addresses = master_address, member_addresses
         self.pool = Pool(directory)
+        # Every other_config entry as it was written (class, object's name label, key, value): a test reads what
+        # a snapshot carried after the run destroyed it.
+        self.other_config_written: list[tuple[str, str, str, str]] = []
         self.sessions: set[str] = set()
         self.calls: list[str] = []  # every message called, in order (tests read what the SDK sent)
         self.lock = threading.RLock()
@@ -388,6 +391,7 @@ def _add_to_other_config(cls: str) -> Callable[..., str]:
         if key in config:
             raise XapiFailure("MAP_DUPLICATE_KEY", cls, "other_config", ref, key)
         config[key] = value
+        standin.other_config_written.append((cls, str(standin.pool.get(cls, ref).get("name_label", "")), key, value))
         return ""
 
     return add

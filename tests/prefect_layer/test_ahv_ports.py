@@ -14,6 +14,7 @@ from blocks.registry import delete_connector, save_connector
 from flows.ports import PORT_FLOWS
 from imageport.disks.convert import hash_disk
 from imageport.models import PortSpec, Workflow
+from imageport.platforms.ahv.export import tags_of, user_tags_of
 from imageport.results import PortResult, StageResult
 from tests.infra.configs import samba_share
 from tests.infra.prism_standin import PrismStandIn, StandInDisk, StandInVm
@@ -56,6 +57,11 @@ SOURCE = {"kind": "ahv", "connector": "ahv-pc", "vm": "ahv-gold", "disk": "scsi.
 
 
 def run(workflow: Workflow, **fields: Any) -> PortResult:
+    return run_port(workflow, **fields)[0]
+
+
+def run_port(workflow: Workflow, **fields: Any) -> tuple[PortResult, str]:
+    """The port's result and its Prefect flow run's id."""
     provisioning = "pvs" if workflow.value.endswith("pvs") else "mcs"
     prepare = {"enable_rdp": True, "provisioning_type": provisioning}
     spec = PortSpec.model_validate({"workflow": workflow.value, "source": SOURCE, "prepare": prepare, **fields})
@@ -63,7 +69,7 @@ def run(workflow: Workflow, **fields: Any) -> PortResult:
     assert state.is_completed(), state.message
     result = state.result()
     assert isinstance(result, PortResult) and all(isinstance(s, StageResult) for s in result.stages), result
-    return result
+    return result, str(state.state_details.flow_run_id)
 
 
 def assert_export_then_same_hash(result: PortResult, lab: dict[str, Any], staging: str) -> None:
@@ -79,9 +85,17 @@ def assert_export_then_same_hash(result: PortResult, lab: dict[str, Any], stagin
 
 def test_mcs_to_mcs_ahv_to_azure(lab) -> None:  # type: ignore[no-untyped-def]
     target = {"kind": "azure-disk", "connector": "ahv-az", "resource_group": "rg-vdi", "name": "ahv-mcs"}
-    result = run(Workflow.MCS_TO_MCS, staging={"kind": "share", "connector": "ahv-share", "path": "staging/m2m.vhdx"},
-                 targets=[{"disk": target}])  # fmt: skip
+    made_before = len(lab["prism"].created_images)
+    result, run_id = run_port(Workflow.MCS_TO_MCS, export={"tags": {"cost center": "vdi-7"}},
+                              staging={"kind": "share", "connector": "ahv-share", "path": "staging/m2m.vhdx"},
+                              targets=[{"disk": target}])  # fmt: skip
     assert [s.stage for s in result.stages] == ["export", "upload", "prepare"]
+    # The export's image, as Prism was asked to make it: named and marked with the Prefect flow run (what the
+    # reaper asks Prefect about), the export's tags in its description beside imageport's marks.
+    ((name, description),) = lab["prism"].created_images[made_before:]
+    assert name == f"imageport-export-{run_id}"
+    assert tags_of(description)["imageport-run"] == run_id and "cost center" not in tags_of(description)
+    assert user_tags_of(description) == {"cost center": "vdi-7"}
     assert_export_then_same_hash(result, lab, "staging/m2m.vhdx")
     (prepare,) = [s for s in result.stages if s.stage == "prepare"]
     assert prepare.verified and "ahv-mcs-prepared" in prepare.target

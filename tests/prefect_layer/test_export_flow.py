@@ -13,7 +13,7 @@ from imageport.disks.convert import hash_disk
 from imageport.models import ExportSpec
 from imageport.results import ExportDetails, StageResult
 from tests.core.disks.images import MiB, make_raw, qemu_compare, qemu_convert
-from tests.infra.configs import vcsim_vsphere
+from tests.infra.configs import samba_share, vcsim_vsphere
 
 pytestmark = pytest.mark.integration
 
@@ -48,3 +48,35 @@ def test_flow_exports_a_vm_disk_with_its_digests(prefect_api: str, vcsim, tmp_pa
     assert result.removed[0].kind == "vsphere-snapshot" and result.target == "local://flow-exports/vm1.vhdx"
     assert [r.describe() for r in result.created] == ["local local://flow-exports/vm1.vhdx"]
     assert qemu_compare(raw, "raw", tmp_path / "exports/vm1.vhdx", "vhdx").returncode == 0
+
+
+def test_an_export_to_a_share_writes_the_connectors_disk_format_unless_the_stage_names_one(  # type: ignore[no-untyped-def]
+    prefect_api: str, vcsim, samba, tmp_path: Path
+) -> None:
+    """Citrix's Windows File Share "Disk Format": the default container of what is exported to that share."""
+    raw = make_raw(tmp_path / "seed.raw", 8 * MiB, runs=2, seed=41)
+    with vcsim_vsphere(vcsim).build() as session:
+        files = session.datastore_files("LocalDS_0")
+        files.put("DC0_C0_RP0_VM1/disk1.vmdk", qemu_convert(raw, tmp_path / "seed.vmdk", "vmdk-sparse").read_bytes())
+        files.close()
+    config = vcsim_vsphere(vcsim)
+    save_connector("vsphere", "fmt-vc", {**config.model_dump(), "password": vcsim.info["password"]}, overwrite=True)
+    share = samba_share(samba, base_path="fmt-exports", disk_format="vhd")
+    save_connector("fileshare", "fmt-share", {**share.model_dump(), "password": samba.info["password"]},
+                   overwrite=True)  # fmt: skip
+    with share.build() as smb:
+        smb.makedirs("out")
+    on_disk = Path(samba.info["share_dir"]) / "fmt-exports" / "out"
+    try:
+        for path, options, written in (("by-share.img", {}, "vpc"), ("by-stage.img", {"disk_format": "vhdx"}, "vhdx")):
+            spec = ExportSpec.model_validate({
+                "source": {"kind": "vsphere", "connector": "fmt-vc", "vm": "DC0_C0_RP0_VM1"},
+                "destination": {"kind": "share", "connector": "fmt-share", "path": f"out/{path}"}, **options,
+            })  # fmt: skip
+            state = export_disk_flow(spec, return_state=True)
+            assert state.is_completed(), state.message
+            # qemu-img reads it only as the container it is: a dynamic VHD (vpc) by the share, VHDX by the stage.
+            assert qemu_compare(raw, "raw", on_disk / path, written).returncode == 0, path
+    finally:
+        delete_connector("fmt-vc")
+        delete_connector("fmt-share")

@@ -69,12 +69,23 @@ STORE = {"kind": "share", "connector": "xen-share", "path": "Store"}
 
 
 def run(workflow: Workflow, **fields: Any) -> PortResult:
+    return run_port(workflow, **fields)[0]
+
+
+def run_port(workflow: Workflow, prepare: dict[str, Any] | None = None, **fields: Any) -> tuple[PortResult, str]:
+    """The port's result and its Prefect flow run's id."""
     provisioning = "pvs" if workflow.value.endswith("pvs") else "mcs"
-    spec = PortSpec.model_validate({"workflow": workflow.value, "prepare": {"provisioning_type": provisioning},
+    spec = PortSpec.model_validate({"workflow": workflow.value,
+                                    "prepare": {"provisioning_type": provisioning, **(prepare or {})},
                                     **fields})  # fmt: skip
     state = PORT_FLOWS[workflow](spec, return_state=True)
     assert state.is_completed(), state.message
-    return state.result()
+    return state.result(), str(state.state_details.flow_run_id)
+
+
+def snapshot_marks(xapi, name: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """The other_config the pool saw written on snapshot VM ``name`` (destroyed since)."""
+    return {key: value for cls, label, key, value in xapi.other_config_written if cls == "VM" and label == name}
 
 
 def nothing_left_on_the_pool(xapi) -> None:  # type: ignore[no-untyped-def]
@@ -85,9 +96,19 @@ def nothing_left_on_the_pool(xapi) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_mcs_to_mcs_xenserver_to_azure(lab, xapi) -> None:  # type: ignore[no-untyped-def]
-    result = run(Workflow.MCS_TO_MCS, source=VM, staging={**STAGING, "path": "staging/m2m.vhdx"},
-                 targets=[{"disk": {"kind": "azure-disk", "connector": "xen-az", "resource_group": "rg-vdi",
-                                    "name": "xen-m2m"}}])  # fmt: skip
+    created_before = len(lab["arm"].created)
+    result, run_id = run_port(Workflow.MCS_TO_MCS, source=VM, staging={**STAGING, "path": "staging/m2m.vhdx"},
+                              export={"tags": {"cost center": "vdi-7"}}, prepare={"tags": {"owner": "team a"}},
+                              targets=[{"disk": {"kind": "azure-disk", "connector": "xen-az",
+                                                 "resource_group": "rg-vdi", "name": "xen-m2m"}}])  # fmt: skip
+    # The export's snapshot was marked with the Prefect flow run's id (what the reaper asks Prefect about) and
+    # carried the export's tags; every resource the Azure CE made carried the prepare's.
+    marks = snapshot_marks(xapi, f"imageport-export-{run_id}")
+    assert marks["imageport-run"] == run_id and marks["cost center"] == "vdi-7", marks
+    ce_made = [(kind, tags) for kind, name, tags in lab["arm"].created[created_before:] if "imageport-ce" in name]
+    assert {kind for kind, _ in ce_made} == {"disk", "nic", "vm"}
+    assert all(tags["owner"] == "team a" and tags["imageport-run"] == run_id for _, tags in ce_made), ce_made
+    assert lab["arm"].disks["rg-vdi/xen-m2m-prepared"]["tags"]["owner"] == "team a"  # the kept output too
     export, upload, prepare = result.stages
     assert (export.stage, upload.stage, prepare.stage) == ("export", "upload", "prepare")
     assert export.source == "xenserver://xen-pool/xen-port-gold?disk=xvda"
@@ -98,6 +119,31 @@ def test_mcs_to_mcs_xenserver_to_azure(lab, xapi) -> None:  # type: ignore[no-un
     assert upload.source == export.target and upload.content_hash == export.content_hash
     assert prepare.source == upload.target and prepare.verified
     assert lab["arm"].vms.vms == {} and lab["arm"].vms.nics == {}
+    nothing_left_on_the_pool(xapi)
+    # A snapshot such an export leaked, past its expiry: kept while its flow run is live, reaped once it is not.
+    assert_reaped_only_once_the_run_ends(xapi, marks)
+
+
+def assert_reaped_only_once_the_run_ends(xapi, marks: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    from prefect import flow, get_client
+    from prefect.states import Completed, Running
+
+    from tasks.engine import reap_all
+
+    @flow(name="xen-live-run")
+    def live() -> None: ...
+
+    with get_client(sync_client=True) as client:
+        running = client.create_flow_run(live, state=Running())
+        leaked = {**marks, "imageport-run": str(running.id), "imageport-expires": "2000-01-01T00:00:00+00:00"}
+        with xapi_xenserver(xapi).build() as session:
+            (vm,) = [v for v in list_vms(session.api) if v.name == "xen-port-gold"]
+            take_snapshot(session.api, vm.ref, f"imageport-export-{running.id}", leaked)
+        report = reap_all(connectors=["xen-pool"])
+        assert report.deleted == [] and len(report.kept_live) == 3, report  # the snapshot VM and its two VDIs
+        client.set_flow_run_state(running.id, Completed(), force=True)
+    report = reap_all(connectors=["xen-pool"])
+    assert len(report.deleted) == 3 and report.kept_live == [], report
     nothing_left_on_the_pool(xapi)
 
 

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import uuid
 from dataclasses import asdict, dataclass
@@ -24,6 +25,7 @@ from typing import Any
 
 from imageport.disks.convert import ConvertResult, Progress
 from imageport.disks.io import FileSystem
+from imageport.errors import InputError
 from imageport.models import DiskFormat
 from imageport.platforms.ahv.errors import translate_ahv_errors
 from imageport.platforms.ahv.image_file import AhvImageFileSystem
@@ -35,6 +37,8 @@ from imageport.transfer.copy import copy_image
 NAME_PREFIX = "imageport-export-"
 IMAGE_REL = "vmm:content:image"
 TAG = re.compile(r"([a-z][a-z-]*)=(\S+)")
+USER_TAGS = " Tags: "
+DESCRIPTION_MAX = 1000  # the v4 Image model's limit on description
 
 
 @dataclass
@@ -58,13 +62,29 @@ class AhvExport:
         return asdict(self)
 
 
-def describe_tags(tags: dict[str, str]) -> str:
-    """An image description carrying ``tags`` (Prism images have no free-form tags; categories need setup)."""
-    return "Made by an imageport export; deleted when it ends. " + " ".join(f"{k}={v}" for k, v in tags.items())
+def describe_tags(marks: dict[str, str], user: dict[str, str] | None = None) -> str:
+    """An image description carrying imageport's ``marks`` (``k=v``, what the reaper reads) and the user's tags
+    (JSON after ``USER_TAGS``: names may hold spaces). Decision: the description, not categories -- a v4 image
+    takes categories only by the extIds of category values defined beforehand in Prism (an admin's setup,
+    through another SDK), not free name/value pairs."""
+    text = "Made by an imageport export; deleted when it ends. " + " ".join(f"{k}={v}" for k, v in marks.items())
+    if user:
+        text += USER_TAGS + json.dumps(user, ensure_ascii=False, sort_keys=True)
+    if len(text) > DESCRIPTION_MAX:
+        raise InputError(f"tags: on Nutanix AHV they go in the export image's description, which takes "
+                         f"{DESCRIPTION_MAX} characters; these make {len(text)}: shorten or drop some")  # fmt: skip
+    return text
 
 
 def tags_of(description: str | None) -> dict[str, str]:
-    return dict(TAG.findall(description or ""))
+    """imageport's marks in an image's description (never what the user's tags say)."""
+    return dict(TAG.findall((description or "").split(USER_TAGS, 1)[0]))
+
+
+def user_tags_of(description: str | None) -> dict[str, str]:
+    """The user's tags in an image's description."""
+    parts = (description or "").split(USER_TAGS, 1)
+    return json.loads(parts[1]) if len(parts) == 2 else {}
 
 
 def export_vm_disk(
@@ -75,6 +95,7 @@ def export_vm_disk(
     fmt: DiskFormat = DiskFormat.VHDX,
     *,
     tags: dict[str, str],
+    user_tags: dict[str, str] | None = None,
     disk: str | None = None,
     overwrite: bool = False,
     progress: Progress | None = None,
@@ -82,14 +103,14 @@ def export_vm_disk(
     wait_lock: bool = False,
     verify: str = "auto",
 ) -> AhvExport:
-    """See the module docstring. ``tags`` mark the temporary image for the reaper."""
+    """See the module docstring. ``tags`` mark the temporary image for the reaper; ``user_tags`` go beside them."""
     from ntnx_vmm_py_client import Image, ImageType, VmDiskSource
 
     vm = find_vm(session, vm_ident)
     target = select_disk(vm, disk)
     name = f"{NAME_PREFIX}{tags.get('imageport-run', uuid.uuid4().hex[:8])}"[:80]
     what = f"clone VM {vm.name} disk {target.label} into image {name}"
-    body = Image(name=name, description=describe_tags(tags), type=ImageType.DISK_IMAGE,
+    body = Image(name=name, description=describe_tags(tags, user_tags), type=ImageType.DISK_IMAGE,
                  source=VmDiskSource(ext_id=target.disk_ext_id))  # fmt: skip
     with translate_ahv_errors(what):
         accepted = session.images_api().create_image(body)

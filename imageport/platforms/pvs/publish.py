@@ -32,7 +32,7 @@ from typing import Any
 from imageport.disks.convert import CHECKPOINT_SECONDS, Progress
 from imageport.disks.io import FileSystem
 from imageport.errors import InputError, VDiskExists, VDiskInUse
-from imageport.models import DiskFormat, PublishOptions, ShareDiskFormat
+from imageport.models import DEFAULT_DISK_FORMAT, DiskFormat, PublishOptions, ShareDiskFormat
 from imageport.names import check, vdisk_name
 from imageport.platforms.pvs.powershell import comment, literal
 from imageport.platforms.pvs.store import StoreFolder
@@ -79,12 +79,15 @@ class PublishResult:
 def plan_publish(folder: StoreFolder, name: str, options: PublishOptions) -> PublishPlan:
     """Decide the file to write, refusing anything that would damage the store."""
     check("vDisk name", name, vdisk_name)
-    ext = options.disk_format.value
+    # Decided before a stage starts (adapters.registry.disk_format_for: the share connector's); a direct
+    # core call that left it unset gets the documented default.
+    fmt = options.disk_format or DEFAULT_DISK_FORMAT
+    ext = fmt.value
     names = folder.names()  # one listing of the store answers every question below
     existing = folder.vdisk_files(name, names)
     listed = ", ".join(f.name for f in existing)
     if not existing:
-        plan = PublishPlan(name, f"{name}.{ext}", 0, options.disk_format, replaces=False)
+        plan = PublishPlan(name, f"{name}.{ext}", 0, fmt, replaces=False)
     elif options.new_version:
         base_ext = existing[0].name.rsplit(".", 1)[1].lower().removeprefix("a")
         if base_ext != ext:
@@ -93,7 +96,7 @@ def plan_publish(folder: StoreFolder, name: str, options: PublishOptions) -> Pub
                 f"publish its versions as {base_ext}"
             )
         version = max(f.version for f in existing) + 1
-        plan = PublishPlan(name, f"{name}.{version}.{ext}", version, options.disk_format, replaces=False)
+        plan = PublishPlan(name, f"{name}.{version}.{ext}", version, fmt, replaces=False)
         lock = f"{plan.stem}.lok".lower()
         if any(found.lower() == lock for found in folder.locks(name, names)):
             raise VDiskInUse(f"{folder.display}/{plan.file}: PVS lock file {plan.stem}.lok is present")
@@ -114,7 +117,7 @@ def plan_publish(folder: StoreFolder, name: str, options: PublishOptions) -> Pub
                 f"{folder.display}: vDisk {name} is stored as {existing[0].name}; replace it with the same "
                 f"format ({existing[0].name.rsplit('.', 1)[1]}) or delete it first"
             )
-        plan = PublishPlan(name, existing[0].name, 0, options.disk_format, replaces=True)
+        plan = PublishPlan(name, existing[0].name, 0, fmt, replaces=True)
     reasons = folder.in_use(name, names)
     if reasons:
         raise VDiskInUse(

@@ -47,9 +47,15 @@ def annotation(run_id: str, expires: datetime, stage: str | None = None) -> str:
 
 
 def create_ce_vm(
-    session: VsphereSession, name: str, run_id: str, ttl_s: int = 3 * 3600, stage: str | None = None
+    session: VsphereSession,
+    name: str,
+    run_id: str,
+    ttl_s: int = 3 * 3600,
+    stage: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> CeVm:
-    """Clone the configured CE template into a powered-off, marked helper VM."""
+    """Clone the configured CE template into a powered-off, marked helper VM; ``tags`` become its custom
+    attributes (``set_attributes``)."""
     cfg = session.config
     if not cfg.ce_template:
         raise InputError(f"{session.display}: the connector names no ce_template to clone helper VMs from")
@@ -83,7 +89,39 @@ def create_ce_vm(
     with translate_vsphere_errors(f"mark helper VM {name}"):
         task = vm.ReconfigVM_Task(spec=spec)
     wait_for_task(si, task, f"mark helper VM {name}")
+    if tags:
+        set_attributes(session, vm, tags)
     return CeVm(vm._moId, name, run_id, expires, stage or "?")
+
+
+def set_attributes(session: VsphereSession, vm: Any, tags: dict[str, str]) -> None:
+    """Put ``tags`` on ``vm`` as custom attributes (CustomFieldsManager), defining the missing ones for VMs.
+
+    Decision: custom attributes, not vSphere tags -- tags are served by the vAPI REST endpoint only (no pyVmomi
+    call; a separate SDK and session), take one category per name, and have no value; a custom attribute is a
+    name with a value per VM, set through the same SOAP session. A snapshot is no managed entity and cannot
+    carry either: an export's snapshot has the tags in its description.
+    """
+    si = session.si or session.connect()
+    manager = si.content.customFieldsManager
+    with translate_vsphere_errors("set the helper VM's custom attributes"):
+        known = {f.name: f.key for f in manager.field or [] if f.managedObjectType in (None, vim.VirtualMachine)}
+        for name, value in tags.items():
+            if name not in known:
+                try:
+                    known[name] = manager.AddCustomFieldDef(name=name, moType=vim.VirtualMachine).key
+                except vim.fault.DuplicateName:  # another run defined it just now
+                    known[name] = next(f.key for f in manager.field if f.name == name)
+            manager.SetField(entity=vm, key=known[name], value=value)
+
+
+def attributes(session: VsphereSession, vm: Any) -> dict[str, str]:
+    """A VM's custom attributes by name (what ``set_attributes`` wrote)."""
+    si = session.si or session.connect()
+    with translate_vsphere_errors("read custom attributes"):
+        names = {f.key: f.name for f in si.content.customFieldsManager.field or []}
+        ((_, props),) = retrieve(si, [vm], ["customValue"])
+    return {names.get(v.key, str(v.key)): v.value for v in props.get("customValue") or []}
 
 
 def _named(si: Any, kind: type, name: str) -> Any:

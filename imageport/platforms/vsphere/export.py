@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -74,6 +75,12 @@ def _default_lease(si: Any, vm: Any, snapshot: Any) -> Any:
         return snapshot.ExportSnapshot() if snapshot is not None else vm.ExportVm()
 
 
+def snapshot_description(run_id: str, tags: dict[str, str] | None) -> str:
+    """What the snapshot an export takes says: its run, and the user's tags (JSON: names may hold spaces)."""
+    text = f"Taken by imageport export run {run_id}; removed when the export ends."
+    return f"{text} Tags: {json.dumps(tags, ensure_ascii=False, sort_keys=True)}" if tags else text
+
+
 def find_snapshot(si: Any, vm: Any, name: str) -> Any:
     ((_, props),) = retrieve(si, [vm], ["snapshot"])
     for node in snapshot_nodes(props.get("snapshot")):
@@ -92,6 +99,7 @@ def export_vm_disk(
     disk: str | None = None,
     snapshot: str | None = None,
     run_id: str | None = None,
+    tags: dict[str, str] | None = None,
     read_path: str = "auto",
     overwrite: bool = False,
     progress: Progress | None = None,
@@ -102,7 +110,8 @@ def export_vm_disk(
     copy: Callable[..., ConvertResult] = copy_image,
 ) -> VsphereExport:
     """See the module docstring. ``digests`` adds the plain SHA-256 and MD5 (Citrix -HashDisk). ``copy`` copies
-    the datastore path's base file (``copy_image``, or a ``transfer.fanout.StreamCopier``)."""
+    the datastore path's base file (``copy_image``, or a ``transfer.fanout.StreamCopier``). ``tags`` go in the
+    description of the snapshot this run takes (a snapshot is no managed entity: no custom attributes)."""
     if read_path not in READ_PATHS:
         raise InputError(f"read path {read_path!r}: use one of {', '.join(READ_PATHS)}")
     si = session.si or session.connect()
@@ -116,7 +125,7 @@ def export_vm_disk(
         name = f"imageport-export-{run_id}"
         task = vm.CreateSnapshot_Task(
             name=name,
-            description=f"Taken by imageport export run {run_id}; removed when the export ends.",
+            description=snapshot_description(run_id, tags),
             memory=False,
             quiesce=False,
         )

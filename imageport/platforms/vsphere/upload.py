@@ -77,10 +77,14 @@ def place_vm(
     create_vm: str | None = None,
     attach_to_vm: str | None = None,
     firmware: str = "efi",
+    tags: dict[str, str] | None = None,
 ) -> PlacedVm | None:
-    """Give ``disk`` (``[ds] folder/NAME.vmdk``) a VM: create one around it, or attach it to an existing one."""
+    """Give ``disk`` (``[ds] folder/NAME.vmdk``) a VM: create one around it, or attach it to an existing one.
+    ``tags``: the custom attributes of a VM it creates (an existing VM is not ours to mark)."""
     if create_vm:
         moref = create_vm_for_disk(session, create_vm, disk, capacity_bytes=virtual_size, firmware=firmware)
+        if tags:
+            ce_host.set_attributes(session, find_vm(session.si or session.connect(), moref), tags)
         return PlacedVm(moref, create_vm, created=True)
     if attach_to_vm:
         si = session.si or session.connect()
@@ -102,14 +106,16 @@ def upload_to_datastore(
     attach_to_vm: str | None = None,
     source_format: DiskFormat | None = None,
     progress: Progress | None = None,
+    tags: dict[str, str] | None = None,
 ) -> DatastoreUpload:
-    """Put the image ``source`` on ``[datastore] path`` (``folder/NAME.vmdk``) as a verified flat disk."""
+    """Put the image ``source`` on ``[datastore] path`` (``folder/NAME.vmdk``) as a verified flat disk; ``tags``
+    go on a VM it creates (custom attributes)."""
     started = time.monotonic()
     folder, name = split_vmdk_path(path)
     firmware = firmware_of(source, source_fs, source_format)
     imported = import_to_datastore(session, source, source_fs, datastore, folder, name, overwrite=overwrite,
                                    progress=progress, source_format=source_format)  # fmt: skip
     vm = place_vm(session, imported.disk, imported.virtual_size, create_vm=create_vm, attach_to_vm=attach_to_vm,
-                  firmware=firmware)  # fmt: skip
+                  firmware=firmware, tags=tags)  # fmt: skip
     return DatastoreUpload(imported.disk, imported.files, imported.virtual_size, imported.content_hash,
                            imported.virtual_size, firmware, time.monotonic() - started, vm=vm)  # fmt: skip

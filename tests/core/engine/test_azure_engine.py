@@ -187,11 +187,23 @@ def test_prepare_can_leave_a_snapshot_as_its_output(arm, azure_settings, source_
     outcome = Outcome()
     backend = AzureBackend(session(azure_settings))
     source = AzureSource("rg-vdi", source_disk, output_snapshot_name="gold-ready-snap", overwrite=True)
-    with compositing_engine(backend, source, AgentMode.PREPARE, "run-snap", outcome=outcome) as ce:
+    user = {"cost center": "vdi-7", "owner": "team/a"}  # the prepare's tags: on every resource the CE creates
+    created_before = len(arm.created)
+    with compositing_engine(backend, source, AgentMode.PREPARE, "run-snap", outcome=outcome, tags=user) as ce:
         ce.run(ce.job(target_platform=TargetPlatform.AZURE, prepare=PrepareOptions(enable_rdp=True)))
+        # The CE's blobs as Azurite holds them while the CE lives, read through the SDK: index tags.
+        container = arm.blobs.get_container_client("imageport-ce")
+        (bundle,) = [b.name for b in container.list_blobs() if b.name.endswith(".pex")]
+        assert container.get_blob_client(bundle).get_blob_tags() == {**user, **ce.ledger.tags.own()}
     assert outcome.output == "rg-vdi/gold-ready-snap"
     snapshot = arm.snapshots["rg-vdi/gold-ready-snap"]
     assert snapshot["tags"]["imageport-run"] == "run-snap" and "imageport-expires" not in snapshot["tags"]
+    # Every resource, as the Resource Manager stand-in saw it created: the user's tags beside imageport's.
+    made = arm.created[created_before:]
+    assert {kind for kind, _, _ in made} == {"disk", "nic", "vm", "snapshot"}
+    assert len(made) == 5  # the copy, its NIC, the VM and its OS disk, the output snapshot
+    for kind, name, tags in made:
+        assert {k: tags.get(k) for k in user} == user and tags["imageport-run"] == "run-snap", (kind, name, tags)
     assert tagged(arm) == []  # the intermediate disk, the VM and the NIC are gone
     blob = arm.container.get_blob_client(arm._blob_name("rg-vdi", "gold-ready-snap", "snapshots"))
     assert blob.download_blob().readall() != download(arm, source_disk)

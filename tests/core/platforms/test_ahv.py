@@ -12,7 +12,7 @@ import pytest
 
 from imageport.disks.convert import hash_disk
 from imageport.disks.local_files import LOCAL
-from imageport.errors import PlatformAccessDenied, PlatformError, PlatformNotFound
+from imageport.errors import InputError, PlatformAccessDenied, PlatformError, PlatformNotFound
 from imageport.models import DiskFormat
 from imageport.platforms.ahv.errors import translate_ahv_errors
 from imageport.platforms.ahv.export import export_vm_disk, leftover_images
@@ -112,7 +112,9 @@ def test_deletes_need_the_current_etag_and_leaked_images_are_found_by_their_tags
 
     with config(prism).build() as session:
         disk = find_vm(session, "legacy").disks[0]
-        body = Image(name=f"{NAME_PREFIX}cli-test-1", description=describe_tags(TAGS), type=ImageType.DISK_IMAGE,
+        # The user's tags beside imageport's marks; a value that reads like a mark marks nothing.
+        user = {"cost center": "vdi-7", "note": "imageport-run=someone-else created-by=imageport"}
+        body = Image(name=f"{NAME_PREFIX}cli-test-1", description=describe_tags(TAGS, user), type=ImageType.DISK_IMAGE,
                      source=VmDiskSource(ext_id=disk.disk_ext_id))  # fmt: skip
         images = session.images_api()
         seen: list[int] = []
@@ -136,6 +138,9 @@ def test_deletes_need_the_current_etag_and_leaked_images_are_found_by_their_tags
     assert report.deleted == [f"ahv ahv-image {image_id} (run cli-test-1)"] and report.failed == []
     with config(prism).build() as session:
         assert leftover_images(session) == [] and prism.images == {}
+    # Prism takes 1000 characters of description: tags that would not fit are refused before anything is made.
+    with pytest.raises(InputError, match=r"tags: on Nutanix AHV .* 1000 characters"):
+        describe_tags(TAGS, {f"k{i}": "v" * 256 for i in range(6)})
 
 
 def test_cli_connector_test_listing_and_export(run_cli, prism: PrismStandIn, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

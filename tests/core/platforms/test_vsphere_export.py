@@ -12,7 +12,7 @@ from imageport.disks.convert import hash_disk
 from imageport.errors import FormatError, InputError
 from imageport.models import DiskFormat
 from imageport.platforms.vsphere.export import export_vm_disk
-from imageport.platforms.vsphere.inventory import describe_vm, find_vm, list_vms, split_datastore_path
+from imageport.platforms.vsphere.inventory import describe_vm, find_vm, list_vms, retrieve, split_datastore_path
 from imageport.platforms.vsphere.nfc import disk_urls
 from imageport.results import ExportDetails, StageResult, from_vsphere_export
 from imageport.storage.smb_files import SmbFileSystem
@@ -82,7 +82,16 @@ def test_datastore_export_matches_the_seed_and_leaves_the_vm_as_it_was(vsphere, 
     session, files, path = vsphere
     fs, on_disk = share
     before = vm_file_digest(files, path)
-    result = export_vm_disk(session, VM, "gold.vhdx", fs, DiskFormat.VHDX, run_id="t1")
+    seen: list[str] = []
+
+    def snapshot_said(done: int, total: int) -> None:  # while the snapshot exists: what vCenter holds of it
+        if not seen:
+            ((_, props),) = retrieve(session.si, [find_vm(session.si, VM)], ["snapshot"])
+            seen.append(props["snapshot"].rootSnapshotList[0].description)
+
+    result = export_vm_disk(session, VM, "gold.vhdx", fs, DiskFormat.VHDX, run_id="t1", progress=snapshot_said,
+                            tags={"cost center": "vdi-7"})  # fmt: skip
+    assert seen == ['Taken by imageport export run t1; removed when the export ends. Tags: {"cost center": "vdi-7"}']
     assert result.read_path == "datastore" and result.snapshot_created and result.snapshot == "imageport-export-t1"
     assert result.content_hash == hash_disk(seed["raw"]).content_hash
     assert qemu_compare(seed["raw"], "raw", on_disk / "gold.vhdx", "vhdx").returncode == 0

@@ -11,6 +11,7 @@ from imageport.disks.local_files import LOCAL
 from imageport.errors import DatastoreFileExists, InputError
 from imageport.platforms.vsphere.ce_host import (
     attach_disk,
+    attributes,
     create_ce_vm,
     destroy_ce_vm,
     detach_disk,
@@ -94,8 +95,15 @@ def test_a_vm_is_created_around_an_imported_disk(session, image) -> None:  # typ
 def test_helper_vm_lifecycle_and_listing_by_mark(session, image) -> None:  # type: ignore[no-untyped-def]
     _, vhdx = image
     disk = import_to_datastore(session, str(vhdx), LOCAL, "LocalDS_0", "imp-ce", "work").disk
-    ce = create_ce_vm(session, "imageport-ce-test", run_id="run42", ttl_s=600)
+    tags = {"cost center": "vdi-7", "owner": "team a"}
+    ce = create_ce_vm(session, "imageport-ce-test", run_id="run42", ttl_s=600, tags=tags)
     assert not ce.expired
+    # The user's tags are the helper VM's custom attributes, as the simulator's CustomFieldsManager holds them
+    # (read back through pyVmomi: the fields' definitions and the VM's customValue).
+    assert attributes(session, find_vm(session.si, ce.moref)) == tags
+    again = create_ce_vm(session, "imageport-ce-test2", run_id="run43", ttl_s=600, tags={"owner": "team b"})
+    assert attributes(session, find_vm(session.si, again.moref)) == {"owner": "team b"}  # the definition is reused
+    destroy_ce_vm(session, again.moref)
     assert nics(session, "DC0_H0_VM1") and not nics(session, ce.moref)  # the template's NIC is not cloned along
     assert [(v.moref, v.run_id) for v in list_ce_vms(session)] == [(ce.moref, "run42")]
     attach_disk(session, ce.moref, disk, mode="independent_nonpersistent")

@@ -11,6 +11,7 @@ from pyVmomi import vim
 from imageport.disks.convert import hash_disk
 from imageport.disks.local_files import LOCAL
 from imageport.errors import AlreadyExists
+from imageport.platforms.vsphere.ce_host import attributes
 from imageport.platforms.vsphere.inventory import describe_vm, find_vm, retrieve
 from imageport.platforms.vsphere.upload import upload_to_datastore
 from tests.core.disks.images import MiB, make_raw, qemu_convert
@@ -40,7 +41,8 @@ def disk_files(session, vm: str) -> list[str]:  # type: ignore[no-untyped-def]
 def test_an_upload_is_a_verified_flat_disk_with_a_vm_and_an_existing_disk_is_refused(ce_session, gpt_vhdx) -> None:  # type: ignore[no-untyped-def]
     raw, vhdx = gpt_vhdx
     folder, vm = f"up-{uuid.uuid4().hex[:8]}", f"up-vm-{uuid.uuid4().hex[:8]}"
-    result = upload_to_datastore(ce_session, str(vhdx), LOCAL, "LocalDS_0", f"{folder}/gold.vmdk", create_vm=vm)
+    result = upload_to_datastore(ce_session, str(vhdx), LOCAL, "LocalDS_0", f"{folder}/gold.vmdk", create_vm=vm,
+                                 tags={"cost center": "vdi-7"})  # fmt: skip
     assert result.target == f"[LocalDS_0] {folder}/gold.vmdk" and result.verified
     assert result.files == [f"[LocalDS_0] {folder}/gold.vmdk", f"[LocalDS_0] {folder}/gold-flat.vmdk"]
     assert result.content_hash == hash_disk(raw).content_hash == hash_disk(vhdx).content_hash
@@ -54,6 +56,7 @@ def test_an_upload_is_a_verified_flat_disk_with_a_vm_and_an_existing_disk_is_ref
     assert result.vm is not None and result.vm.created and result.vm.name == vm
     info = describe_vm(ce_session.si, find_vm(ce_session.si, result.vm.moref))
     assert info.firmware == "efi" and disk_files(ce_session, vm) == [result.target]
+    assert attributes(ce_session, find_vm(ce_session.si, result.vm.moref)) == {"cost center": "vdi-7"}
 
     with pytest.raises(AlreadyExists, match=rf"\[LocalDS_0\] {folder}/gold.vmdk exists"):
         upload_to_datastore(ce_session, str(vhdx), LOCAL, "LocalDS_0", f"{folder}/gold.vmdk")
