@@ -44,6 +44,7 @@ from imageport.models.parsing import (
 from imageport.models.refs import (
     AzureDiskRef,
     AzureSnapshotRef,
+    BlobFolderRef,
     DatastoreFileRef,
     DiskRef,
     FileRef,
@@ -90,6 +91,7 @@ __all__ = [
     "AzureResourceGroup",
     "AzureSku",
     "AzureSnapshotRef",
+    "BlobFolderRef",
     "ConnectorName",
     "DatastoreFileRef",
     "DiagnosticsSpec",
