@@ -17,7 +17,7 @@ orchestrator then reads the result disk's flat file from the datastore.
 Teardown: eject and delete the CD, detach and delete the result and installer disks, detach
 the copy, move it to its output name (prepare) or delete it, delete the work
 folder, destroy the VM. The reaper finds helper VMs by their mark and removes
-the VM and its work folder (with the CD and result disk in it).
+the VM and its work folder (with the CD, result and installer disks in it).
 """
 
 from __future__ import annotations
