@@ -5,11 +5,12 @@ from blocks.connectors import (
     CONNECTOR_KINDS,
     AhvConnector,
     AzureConnector,
+    BlobContainerConnector,
     FileShareConnector,
     LocalConnector,
     VsphereConnector,
     XenServerConnector,
 )
 
-__all__ = ["CONNECTOR_KINDS", "AhvConnector", "AzureConnector", "FileShareConnector", "LocalConnector",
-           "VsphereConnector", "XenServerConnector"]
+__all__ = ["CONNECTOR_KINDS", "AhvConnector", "AzureConnector", "BlobContainerConnector", "FileShareConnector",
+           "LocalConnector", "VsphereConnector", "XenServerConnector"]

@@ -17,6 +17,7 @@ from imageport.platforms.ahv.session import AhvConfig
 from imageport.platforms.azure.session import AzureConfig
 from imageport.platforms.vsphere.session import VsphereConfig
 from imageport.platforms.xenserver.session import XenServerConfig
+from imageport.storage.blob_folder import BlobContainerConfig
 from imageport.storage.local import LocalDirectoryConfig
 from imageport.storage.smb import SmbShareConfig
 
@@ -99,8 +100,19 @@ class XenServerConnector(Block, XenServerConfig):
     kind: ClassVar[str] = "xenserver"
 
 
+class BlobContainerConnector(Block, BlobContainerConfig):
+    """An Azure blob container and a read+list SAS: where a prepare's Citrix installers may come from."""
+
+    _code_example = _example("BlobContainerConnector")
+    _block_type_name = "Imageport Blob Container Connector"
+    _block_type_slug = "imageport-blob"
+    _description = "Azure blob container URL and a SAS token that may read and list it (installers folders)."
+    _documentation_url = _DOCS
+    kind: ClassVar[str] = "blob"
+
+
 CONNECTOR_KINDS: dict[str, type[Block]] = {
     cls.kind: cls
     for cls in (FileShareConnector, VsphereConnector, AhvConnector, AzureConnector, LocalConnector,
-                XenServerConnector)
+                XenServerConnector, BlobContainerConnector)
 }

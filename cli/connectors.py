@@ -21,7 +21,7 @@ app = typer.Typer(help="Manage connectors: saved platform and share settings (Pr
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 
 
-KINDS = ("fileshare", "vsphere", "ahv", "azure", "local", "xenserver")
+KINDS = ("fileshare", "vsphere", "ahv", "azure", "local", "xenserver", "blob")
 
 SECRET_SOURCES = (
     "leave it out or give {f}=- (hidden prompt, or one line on standard input when piped), "

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 from prefect import task
 
-from blocks.resolve import CONNECTORS, located
+from blocks.resolve import CONNECTORS
 from imageport.adapters.registry import adapter_for, format_ref
 from imageport.disks.io import FileSystem
 from imageport.engine.installer_delivery import deliver_installers
@@ -49,9 +49,9 @@ def checked_installers(spec: PrepareSpec) -> Iterator[tuple[FileSystem | None, l
     adapter = adapter_for(spec.disk)
     if not adapter.stages_installers:
         raise InputError(f"installers: the compositing engine that prepares {adapter.title} cannot receive "
-                         "installers (a local image's or an Azure disk's can)")  # fmt: skip
-    with located(spec.installers) as (fs, folder):
-        yield fs, inspect_folder(fs, folder, options, format_ref(spec.installers))
+                         "installers (a local image's, an Azure disk's or a datastore disk's can)")  # fmt: skip
+    with adapter_for(spec.installers).installer_folder(spec.installers, CONNECTORS) as folder:
+        yield folder.fs, inspect_folder(folder, options, format_ref(spec.installers))
 
 
 @task(name="prepare_image", task_run_name="prepare {spec.disk.kind} disk for {spec.target_platform.value}",

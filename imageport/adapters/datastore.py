@@ -20,6 +20,7 @@ from imageport.adapters.protocol import Connectors, Opened
 from imageport.disks.detect import open_disk
 from imageport.disks.io import FileSystem
 from imageport.errors import InputError
+from imageport.guest.installers import InstallerFolder
 from imageport.models import DatastoreFileRef, LocalRef, PrepareSpec, Stage, TargetPlatform, UploadSpec
 from imageport.names import prepared_name
 from imageport.results import CreatedResource, StageResult, from_datastore_upload, placed_vm
@@ -42,6 +43,7 @@ class DatastoreAdapter(FileAdapter):
         "imageport does not boot helper VMs on vSphere yet: power on a VM with the prepared disk once (no NIC "
         "needed) and shut it down after firstboot.log ends with 'all actions done' (or set finalize.enabled off)"
     )
+    stages_installers = True  # each on a read-only disk of its own in the CE's work folder (engine/vsphere.py)
 
     def parse(self, text: str, field: str = "location") -> Any:
         loc = Location(text, self.schemes[0], field, self.shape)
@@ -64,6 +66,19 @@ class DatastoreAdapter(FileAdapter):
             fs = session.datastore_files(ref.datastore)
             try:
                 yield fs, ref.path
+            finally:
+                fs.close()
+
+    @contextlib.contextmanager
+    def installer_folder(self, ref: DatastoreFileRef, connectors: Connectors) -> Iterator[InstallerFolder]:
+        """A datastore folder of installers: listed by the datastore browser, read over ``/folder``."""
+        from imageport.platforms.vsphere.folders import list_datastore_folder  # pyVmomi only when used
+
+        with connectors.build(ref.connector, "vsphere", self.describe(ref)) as session:
+            names = list_datastore_folder(session, ref.datastore, ref.path)
+            fs = session.datastore_files(ref.datastore)
+            try:
+                yield InstallerFolder(fs, ref.path.strip("/"), names)
             finally:
                 fs.close()
 

@@ -58,7 +58,8 @@ class FileAdapter(DiskAdapter):
 
     def source_facts(self, ref: Any, connectors: Connectors) -> SourceFacts:
         """The partition style from the image's first sectors (any container, any store) and its virtual size."""
-        with self.open_read(ref, connectors) as (fs, path), open_disk(path, ref.format, fs=fs) as reader:
+        stated = getattr(ref, "format", None)  # a datastore file states none
+        with self.open_read(ref, connectors) as (fs, path), open_disk(path, stated, fs=fs) as reader:
             style = partition_style(reader)
             return SourceFacts(f"the source disk {self.describe(ref)}", style.firmware, style, reader.virtual_size)
 

@@ -20,6 +20,7 @@ from imageport.disks.convert import ConvertResult
 from imageport.disks.io import FileSystem
 from imageport.engine.backend import CeBackend
 from imageport.errors import InputError
+from imageport.guest.installers import InstallerFolder
 from imageport.models import (
     DEFAULT_DISK_FORMAT,
     ExportSpec,
@@ -128,6 +129,13 @@ class DiskAdapter:
         """The file system and path a stage writes ``ref`` at (file kinds only)."""
         raise InputError(f"{self.describe(ref)}: {self.title} is not written as a file")
         yield  # pragma: no cover
+
+    @contextlib.contextmanager
+    def installer_folder(self, ref: Any, connectors: Connectors) -> Iterator[InstallerFolder]:
+        """The folder ``ref`` names, to choose and check installers from (``guest.installers``); the default
+        lists it through its file system's output store (a share, a local folder)."""
+        with self.open_read(ref, connectors) as (fs, folder):
+            yield InstallerFolder(fs, folder, fs.output_store().listdir(folder))
 
     @contextlib.contextmanager
     def store_folder(self, ref: Any, connectors: Connectors) -> Iterator[StoreFolder]:

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from imageport.adapters.ahv import AHV_LEFTOVERS, AhvDiskAdapter
 from imageport.adapters.azure import AZURE_CE, AzureDiskAdapter, AzureSnapshotAdapter
+from imageport.adapters.blob import BlobFolderAdapter
 from imageport.adapters.datastore import DatastoreAdapter
 from imageport.adapters.local import LOCAL_CE, LocalAdapter
 from imageport.adapters.protocol import CeHost, Connectors, DiskAdapter
@@ -35,6 +36,7 @@ ADAPTERS: list[tuple[str, DiskAdapter]] = [
     ("share", ShareAdapter()),
     ("local", LocalAdapter()),
     ("xenserver", XenServerDiskAdapter()),
+    ("blob", BlobFolderAdapter()),  # an installers folder, not a disk
 ]
 CE_HOSTS: dict[str, CeHost] = {host.connector_kind: host for host in (LOCAL_CE, AZURE_CE, VSPHERE_CE,
                                                                                AHV_LEFTOVERS, XENSERVER_LEFTOVERS)}

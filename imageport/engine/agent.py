@@ -97,7 +97,8 @@ def run_job(job: AgentJob, job_path: str = ".") -> dict[str, Any]:
 
         assert job.prepare is not None and job.target_platform is not None  # the model guarantees both
         target = PrepareTarget(job.target_platform, job.hyper_v_generation, job.prepare)
-        staging = fetch_installers(job.installers, Path(job_path).parent / "installers") if job.installers else None
+        work = Path(job_path).parent / "installers"
+        staging = fetch_installers(job.installers, work, job.disk) if job.installers else None
         return prepare_image(disk, target, staging=staging).as_dict()
     if job.mode is AgentMode.DIAGNOSTICS:
         from imageport.guest.diagnostics import diagnose

@@ -189,6 +189,10 @@ class AzureBackend:
         members = azure_bootstrap.unpack(storage.download(result_blob), outcome, where) if outcome.uploaded else {}
         return azure_bootstrap.result_of(outcome, members, where, storage.display)
 
+    def reaches(self, url: str) -> bool:
+        """An Azure CE fetches its bundle from Azure Storage by SAS URL already: any blob's read SAS will do."""
+        return url.startswith(("https://", "http://"))
+
     def deliver(self, engine: AzureEngine, name: str, source: ByteSource) -> str:
         """A blob beside the bundle (ledgered, tagged, deleted at teardown) and its read-only SAS URL."""
         blob = f"{engine.vm}/installers/{name}"

@@ -125,3 +125,7 @@ class CarriesFiles(Protocol):
         """Copy ``source`` to the CE as ``name`` (ledgered like any resource); returns where the agent
         fetches it (``JobInstaller.fetch``: a path in the CE, or a read-only URL)."""
         ...
+
+    def reaches(self, url: str) -> bool:
+        """Whether the CE can fetch ``url`` (a blob's, with a read SAS) by itself, so nothing is copied."""
+        ...

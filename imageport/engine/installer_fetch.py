@@ -1,9 +1,11 @@
 """The agent's side of installer delivery: each installer the job names, fetched and checked before use.
 
 A job names each installer with where this CE finds it (``JobInstaller.fetch``): a local path (the local
-CE) or an http(s) URL (an Azure CE: the blob's read-only SAS). A URL is downloaded into the job's work
-folder in 1 MiB pieces (never whole into memory); either way size and sha256 must be the ones the
-orchestrator checked, or nothing is staged. Messages name the installer, never the URL (it holds a SAS).
+CE), an http(s) URL (an Azure CE: a blob's read-only SAS), or ``lun:N`` (a vSphere CE, which has no
+network: a disk of its own at SCSI unit N holding the installer from offset 0, zero-padded to a sector).
+A URL or a disk is copied into the job's work folder in 1 MiB pieces (never whole into memory); either
+way size and sha256 must be the ones the orchestrator checked, or nothing is staged. Messages name the
+installer, never the URL (it holds a SAS).
 The agent runs on the CE's python3 (3.9+): urllib only.
 """
 
@@ -15,7 +17,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from imageport.engine.job import JobInstaller
+from imageport.engine.job import LUN_FETCH, AgentDisk, JobInstaller
 from imageport.errors import EngineError
 from imageport.guest.installers import Staging
 
@@ -33,6 +35,18 @@ def _download(url: str, to: Path, name: str) -> None:
         raise EngineError(f"installer {name}: the CE could not fetch it ({reason})") from None
 
 
+def _from_disk(device: str, size: int, to: Path, name: str) -> None:
+    """The installer's ``size`` bytes from the start of the disk it came on (the rest is sector padding)."""
+    try:
+        with open(device, "rb") as disk, open(to, "wb") as out:
+            left = size
+            while left and (piece := disk.read(min(PIECE, left))):
+                out.write(piece)
+                left -= len(piece)
+    except OSError as exc:
+        raise EngineError(f"installer {name}: the CE could not read its disk {device} ({exc.strerror})") from None
+
+
 def _digest(path: Path) -> tuple[int, str]:
     digest, size = hashlib.sha256(), 0
     with open(path, "rb") as f:
@@ -42,15 +56,20 @@ def _digest(path: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def fetch_installers(installers: list[JobInstaller], work: Path) -> Staging:
-    """Every installer at a local path of this CE, size and sha256 checked."""
+def fetch_installers(installers: list[JobInstaller], work: Path, disk: AgentDisk) -> Staging:
+    """Every installer at a local path of this CE, size and sha256 checked (``disk``: the job's, whose device
+    root a ``lun:N`` installer disk shares)."""
     files: dict[str, str] = {}
     for item in installers:
         staged = item.installer
+        local = work / staged.name
         if item.fetch.startswith(("http://", "https://")):
             work.mkdir(parents=True, exist_ok=True)
-            local = work / staged.name
             _download(item.fetch, local, staged.name)
+        elif item.fetch.startswith(LUN_FETCH):
+            work.mkdir(parents=True, exist_ok=True)
+            device = AgentDisk(lun=int(item.fetch.removeprefix(LUN_FETCH)), device_root=disk.device_root).resolve()
+            _from_disk(device, staged.size, local, staged.name)
         else:
             local = Path(item.fetch)
             if not os.path.isfile(local):

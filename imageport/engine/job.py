@@ -31,7 +31,10 @@ from imageport.models.installers import StagedInstaller
 # The job/result protocol: bumped whenever a job or result field changes meaning. An agent refuses a job
 # of another protocol and the orchestrator a result of another, each in one line (see ``check_protocol``).
 # 2: a prepare job carries its checked installers (``installers``) instead of a local folder.
-PROTOCOL_VERSION = 2
+# 3: an installer may be fetched from a disk attached at a SCSI unit (``lun:N``: a vSphere CE).
+PROTOCOL_VERSION = 3
+# ``JobInstaller.fetch`` of an installer on a disk of its own: its bytes from offset 0, at this unit.
+LUN_FETCH = "lun:"
 RESULT_MARKER = "IMAGEPORT-RESULT "
 # zlib + base64: an Azure run-command returns only the last 4096 bytes of stdout.
 COMPRESSED_MARKER = "IMAGEPORT-RESULT-Z "
@@ -116,10 +119,15 @@ class BundleStamp(_Strict):
 
 
 class JobInstaller(_Strict):
-    """A checked installer and where the CE fetches it: a local path, or a URL (an Azure blob's read SAS)."""
+    """A checked installer and where the CE fetches it: a local path, a URL (an Azure blob's read SAS), or a
+    disk of its own at a SCSI unit (``lun:N``, found like the job's disk: a CE with no network)."""
 
     installer: StagedInstaller
-    fetch: str = Field(min_length=1, description="A path in the CE, or an http(s) URL: a secret, like the job.")
+    fetch: str = Field(
+        min_length=1,
+        description="A path in the CE, an http(s) URL (a secret, like the job) "
+        "or lun:N (the installer's bytes from offset 0 of that disk).",
+    )
 
 
 class AgentJob(_Strict):

@@ -102,6 +102,10 @@ class LocalBackend:
     def boot_log(self, engine: LocalEngine) -> str:
         return ""  # never asked: provision refuses boot diagnostics
 
+    def reaches(self, url: str) -> bool:
+        """The local CE gets its own copy in the work directory, like every file it reads."""
+        return False
+
     def deliver(self, engine: LocalEngine, name: str, source: ByteSource) -> str:
         """A copy in the work directory (deleted with it): the agent never reads the folder itself."""
         folder = engine.workspace / "installers"

@@ -5,7 +5,8 @@ Provisioning (each recorded in the ledger before it is created): the helper VM
 expiry, every network card removed), a work folder ``[datastore] NAME-work``
 and in it a copy of the source disk (VirtualDiskManager copy, so the source
 file is only read) attached persistent, and a small thin result disk
-(``ce_result``). Running the agent: the job CD (``ce_delivery``: the agent
+(``ce_result``); each installer a prepare stages, a read-only disk of its own (``deliver``).
+Running the agent: the job CD (``ce_delivery``: the agent
 bundle and the job) is uploaded into the work folder and attached as a
 CD-ROM, the envelope (boot protocol, bundle and job sha256, result disk unit)
 is put in ``guestinfo.imageport.job``, and the VM powered on. The template's
@@ -13,10 +14,10 @@ boot service (``imageport/engine/ce_boot/``) checks the digests, runs the
 bundle on the attached disk, writes the result to the result disk, puts its
 digest in ``guestinfo.imageport.result`` and powers the VM off; the
 orchestrator then reads the result disk's flat file from the datastore.
-Teardown: eject and delete the CD, detach and delete the result disk, detach
+Teardown: eject and delete the CD, detach and delete the result and installer disks, detach
 the copy, move it to its output name (prepare) or delete it, delete the work
 folder, destroy the VM. The reaper finds helper VMs by their mark and removes
-the VM and its work folder (with the CD and result disk in it).
+the VM and its work folder (with the CD, result and installer disks in it).
 """
 
 from __future__ import annotations
@@ -31,14 +32,16 @@ from typing import TYPE_CHECKING, Any
 
 from pyVmomi import vim
 
+from imageport.disks.io import ByteSource
 from imageport.engine.backend import Ledger, Provisioned, Resource
 from imageport.engine.ce_delivery import BOOT_PROTOCOL, Envelope, job_iso, sha256_hex
 from imageport.engine.ce_result import REFUSED, RESULT_DISK_MB, agent_result, read_result_disk
-from imageport.engine.job import AgentDisk, AgentJob, AgentResult, BundleStamp
+from imageport.engine.job import LUN_FETCH, AgentDisk, AgentJob, AgentResult, BundleStamp
 from imageport.engine.tags import CeTags
 from imageport.errors import EngineError, InputError, NotFound
 from imageport.platforms.vsphere import ce_host
 from imageport.platforms.vsphere.errors import translate_vsphere_errors
+from imageport.platforms.vsphere.imports import upload_file_disk
 from imageport.platforms.vsphere.inventory import find_vm, retrieve, split_datastore_path
 from imageport.platforms.vsphere.session import VsphereSession
 from imageport.platforms.vsphere.waiting import wait_for_task
@@ -52,8 +55,8 @@ RESULT_KEY = "guestinfo.imageport.result"
 GUEST_DEVICE_ROOT = "/run/imageport/luns"
 POLL_S = 1.0
 ATTACH, DISK, FOLDER, VM = "vsphere-attachment", "vsphere-disk", "vsphere-folder", "vsphere-vm"
-JOB_CD, RESULT_DISK = "vsphere-job-cd", "vsphere-result-disk"
-ORDER = {ATTACH: 5, JOB_CD: 6, RESULT_DISK: 7, DISK: 10, FOLDER: 15, VM: 20}
+JOB_CD, RESULT_DISK, INSTALLER_DISK = "vsphere-job-cd", "vsphere-result-disk", "vsphere-installer-disk"
+ORDER = {ATTACH: 5, JOB_CD: 6, RESULT_DISK: 7, INSTALLER_DISK: 8, DISK: 10, FOLDER: 15, VM: 20}
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ class VsphereEngine:
     result_disk: str  # datastore path of the result disk
     result_lun: int  # its SCSI unit
     console: str | None = None  # datastore path of the serial console's file (boot diagnostics)
+    ledger: Ledger | None = None  # what ``deliver`` records its installer disks in
+    installer_disks: int = 0
 
 
 def _default_bundle() -> AgentBundle:
@@ -133,7 +138,7 @@ class VsphereBackend:
         if boot_diagnostics:  # in the work folder: deleted with it
             console = f"{folder}/{ce}-console.log"
             ce_host.attach_console_file(self.session, vm.moref, console)
-        engine = VsphereEngine(vm.moref, ce, job_cd, result_disk, result_lun, console)
+        engine = VsphereEngine(vm.moref, ce, job_cd, result_disk, result_lun, console, ledger)
         return Provisioned(engine, AgentDisk(lun=unit, device_root=GUEST_DEVICE_ROOT), output if keep_copy else None)
 
     def boot_log(self, engine: VsphereEngine) -> str:
@@ -148,6 +153,25 @@ class VsphereBackend:
             return files.get_range(path, 0, size).decode(errors="replace")
         finally:
             files.close()
+
+    def reaches(self, url: str) -> bool:
+        """A vSphere CE has no NIC: it reads only its attached devices."""
+        return False
+
+    def deliver(self, engine: VsphereEngine, name: str, source: ByteSource) -> str:
+        """An installer on a disk of its own in the work folder, attached read-only: a CE without a NIC reads
+        nothing else. Uploaded over the datastore's ``/folder`` (streamed), ledgered before, deleted with the CE
+        (and its work folder by the reaper); the agent reads it by SCSI unit (``lun:N``) and checks it again."""
+        assert engine.ledger is not None  # provision hands it over
+        engine.installer_disks += 1
+        disk = f"{self._work_folder(engine.name)}/{engine.name}-installer-{engine.installer_disks}.vmdk"
+        engine.ledger.creating(INSTALLER_DISK, disk, order=ORDER[INSTALLER_DISK], parent=engine.name)
+        datastore, path = split_datastore_path(disk)
+        with translate_vsphere_errors(f"upload installer {name} to {disk}"):
+            upload_file_disk(self.session, datastore, path, source)
+        # Independent-nonpersistent: the guest's writes are discarded, the uploaded bytes stay as checked.
+        key = ce_host.attach_disk(self.session, engine.moref, disk, "independent_nonpersistent")
+        return f"{LUN_FETCH}{self._unit(engine.moref, key)}"
 
     def _unit(self, moref: str, key: int) -> int:
         ((_, props),) = retrieve(self.si, [find_vm(self.si, moref)], ["config.hardware.device"])
@@ -233,7 +257,7 @@ class VsphereBackend:
                 with contextlib.suppress(NotFound):  # the VM may be gone already: the file is still deleted
                     ce_host.detach_iso(self.session, resource.parent, resource.id)
                 self._delete_file(resource.id)
-            elif resource.kind == RESULT_DISK:
+            elif resource.kind in (RESULT_DISK, INSTALLER_DISK):
                 assert resource.parent is not None
                 with contextlib.suppress(NotFound):
                     ce_host.detach_disk(self.session, resource.parent, resource.id)

@@ -12,7 +12,7 @@ is created or changed: a PE's product version (the version resource) and its Aut
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -24,11 +24,24 @@ from imageport.models.installers import COMPONENT_LABELS, Component, StagedInsta
 
 
 @dataclass(frozen=True)
+class InstallerFolder:
+    """An installers folder as the orchestrator reads it (from its adapter's ``installer_folder``): its file
+    system, the folder's path in it, the names of the files directly in it, and, where a CE could fetch a
+    file by itself, its URL (a blob's, with the SAS: a secret)."""
+
+    fs: FileSystem
+    folder: str
+    names: list[str]
+    url: Callable[[str], str | None] = lambda path: None
+
+
+@dataclass(frozen=True)
 class FoundInstaller:
     """A checked installer and where it is, in the folder's file system."""
 
     staged: StagedInstaller
     path: str
+    url: str | None = None  # where a CE that reaches it may fetch it itself (a secret); None: delivered
 
 
 def wanted(options: PrepareOptions) -> list[tuple[Component, InstallType]]:
@@ -98,17 +111,17 @@ def opened_file(fs: FileSystem, path: str) -> Iterator[ByteSource]:
         source.close()
 
 
-def inspect_folder(fs: FileSystem, folder: str, options: PrepareOptions, where: str) -> list[FoundInstaller]:
-    """Choose and check every installer the options stage from ``folder`` (``where`` names it)."""
+def inspect_folder(found_in: InstallerFolder, options: PrepareOptions, where: str) -> list[FoundInstaller]:
+    """Choose and check every installer the options stage from the folder (``where`` names it)."""
     if not wanted(options):
         return []
-    names = fs.output_store().listdir(folder)
+    fs, folder = found_in.fs, found_in.folder
     found = []
-    for component, choice, name in choose(options, names, where):
+    for component, choice, name in choose(options, found_in.names, where):
         path = fs.join(folder, name)
         with opened_file(fs, path) as source:
             staged = check(component, choice, name, source, options, f"{where.rstrip('/')}/{name}")
-            found.append(FoundInstaller(staged, path))
+            found.append(FoundInstaller(staged, path, found_in.url(path)))
     return found
 
 
@@ -124,5 +137,5 @@ def local_staging(folder: str, options: PrepareOptions) -> Staging:
     """The installers of a local folder (``imageport prepare --installers DIR`` and the local CE)."""
     from imageport.disks.local_files import LOCAL
 
-    found = inspect_folder(LOCAL, folder, options, folder)
+    found = inspect_folder(InstallerFolder(LOCAL, folder, LOCAL.output_store().listdir(folder)), options, folder)
     return Staging([f.staged for f in found], {f.staged.name: f.path for f in found})

@@ -46,6 +46,7 @@ from imageport.models.parsing import (
 from imageport.models.refs import (
     AzureDiskRef,
     AzureSnapshotRef,
+    BlobFolderRef,
     DatastoreFileRef,
     DiskRef,
     FileRef,
@@ -96,6 +97,7 @@ __all__ = [
     "AzureResourceGroup",
     "AzureSku",
     "AzureSnapshotRef",
+    "BlobFolderRef",
     "ConnectorName",
     "DatastoreFileRef",
     "DiagnosticsSpec",

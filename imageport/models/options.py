@@ -13,7 +13,7 @@ from pydantic import (
 
 from imageport.compat import StrEnum
 from imageport.models.fields import AzureName, CreatedTags, PvsText, Tags
-from imageport.models.refs import FileRef
+from imageport.models.refs import InstallersRef
 from imageport.models.vocabulary import (
     AzureSku,
     FinalizeMode,
@@ -137,8 +137,9 @@ class PrepareOptions(_Model):
         pattern=r"^\d{4}(\.\d+){0,3}$",
         description="PVS target-device software version to stage, e.g. '2402.0.0' (PVS provisioning only).",
     )
-    installers: FileRef | None = Field(
-        default=None, description="Folder holding the installers to stage (PVS, MCS I/O, MISA)."
+    installers: InstallersRef | None = Field(
+        default=None,
+        description="Folder holding the installers to stage (PVS, MCS I/O, MISA): on a share, local, or a datastore.",
     )
     xd_reconfigure: list[InstallerParameter] = Field(
         default_factory=list, description="Run XenDesktopVdaSetup.exe /reconfigure with these switches."

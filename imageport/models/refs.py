@@ -149,6 +149,16 @@ class LocalRef(_Model):
     format: InputFormat = None
 
 
+class BlobFolderRef(_Model):
+    """A folder of an Azure blob container, read with the SAS its connector holds (an installers folder)."""
+
+    model_config = _titled("Folder in a blob container")
+
+    kind: Literal["blob"] = "blob"
+    connector: ConnectorName
+    path: RelativePath = Field(default="", description="Folder (blob-name prefix) in the container, e.g. 'citrix'.")
+
+
 def _read(ref: Any) -> Any:
     """A reference a stage reads: the VM options of an upload target would be accepted there and ignored."""
     if getattr(ref, "create_vm", None) or getattr(ref, "attach_to_vm", None):
@@ -166,6 +176,13 @@ DiskRef = Annotated[
 ]
 # Where an image file can sit between stages (export output, upload input).
 FileRef = Annotated[Union[ShareRef, LocalRef], Field(discriminator="kind"), KindForm()]  # noqa: UP007
+# Where a prepare's installers folder can be: a share, local or datastore folder, a blob container's folder.
+InstallersRef = Annotated[
+    Union[ShareRef, LocalRef, DatastoreFileRef, BlobFolderRef],  # noqa: UP007
+    Field(discriminator="kind"),
+    KindForm(),
+    AfterValidator(_read),
+]
 # Disks that live on a platform (export sources, upload targets, prepare inputs).
 _PlatformDisk = Annotated[
     Union[VsphereDiskRef, AhvDiskRef, AzureDiskRef, AzureSnapshotRef, LocalRef, DatastoreFileRef, XenServerDiskRef],  # noqa: UP007

@@ -33,6 +33,7 @@ from imageport.errors import InputError
 from imageport.models import (
     AzureDiskRef,
     AzureSnapshotRef,
+    BlobFolderRef,
     DatastoreFileRef,
     DiskFormat,
     LocalRef,
@@ -76,6 +77,7 @@ refs = st.one_of(
     st.builds(XenServerDiskRef, connector=connectors, vm=free_text,
               disk=st.one_of(st.none(), free_text, st.just("")), snapshot=st.one_of(st.none(), free_text)),
     st.builds(AhvDiskRef, connector=connectors, vm=free_text, disk=st.one_of(st.none(), free_text, st.just(""))),
+    st.builds(BlobFolderRef, connector=connectors, path=paths),
 )  # fmt: skip
 
 
@@ -83,7 +85,7 @@ def test_every_reference_kind_has_one_adapter() -> None:
     kinds = [kind for kind, _ in ADAPTERS]
     union_kinds = {cls.model_fields["kind"].default for cls in
                    (VsphereDiskRef, AhvDiskRef, DatastoreFileRef, AzureDiskRef, AzureSnapshotRef, ShareRef, LocalRef,
-                    XenServerDiskRef)}  # fmt: skip
+                    XenServerDiskRef, BlobFolderRef)}  # fmt: skip
     assert sorted(kinds) == sorted(union_kinds) and len(set(kinds)) == len(kinds)
     for kind, adapter in ADAPTERS:
         assert isinstance(adapter, DiskAdapter) and adapter.kind == kind
@@ -125,6 +127,8 @@ CANONICAL = [
     "ahv://pc/gold-vm",
     "ahv://pc/0b9e5e1a-2f4c-4a77-9d1e-3c5a1b2c3d4e?disk=scsi.0",
     "ahv://pc/a%3Fb%23c?disk=sata.1",
+    "blob://media/citrix/pvs",
+    "blob://media/",
 ]
 
 
@@ -234,5 +238,5 @@ def test_compositing_engine_hosts_come_from_the_table() -> None:
         ce_host("fileshare", "nas")
     assert not CE_HOSTS["vsphere"].in_use(SimpleNamespace(ce_template=None))  # never made CEs there: not reaped
     assert CE_HOSTS["vsphere"].in_use(SimpleNamespace(ce_template="ce-template"))
-    assert all(adapter.connector_kind in ("local", "azure", "vsphere", "fileshare", "xenserver", "ahv")
+    assert all(adapter.connector_kind in ("local", "azure", "vsphere", "fileshare", "xenserver", "ahv", "blob")
                for _, adapter in ADAPTERS)  # fmt: skip

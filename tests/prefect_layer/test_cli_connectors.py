@@ -199,3 +199,36 @@ def test_a_saved_connector_with_credentials_in_its_host_is_refused_not_echoed(ru
         with get_client(sync_client=True) as client:
             slug = FileShareConnector.get_block_type_slug()
             client.delete_block_document(client.read_block_document_by_name("legacy-host", slug).id)
+
+
+def test_blob_connector_lists_its_container_with_the_sas_and_never_shows_it(run_cli, azurite, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A blob connector (installers from a container): the SAS from a file, a real listing as its test, the SAS in
+    no output; a SAS Azure refuses is one line, exit 1; a URL with a query string is bad input, exit 2."""
+    from datetime import UTC, datetime, timedelta
+
+    from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, generate_container_sas
+
+    blobs = BlobServiceClient.from_connection_string(azurite.info["connection_string"])
+    container = blobs.create_container("cli-installers")
+    container.upload_blob("pvs/PVS_Device_x64.exe", b"MZ")
+    sas = generate_container_sas(blobs.account_name, "cli-installers", account_key=blobs.credential.account_key,
+                                 permission=ContainerSasPermissions(read=True, list=True),
+                                 expiry=datetime.now(UTC) + timedelta(hours=1))  # fmt: skip
+    (tmp_path / "good.sas").write_text(sas + "\n")
+    (tmp_path / "forged.sas").write_text(sas.replace("sig=", "sig=AAAA") + "\n")
+    url = f"container_url={blobs.url.rstrip('/')}/cli-installers"
+    created = run_cli("connector", "create", "blob", "cli-blob", url, f"sas=@{tmp_path / 'good.sas'}")
+    assert created.returncode == 0, created.stderr
+    tested = run_cli("connector", "test", "cli-blob")
+    assert tested.returncode == 0 and "cli-installers: 0 blob(s) at the top, SAS accepted" in tested.stdout
+    shown = run_cli("connector", "show", "cli-blob", "--json")
+    signature = sas.split("sig=")[1].split("&")[0]
+    assert signature[:10] not in shown.stdout + tested.stdout + created.stdout
+    assert run_cli("connector", "create", "blob", "cli-forged", url, f"sas=@{tmp_path / 'forged.sas'}").returncode == 0
+    refused = run_cli("connector", "test", "cli-forged")
+    assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "cli-installers" in refused.stderr and "AAAA" not in refused.stderr
+    queried = run_cli("connector", "create", "blob", "cli-q", f"{url}?{sas}", f"sas=@{tmp_path / 'good.sas'}")
+    assert queried.returncode == 2 and "without a query string" in queried.stderr and signature not in queried.stderr
+    for name in ("cli-blob", "cli-forged"):
+        run_cli("connector", "delete", name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -27,6 +28,30 @@ from tests.infra.signed_pe import build_pe
 pytestmark = [pytest.mark.integration, pytest.mark.guestfs]
 
 
+def gold_on_an_azure_ce(settings: dict[str, object], disk: Path, name: str, connector: str, tmp_path: Path) -> None:
+    """The Windows test disk as managed disk ``rg-vdi/NAME`` and an Azure connector that hosts CEs."""
+    with open_disk(disk) as reader:
+        upload_to_managed_disk(AzureConfig(**settings).build(), reader, "rg-vdi", name,
+                               checkpoint_dir=tmp_path, overwrite=True)  # fmt: skip
+    save_connector("azure", connector, settings, overwrite=True)
+
+
+def pvs_installer(tmp_path: Path, padding: int) -> Path:
+    return build_pe(tmp_path / "PVS_Device_x64.exe", version="2402.0.0.1129", product="PVS", signer="Citrix",
+                    padding=padding)  # fmt: skip
+
+
+def assert_pvs_pending(result, installer: Path) -> None:  # type: ignore[no-untyped-def]
+    """The prepare staged the checked PVS installer as its one pending first-boot action."""
+    assert isinstance(result.details, PrepareDetails)
+    (pending,) = result.details.pending
+    assert pending.name == "20-install-pvs.cmd" and result.pending_first_boot == ["20-install-pvs.cmd"]
+    assert pending.installer is not None and pending.installer.version == "2402.0.0.1129"
+    assert pending.installer.signer == "CN=Citrix,O=Test Systems" and pending.installer.size == installer.stat().st_size
+    assert pending.installer.sha256 == hashlib.sha256(installer.read_bytes()).hexdigest()
+    assert "/ProgramData/imageport/installers/PVS_Device_x64.exe" in " ".join(result.details.changes)
+
+
 def test_prepare_flow_on_an_azure_ce_keeps_only_the_output(
     prefect_api, arm, azure_settings, samba, windows_disks, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
@@ -35,12 +60,8 @@ def test_prepare_flow_on_an_azure_ce_keeps_only_the_output(
     from prefect import get_client
 
     settings = {**azure_settings, "vnet": "vnet-ce", "subnet": "default", "ce_max_concurrent": 1}
-    with open_disk(windows_disks["gpt"]) as reader:
-        upload_to_managed_disk(AzureConfig(**settings).build(), reader, "rg-vdi", "flow-gold",
-                               checkpoint_dir=tmp_path, overwrite=True)  # fmt: skip
-    save_connector("azure", "flow-az-ce", settings, overwrite=True)
-    installer = build_pe(tmp_path / "PVS_Device_x64.exe", version="2402.0.0.1129", product="PVS", signer="Citrix",
-                         padding=3 << 20)  # fmt: skip
+    gold_on_an_azure_ce(settings, windows_disks["gpt"], "flow-gold", "flow-az-ce", tmp_path)
+    installer = pvs_installer(tmp_path, 3 << 20)
     share = samba_share(samba, base_path="flow-installers")
     with share.build() as smb:
         smb.makedirs("citrix")
@@ -79,13 +100,8 @@ def test_prepare_flow_on_an_azure_ce_keeps_only_the_output(
         delete_connector("flow-citrix")
     assert ("smb://flow-citrix/citrix/PVS_Device_x64.exe: is version 2402.0.0.1129, but pvs_install_version asks "
             "for 2311") in str(mismatch.message)  # fmt: skip
-    assert isinstance(result.details, PrepareDetails) and result.details.output_id == "rg-vdi/flow-gold-ready"
-    (pending,) = result.details.pending
-    assert pending.name == "20-install-pvs.cmd" and result.pending_first_boot == ["20-install-pvs.cmd"]
-    assert pending.installer is not None and pending.installer.version == "2402.0.0.1129"
-    assert pending.installer.signer == "CN=Citrix,O=Test Systems" and pending.installer.size == installer.stat().st_size
-    assert pending.installer.sha256 == hashlib.sha256(installer.read_bytes()).hexdigest()
-    assert "/ProgramData/imageport/installers/PVS_Device_x64.exe" in " ".join(result.details.changes)
+    assert_pvs_pending(result, installer)
+    assert result.details.output_id == "rg-vdi/flow-gold-ready"
     assert "boot it once on its target platform" in result.details.next_step
     assert result.verified == "re-read" and result.target == "rg-vdi/flow-gold-ready"
     created = {r.kind for r in result.created + result.removed}
@@ -120,6 +136,112 @@ def test_prepare_flow_on_an_azure_ce_keeps_only_the_output(
     assert any(a.key == "finalize-image" and "`20-install-pvs.cmd`: exit 0" in str(a.data) for a in artifact)
     assert timed_out.is_failed() and "did not end with 'all actions done' within 1 s" in str(timed_out.message)
     assert arm.vms.vms == {} and arm.vms.nics == {} and arm.disks["rg-vdi/flow-gold"]["state"] == "Unattached"
+
+
+def test_prepare_flow_on_an_azure_ce_fetches_installers_from_a_blob_container_by_its_sas(
+    prefect_api, arm, azure_settings, windows_disks, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue 16 part 2: the installers folder is a blob container's folder behind a read+list SAS (a blob
+    connector). The orchestrator lists and checks it with the SAS; the Azure CE fetches the blob itself by that
+    SAS (nothing copied). A SAS Azure refuses is one line, naming the field, before any CE exists; the SAS is in
+    no message."""
+    from datetime import UTC, datetime, timedelta
+
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    settings = {**azure_settings, "vnet": "vnet-ce", "subnet": "default"}
+    gold_on_an_azure_ce(settings, windows_disks["gpt"], "blob-gold", "blob-az-ce", tmp_path)
+    installer = pvs_installer(tmp_path, 1 << 20)
+    container = arm.blobs.create_container(f"citrix-{uuid.uuid4().hex[:8]}")
+    container.upload_blob("pvs/PVS_Device_x64.exe", installer.read_bytes())
+    container.upload_blob("pvs/readme.txt", b"not an installer")
+    sas = generate_container_sas(arm.blobs.account_name, container.container_name,
+                                 account_key=arm.blobs.credential.account_key,
+                                 permission=ContainerSasPermissions(read=True, list=True),
+                                 expiry=datetime.now(UTC) + timedelta(hours=1))  # fmt: skip
+    forged = sas.replace("sig=", "sig=AAAA")
+    url = f"{arm.blobs.url.rstrip('/')}/{container.container_name}"
+    save_connector("blob", "blob-citrix", {"container_url": url, "sas": sas}, overwrite=True)
+    save_connector("blob", "blob-forged", {"container_url": url, "sas": forged}, overwrite=True)
+    try:
+        fields = {
+            "disk": {"kind": "azure-disk", "connector": "blob-az-ce", "resource_group": "rg-vdi", "name": "blob-gold"},
+            "target_platform": "azure", "output_disk_name": "blob-gold-ready", "provisioning_type": "pvs",
+            "pvs_install_version": "2402.0", "installers": {"kind": "blob", "connector": "blob-citrix", "path": "pvs"},
+        }  # fmt: skip
+        bad = {**fields, "installers": {"kind": "blob", "connector": "blob-forged", "path": "pvs"}}
+        refused = prepare_image_flow(PrepareSpec.model_validate(bad), return_state=True)
+        assert refused.is_failed() and arm.vms.vms == {}
+        state = prepare_image_flow(PrepareSpec.model_validate(fields), return_state=True)
+        assert state.is_completed(), state.message
+        result = state.result()
+    finally:
+        for name in ("blob-az-ce", "blob-citrix", "blob-forged"):
+            delete_connector(name)
+    (line,) = [ln for ln in str(refused.message).splitlines() if "installers" in ln]
+    assert ("forbidden" in line or "access refused" in line) and container.container_name in line, refused.message
+    assert sas.split("sig=")[1][:12] not in str(refused.message) and "AAAA" not in str(refused.message)
+    assert_pvs_pending(result, installer)
+    assert result.details.output_id == "rg-vdi/blob-gold-ready"
+    # Fetched by the CE from the container itself: no installer blob was copied for it.
+    blobs = [r.id for r in result.removed if r.kind == "azure-blob"]
+    assert blobs and not [b for b in blobs if "/installers/" in b], blobs
+    assert arm.vms.vms == {} and arm.vms.nics == {}
+
+
+def test_prepare_flow_on_a_vsphere_ce_stages_a_pvs_installer_from_a_datastore_folder(
+    prefect_api, vcsim, windows_disks, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue 16 part 2: the installers folder is on a datastore; checked by the orchestrator (listed by the
+    datastore browser, read over /folder), each delivered on a read-only disk of its own in the CE's work folder,
+    checked again by the agent in the guest (which has no network), staged; the result lists it pending. A
+    missing folder is one line, before any helper VM exists."""
+    from pyVmomi import vim
+
+    from imageport.disks.local_files import LOCAL
+    from imageport.platforms.vsphere import ce_host
+    from imageport.platforms.vsphere.imports import import_to_datastore
+    from imageport.platforms.vsphere.inventory import retrieve
+    from tests.infra.configs import vcsim_vsphere
+    from tests.infra.vcsim_guest import GuestStandIn
+
+    config = vcsim_vsphere(vcsim, datastore="LocalDS_0", ce_template="DC0_H0_VM1")
+    installer = pvs_installer(tmp_path, (1 << 20) + 77)  # not a whole sector: its disk pads it
+    with config.build() as session:
+        import_to_datastore(session, str(windows_disks["gpt"]), LOCAL, "LocalDS_0", "inst-gold", "gold")
+        dirs = {p["name"]: p["info.url"] for _, p in retrieve(session.si, None, ["name", "info.url"], vim.Datastore)}
+        (Path(dirs["LocalDS_0"]) / "citrix-installers").mkdir(exist_ok=True)
+        shutil.copy(installer, Path(dirs["LocalDS_0"]) / "citrix-installers/PVS_Device_x64.exe")
+    save_connector("vsphere", "inst-vc", {**config.model_dump(), "password": vcsim.info["password"]}, overwrite=True)
+    guest = GuestStandIn(config.build())
+    try:
+        fields = {
+            "disk": {"kind": "datastore", "connector": "inst-vc", "datastore": "LocalDS_0",
+                     "path": "inst-gold/gold.vmdk"},
+            "target_platform": "vsphere", "provisioning_type": "pvs", "pvs_install_version": "2402.0",
+            "installers": {"kind": "datastore", "connector": "inst-vc", "datastore": "LocalDS_0",
+                           "path": "citrix-installers"},
+        }  # fmt: skip
+        missing = {**fields, "installers": {**fields["installers"], "path": "no-such-folder"}}
+        refused = prepare_image_flow(PrepareSpec.model_validate(missing), return_state=True)
+        with config.build() as session:
+            assert refused.is_failed() and ce_host.list_ce_vms(session) == []
+        state = prepare_image_flow(PrepareSpec.model_validate(fields), return_state=True)
+        assert state.is_completed(), state.message
+        result = state.result()
+        with config.build() as session:
+            assert ce_host.list_ce_vms(session) == []
+    finally:
+        guest.close()
+        delete_connector("inst-vc")
+    (line,) = [ln for ln in str(refused.message).splitlines() if "no-such-folder" in ln]
+    assert "prepare.installers" in line or "installers" in line, refused.message
+    assert_pvs_pending(result, installer)
+    assert result.details.output_id == "[LocalDS_0] inst-gold/gold-prepared.vmdk"
+    # The installer went on a disk of its own, removed with the CE (its work folder is gone too).
+    assert "vsphere-installer-disk" in {r.kind for r in result.removed}
+    ce_vm = next(r.id for r in result.removed if r.kind == "vsphere-vm")
+    assert not (Path(dirs["LocalDS_0"]) / f"{ce_vm}-work").exists()
 
 
 def test_diagnostics_of_an_azure_disk_on_a_ce_with_its_logs_saved_on_the_share(

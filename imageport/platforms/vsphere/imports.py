@@ -26,7 +26,7 @@ from pyVmomi import vim
 
 from imageport.disks.convert import Progress, convert, hash_disk
 from imageport.disks.extents import SECTOR
-from imageport.disks.io import FileSystem
+from imageport.disks.io import ByteSource, FileSystem, pieces
 from imageport.disks.vmdk import descriptor_text
 from imageport.errors import DatastoreFileExists, InputError, PlatformError, TransferError
 from imageport.models import DiskFormat
@@ -206,3 +206,28 @@ def _first_resource_pool(si: Any, dc: Any) -> Any:
     if not pools:
         raise PlatformError(f"datacenter {dc.name} has no resource pool to place a VM in")
     return pools[0]
+
+
+def upload_file_disk(session: VsphereSession, datastore: str, descriptor: str, source: ByteSource) -> None:
+    """A flat disk ``descriptor`` (``NAME.vmdk`` + ``NAME-flat.vmdk``) whose first bytes are ``source``'s,
+    zero-padded to a whole sector: how a file reaches a VM that has no network (a CE's installers).
+    Streamed in one PUT (never whole in memory); a failed upload deletes what arrived."""
+    flat = descriptor.removesuffix(".vmdk") + "-flat.vmdk"
+    sectors = max(1, -(-source.size // SECTOR))
+    fs = datastore_writer(session, datastore)
+    try:
+        sink = fs.open_sink(flat, overwrite=True)
+        try:
+            offset = 0
+            for data in pieces(source):
+                sink.pwrite(offset, data)
+                offset += len(data)
+            sink.truncate(sectors * SECTOR)
+            sink.commit()
+        except BaseException:
+            sink.abort()
+            raise
+        extent = f'RW {sectors} VMFS "{posixpath.basename(flat)}"'
+        fs.put(descriptor, descriptor_text("vmfs", sectors, extent).encode())  # last: now it is a disk
+    finally:
+        fs.close()

@@ -353,7 +353,7 @@ def test_an_old_bundle_and_this_orchestrator_refuse_each_other_in_one_line(  # t
         ce.run(ce.job())
     message = str(refused.value)
     assert "\n" not in message
-    assert "speaks no protocol version (a release before protocol 1), this orchestrator speaks protocol 2" in message
+    assert "speaks no protocol version (a release before protocol 1), this orchestrator speaks protocol 3" in message
     assert tagged(arm) == []
 
 

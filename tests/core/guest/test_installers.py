@@ -11,10 +11,10 @@ import pytest
 
 from imageport.disks.local_files import LOCAL
 from imageport.engine.installer_fetch import fetch_installers
-from imageport.engine.job import JobInstaller
+from imageport.engine.job import AgentDisk, JobInstaller
 from imageport.errors import EngineError, InputError
 from imageport.guest import firstboot
-from imageport.guest.installers import inspect_folder, local_staging, version_matches
+from imageport.guest.installers import InstallerFolder, inspect_folder, local_staging, version_matches
 from imageport.guest.pe import pe_info
 from imageport.models import PrepareOptions
 from imageport.models.installers import Component, StagedInstaller
@@ -29,6 +29,10 @@ def info(path: Path):  # type: ignore[no-untyped-def]
         return pe_info(source, source.size, path.name)
     finally:
         source.close()
+
+
+def local_folder(folder: Path) -> InstallerFolder:
+    return InstallerFolder(LOCAL, str(folder), LOCAL.output_store().listdir(str(folder)))
 
 
 def test_the_version_resource_and_the_signer_are_read_as_an_independent_pe_reader_reads_them(tmp_path: Path) -> None:
@@ -72,7 +76,7 @@ def test_each_component_takes_its_installer_checked_and_the_pvs_version_must_mat
     (folder / "mcsio_x64.msi").write_bytes(b"an msi: hashed, not parsed")
     (folder / "readme.txt").write_text("not an installer")
     asked = options(provisioning_type="pvs", pvs_install_version="2402.0", mcsio="force")
-    found = inspect_folder(LOCAL, str(folder), asked, "citrix")
+    found = inspect_folder(local_folder(folder), asked, "citrix")
     pvs, mcsio = (f.staged for f in found)
     assert (pvs.component, pvs.name, pvs.version) == (Component.PVS, "PVS_Device_x64_2402.exe", "2402.0.0.1129")
     assert pvs.sha256 == hashlib.sha256((folder / pvs.name).read_bytes()).hexdigest()
@@ -81,10 +85,10 @@ def test_each_component_takes_its_installer_checked_and_the_pvs_version_must_mat
     # A mismatch is refused before anything changes: the last PVS installer by name is 2402, not 2311.
     with pytest.raises(InputError, match=r"citrix/PVS_Device_x64_2402.exe: is version 2402.0.0.1129, but "
                                          r"pvs_install_version asks for 2311"):  # fmt: skip
-        inspect_folder(LOCAL, str(folder), options(provisioning_type="pvs", pvs_install_version="2311"), "citrix")
+        inspect_folder(local_folder(folder), options(provisioning_type="pvs", pvs_install_version="2311"), "citrix")
     with pytest.raises(InputError, match=r"MCS security agent requested but citrix has no .exe or .msi starting "
                                          r"with 'misa' \(found: .*readme.txt\)"):  # fmt: skip
-        inspect_folder(LOCAL, str(folder), options(misa="install"), "citrix")
+        inspect_folder(local_folder(folder), options(misa="install"), "citrix")
     assert version_matches("2402", "2402.0.0.1") and not version_matches("2402.1", "2402.0.0.1")
     assert not version_matches("2402.0.0.1.5", "2402.0.0.1")
 
@@ -111,13 +115,25 @@ def test_the_agent_stages_only_the_bytes_that_were_checked(tmp_path: Path) -> No
     installer.write_bytes(b"checked bytes")
     staged = StagedInstaller(component=Component.MISA, install="install", name="misa.exe", size=13,
                              sha256=hashlib.sha256(b"checked bytes").hexdigest())  # fmt: skip
-    got = fetch_installers([JobInstaller(installer=staged, fetch=str(installer))], tmp_path / "work")
+    disk = AgentDisk(lun=0, device_root=str(tmp_path / "luns"))
+    got = fetch_installers([JobInstaller(installer=staged, fetch=str(installer))], tmp_path / "work", disk)
     assert got.files == {"misa.exe": str(installer)} and got.installers == [staged]
+    # A vSphere CE's installer disk: the bytes from offset 0, padded to a sector, at the job's device root.
+    (tmp_path / "luns").mkdir()
+    (tmp_path / "luns/lun3").write_bytes(b"checked bytes".ljust(512, b"\0"))
+    on_disk = fetch_installers([JobInstaller(installer=staged, fetch="lun:3")], tmp_path / "work", disk)
+    assert Path(on_disk.files["misa.exe"]).read_bytes() == b"checked bytes"
+    (tmp_path / "luns/lun3").write_bytes(b"checked byte".ljust(512, b"\0"))
+    with pytest.raises(EngineError, match=r"misa.exe: the CE received 13 bytes sha256 .*, not the 13 bytes"):
+        fetch_installers([JobInstaller(installer=staged, fetch="lun:3")], tmp_path / "work", disk)
+    with pytest.raises(EngineError, match=r"misa.exe: the CE could not read its disk .*lun4"):
+        fetch_installers([JobInstaller(installer=staged, fetch="lun:4")], tmp_path / "work", disk)
     installer.write_bytes(b"swapped bytes")
     with pytest.raises(EngineError, match=r"misa.exe: the CE received 13 bytes sha256 .*, not the 13 bytes"):
-        fetch_installers([JobInstaller(installer=staged, fetch=str(installer))], tmp_path / "work")
+        fetch_installers([JobInstaller(installer=staged, fetch=str(installer))], tmp_path / "work", disk)
     with pytest.raises(EngineError, match=r"misa.exe: the CE could not fetch it \(.*refused") as caught:
-        fetch_installers([JobInstaller(installer=staged, fetch="http://127.0.0.1:9/x?sig=SECRET")], tmp_path / "w")
+        fetch_installers([JobInstaller(installer=staged, fetch="http://127.0.0.1:9/x?sig=SECRET")], tmp_path / "w",
+                         disk)  # fmt: skip
     assert "SECRET" not in str(caught.value)
 
 
