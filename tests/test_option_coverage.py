@@ -27,6 +27,7 @@ from imageport.platforms.ahv.session import AhvConfig
 from imageport.platforms.azure.session import AzureConfig
 from imageport.platforms.vsphere.session import VsphereConfig
 from imageport.platforms.xenserver.session import XenServerConfig
+from imageport.storage.blob_folder import BlobContainerConfig
 from imageport.storage.local import LocalDirectoryConfig
 from imageport.storage.smb import SmbShareConfig
 
@@ -40,7 +41,7 @@ PENDING_OWNERS: set[str] = set()  # fields another change is wiring up, named wh
 
 
 CONNECTOR_CONFIGS: list[type[BaseModel]] = [SmbShareConfig, VsphereConfig, AzureConfig, LocalDirectoryConfig,
-                                             AhvConfig, XenServerConfig]  # fmt: skip
+                                             AhvConfig, XenServerConfig, BlobContainerConfig]  # fmt: skip
 # What a connector config is called where its fields are read (a saved block is one: it inherits the config).
 CONFIG_RECEIVERS = ("config", "cfg", "block")
 
