@@ -100,5 +100,6 @@ def test_a_spec_file_leaving_options_out_is_sent_as_the_deployments_schema_accep
     sent = as_parameters(spec)
     assert refused(sent)["valid"], refused(sent)
     assert PortSpec.model_validate(sent) == spec  # nothing the flow reads is lost
-    assert sent["export"]["disk_format"] == "vhdx" and "format" not in sent["staging"]  # defaults filled, None left out
+    assert sent["export"]["hash_disk"] is True and sent["export"]["timeout_s"] == 7200  # defaults filled
+    assert "format" not in sent["staging"] and "disk_format" not in sent["export"]  # a None default left out
     assert not refused(spec.model_dump(mode="json"))["valid"]  # what the CLI sent before: format null, refused
