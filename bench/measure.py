@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import statistics
 import subprocess
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 
 def timed(cmd: list[str]) -> tuple[float, int]:
@@ -18,3 +22,46 @@ def timed(cmd: list[str]) -> tuple[float, int]:
     if done.returncode != 0:
         raise SystemExit(f"failed: {' '.join(cmd[:4])} ...\n{done.stderr.decode()[-3000:]}")
     return elapsed, int(done.stderr.decode().strip().splitlines()[-1]) // 1024
+
+
+@dataclass
+class Timing:
+    """Median wall seconds of a command's measured runs, their spread, and the highest peak RSS (MiB)."""
+
+    median: float
+    low: float
+    high: float
+    peak_rss: int
+
+    def spread(self) -> str:
+        return f"{self.low:.2f}-{self.high:.2f} s"
+
+
+def alternated(cmds: list[list[str]], rounds: int = 3, before: Callable[[], None] | None = None) -> list[Timing]:
+    """Time commands fairly against each other on a shared, noisy machine.
+
+    One untimed warm-up round first (it brings every input into the page cache, so no command
+    pays for the first read), then ``rounds`` rounds in which the commands take turns, the
+    order rotating each round so none always runs right after another. ``before()`` runs
+    untimed ahead of every run (e.g. flush dirty pages, remove the last output), so runs do
+    not pay for each other. The median resists the odd run a neighbour's burst slowed down.
+    """
+    times: list[list[float]] = [[] for _ in cmds]
+    rss = [0] * len(cmds)
+    for round_ in range(rounds + 1):
+        order = list(range(len(cmds)))
+        shift = round_ % len(cmds)
+        for i in order[shift:] + order[:shift]:
+            if before is not None:
+                before()
+            elapsed, peak = timed(cmds[i])
+            if round_:
+                times[i].append(elapsed)
+                rss[i] = max(rss[i], peak)
+    return [Timing(statistics.median(t), min(t), max(t), r) for t, r in zip(times, rss, strict=True)]
+
+
+def load() -> str:
+    """The machine's load averages (1, 5, 15 min) and cores, to print beside the figures."""
+    one, five, fifteen = os.getloadavg()
+    return f"load {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
