@@ -18,8 +18,9 @@ source files; one untimed warm-up round puts every source in the page cache for
 all; then ``BENCH_ROUNDS`` (3) rounds in which the four commands take turns in a
 rotating order; dirty pages are flushed and the last output removed (untimed)
 before every run. Each time is the median of its rounds; the spread (fastest-
-slowest) and the machine's load are printed with it. ``BENCH_DISKS_CASES``
-(comma-separated names) runs only some figures.
+slowest) and the machine's load are printed with it, and so is the ratio of CPU
+seconds (user + system, median), which the neighbours' load barely moves.
+``BENCH_DISKS_CASES`` (comma-separated names) runs only some figures.
 """
 
 from __future__ import annotations
@@ -116,6 +117,8 @@ def run_cases(work: Path) -> None:
             f"qemu-img+sync {ref.median:.2f} s) "
             f"nohash_ratio={nohash.median / ref.median:.2f} (imageport --no-hash {nohash.median:.2f} s) "
             f"nosync_ratio={ours.median / bare.median:.2f} (qemu-img {bare.median:.2f} s) "
+            f"cpu_ratio={ours.cpu / max(ref.cpu, 0.01):.2f} (cpu imageport {ours.cpu:.2f} s, "
+            f"qemu-img+sync {ref.cpu:.2f} s) "
             f"spread imageport={ours.spread()} qemu-img+sync={ref.spread()} "
             f"peak_rss imageport={ours.peak_rss} MiB qemu-img={ref.peak_rss} MiB; {load()}",
             flush=True,

@@ -11,26 +11,43 @@ from dataclasses import dataclass
 
 
 def timed(cmd: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (MiB) of one command.
+    """Wall seconds and peak RSS (MiB) of one command."""
+    run = measured(cmd)
+    return run.seconds, run.peak_rss
+
+
+@dataclass
+class Run:
+    seconds: float  # wall
+    cpu: float  # user + system seconds of the command and its children
+    peak_rss: int  # MiB
+
+
+def measured(cmd: list[str]) -> Run:
+    """Wall seconds, CPU seconds and peak RSS (MiB) of one command.
 
     GNU time forks the command from a small process, so the peak RSS is the command's own
     (a child forked straight from a Python benchmark would inherit its high-water mark).
     """
     start = time.perf_counter()
-    done = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    done = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"failed: {' '.join(cmd[:4])} ...\n{done.stderr.decode()[-3000:]}")
-    return elapsed, int(done.stderr.decode().strip().splitlines()[-1]) // 1024
+    rss, user, system = done.stderr.decode().strip().splitlines()[-1].split()
+    return Run(elapsed, float(user) + float(system), int(rss) // 1024)
 
 
 @dataclass
 class Timing:
-    """Median wall seconds of a command's measured runs, their spread, and the highest peak RSS (MiB)."""
+    """Median wall seconds of a command's measured runs, their spread, its median CPU seconds
+    (user + system: what the command itself costs, whatever its neighbours do), and the highest
+    peak RSS (MiB)."""
 
     median: float
     low: float
     high: float
+    cpu: float
     peak_rss: int
 
     def spread(self) -> str:
@@ -46,19 +63,26 @@ def alternated(cmds: list[list[str]], rounds: int = 3, before: Callable[[], None
     untimed ahead of every run (e.g. flush dirty pages, remove the last output), so runs do
     not pay for each other. The median resists the odd run a neighbour's burst slowed down.
     """
-    times: list[list[float]] = [[] for _ in cmds]
-    rss = [0] * len(cmds)
+    runs: list[list[Run]] = [[] for _ in cmds]
     for round_ in range(rounds + 1):
         order = list(range(len(cmds)))
         shift = round_ % len(cmds)
         for i in order[shift:] + order[:shift]:
             if before is not None:
                 before()
-            elapsed, peak = timed(cmds[i])
+            run = measured(cmds[i])
             if round_:
-                times[i].append(elapsed)
-                rss[i] = max(rss[i], peak)
-    return [Timing(statistics.median(t), min(t), max(t), r) for t, r in zip(times, rss, strict=True)]
+                runs[i].append(run)
+    return [
+        Timing(
+            statistics.median(r.seconds for r in rs),
+            min(r.seconds for r in rs),
+            max(r.seconds for r in rs),
+            statistics.median(r.cpu for r in rs),
+            max(r.peak_rss for r in rs),
+        )
+        for rs in runs
+    ]
 
 
 def load() -> str:
