@@ -48,9 +48,10 @@ def test_imageport_reads_what_qemu_writes(kind: str, source: Path, qemu_images: 
     assert result.content_hash == content_hash_file(source, pad_to=result.virtual_size)
     # Our map covers every non-zero byte (else the hash above would differ) and never claims more
     # than qemu's; where qemu tracks allocation itself (sparse formats) the two agree exactly.
+    # (Not VHD: qemu's map counts a whole block, ours leaves out the file's holes inside it.)
     qemu_data = qemu_map_data(qemu_images[kind], QEMU_WRITES[kind][2])
     assert result.source_allocated <= qemu_data
-    if kind in ("vhd-dynamic", "vmdk-stream", "vmdk-sparse", "vmdk-split-sparse"):
+    if kind in ("vmdk-stream", "vmdk-sparse", "vmdk-split-sparse"):
         assert result.source_allocated == qemu_data
 
 
