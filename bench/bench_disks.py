@@ -2,35 +2,43 @@
 
 The image has ~1 GiB of data (25 %) in scattered runs: half random, half
 compressible (text-like), as real system disks are. Each tool runs in its own
-process (best of ``ROUNDS``); peak RSS comes from that process's rusage.
+process; peak RSS comes from that process's rusage (GNU time).
 
 Prints one line per figure:
-  NAME: ratio=X.XX (imageport A s, qemu-img+sync B s) nohash_ratio=... nosync_ratio=... peak_rss ...
+  NAME: ratio=X.XX (imageport A s, qemu-img+sync B s) nohash_ratio=... nosync_ratio=... spread ... peak_rss ...
 ratio = imageport time / reference time (below 1.00: imageport is faster).
 imageport fsyncs its output before renaming it into place (nothing
 half-written ever looks complete), so the reference is ``qemu-img convert``
 followed by ``sync FILE`` (an fsync of the output); the figure against bare
 qemu-img, which leaves the data in the page cache, is printed beside it, and
 so is imageport without its content hash (qemu-img verifies nothing).
-Dirty pages are flushed (untimed) before every run so runs do not pay for
-each other. Peak RSS is measured by GNU time around each process.
+
+Fairness on a shared machine (``measure.alternated``): both tools read the same
+source files; one untimed warm-up round puts every source in the page cache for
+all; then ``BENCH_ROUNDS`` (3) rounds in which the four commands take turns in a
+rotating order; dirty pages are flushed and the last output removed (untimed)
+before every run. Each time is the median of its rounds; the spread (fastest-
+slowest) and the machine's load are printed with it, and so is the ratio of CPU
+seconds (user + system, median), which the neighbours' load barely moves.
+``BENCH_DISKS_CASES`` (comma-separated names) runs only some figures.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from measure import timed
+from measure import alternated, load
 
 MiB = 1024 * 1024
 SIZE = 4 * 1024 * MiB
 DATA = SIZE // 4
-ROUNDS = 3
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 PY = sys.executable
 
 CASES = [
@@ -59,36 +67,26 @@ def make_source(path: Path) -> None:
             written += length
 
 
-def run(cmd: list[str]) -> tuple[float, int]:
-    """Flush dirty pages first (untimed), so runs do not pay for each other; then time the command."""
-    subprocess.run(["sync"], check=True)
-    return timed(cmd)
-
-
-def interleaved(cmds: list[tuple[list[str], Path]]) -> list[tuple[float, int]]:
-    """Best time and peak RSS of each command, the commands taking turns in every round so that
-    page-cache state (reclaim, writeback) is shared fairly."""
-    times: list[list[float]] = [[] for _ in cmds]
-    rss = [0] * len(cmds)
-    for _ in range(ROUNDS):
-        for i, (cmd, out) in enumerate(cmds):
-            out.unlink(missing_ok=True)
-            elapsed, peak = run(cmd)
-            times[i].append(elapsed)
-            rss[i] = max(rss[i], peak)
-            out.unlink(missing_ok=True)
-    return [(min(t), r) for t, r in zip(times, rss, strict=True)]
-
-
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="imageport-bench-", dir=os.environ.get("BENCH_DIR")))
+    try:
+        run_cases(work)
+    finally:
+        shutil.rmtree(work)
+
+
+def run_cases(work: Path) -> None:
+    print(f"disk conversions: {load()}", flush=True)
     raw = work / "src.raw"
     make_source(raw)
     sources = {"raw": raw}
     for kind, opts in QEMU_SOURCE.items():
         sources[kind] = work / f"src.{kind}"
         subprocess.run(["qemu-img", "convert", "-f", "raw", *opts, str(raw), str(sources[kind])], check=True)
+    wanted = os.environ.get("BENCH_DISKS_CASES")
     for name, kind, to, qemu_opts in CASES:
+        if wanted and name not in wanted.split(","):
+            continue
         src = sources[kind]
         ours_out, ref_out = work / f"ours.{to}", work / f"ref.{to}"
         ours_cmd = [
@@ -105,19 +103,26 @@ def main() -> None:
         nohash_cmd = [*ours_cmd[:-1], "nohash"]
         qemu = ["qemu-img", "convert", "-f", QEMU_FORMAT[kind], *qemu_opts, str(src), str(ref_out)]
         durable = ["sh", "-c", '"$@" && sync "$0"', str(ref_out), *qemu]
-        (ours_s, ours_rss), (nohash_s, _), (ref_s, ref_rss), (bare_s, _) = interleaved(
-            [(ours_cmd, ours_out), (nohash_cmd, ours_out), (durable, ref_out), (qemu, ref_out)]
-        )
+        outputs = (ours_out, ref_out)
+
+        def fresh(outputs: tuple[Path, ...] = outputs) -> None:
+            for out in outputs:
+                out.unlink(missing_ok=True)
+            subprocess.run(["sync"], check=True)
+
+        ours, nohash, ref, bare = alternated([ours_cmd, nohash_cmd, durable, qemu], ROUNDS, fresh)
+        fresh()
         print(
-            f"{name}: ratio={ours_s / ref_s:.2f} (imageport {ours_s:.2f} s, qemu-img+sync {ref_s:.2f} s) "
-            f"nohash_ratio={nohash_s / ref_s:.2f} (imageport --no-hash {nohash_s:.2f} s) "
-            f"nosync_ratio={ours_s / bare_s:.2f} (qemu-img {bare_s:.2f} s) "
-            f"peak_rss imageport={ours_rss} MiB qemu-img={ref_rss} MiB",
+            f"{name}: ratio={ours.median / ref.median:.2f} (imageport {ours.median:.2f} s, "
+            f"qemu-img+sync {ref.median:.2f} s) "
+            f"nohash_ratio={nohash.median / ref.median:.2f} (imageport --no-hash {nohash.median:.2f} s) "
+            f"nosync_ratio={ours.median / bare.median:.2f} (qemu-img {bare.median:.2f} s) "
+            f"cpu_ratio={ours.cpu / max(ref.cpu, 0.01):.2f} (cpu imageport {ours.cpu:.2f} s, "
+            f"qemu-img+sync {ref.cpu:.2f} s) "
+            f"spread imageport={ours.spread()} qemu-img+sync={ref.spread()} "
+            f"peak_rss imageport={ours.peak_rss} MiB qemu-img={ref.peak_rss} MiB; {load()}",
             flush=True,
         )
-    for f in work.iterdir():
-        f.unlink()
-    work.rmdir()
 
 
 if __name__ == "__main__":

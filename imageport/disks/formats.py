@@ -127,16 +127,39 @@ class FileReader(DiskReader):
 class BlockMappedReader(FileReader):
     """Formats whose allocation map is a table of fixed-size blocks (VHD BAT, VHDX BAT).
 
-    Subclasses give ``block_size``, ``own_extents()`` and ``_read_block``; this
-    class merges a differencing disk's extents with its parent's and walks a
-    read block by block.
+    Subclasses give ``block_size``, ``_stored_blocks()`` and ``_read_block``; this
+    class turns the table into extents, merges a differencing disk's extents with
+    its parent's and walks a read block by block.
     """
 
     block_size: int
 
     @abstractmethod
+    def _stored_blocks(self) -> Iterator[tuple[int, int]]:
+        """(block, file offset of its data) for every block this file stores, ascending by block."""
+
     def own_extents(self) -> Iterator[Extent]:
-        """Allocated ranges of this file alone (not its parent's)."""
+        """Allocated ranges of this file alone (not its parent's).
+
+        Where the file's holes are cheap to ask for (a local file's SEEK_DATA), a stored
+        block's holes are left out, as qemu-img does: a hole reads as zeros, and wherever
+        a parent's data shows through instead, the parent's extents cover it. So a block
+        allocated but never filled (qemu and Hyper-V extend the file, not write zeros)
+        costs no read.
+        """
+        bs, size, file = self.block_size, self.virtual_size, self.file
+        holes = file.holes_are_cheap
+
+        def stored() -> Iterator[Extent]:
+            for block, at in self._stored_blocks():
+                length = min(bs, size - block * bs)
+                if not holes:
+                    yield Extent(block * bs, length)
+                    continue
+                for data in file.data_extents(at, at + length):
+                    yield Extent(block * bs + data.offset - at, data.length)
+
+        return coalesce(stored())
 
     @abstractmethod
     def _read_block(self, block: int, inner: int, voff: int, part: memoryview) -> None:

@@ -25,6 +25,9 @@ class ByteSource(ABC):
 
     path: str
     size: int
+    # ``data_extents`` answers from a local call (SEEK_DATA), cheap enough to ask block by block;
+    # a remote store's map costs a request, so readers ask it once or not at all.
+    holes_are_cheap: bool = False
 
     @abstractmethod
     def preadv(self, view: memoryview, offset: int) -> int:

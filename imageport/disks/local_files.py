@@ -40,6 +40,8 @@ class RandomAccessFile(ByteSource):
     """A local read-only file read with ``pread``: thread-safe, no shared seek position;
     the file system's SEEK_DATA/SEEK_HOLE is its allocation map."""
 
+    holes_are_cheap = True
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = str(path)
         try:

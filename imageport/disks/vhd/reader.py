@@ -14,7 +14,6 @@ from imageport.disks.extents import (
     Extent,
     MiB,
     check_virtual_size,
-    coalesce,
     unpack_array,
 )
 from imageport.disks.formats import BlockMappedReader, DiskReader, FileReader
@@ -170,13 +169,11 @@ class VhdDynamicReader(BlockMappedReader):
 
     # --- reading --------------------------------------------------------------------
 
-    def own_extents(self) -> Iterator[Extent]:
+    def _stored_blocks(self) -> Iterator[tuple[int, int]]:
         bs = self.block_size
-        return coalesce(
-            Extent(i * bs, min(bs, self.virtual_size - i * bs))
-            for i, entry in enumerate(self.bat)
-            if entry != UNALLOCATED and i * bs < self.virtual_size
-        )
+        for i, entry in enumerate(self.bat):
+            if entry != UNALLOCATED and i * bs < self.virtual_size:
+                yield i, entry * SECTOR + self.bitmap_size
 
     def _read_block(self, block: int, inner: int, voff: int, part: memoryview) -> None:
         entry = self.bat[block]

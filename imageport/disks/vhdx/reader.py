@@ -10,11 +10,9 @@ from typing import Any
 
 from imageport.disks.extents import (
     MAX_CHAIN_DEPTH,
-    Extent,
     KiB,
     MiB,
     check_virtual_size,
-    coalesce,
     unpack_array,
 )
 from imageport.disks.formats import BlockMappedReader, DiskReader
@@ -284,13 +282,11 @@ class VhdxReader(BlockMappedReader):
         entry = self.bat[block + block // self.ratio]
         return entry & 7, (entry >> 20) * MiB
 
-    def own_extents(self) -> Iterator[Extent]:
-        bs = self.block_size
-        return coalesce(
-            Extent(b * bs, min(bs, self.virtual_size - b * bs))
-            for b in range(self.payload_blocks)
-            if self._block_state(b)[0] in (FULLY_PRESENT, PARTIALLY_PRESENT)
-        )
+    def _stored_blocks(self) -> Iterator[tuple[int, int]]:
+        for b in range(self.payload_blocks):
+            state, file_off = self._block_state(b)
+            if state in (FULLY_PRESENT, PARTIALLY_PRESENT):
+                yield b, file_off
 
     def _read_block(self, block: int, inner: int, voff: int, part: memoryview) -> None:
         state, file_off = self._block_state(block)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import struct
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from imageport.disks.extents import SECTOR, Extent, block_runs, unpack_array
 from imageport.disks.io import ByteSource
 from imageport.disks.vmdk.header import FLAG_ZERO_GTE, GD_AT_END, SparseHeader, inflate_grain, parse_header
 from imageport.errors import FormatError
+
+SPAN_LIMIT = 8 * 1024 * 1024  # read a piece's grains in one go when they lie within this much of the file
 
 
 class _Extent:
@@ -74,6 +77,7 @@ class _SparseExtent(_Extent):
         self._gt_cache: dict[int, tuple[int, ...]] = {}
         self._grain_cache: tuple[int, bytes] | None = None
         self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None  # one helper thread for inflating, made on first use
 
     def _load_directory(self) -> None:
         h, f = self.h, self.file
@@ -126,19 +130,32 @@ class _SparseExtent(_Extent):
 
     def allocated(self) -> Iterator[Extent]:
         # Walk only the grain tables that exist: a 64 TiB disk with little data has few of them.
+        # Consecutive grains make one extent (one object per run, not per 64 KiB grain).
         gb, per_gt = self.grain_bytes, self.h.gtes_per_gt
         zero_gte = 1 if self.h.flags & FLAG_ZERO_GTE else -1
+        run_start = run_end = -1
         for gt_index, gt_sector in enumerate(self.gd):
             if not gt_sector:
                 continue
             table = self._gt(gt_index) or ()
+            base = gt_index * per_gt
             for j, sector in enumerate(table):
-                g = gt_index * per_gt + j
-                if sector and sector != zero_gte and g * gb < self.length:
-                    yield Extent(g * gb, min(gb, self.length - g * gb))
+                if not sector or sector == zero_gte:
+                    continue
+                start = (base + j) * gb
+                if start >= self.length:
+                    break
+                if start != run_end:
+                    if run_start >= 0:
+                        yield Extent(run_start, run_end - run_start)
+                    run_start = start
+                run_end = min(start + gb, self.length)
+        if run_start >= 0:
+            yield Extent(run_start, run_end - run_start)
 
     def read_into(self, offset: int, view: memoryview, below: Callable[[int, memoryview], None]) -> None:
         zero_gte = 1 if self.h.flags & FLAG_ZERO_GTE else -1
+        compressed: list[tuple[int, int, int, memoryview]] = []  # (grain, sector, inner, part)
         for grain, inner, pos, n in block_runs(offset, len(view), self.grain_bytes):
             part = view[pos : pos + n]
             sector = self._grain_sector(grain)
@@ -147,8 +164,7 @@ class _SparseExtent(_Extent):
             elif sector == zero_gte:
                 part[:] = bytes(n)
             elif self.h.compressed:
-                data = self._compressed_grain(grain, sector)
-                part[:] = data[inner : inner + n]
+                compressed.append((grain, sector, inner, part))
             else:
                 if sector * SECTOR + inner + n > self.file.size:
                     raise FormatError(
@@ -158,6 +174,72 @@ class _SparseExtent(_Extent):
                         f"grain {grain} at sector {sector} lies past the end of the file",
                     )
                 self.file.preadv(part, sector * SECTOR + inner)
+        if len(compressed) == 1:
+            grain, sector, inner, part = compressed[0]
+            part[:] = self._compressed_grain(grain, sector)[inner : inner + len(part)]
+        elif compressed:
+            self._inflate_many(compressed)
+
+    def _inflate_many(self, grains: list[tuple[int, int, int, memoryview]]) -> None:
+        """Many compressed grains (a 4 MiB piece holds 64): their bytes in one read where they lie
+        close together (a stream stores them in order), inflated half here, half on a helper
+        thread (zlib releases the GIL), so both cores work and the syscalls are one per piece."""
+        payloads = self._payloads([(grain, sector) for grain, sector, _, _ in grains])
+
+        def inflate(items: list[tuple[tuple[int, int, int, memoryview], memoryview]]) -> None:
+            gb = self.grain_bytes
+            for (_grain, sector, inner, part), payload in items:
+                data = inflate_grain(self.path, payload, sector * SECTOR, gb)
+                piece = data[inner : inner + len(part)]
+                part[: len(piece)] = piece
+                part[len(piece) :] = bytes(len(part) - len(piece))  # a short grain ends in zeros
+
+        pairs = list(zip(grains, payloads, strict=True))
+        half = len(pairs) // 2
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inflate")
+            pool = self._pool
+        helper = pool.submit(inflate, pairs[half:])
+        try:
+            inflate(pairs[:half])
+        except BaseException:
+            wait([helper])  # never leave it writing into the caller's buffer; report our (earlier) error
+            raise
+        helper.result()
+
+    def _payloads(self, grains: list[tuple[int, int]]) -> list[memoryview]:
+        """The compressed bytes of each (grain, sector), checked against its marker."""
+        gb = self.grain_bytes
+        low = min(sector for _, sector in grains) * SECTOR
+        high = min(self.file.size, max(sector for _, sector in grains) * SECTOR + 12 + gb)
+        span = memoryview(b"")
+        if high - low <= SPAN_LIMIT:
+            span = memoryview(self.file.pread(low, high - low))
+        out = []
+        for grain, sector in grains:
+            at = sector * SECTOR - low  # never negative: low is the first sector
+            if at + 12 <= len(span):
+                marker = span[at : at + 12].tobytes()
+            else:
+                marker = self.file.read_exact(sector * SECTOR, 12, "VMDK grain marker")
+            size = self._marker_size(grain, sector, marker)
+            if at + 12 + size <= len(span):
+                out.append(span[at + 12 : at + 12 + size])
+            else:
+                out.append(memoryview(self.file.read_exact(sector * SECTOR + 12, size, "VMDK grain")))
+        return out
+
+    def _marker_size(self, grain: int, sector: int, marker: bytes) -> int:
+        lba, size = struct.unpack("<QI", marker)
+        if lba != grain * self.h.grain_size or size == 0 or size > 2 * self.grain_bytes:
+            raise FormatError(
+                self.path,
+                "VMDK grain marker",
+                sector * SECTOR,
+                f"marker says lba {lba}, size {size}; grain table expects lba {grain * self.h.grain_size}",
+            )
+        return size
 
     def _compressed_grain(self, grain: int, sector: int) -> bytes:
         with self._lock:
@@ -165,15 +247,7 @@ class _SparseExtent(_Extent):
         if cached and cached[0] == grain:
             return cached[1]
         gb = self.grain_bytes
-        marker = self.file.read_exact(sector * SECTOR, 12, "VMDK grain marker")
-        lba, size = struct.unpack("<QI", marker)
-        if lba != grain * self.h.grain_size or size == 0 or size > 2 * gb:
-            raise FormatError(
-                self.path,
-                "VMDK grain marker",
-                sector * SECTOR,
-                f"marker says lba {lba}, size {size}; grain table expects lba {grain * self.h.grain_size}",
-            )
+        size = self._marker_size(grain, sector, self.file.read_exact(sector * SECTOR, 12, "VMDK grain marker"))
         data = inflate_grain(
             self.path, self.file.read_exact(sector * SECTOR + 12, size, "VMDK grain"), sector * SECTOR, gb
         )
@@ -183,4 +257,7 @@ class _SparseExtent(_Extent):
         return data
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         self.file.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import random
 import struct
+import subprocess
 import uuid
 from array import array
 from pathlib import Path
@@ -219,3 +220,66 @@ def test_differencing_vhdx_reads_through_its_parent(tmp_path: Path) -> None:
     write_image(vhdx.VhdxWriter, parent, parent_data, [(0, SIZE)], block_size=MiB).finish()
     with pytest.raises(FormatError, match="DataWriteGuid differs"):
         open_disk(child)
+
+
+# --- holes inside stored blocks --------------------------------------------------------------
+
+HOLE = (128 * 1024, 384 * 1024)  # inside a 1 MiB block: file space never written
+
+
+def punch(path: Path, offset: int, length: int) -> None:
+    """Give back a range of the file to the file system: it reads as zeros from now on (a block
+    allocated by extending the file but never filled, as qemu-img and Hyper-V leave them)."""
+    subprocess.run(["fallocate", "--punch-hole", "-o", str(offset), "-l", str(length), str(path)], check=True)
+
+
+def test_a_hole_in_a_stored_block_reads_as_zeros_over_the_parent_and_costs_no_read(tmp_path: Path) -> None:
+    parent_data, child_data = random_disk(6), random_disk(7)
+    parent = tmp_path / "parent.vhdx"
+    write_image(vhdx.VhdxWriter, parent, parent_data, [(0, SIZE)], block_size=MiB).finish()
+    child = tmp_path / "child.vhdx"
+    writer = DifferencingVhdxWriter(LocalFileSink(child), SIZE, parent, {})
+    writer.write(5 * MiB, memoryview(child_data)[5 * MiB : 6 * MiB])  # block 5 fully present
+    writer.finish()
+    with open_disk(child) as reader:
+        stored_at = reader._block_state(5)[1]
+    punch(child, stored_at + HOLE[0], HOLE[1] - HOLE[0])
+    expected = bytearray(parent_data)
+    expected[5 * MiB : 6 * MiB] = child_data[5 * MiB : 6 * MiB]
+    expected[5 * MiB + HOLE[0] : 5 * MiB + HOLE[1]] = bytes(HOLE[1] - HOLE[0])  # zeros, not the parent's
+    digest = hashlib.sha256(expected).hexdigest()
+    assert libvhdi_sha256(child, parent=parent) == (SIZE, digest)  # the independent judge agrees
+
+    with open_disk(child) as reader:
+        assert [(e.offset, e.end) for e in reader.own_extents()] == [
+            (5 * MiB, 5 * MiB + HOLE[0]),
+            (5 * MiB + HOLE[1], 6 * MiB),
+        ]
+        assert [(e.offset, e.end) for e in reader.extents()] == [(0, SIZE)]  # the parent's data all around
+    out = tmp_path / "flat.raw"
+    assert convert(child, out, DiskFormat.RAW, sha256=True).sha256 == digest
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == digest
+
+
+def test_holes_in_stored_vhd_blocks_are_left_out_of_the_extents(tmp_path: Path) -> None:
+    data = random_disk(8)
+    source = tmp_path / "dynamic.vhd"
+    write_image(vhd.VhdDynamicWriter, source, data, [(0, 4 * MiB)]).finish()  # blocks 0 and 1 (2 MiB each)
+    with open_disk(source) as reader:
+        stored_at = reader.bat[1] * SECTOR + reader.bitmap_size
+    # a VHD block's data follows a 512-byte bitmap: punch whole file-system pages only
+    at = -(-(stored_at + HOLE[0]) // 4096) * 4096
+    length = HOLE[1] - HOLE[0]
+    punch(source, at, length)
+    hole = 2 * MiB + at - stored_at
+    expected = bytearray(data[: 4 * MiB] + bytes(SIZE - 4 * MiB))
+    expected[hole : hole + length] = bytes(length)
+    (tmp_path / "expected.raw").write_bytes(expected)
+    assert qemu_compare(tmp_path / "expected.raw", "raw", source, "vpc").returncode == 0
+
+    with open_disk(source) as reader:
+        assert [(e.offset, e.end) for e in reader.extents()] == [(0, hole), (hole + length, 4 * MiB)]
+    out = tmp_path / "out.vhdx"
+    result = convert(source, out, DiskFormat.VHDX)
+    assert result.source_allocated == 4 * MiB - length
+    assert qemu_compare(tmp_path / "expected.raw", "raw", out, "vhdx").returncode == 0
