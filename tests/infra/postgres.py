@@ -13,7 +13,6 @@ import glob
 import json
 import os
 import pwd
-import shutil
 import subprocess
 import time
 import urllib.request
@@ -38,8 +37,20 @@ def _as_postgres(command: list[str], **kwargs: object) -> subprocess.CompletedPr
                           **kwargs)  # type: ignore[call-overload]  # fmt: skip
 
 
-def start_postgres() -> Service:
-    """initdb, start, and create the ``prefect`` role and database; ``info['url']`` is the asyncpg URL."""
+def _wait_ready(bindir: Path, sockets: Path, port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Until the cluster accepts connections (it listens before recovery ends: "the database system is
+    starting up")."""
+    deadline = time.monotonic() + 60
+    ready = [str(bindir / "pg_isready"), "-q", "-h", str(sockets), "-p", str(port)]
+    while subprocess.run(ready, capture_output=True).returncode != 0:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise ServiceUnavailable(f"PostgreSQL did not become ready; see {log}:\n{_tail(log)}")
+        time.sleep(0.2)
+
+
+def start_postgres(statements: list[str]) -> Service:
+    """initdb, start, and run ``statements`` (SQL creating the ``prefect`` role and database, as
+    docs/operations.md gives them) as the superuser; ``info['url']`` is the asyncpg URL of that database."""
     bindir = _bindir()
     try:
         owner = pwd.getpwnam(PG_USER)
@@ -63,23 +74,30 @@ def start_postgres() -> Service:
                    "-k", str(sockets), "-c", "fsync=off", "-c", "max_connections=200"], log,
                   user=PG_USER, group=PG_USER, cwd=root)  # fmt: skip
     wait_for_port(port, proc, log)
+    _wait_ready(bindir, sockets, port, proc, log)
     psql = [str(bindir / "psql"), "-h", str(sockets), "-p", str(port), "-U", PG_USER, "-v", "ON_ERROR_STOP=1"]
-    for sql in (f"CREATE ROLE {DB_ROLE} LOGIN PASSWORD '{DB_PASSWORD}'", f"CREATE DATABASE prefect OWNER {DB_ROLE}"):
+    for sql in statements:
         _as_postgres([*psql, "-c", sql], cwd=root)
     url = f"postgresql+asyncpg://{DB_ROLE}:{DB_PASSWORD}@127.0.0.1:{port}/prefect"
     return Service("postgres", proc, port, root, log, {"url": url, "psql": json.dumps(psql)})
 
 
-def start_prefect_server(database_url: str) -> Service:
-    """``prefect server start`` on 127.0.0.1 (a free port) with ``database_url`` as its database."""
+def start_prefect_server(database_url: str, script: str | None = None) -> Service:
+    """``prefect server start`` on 127.0.0.1 (a free port) with ``database_url`` as its database; ``script``
+    (bash, given ``$PORT``) starts it instead, e.g. the docs' commands with their placeholders filled in."""
     root = _fresh_dir("prefect-server")
     port = free_port()
     env = {**os.environ, "PREFECT_HOME": str(root / "home"), "PREFECT_API_DATABASE_CONNECTION_URL": database_url,
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false"}  # fmt: skip
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false",
+           "PATH": f"{REPO / '.venv/bin'}:{os.environ['PATH']}"}  # fmt: skip
     env.pop("PREFECT_API_URL", None)
-    prefect = shutil.which("prefect", path=f"{REPO / '.venv/bin'}:{os.environ['PATH']}") or "prefect"
     log = root / "server.log"
-    proc = _spawn([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)], log, env=env, cwd=root)
+    command = ["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    if script is not None:
+        env = {**env, "PORT": str(port)}
+        env.pop("PREFECT_API_DATABASE_CONNECTION_URL")  # the script sets it
+        command = ["bash", "-c", script]
+    proc = _spawn(command, log, env=env, cwd=root)
     wait_for_port(port, proc, log, timeout=180)
     url = f"http://127.0.0.1:{port}/api"
     deadline = time.monotonic() + 180
