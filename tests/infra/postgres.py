@@ -73,13 +73,19 @@ def start_postgres(statements: list[str]) -> Service:
     proc = _spawn([str(bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port),
                    "-k", str(sockets), "-c", "fsync=off", "-c", "max_connections=200"], log,
                   user=PG_USER, group=PG_USER, cwd=root)  # fmt: skip
-    wait_for_port(port, proc, log)
-    _wait_ready(bindir, sockets, port, proc, log)
-    psql = [str(bindir / "psql"), "-h", str(sockets), "-p", str(port), "-U", PG_USER, "-v", "ON_ERROR_STOP=1"]
-    for sql in statements:
-        _as_postgres([*psql, "-c", sql], cwd=root)
+    service = Service("postgres", proc, port, root, log)
+    try:  # a cluster that started but could not be set up is stopped, not left behind
+        wait_for_port(port, proc, log)
+        _wait_ready(bindir, sockets, port, proc, log)
+        psql = [str(bindir / "psql"), "-h", str(sockets), "-p", str(port), "-U", PG_USER, "-v", "ON_ERROR_STOP=1"]
+        for sql in statements:
+            _as_postgres([*psql, "-c", sql], cwd=root)
+    except BaseException:
+        service.stop()
+        raise
     url = f"postgresql+asyncpg://{DB_ROLE}:{DB_PASSWORD}@127.0.0.1:{port}/prefect"
-    return Service("postgres", proc, port, root, log, {"url": url, "psql": json.dumps(psql)})
+    service.info.update(url=url, psql=json.dumps(psql))
+    return service
 
 
 def start_prefect_server(database_url: str, script: str | None = None) -> Service:
