@@ -10,8 +10,9 @@ runtime=(python3 python3-venv python3-dev gcc qemu-utils ntfs-3g gdisk
          python3-guestfs libguestfs-tools linux-image-amd64
          python3-hivex libhivex-bin curl ca-certificates)
 test_extra=(samba smbclient golang-go golang-github-vmware-govmomi-dev nodejs npm
-            python3-libvhdi time chromium chromium-driver)
+            python3-libvhdi time chromium chromium-driver postgresql iproute2)
 # libvhdi: a second VHD/VHDX judge; GNU time: peak RSS in bench/; chromium + its driver: the UI browser test
+# postgresql: the scale-out test's Prefect server database; iproute2: its worker hosts (network namespaces, veths)
 
 wanted=("${runtime[@]}")
 [ "$profile" = test ] && wanted+=("${test_extra[@]}")

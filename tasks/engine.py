@@ -57,9 +57,14 @@ def ce_slot(connector: str) -> Iterator[CeBackend]:
 
     kind, block = find_connector(connector)
     backend = _backend(kind, block, connector)  # refuses a connector that cannot host CEs before waiting
+    from prefect.exceptions import ObjectAlreadyExists
+
     name = f"imageport-ce-{connector}"
     with get_client(sync_client=True) as client:
-        client.upsert_global_concurrency_limit_by_name(name, int(block.ce_max_concurrent))
+        try:
+            client.upsert_global_concurrency_limit_by_name(name, int(block.ce_max_concurrent))
+        except ObjectAlreadyExists:  # ports started at once: another run created it after our read; update it
+            client.upsert_global_concurrency_limit_by_name(name, int(block.ce_max_concurrent))
     _logger().info("waiting for a CE slot on %s (at most %d at once)", connector, block.ce_max_concurrent)
     with concurrency(name, occupy=1, strict=True, lease_duration=CE_SLOT_LEASE_S):
         _logger().info("got a CE slot on %s", connector)

@@ -249,3 +249,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         order.insert(1, light[0])
     rank = {name: index for index, name in enumerate(order)}
     items.sort(key=lambda item: rank[_file(item)])  # stable: the order inside a file is kept
+
+
+@pytest.fixture(scope="module")
+def scale_out_lab(samba, azurite, arm, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """docs/operations.md's scale-out topology (tests/infra/scale_out.py): PostgreSQL, a Prefect server on it,
+    every deployment in the ``imageport`` process pool, shared result storage, and two process workers on hosts
+    of their own (network namespaces) reaching the server, Samba, Azurite and the ARM stand-in over their veths."""
+    from tests.infra.scale_out import scale_out
+
+    with scale_out(tmp_path_factory.mktemp("scale-out"), ports=[samba.port, azurite.port, arm.port]) as topology:
+        yield topology

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from deployments.catalog import CATALOG
+from tests.infra.doc_commands import block_with
+from tests.infra.scale_out import CHECKOUT, WORKER_STEP, script
 from tests.infra.services import REPO
 from tests.infra.ui_forms import form_problems
 
@@ -25,18 +27,6 @@ pytestmark = pytest.mark.integration
 
 PLACEHOLDER = "http://prefect-host:4200/api"
 DEPLOY = re.compile(r"prefect deploy [^`\n]*")
-
-
-def _sh_blocks(path: Path) -> list[list[str]]:
-    """The ``sh`` code blocks of a Markdown file, as their command lines."""
-    blocks = re.findall(r"```sh\n(.*?)```", path.read_text(), flags=re.S)
-    return [[line.strip() for line in b.splitlines() if line.strip() and not line.strip().startswith("#")]
-            for b in blocks]  # fmt: skip
-
-
-def _block_with(path: Path, needle: str) -> list[str]:
-    (block,) = [b for b in _sh_blocks(path) if any(needle in line for line in b)]
-    return block
 
 
 def test_the_deploy_commands_of_the_docs_run_as_written(prefect_api: str, tmp_path: Path) -> None:
@@ -47,8 +37,8 @@ def test_the_deploy_commands_of_the_docs_run_as_written(prefect_api: str, tmp_pa
     assert said == {"prefect deploy --all --prefect-file deployments/prefect.yaml"}
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "home"), "PATH": f"{REPO / '.venv/bin'}:{os.environ['PATH']}"}
     env.pop("PREFECT_API_URL", None)
-    script = "set -e\n" + "\n".join(_block_with(operations, "prefect deploy")).replace(PLACEHOLDER, prefect_api)
-    done = subprocess.run(["bash", "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    deploy = "set -e\n" + "\n".join(block_with(operations, "prefect deploy")).replace(PLACEHOLDER, prefect_api)
+    done = subprocess.run(["bash", "-c", deploy], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     with urllib.request.urlopen(urllib.request.Request(
         f"{prefect_api}/deployments/filter", data=b"{}", headers={"Content-Type": "application/json"}
@@ -58,8 +48,9 @@ def test_the_deploy_commands_of_the_docs_run_as_written(prefect_api: str, tmp_pa
     for name, deployment in deployed.items():
         assert form_problems(deployment["parameter_openapi_schema"]) == [], name
     # The worker command starts a worker on that pool (stopped once it polls).
-    (worker,) = [line for line in _block_with(operations, "worker start")[1:]]
-    process = subprocess.Popen(["bash", "-c", f"export PREFECT_API_URL={prefect_api}; exec {worker}"], cwd=REPO,
+    worker = [line.replace(PLACEHOLDER, prefect_api).replace(CHECKOUT, str(REPO))
+              for line in block_with(operations, WORKER_STEP)]  # fmt: skip
+    process = subprocess.Popen(["bash", "-c", script(worker)], cwd=REPO,
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)  # fmt: skip
     try:
