@@ -54,11 +54,10 @@ def ce_slot(connector: str) -> Iterator[CeBackend]:
     """The connector's CE backend, holding one of its CE slots for the duration of the block."""
     from prefect import get_client
     from prefect.concurrency.sync import concurrency
+    from prefect.exceptions import ObjectAlreadyExists
 
     kind, block = find_connector(connector)
     backend = _backend(kind, block, connector)  # refuses a connector that cannot host CEs before waiting
-    from prefect.exceptions import ObjectAlreadyExists
-
     name = f"imageport-ce-{connector}"
     with get_client(sync_client=True) as client:
         try:
