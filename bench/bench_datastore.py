@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from measure import timed
+from measure import interleaved, profile, spread_note, uptime
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -30,7 +30,6 @@ from tests.infra.services import start_vcsim
 
 MiB = 1024 * 1024
 SIZE = 2048 * MiB
-ROUNDS = 2
 
 OURS = """
 import sys, warnings
@@ -51,20 +50,12 @@ import sys, warnings
 warnings.simplefilter("ignore")
 from imageport.disks.convert import hash_disk
 from imageport.platforms.vsphere.session import VsphereConfig
-from imageport.storage import datastore
-fetched = [0]
-original = datastore.DatastoreFileSystem.get_range
-def counting(self, path, offset, length):
-    data = original(self, path, offset, length)
-    fetched[0] += len(data)
-    return data
-datastore.DatastoreFileSystem.get_range = counting
 session = VsphereConfig.model_validate_json(sys.argv[1]).build()
 with session:
     fs = session.datastore_files("LocalDS_0")
     hash_disk(sys.argv[2], fs=fs)
     fs.close()
-print(fetched[0])
+print(fs.fetched)
 """
 
 
@@ -106,18 +97,16 @@ def main() -> None:
             files.close()
         ours_cmd = [sys.executable, "-c", OURS, config_json, "bench/flat.vmdk", str(work / "out.vhdx")]
         curl_cmd = ["curl", "-sk", "-o", str(work / "curl.bin"), url]
-        results: dict[str, list[tuple[float, int]]] = {"ours": [], "curl": []}
-        for _ in range(ROUNDS):
-            results["ours"].append(timed(ours_cmd))
-            results["curl"].append(timed(curl_cmd))
+        runs = interleaved({"ours": ours_cmd, "curl": curl_cmd}, before=os.sync)  # same cache state: no dirty pages
         assert (work / "curl.bin").stat().st_size == SIZE
-        ours_s = min(t for t, _ in results["ours"])
-        curl_s = min(t for t, _ in results["curl"])
+        ours, curl = runs["ours"], runs["curl"]
         print(
-            f"datastore-export-2GiB: ratio={ours_s / curl_s:.2f} (imageport {ours_s:.2f} s, curl {curl_s:.2f} s) "
-            f"peak_rss imageport={max(r for _, r in results['ours'])} MiB",
+            f"datastore-export-2GiB: ratio={ours.median / curl.median:.2f} (imageport {ours.median:.2f} s, "
+            f"curl {curl.median:.2f} s) {spread_note(ours, curl)} peak_rss imageport={ours.peak} MiB",
             flush=True,
         )
+        print(uptime(), flush=True)
+        profile("datastore-export", ours_cmd)
         counted = subprocess.run(
             [sys.executable, "-c", COUNT, config_json, "bench/sparse.vmdk"], check=True, capture_output=True, text=True
         )
