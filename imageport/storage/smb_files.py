@@ -32,7 +32,7 @@ from imageport.errors import InputError, StorageError
 from imageport.storage.smb import SmbShare
 from imageport.storage.smb_errors import translate_smb_errors
 from imageport.storage.smb_lock import SmbOutputStore
-from imageport.storage.smb_wire import send_write, zero_copy_capable
+from imageport.storage.smb_wire import fast_receive, read_reply, send_write, zero_copy_capable
 
 PAYLOAD = 65536  # bytes per credit (SMB2 "large MTU")
 IO_SIZE = 4 * 1024 * 1024
@@ -107,6 +107,7 @@ class SmbFile(ByteSource):
                 share.unc(path), mode="rb", buffering=0, share_access="r", **share.io_options()
             )
         self.fd = self.raw.fd
+        fast_receive(self.fd.connection)
         self.size = self.fd.end_of_file
         if self.size == 0:
             self.close()
@@ -121,7 +122,7 @@ class SmbFile(ByteSource):
         got = [0]
 
         def landing(at: int) -> Callable[[bytes], None]:
-            def store(data: bytes) -> None:
+            def store(data: memoryview) -> None:
                 view[at - offset : at - offset + len(data)] = data
                 got[0] += len(data)
 
@@ -130,8 +131,8 @@ class SmbFile(ByteSource):
         pos = offset
         while pos < end:
             length = min(step, end - pos)
-            message, receive = self.fd.read(pos, length, send=False)
-            self.pipe.send(message, receive, landing(pos), length)
+            message, _ = self.fd.read(pos, length, send=False)
+            self.pipe.send(message, functools.partial(read_reply, self.fd), landing(pos), length)
             pos += length
         self.pipe.drain()
         return got[0]
