@@ -2,12 +2,20 @@
 
 The suite's vCenter simulator serves a 2 GiB flat disk with ~25% data
 (descriptor + ``-flat.vmdk``). imageport reads it through ``/folder`` with
-ranged GETs (1 MiB parts, 4 in flight) into a local VHDX, hashing it;
+ranged GETs (4 MiB parts, 4 connections, 6 parts ahead) into a local VHDX, hashing it;
 curl downloads the flat file in one GET. A flat extent has no allocation
 map, so both read every byte. A second figure reads the same disk as a
 monolithicSparse VMDK: bytes fetched follow the allocated data.
 
-  datastore-export-2GiB: ratio=X.XX (imageport A s, curl B s) peak_rss imageport=N MiB
+The vcsim ``/folder`` endpoint honours ``Range`` (Go's ``http.ServeContent``: 206 with
+Content-Range, as ESXi's does), so the bench reads it directly. Runs are interleaved,
+``sync`` before each (curl's 2 GiB of dirty pages must not be flushed on imageport's
+time); the median of ``BENCH_ROUNDS`` (3) is reported with the spread and the load.
+On a 2-core machine both sides share the CPU with vcsim's TLS: curl's one stream is
+bound by writing 2 GiB locally, imageport writes only the data (~25%) as VHDX.
+``BENCH_PROFILE=DIR`` samples imageport's run with py-spy afterwards (untimed).
+
+  datastore-export-2GiB: ratio=X.XX (imageport A s, curl B s) median of 3, spread a/b s, load L peak_rss imageport=N MiB
   datastore-sparse-bytes: ratio=X.XX (fetched A MiB, allocated B MiB)
 ratio below 1.00: imageport is faster.
 """

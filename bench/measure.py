@@ -76,25 +76,34 @@ def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
-def profile(name: str, cmd: list[str], top: int = 14) -> None:
+def profile(name: str, cmd: list[str], top: int = 6) -> None:
     """With ``BENCH_PROFILE=DIR``: sample ``cmd`` (a Python command) with py-spy, untimed, keep the raw
-    stacks in DIR/NAME.txt and print the functions where its threads spend most of their samples."""
+    stacks in DIR/NAME.txt and print, per thread, how many samples it was busy and where (its
+    innermost frames). Idle waits are not sampled, so a busy count near the run's length is the
+    thread that bounds it."""
     out_dir = os.environ.get("BENCH_PROFILE")
     if not out_dir:
         return
     out = Path(out_dir) / f"{name}.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
+    rate = 100
+    start = time.perf_counter()
     subprocess.run(
-        ["py-spy", "record", "--threads", "--idle", "-r", "250", "-f", "raw", "-o", str(out), "--", *cmd],
+        ["py-spy", "record", "--threads", "-r", str(rate), "-f", "raw", "-o", str(out), "--", *cmd],
         check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    leaf: collections.Counter[str] = collections.Counter()
-    total = 0
+    wall = time.perf_counter() - start
+    threads: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     for line in out.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
-        leaf[f"{frames[0].split(' ')[0]} > {frames[-1]}"] += int(count)
-        total += int(count)
-    print(f"profile {name} ({total} samples, {out}):")
-    for where, count in leaf.most_common(top):
-        print(f"  {100 * count / total:5.1f}%  {where}")
+        thread = frames[0].split(": ", 1)[-1]
+        threads[thread][frames[-1] if len(frames) > 1 else "(no Python frame)"] += int(count)
+    print(f"profile {name} ({wall:.1f} s under py-spy, {rate} samples/s, stacks in {out}):")
+    for thread, leaves in sorted(threads.items(), key=lambda item: -sum(item[1].values())):
+        busy = sum(leaves.values())
+        if busy < rate:  # under a second of work
+            continue
+        print(f"  {thread}: busy {busy / rate:.1f} s")
+        for where, count in leaves.most_common(top):
+            print(f"    {100 * count / busy:5.1f}%  {where}")
