@@ -219,7 +219,7 @@ def upload_to_page_blob(
                     log.warning("%s: chunk at %d differs from the source; sending it again", blob.display, chunk.offset)
                 if not have_source:
                     _read_chunk(reader, chunk, data)
-                if is_zero(data):
+                if is_zero(buf if chunk.length == len(buf) else data):  # a whole buffer compares without a copy
                     stats["zero"] += 1
                     if chunk.index in arrived:  # a repaired chunk that is zero in the source: make it a hole
                         _retrying(lambda c=chunk: blob.clear(c.offset, c.length), sleep)
