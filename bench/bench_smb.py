@@ -8,7 +8,9 @@ before each; ``BENCH_PROFILE=DIR`` samples imageport's get with py-spy afterward
 
   smb-put-1GiB: ratio=X.XX (imageport A s, smbclient B s) peak_rss imageport=N MiB smbclient=M MiB
 and the same for ``-signed`` (smbclient made to sign, as imageport does) and for ``smb-get-1GiB``
-(the file read off the share into a local file, as a PVS vDisk is read).
+(the file read off the share into a local file, as a PVS vDisk is read), plus
+``smb-get-1GiB-signed-durable``: smbclient's get followed by an fsync of its file, since
+imageport's committed output is fsynced before it is renamed into place.
 ratio = imageport time / smbclient time (below 1.00: imageport is faster).
 """
 
@@ -79,6 +81,9 @@ def main() -> None:
             ("get", [*ours_cmd, str(got), "get"], got),
             ("get-ref", [*login, "-c", f"get vdisk.raw {got}"], got),
             ("get-signed", [*signed, "-c", f"get vdisk.raw {got}"], got),
+            # imageport fsyncs what it commits (nothing half-written survives a crash); smbclient does not:
+            # the durable figure gives smbclient the same fsync (``sync FILE``), as bench_disks does for qemu-img
+            ("get-durable", ["sh", "-c", '"$@" && sync "$0"', str(got), *signed, "-c", f"get vdisk.raw {got}"], got),
         )
         results = {name: Runs() for name, _, _ in runs}
         for _ in range(ROUNDS):
@@ -90,13 +95,16 @@ def main() -> None:
                 out.unlink()
         for way in ("put", "get"):
             ours = results[way]
-            for suffix, ref in (("ref", "smbclient"), ("signed", "smbclient signed")):
+            refs = [("ref", "smbclient"), ("signed", "smbclient signed")]
+            if way == "get":
+                refs.append(("durable", "smbclient signed+sync"))
+            for suffix, ref in refs:
                 theirs = results[f"{way}-{suffix}"]
-                label = f"smb-{way}-1GiB" + ("-signed" if suffix == "signed" else "")
+                label = f"smb-{way}-1GiB" + {"ref": "", "signed": "-signed", "durable": "-signed-durable"}[suffix]
                 print(
                     f"{label}: ratio={ours.median / theirs.median:.2f} (imageport {ours.median:.2f} s, {ref} "
                     f"{theirs.median:.2f} s) {spread_note(ours, theirs)} peak_rss imageport={ours.peak} MiB "
-                    f"{ref.replace(' ', '_')}={theirs.peak} MiB",
+                    f"{ref.replace(' ', '_').replace('+', '_')}={theirs.peak} MiB",
                     flush=True,
                 )
         print(uptime(), flush=True)
