@@ -119,8 +119,8 @@ def run_cases(work: Path) -> None:
             f"nosync_ratio={ours.median / bare.median:.2f} (qemu-img {bare.median:.2f} s) "
             f"cpu_ratio={ours.cpu / max(ref.cpu, 0.01):.2f} (cpu imageport {ours.cpu:.2f} s, "
             f"qemu-img+sync {ref.cpu:.2f} s) "
-            f"spread imageport={ours.spread()} qemu-img+sync={ref.spread()} "
-            f"peak_rss imageport={ours.peak_rss} MiB qemu-img={ref.peak_rss} MiB; {load()}",
+            f"spread imageport={ours.span()} qemu-img+sync={ref.span()} "
+            f"peak_rss imageport={ours.peak} MiB qemu-img={ref.peak} MiB; {load()}",
             flush=True,
         )
 

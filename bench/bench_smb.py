@@ -3,11 +3,14 @@
 A private smbd on 127.0.0.1 (the test suite's recipe). The file is 1 GiB of
 incompressible data (so neither side can skip zeros); imageport copies it as
 raw through ``convert`` with hashing off (``smbclient`` verifies nothing
-either). Best of ``ROUNDS``, turns interleaved.
+either). Median of ``ROUNDS`` (spread and load printed), turns interleaved, ``sync``
+before each; ``BENCH_PROFILE=DIR`` samples imageport's get with py-spy afterwards.
 
   smb-put-1GiB: ratio=X.XX (imageport A s, smbclient B s) peak_rss imageport=N MiB smbclient=M MiB
 and the same for ``-signed`` (smbclient made to sign, as imageport does) and for ``smb-get-1GiB``
-(the file read off the share into a local file, as a PVS vDisk is read).
+(the file read off the share into a local file, as a PVS vDisk is read), plus
+``smb-get-1GiB-signed-durable``: smbclient's get followed by an fsync of its file, since
+imageport's committed output is fsynced before it is renamed into place.
 ratio = imageport time / smbclient time (below 1.00: imageport is faster).
 """
 
@@ -19,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from measure import timed
+from measure import ROUNDS, Runs, load, measured, profile, spread_note
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -27,7 +30,6 @@ from tests.infra.services import SMB_PASSWORD, SMB_USER, start_samba
 
 MiB = 1024 * 1024
 SIZE = 1024 * MiB
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 
 OURS = """
 import sys
@@ -70,34 +72,43 @@ def main() -> None:
         # smbclient signs only when the server demands it, which this share does not: the -signed
         # figures compare like with like.
         signed = [*login, "--client-protection=sign"]
-        ours = [sys.executable, "-c", OURS, str(samba.port), SMB_PASSWORD]
+        ours_cmd = [sys.executable, "-c", OURS, str(samba.port), SMB_PASSWORD]
         runs = (
-            ("put", [*ours, str(src), "put"], share_dir / "ours.raw"),
+            ("put", [*ours_cmd, str(src), "put"], share_dir / "ours.raw"),
             ("put-ref", [*login, "-c", f"put {src} theirs.raw"], share_dir / "theirs.raw"),
             ("put-signed", [*signed, "-c", f"put {src} signed.raw"], share_dir / "signed.raw"),
-            ("get", [*ours, str(got), "get"], got),
+            ("get", [*ours_cmd, str(got), "get"], got),
             ("get-ref", [*login, "-c", f"get vdisk.raw {got}"], got),
             ("get-signed", [*signed, "-c", f"get vdisk.raw {got}"], got),
+            # imageport fsyncs what it commits (nothing half-written survives a crash); smbclient does not:
+            # the durable figure gives smbclient the same fsync (``sync FILE``), as bench_disks does for qemu-img
+            ("get-durable", ["sh", "-c", '"$@" && sync "$0"', str(got), *signed, "-c", f"get vdisk.raw {got}"], got),
         )
-        results: dict[str, list[tuple[float, int]]] = {name: [] for name, _, _ in runs}
+        results = {name: Runs() for name, _, _ in runs}
         for _ in range(ROUNDS):
             for name, cmd, out in runs:
                 out.unlink(missing_ok=True)
                 subprocess.run(["sync"], check=True)
-                results[name].append(timed(cmd))
+                results[name].add(measured(cmd))
                 assert out.stat().st_size == SIZE, f"{name} wrote the wrong size"
                 out.unlink()
         for way in ("put", "get"):
-            ours_s = min(t for t, _ in results[way])
-            for suffix, ref in (("ref", "smbclient"), ("signed", "smbclient signed")):
-                ref_s = min(t for t, _ in results[f"{way}-{suffix}"])
-                label = f"smb-{way}-1GiB" + ("-signed" if suffix == "signed" else "")
+            ours = results[way]
+            refs = [("ref", "smbclient"), ("signed", "smbclient signed")]
+            if way == "get":
+                refs.append(("durable", "smbclient signed+sync"))
+            for suffix, ref in refs:
+                theirs = results[f"{way}-{suffix}"]
+                label = f"smb-{way}-1GiB" + {"ref": "", "signed": "-signed", "durable": "-signed-durable"}[suffix]
                 print(
-                    f"{label}: ratio={ours_s / ref_s:.2f} (imageport {ours_s:.2f} s, {ref} {ref_s:.2f} s) "
-                    f"peak_rss imageport={max(r for _, r in results[way])} MiB "
-                    f"{ref.replace(' ', '_')}={max(r for _, r in results[f'{way}-{suffix}'])} MiB",
+                    f"{label}: ratio={ours.median / theirs.median:.2f} (imageport {ours.median:.2f} s, {ref} "
+                    f"{theirs.median:.2f} s) {spread_note(ours, theirs)} peak_rss imageport={ours.peak} MiB "
+                    f"{ref.replace(' ', '_').replace('+', '_')}={theirs.peak} MiB",
                     flush=True,
                 )
+        print(load(), flush=True)
+        profile("smb-get", [*ours_cmd, str(got), "get"])
+        got.unlink(missing_ok=True)
     finally:
         samba.stop()
         for f in work.iterdir():

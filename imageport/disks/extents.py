@@ -86,9 +86,17 @@ def pack_array(values: array[int], byteorder: str) -> bytes:
 
 def is_zero(data: bytes | bytearray | memoryview) -> bool:
     """Fast all-zero test: a memcmp against preallocated zeros (bytes vs bytes, never memoryview)."""
+    if isinstance(data, memoryview):
+        if data.format != "B":
+            # lengths and slices in bytes, whatever the items (a strided view is copied once)
+            data = data.cast("B") if data.c_contiguous else memoryview(data.tobytes())
+        if isinstance(data.obj, (bytes, bytearray)) and data.nbytes == len(data.obj):
+            data = data.obj  # a view of a whole buffer: compare the buffer itself, no copy
     n = len(data)
     if n <= len(ZERO_4MiB):
-        chunk = data if isinstance(data, bytes) else bytes(data)
+        # bytes and bytearray compare with memcmp; a memoryview would compare item by item, so a
+        # partial view is copied once (half the cost of the compare-from-copy for a 4 MiB chunk)
+        chunk = data if isinstance(data, (bytes, bytearray)) else bytes(data)
         return chunk == ZERO_4MiB[:n]
     return all(is_zero(data[i : i + len(ZERO_4MiB)]) for i in range(0, n, len(ZERO_4MiB)))
 

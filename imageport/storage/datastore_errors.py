@@ -8,6 +8,7 @@ is busy. Connection failures and 5xx are transient.
 from __future__ import annotations
 
 import contextlib
+import http.client
 from collections.abc import Iterator
 from typing import Any
 
@@ -41,8 +42,10 @@ def translate_datastore_errors(where: str) -> Iterator[None]:
         requests.exceptions.Timeout,
         requests.exceptions.ChunkedEncodingError,
         urllib3.exceptions.HTTPError,
+        http.client.HTTPException,
     ) as exc:
-        # urllib3's own errors surface when a streamed body is read after the request returned
+        # urllib3's (and http.client's IncompleteRead) surface when a streamed body is read after the
+        # request returned: the connection dropped mid-body
         raise StorageUnreachable(f"{where}: connection failed ({type(exc).__name__})") from None
     except requests.exceptions.RequestException as exc:
         raise StorageError(f"{where}: {type(exc).__name__}") from None

@@ -21,6 +21,7 @@ import functools
 import posixpath
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 # smbclient (and its crypto stack) is imported inside the functions that use it: every CLI command
@@ -32,11 +33,12 @@ from imageport.errors import InputError, StorageError
 from imageport.storage.smb import SmbShare
 from imageport.storage.smb_errors import translate_smb_errors
 from imageport.storage.smb_lock import SmbOutputStore
-from imageport.storage.smb_wire import send_write, zero_copy_capable
+from imageport.storage.smb_wire import fast_receive, read_reply, send_write, zero_copy_capable
 
 PAYLOAD = 65536  # bytes per credit (SMB2 "large MTU")
 IO_SIZE = 4 * 1024 * 1024
 DEPTH = 4
+READ_AHEAD = 8 * 1024 * 1024  # asked for beyond a sequential read, so the wire never idles while the caller writes
 
 
 class _Pipeline:
@@ -94,8 +96,20 @@ class _Pipeline:
             self.complete_one()
 
 
+@dataclass
+class _Reply:
+    """One READ on the wire: where it starts, how much it asked, the payload once it lands."""
+
+    start: int
+    length: int
+    data: memoryview | None = None
+
+    def land(self, data: memoryview) -> None:
+        self.data = data
+
+
 class SmbFile(ByteSource):
-    """A file on a share, read with pipelined requests."""
+    """A file on a share, read with pipelined requests (and read-ahead while reads are sequential)."""
 
     def __init__(self, share: SmbShare, path: str) -> None:
         import smbclient
@@ -107,34 +121,52 @@ class SmbFile(ByteSource):
                 share.unc(path), mode="rb", buffering=0, share_access="r", **share.io_options()
             )
         self.fd = self.raw.fd
+        fast_receive(self.fd.connection)
         self.size = self.fd.end_of_file
         if self.size == 0:
             self.close()
             refuse_empty(self.path, self.size)
         self.pipe = _Pipeline(self.fd, f"read {self.path}")
+        self.next_offset = -1
+        self.ahead: deque[_Reply] = deque()  # READs sent, ascending and contiguous
+
+    def _request(self, start: int, length: int) -> None:
+        part = _Reply(start, length)
+        message, _ = self.fd.read(start, length, send=False)
+        self.pipe.send(message, functools.partial(read_reply, self.fd), part.land, length)
+        self.ahead.append(part)
 
     def preadv(self, view: memoryview, offset: int) -> int:
         end = min(offset + len(view), self.size)
         if end <= offset:
             return 0
+        if offset != self.next_offset:  # not where the last read ended: no read-ahead is of use
+            self.pipe.drain()
+            self.ahead.clear()
+        # While reads are sequential the next READ_AHEAD bytes are asked for before this read
+        # returns, so replies keep arriving while the caller writes what it got.
+        limit = min(self.size, end + READ_AHEAD) if offset == self.next_offset else end
+        self.next_offset = end
         step = self.pipe.io_size("read")
-        got = [0]
-
-        def landing(at: int) -> Callable[[bytes], None]:
-            def store(data: bytes) -> None:
-                view[at - offset : at - offset + len(data)] = data
-                got[0] += len(data)
-
-            return store
-
         pos = offset
         while pos < end:
-            length = min(step, end - pos)
-            message, receive = self.fd.read(pos, length, send=False)
-            self.pipe.send(message, receive, landing(pos), length)
-            pos += length
-        self.pipe.drain()
-        return got[0]
+            tail = self.ahead[-1].start + self.ahead[-1].length if self.ahead else pos
+            while tail < limit:  # the pipeline keeps at most DEPTH on the wire, completing the oldest
+                self._request(tail, min(step, limit - tail))
+                tail += self.ahead[-1].length
+            part = self.ahead[0]
+            while part.data is None:
+                self.pipe.complete_one()
+            stop = min(end, part.start + len(part.data))
+            view[pos - offset : stop - offset] = part.data[pos - part.start : stop - part.start]
+            pos = max(pos, stop)
+            if pos >= part.start + len(part.data):
+                self.ahead.popleft()
+            if len(part.data) < part.length:  # the file ended early (it shrank since it was opened)
+                self.pipe.drain()
+                self.ahead.clear()
+                break
+        return pos - offset
 
     def stamp(self) -> dict[str, int | str]:
         """Size, last-write and change times (100 ns units) and the server's file id (FileInternalInformation)."""
@@ -154,6 +186,10 @@ class SmbFile(ByteSource):
         }
 
     def close(self) -> None:
+        if hasattr(self, "pipe"):
+            with contextlib.suppress(StorageError):  # read-ahead nobody will use: its replies, not its errors
+                self.pipe.drain()
+            self.ahead.clear()
         with translate_smb_errors(f"close {self.path}"):
             self.raw.close()
 

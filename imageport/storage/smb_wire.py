@@ -20,13 +20,30 @@ reply, grants credits and verifies the reply's signature as usual.
 
 Encrypted sessions go through smbprotocol's path unchanged: encryption must
 transform the whole message anyway.
+
+Reads: the profile of ``smb-get`` put more than half of smbprotocol's receive
+thread in ``Tcp._recv``, which asks ``socket.recv`` for the whole remaining
+length on every call -- a fresh 4 MiB ``bytes`` allocated (and shrunk) per
+64-256 KiB that loopback hands over -- and copies each piece once more into its
+buffer. ``fast_receive`` gives the connection's transport a receive that lands
+every piece in one preallocated buffer with ``recv_into`` (same framing,
+timeouts and close handling). ``read_reply`` takes a READ response's payload
+as a view of the received body instead of unpacking it into two more copies,
+and ``verify_reply`` checks a reply's signature over its header and body in
+place (smbprotocol re-packs the whole message and copies it twice more to
+zero the signature field). Every signed reply is still verified, on
+smbprotocol's receive thread, with the same skip rules.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import hashlib
 import hmac
+import select
 import struct
+import time
 from typing import Any
 
 _SIGNED = 0x00000008  # SMB2_FLAGS_SIGNED
@@ -100,8 +117,12 @@ def send_write(fd: Any, offset: int, data: memoryview, credit_request: int) -> A
     return request
 
 
-def _signature(connection: Any, key: bytes, message_id: int, head: bytearray, data: memoryview) -> bytes:
-    """The request's signature over ``head`` (signature field still zero) then ``data``, fed in place."""
+def _signature(
+    connection: Any, key: bytes, message_id: int, head: bytearray, data: memoryview | bytes, message_info: int = 0
+) -> bytes:
+    """The signature over ``head`` (signature field still zero) then ``data``, fed in place.
+
+    ``message_info`` is GMAC's nonce flag word (MS-SMB2 3.1.4.1): 1 for a reply, 2 for a CANCEL."""
     from smbprotocol.connection import Dialects
 
     if connection.dialect >= Dialects.SMB_3_1_1 and connection.signing_algorithm_id is not None:
@@ -113,8 +134,8 @@ def _signature(connection: Any, key: bytes, message_id: int, head: bytearray, da
     if algorithm == _AES_GMAC:
         from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-        # a request (not a reply, not a cancel): message info 0; GMAC is GCM with everything as AAD
-        nonce = message_id.to_bytes(8, "little") + bytes(4)
+        # GMAC is GCM with everything as AAD
+        nonce = message_id.to_bytes(8, "little") + message_info.to_bytes(4, "little")
         gmac = Cipher(algorithms.AES(key), modes.GCM(nonce)).encryptor()
         gmac.authenticate_additional_data(head)
         gmac.authenticate_additional_data(data)
@@ -126,8 +147,91 @@ def _signature(connection: Any, key: bytes, message_id: int, head: bytearray, da
 
         mac = cmac.CMAC(algorithms.AES(key))
         mac.update(bytes(head))
-        mac.update(bytes(data))  # this CMAC takes bytes only: one copy, for SMB 3.0.x (3.1.1 negotiates GMAC)
+        mac.update(bytes(data))  # this CMAC takes bytes only (a copy of a view), for SMB 3.0.x; 3.1.1 uses GMAC
         return mac.finalize()
     digest = hmac.new(key, head, hashlib.sha256)
     digest.update(data)
     return digest.digest()[:16]
+
+
+def fast_receive(connection: Any) -> None:
+    """Give ``connection``'s transport the buffer-reusing receive (once; idempotent)."""
+    transport = connection.transport
+    if not getattr(transport, "imageport_recv_into", False):
+        transport._recv = functools.partial(_recv_into, transport)  # what Tcp.recv calls for each frame
+        connection.verify_signature = functools.partial(verify_reply, connection)  # what the receive thread calls
+        transport.imageport_recv_into = True
+
+
+def _recv_into(transport: Any, length: int, timeout: float) -> tuple[bytes | None, float]:
+    """``Tcp._recv``'s contract (the bytes and the time left, ``None`` once closed) without a
+    full-length allocation per ``recv`` call."""
+    buffer = bytearray(length)
+    view = memoryview(buffer)
+    offset = 0
+    while offset < length:
+        started = time.monotonic()
+        with transport._close_lock:
+            if not transport.connected:
+                return None, timeout
+            ready = select.select([transport._sock], [], [], max(timeout, 1))[0]
+            elapsed = time.monotonic() - started
+            timeout -= elapsed
+            if not ready:
+                raise TimeoutError(f"recv idle for {elapsed:.1f}s ({offset}/{length} bytes)")
+            try:
+                n = transport._sock.recv_into(view[offset:])
+            except OSError as exc:  # a peer's reset is an end of stream, as smbprotocol treats it
+                if exc.errno not in (errno.ESHUTDOWN, errno.ECONNRESET, errno.ECONNABORTED):
+                    raise
+                n = 0
+        if n == 0:
+            transport.close()
+            return None, timeout
+        offset += n
+    return bytes(buffer), timeout  # the receive thread slices and unpacks bytes
+
+
+_SERVER_TO_REDIR = 0x00000001
+_CANCEL, _SESSION_SETUP = 0x0C, 0x01
+_STATUS_PENDING = 0x00000103
+
+
+def verify_reply(connection: Any, header: Any, session_id: int, force: bool = False) -> None:
+    """``Connection.verify_signature`` without re-packing the reply: smbprotocol packs the whole
+    message again and splices a zeroed signature in with two more full copies; here the 64-byte
+    header is packed alone and the body (``header["data"]``, as received) is fed in place."""
+    from smbprotocol.exceptions import SMBException
+
+    message_id = header["message_id"].get_value()
+    flags = header["flags"].get_value()
+    command = header["command"].get_value()
+    if not force and (
+        message_id == 0xFFFFFFFFFFFFFFFF
+        or not flags & _SIGNED
+        or header["status"].get_value() == _STATUS_PENDING
+        or command == _SESSION_SETUP
+    ):
+        return  # the replies smbprotocol does not verify either
+    session = connection.session_table.get(session_id)
+    if session is None:
+        raise SMBException(f"Failed to find session {session_id} for message verification")
+    head = bytearray(b"".join(field.pack() for name, field in header.fields.items() if name != "data"))
+    head[_SIGNATURE] = bytes(16)
+    info = (1 if flags & _SERVER_TO_REDIR else 0) | (2 if command == _CANCEL else 0)
+    expected = _signature(connection, session.signing_key, message_id, head, header["data"].get_value(), info)
+    if header["signature"].get_value() != expected:
+        raise SMBException(f"Server message signature could not be verified (message {message_id})")
+
+
+_READ_BODY = struct.Struct("<HBxI")  # SMB2 READ response (MS-SMB2 2.2.20): StructureSize, DataOffset, DataLength
+_HEADER = 64
+
+
+def read_reply(fd: Any, request: Any) -> memoryview:
+    """The payload of the READ reply to ``request``: a view into the received message, no copies."""
+    response = fd.connection.receive(request)  # raises on an error status, as fd._read_response does
+    body = memoryview(response["data"].get_value())
+    _, data_offset, data_length = _READ_BODY.unpack_from(body)
+    start = data_offset - _HEADER  # DataOffset counts from the start of the SMB2 header
+    return body[start : start + data_length]

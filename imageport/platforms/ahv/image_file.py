@@ -2,8 +2,8 @@
 
 Prism serves an image's file with ``Range`` (206). The parts, their parallel window and the
 read-ahead are the datastore reader's (``storage.datastore.DatastoreFile``: ``PART``-sized ranged
-GETs on a pool of ``WORKERS``, ``READ_AHEAD`` bytes ahead while reads are sequential), which this
-file system serves through the three calls it makes (``where``, ``head``, ``get_range``).
+GETs on a pool of ``WORKERS``, ``AHEAD`` parts ahead while reads are sequential), which this
+file system serves through the three calls it makes (``where``, ``head``, ``read_into``).
 
 The requests go through the SDK's own REST client (its urllib3 pool, TLS trust, pinned fingerprint
 and basic auth), streamed rather than through the generated ``get_file_by_image_id``, which writes
@@ -61,6 +61,11 @@ class AhvImageFileSystem(FileSystem):
     def open_sink(self, path: str, overwrite: bool = False, resume: dict[str, Any] | None = None,
                   wait_lock: bool = False) -> Sink:  # fmt: skip
         raise InputError(f"{self.where(path)}: an AHV image is read here, not written")
+
+    def read_into(self, path: str, offset: int, view: memoryview) -> int:
+        data = self.get_range(path, offset, len(view))
+        view[: len(data)] = data
+        return len(data)
 
     def get_range(self, path: str, offset: int, length: int) -> bytes:
         got = bytearray()
