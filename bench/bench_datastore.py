@@ -10,7 +10,8 @@ monolithicSparse VMDK: bytes fetched follow the allocated data.
 The vcsim ``/folder`` endpoint honours ``Range`` (Go's ``http.ServeContent``: 206 with
 Content-Range, as ESXi's does), so the bench reads it directly. Runs take turns after an
 untimed warm-up round (``measure.alternated``), ``sync`` before each (curl's 2 GiB of
-dirty pages must not be flushed on imageport's time); the median of ``BENCH_ROUNDS`` (3) is reported with the spread and the load.
+dirty pages must not be flushed on imageport's time); the median of ``BENCH_ROUNDS`` (3)
+is reported with the spread and the load.
 On a 2-core machine both sides share the CPU with vcsim's TLS: curl's one stream is
 bound by writing 2 GiB locally, imageport writes only the data (~25%) as VHDX.
 ``BENCH_PROFILE=DIR`` samples imageport's run with py-spy afterwards (untimed).
