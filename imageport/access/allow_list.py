@@ -12,8 +12,9 @@ the UI's "Retry"); the server settings the UI reads on every page, cut down to a
 
 Worker (``imageport serve``, ``prefect worker``, the flow runs they start): the porter's reads, plus
 the block secrets the flows load, registering flows and deployments (``imageport serve`` upserts
-them), running runs (states, task runs, logs, artifacts, events), global concurrency slots
-(compositing-engine slots) and the work-pool polling of a worker.
+and updates them), the server's default result storage, running runs (states, task runs, logs,
+artifacts, events), global concurrency slots (compositing-engine slots) and the work-pool polling
+of a worker.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ GET   /hello                                    both
 GET   /version                                  both
 GET   /admin/version                            both
 GET   /admin/settings                           porter   # the UI's every page; views.py: a few, redacted
+GET   /admin/storage                            worker   # the server's default result storage (a block id)
 GET   /csrf-token                               both
 GET   /collections/views/{view}                 both
 
@@ -76,6 +78,7 @@ GET   /task_run_states/{id}                     both
 GET   /task_run_states/                         both
 
 POST  /deployments/                             worker
+PATCH /deployments/{id}                         worker   # serve updates what it registered (POST upserts anyway)
 GET   /deployments/{id}                         both
 GET   /deployments/name/{flow_name}/{deployment_name} both
 POST  /deployments/filter                       both
