@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import ssl
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,6 +37,11 @@ def translate_datastore_errors(where: str) -> Iterator[None]:
     try:
         yield
     except requests.exceptions.SSLError as exc:
+        if _certificate_refused(exc):
+            raise StorageAccessDenied(f"{where}: TLS verification failed ({type(exc).__name__})") from None
+        # Any other TLS failure is the connection's (a stream cut mid-record): transient, like a reset.
+        raise StorageUnreachable(f"{where}: connection failed ({type(exc).__name__})") from None
+    except ssl.SSLCertVerificationError as exc:
         raise StorageAccessDenied(f"{where}: TLS verification failed ({type(exc).__name__})") from None
     except (
         requests.exceptions.ConnectionError,
@@ -43,9 +49,22 @@ def translate_datastore_errors(where: str) -> Iterator[None]:
         requests.exceptions.ChunkedEncodingError,
         urllib3.exceptions.HTTPError,
         http.client.HTTPException,
+        ssl.SSLError,  # a raw socket's read (http.client readinto): the stream cut mid-record
     ) as exc:
         # urllib3's (and http.client's IncompleteRead) surface when a streamed body is read after the
         # request returned: the connection dropped mid-body
         raise StorageUnreachable(f"{where}: connection failed ({type(exc).__name__})") from None
     except requests.exceptions.RequestException as exc:
         raise StorageError(f"{where}: {type(exc).__name__}") from None
+
+
+def _certificate_refused(exc: BaseException) -> bool:
+    """True when the TLS failure is the peer's certificate (a trust decision), not a dropped stream."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # requests wraps urllib3's MaxRetryError, which wraps ssl's own error
+        if seen is None:
+            break
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = getattr(seen, "reason", None) or seen.__cause__ or seen.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)

@@ -24,6 +24,7 @@ from typing import Any
 
 from tests.infra.doc_commands import block_with
 from tests.infra.postgres import DB_PASSWORD, start_postgres, start_prefect_server
+from tests.infra.prefect_client import pointed_at
 from tests.infra.services import REPO, Service, ServiceUnavailable, _tail
 from tests.infra.worker_hosts import WorkerHost, worker_hosts
 
@@ -76,9 +77,7 @@ class ScaleOut:
 
     def settings(self) -> Any:
         """Prefect's client settings of this process pointed at the scale-out server (blocks, results)."""
-        from prefect.settings import PREFECT_API_URL, temporary_settings
-
-        return temporary_settings(updates={PREFECT_API_URL: self.api})
+        return pointed_at(self.api)
 
     def start_run(self, flow: str, deployment: str, parameters: dict[str, Any], queue: str | None = None) -> str:
         """A run of a deployment, created through the REST API as docs/operations.md shows; its id."""

@@ -31,6 +31,7 @@ from imageport.disks.extents import Extent
 from imageport.transfer.plan import CHUNK, covered
 from tasks.engine import CE_SLOT_LEASE_S
 from tests.infra.fault_proxy import FaultProxy
+from tests.infra.prefect_client import pointed_at
 from tests.infra.workers import REPO, Proc, base_env, deploy, kill_tree, start_server, workers
 
 pytestmark = pytest.mark.integration
@@ -67,7 +68,6 @@ def test_a_worker_lost_mid_upload_crashes_its_run_and_the_rerun_resumes_on_the_o
     cluster, arm, azurite, azure_settings, tmp_path: Path
 ) -> None:
     from prefect import get_client
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     root, api = cluster
     rng = random.Random(20)
@@ -78,7 +78,7 @@ def test_a_worker_lost_mid_upload_crashes_its_run_and_the_rerun_resumes_on_the_o
     shared = {"IMAGEPORT_CHECKPOINTS": str(root / "shared" / "checkpoints")}  # what any worker resumes from
     holder: subprocess.Popen | None = None
     try:
-        with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+        with pointed_at(api), get_client(sync_client=True) as client:
             ensure_crash_automation()  # idempotent: a second call finds it as it should be and writes nothing
             (saved,) = [a for a in client.read_automations() if a.name == "imageport-crash-lost-runs"]
             assert saved.trigger.model_dump() == crash_automation().trigger.model_dump()
