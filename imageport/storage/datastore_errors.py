@@ -37,10 +37,9 @@ def translate_datastore_errors(where: str) -> Iterator[None]:
     try:
         yield
     except requests.exceptions.SSLError as exc:
-        if _certificate_refused(exc):
-            raise StorageAccessDenied(f"{where}: TLS verification failed ({type(exc).__name__})") from None
-        # Any other TLS failure is the connection's (a stream cut mid-record): transient, like a reset.
-        raise StorageUnreachable(f"{where}: connection failed ({type(exc).__name__})") from None
+        if _stream_cut(exc):  # the connection dropped inside a TLS record: transient, like a reset
+            raise StorageUnreachable(f"{where}: connection failed ({type(exc).__name__})") from None
+        raise StorageAccessDenied(f"{where}: TLS verification failed ({type(exc).__name__})") from None
     except ssl.SSLCertVerificationError as exc:
         raise StorageAccessDenied(f"{where}: TLS verification failed ({type(exc).__name__})") from None
     except (
@@ -49,7 +48,7 @@ def translate_datastore_errors(where: str) -> Iterator[None]:
         requests.exceptions.ChunkedEncodingError,
         urllib3.exceptions.HTTPError,
         http.client.HTTPException,
-        ssl.SSLError,  # a raw socket's read (http.client readinto): the stream cut mid-record
+        ssl.SSLEOFError,  # a raw socket's read (http.client readinto): the stream cut mid-record
     ) as exc:
         # urllib3's (and http.client's IncompleteRead) surface when a streamed body is read after the
         # request returned: the connection dropped mid-body
@@ -58,13 +57,18 @@ def translate_datastore_errors(where: str) -> Iterator[None]:
         raise StorageError(f"{where}: {type(exc).__name__}") from None
 
 
-def _certificate_refused(exc: BaseException) -> bool:
-    """True when the TLS failure is the peer's certificate (a trust decision), not a dropped stream."""
+# What a stream cut mid-record looks like from OpenSSL; anything else (a certificate, a pin) is refused.
+_CUT = ("EOF occurred", "UNEXPECTED_EOF", "BAD_RECORD_MAC", "bad record mac", "record layer failure")
+
+
+def _stream_cut(exc: BaseException) -> bool:
+    """True when a TLS failure is a dropped connection, not a trust decision (certificate or pinned
+    fingerprint), which must stay a refusal."""
     seen: BaseException | None = exc
-    for _ in range(8):  # requests wraps urllib3's MaxRetryError, which wraps ssl's own error
+    for _ in range(8):  # requests wraps urllib3's MaxRetryError / ProtocolError, which wrap ssl's own error
         if seen is None:
             break
-        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+        if isinstance(seen, ssl.SSLEOFError | ssl.SSLZeroReturnError) or any(m in str(seen) for m in _CUT):
             return True
         seen = getattr(seen, "reason", None) or seen.__cause__ or seen.__context__
-    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
+    return False
