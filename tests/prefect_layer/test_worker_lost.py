@@ -38,7 +38,9 @@ pytestmark = pytest.mark.integration
 MiB = 1024 * 1024
 CHUNKS = 12  # 48 MiB of data: one page write per 4 MiB chunk, plus the footer
 GATE = 7  # page writes 1..6 land; the 7th and every later one of the first run are held, then dropped
-CRASH_BOUND = HEARTBEAT_SECONDS * MISSED_HEARTBEATS + 90  # the trigger's window, plus its evaluation on a busy host
+# A guard against a hang, not a speed claim: the trigger's 90 s window is asserted structurally (the test
+# below); how long detection takes on a real host is for docs/operations.md, not for a test to time.
+HANG_GUARD_S = 600
 
 HOLD_A_CE_SLOT = """
 import sys, time
@@ -114,7 +116,7 @@ def test_a_worker_lost_mid_upload_crashes_its_run_and_the_rerun_resumes_on_the_o
                 assert arm.disks["rg-vdi/wl-gold"]["state"] == "ActiveUpload"
 
                 crashed = _wait_for(lambda: client.read_flow_run(first.id).state, lambda s: s.is_crashed(),
-                                    CRASH_BOUND, "the lost run to be marked CRASHED")  # fmt: skip
+                                    HANG_GUARD_S, "the lost run to be marked CRASHED")  # fmt: skip
                 assert "heartbeat" in (crashed.message or "")
 
                 reaped = reap_all(connectors=["wl-az"])  # now Prefect says the run is over
