@@ -20,11 +20,7 @@ pytestmark = pytest.mark.integration
 
 def test_flow_exports_a_vm_disk_with_its_digests(prefect_api: str, vcsim, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     raw = make_raw(tmp_path / "seed.raw", 16 * MiB, runs=3, seed=37)
-    with vcsim_vsphere(vcsim).build() as session:
-        files = session.datastore_files("LocalDS_0")
-        files.put("DC0_C0_RP0_VM1/disk1.vmdk", qemu_convert(raw, tmp_path / "seed.vmdk", "vmdk-sparse").read_bytes())
-        files.close()
-    config = vcsim_vsphere(vcsim)
+    config = _vm_disk_from(raw, vcsim, tmp_path)
     save_connector("vsphere", "flow-vc", {**config.model_dump(), "password": vcsim.info["password"]}, overwrite=True)
     (tmp_path / "exports").mkdir()
     save_connector("local", "flow-exports", {"root": str(tmp_path / "exports")}, overwrite=True)
@@ -55,11 +51,7 @@ def test_an_export_to_a_share_writes_the_connectors_disk_format_unless_the_stage
 ) -> None:
     """Citrix's Windows File Share "Disk Format": the default container of what is exported to that share."""
     raw = make_raw(tmp_path / "seed.raw", 8 * MiB, runs=2, seed=41)
-    with vcsim_vsphere(vcsim).build() as session:
-        files = session.datastore_files("LocalDS_0")
-        files.put("DC0_C0_RP0_VM1/disk1.vmdk", qemu_convert(raw, tmp_path / "seed.vmdk", "vmdk-sparse").read_bytes())
-        files.close()
-    config = vcsim_vsphere(vcsim)
+    config = _vm_disk_from(raw, vcsim, tmp_path)
     save_connector("vsphere", "fmt-vc", {**config.model_dump(), "password": vcsim.info["password"]}, overwrite=True)
     share = samba_share(samba, base_path="fmt-exports", disk_format="vhd")
     save_connector("fileshare", "fmt-share", {**share.model_dump(), "password": samba.info["password"]},
@@ -80,3 +72,12 @@ def test_an_export_to_a_share_writes_the_connectors_disk_format_unless_the_stage
     finally:
         delete_connector("fmt-vc")
         delete_connector("fmt-share")
+
+
+def _vm_disk_from(raw: Path, vcsim, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The simulator's VM1 disk made a sparse VMDK of ``raw``; the simulator's vSphere config."""
+    with vcsim_vsphere(vcsim).build() as session:
+        files = session.datastore_files("LocalDS_0")
+        files.put("DC0_C0_RP0_VM1/disk1.vmdk", qemu_convert(raw, tmp_path / "seed.vmdk", "vmdk-sparse").read_bytes())
+        files.close()
+    return vcsim_vsphere(vcsim)
